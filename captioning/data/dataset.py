@@ -1,0 +1,81 @@
+"""Reading a prepared dataset: manifest, memory-mapped image cache, data card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from captioning.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """The images and labels of one split, aligned row by row."""
+
+    images: np.ndarray  # (N, 64, 64) uint8
+    labels: np.ndarray  # (N,) int32
+    paths: list[str]  # relative to the dataset's image folder
+    rows: np.ndarray  # (N,) row numbers into the manifest and the cache
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class PreparedData:
+    """A folder written by ``captioning data prepare``.
+
+    The image cache is memory-mapped: opening is instant and only the rows a split needs are
+    read. ``manifest_sha256`` is checked on open, so a hand-edited manifest is caught.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        card_path = self.root / "data_card.json"
+        if not card_path.is_file():
+            raise DataError(f"{self.root}: not a prepared dataset (no data_card.json); "
+                            "run 'captioning data prepare' first")
+        self.card = json.loads(card_path.read_text())
+        manifest_path = self.root / "manifest.csv"
+        digest = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+        if digest != self.card["manifest_sha256"]:
+            raise DataError(f"{manifest_path}: checksum differs from the data card's "
+                            "(edited or corrupt); prepare the dataset again")
+        self.manifest = pd.read_csv(manifest_path, keep_default_na=False)
+        self.classes: list[str] = self.card["classes"]
+
+    @property
+    def manifest_sha256(self) -> str:
+        return self.card["manifest_sha256"]
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """All images, (N, 64, 64) uint8, memory-mapped read-only."""
+        images = np.load(self.root / "images.npy", mmap_mode="r")
+        if len(images) != len(self.manifest):
+            raise DataError(f"{self.root / 'images.npy'}: {len(images)} images for "
+                            f"{len(self.manifest)} manifest rows; prepare the dataset again")
+        return images
+
+    @property
+    def image_dir(self) -> Path:
+        """Folder the manifest's paths are relative to."""
+        return self.root / self.card["image_dir"]
+
+    def split(self, name: str, per_class_limit: int | None = None) -> Split:
+        """Rows of split ``name`` (optionally the first N per class), loaded into memory."""
+        frame = self.manifest[self.manifest["split"] == name]
+        if per_class_limit is not None:
+            frame = frame.groupby("label", sort=False).head(per_class_limit)
+        rows = frame.index.to_numpy()
+        return Split(
+            images=np.asarray(self.images[rows]),
+            labels=frame["label"].to_numpy(np.int32),
+            paths=frame["path"].tolist(),
+            rows=rows,
+        )

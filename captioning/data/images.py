@@ -1,0 +1,114 @@
+"""Decode any PNG or JPEG into the 64x64 8-bit grayscale array every model here reads.
+
+Conversions (the same for data preparation, evaluation and captioning):
+
+- 16-bit and 32-bit grayscale: linearly rescaled from the image's own min..max to 0..255
+  (medical PNGs rarely use the full 16-bit range; a plain ``>> 8`` would make them black).
+- RGB, palette, CMYK: ITU-R 601 luma (Pillow's ``convert("L")``).
+- RGBA / LA / palette with transparency: composited on black first (radiographs have black air).
+- Any size: padded with black to a centred square (keeps the aspect ratio), then resized to
+  64x64 with Pillow's area-averaging ``reduce``/``BOX`` filter, or bilinear when enlarging.
+- More than ``MAX_PIXELS`` pixels: refused before decoding (decompression-bomb guard).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from captioning.errors import CaptioningError
+
+IMAGE_SIZE = 64
+MAX_PIXELS = 40_000_000  # 40 megapixels: larger than any radiograph, far below a bomb
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+class ImageError(CaptioningError, ValueError):
+    """An image file could not be read; ``str()`` is one line naming the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """Read ``source`` (a path or the file's bytes) as a (64, 64) uint8 array.
+
+    Raises ``ImageError`` for anything that is not a readable PNG/JPEG image; never another type.
+    ``name`` labels bytes in error messages.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    try:
+        if isinstance(source, bytes):
+            data = source
+        else:
+            path = Path(source)
+            if path.is_dir():
+                raise ImageError(label, "is a directory, not an image")
+            data = path.read_bytes()
+        if not data:
+            raise ImageError(label, "empty file (0 bytes)")
+        return decode_image(data, label)[0]
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(label, "no such file") from None
+    except OSError as err:
+        raise ImageError(label, f"cannot read file ({err.strerror or err})") from None
+
+
+def decode_image(data: bytes, label: str = "<bytes>") -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode PNG/JPEG bytes: the (64, 64) uint8 array and the original (width, height).
+
+    See the module doc for the conversions. Raises ``ImageError`` only.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
+            if image.format == "JPEG":
+                image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # decode at reduced scale: fast
+            image.load()
+            return _to_gray_square(image), (width, height)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(label, "not a PNG or JPEG image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(label, "image too large (decompression-bomb guard)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageError(label, f"corrupt or truncated image ({err})") from None
+
+
+def _to_gray_square(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        low, high = float(pixels.min()), float(pixels.max())
+        scaled = (pixels - low) * (255.0 / (high - low)) if high > low else pixels * 0
+        image = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba).convert("L")
+    elif image.mode != "L":
+        image = image.convert("L")
+    width, height = image.size
+    if width != height:
+        side = max(width, height)
+        square = Image.new("L", (side, side), 0)
+        square.paste(image, ((side - width) // 2, (side - height) // 2))
+        image = square
+    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+        enlarge = image.size[0] < IMAGE_SIZE
+        image = image.resize(
+            (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR if enlarge else Image.Resampling.BOX
+        )
+    return np.asarray(image, dtype=np.uint8)

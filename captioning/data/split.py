@@ -1,0 +1,52 @@
+"""Train/val/test split: seeded, stratified by class, grouped by content hash.
+
+Byte-identical images (MedNIST has hundreds of duplicate pairs in AbdomenCT, and 94 identical
+blank HeadCT slices) share a group, so no image can appear in two splits and leak.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+SPLITS = ("train", "val", "test")
+
+
+def fold_counts(fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Express train/val/test fractions as whole folds: (0.8, 0.1, 0.1) -> (8, 1, 1)."""
+    percents = [round(f * 100) for f in fractions]
+    if sum(percents) != 100 or min(percents) < 0 or any(
+        abs(p - f * 100) > 1e-6 for p, f in zip(percents, fractions, strict=True)
+    ):
+        raise ValueError(f"split fractions must be whole percents summing to 1, got {fractions}")
+    unit = math.gcd(*[p for p in percents if p])
+    return tuple(p // unit for p in percents)  # type: ignore[return-value]
+
+
+def grouped_stratified_split(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> np.ndarray:
+    """Assign every sample to 'train', 'val' or 'test'.
+
+    scikit-learn's ``StratifiedGroupKFold`` deals the groups into k folds of near-equal class
+    balance; test takes the first folds, val the next, train the rest. Returns an object array
+    of split names, aligned with ``labels``.
+    """
+    n_train, n_val, n_test = fold_counts(fractions)
+    n_folds = n_train + n_val + n_test
+    folds = np.zeros(len(labels), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # tiny subsets have fewer members per class than folds
+        warnings.simplefilter("ignore", UserWarning)
+        for fold, (_, members) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+            folds[members] = fold
+    names = np.full(len(labels), "train", dtype=object)
+    names[folds < n_test] = "test"
+    names[(folds >= n_test) & (folds < n_test + n_val)] = "val"
+    return names
