@@ -20,15 +20,21 @@ def _data_prepare(args) -> int:
     from captioning.paths import captioning_home, default_data_root
 
     options = PrepareOptions(
-        source=args.source or default_source(), md5=args.md5, strict=args.strict,
-        per_class_limit=args.per_class_limit, seed=args.seed,
-        fractions=tuple(args.fractions), force=args.force,
+        source=args.source or default_source(),
+        md5=args.md5,
+        strict=args.strict,
+        per_class_limit=args.per_class_limit,
+        seed=args.seed,
+        fractions=tuple(args.fractions),
+        force=args.force,
     )
     root = Path(args.root) if args.root else default_data_root()
     card = prepare(root, options, downloads=captioning_home() / "downloads")
     sizes = ", ".join(f"{k} {v:,}" for k, v in card["split_sizes"].items())
-    print(f"prepared {card['n_images']:,} images in {len(card['classes'])} classes ({sizes}); "
-          f"{len(card['skipped'])} skipped; {card['duplicates']['groups']} duplicate groups")
+    print(
+        f"prepared {card['n_images']:,} images in {len(card['classes'])} classes ({sizes}); "
+        f"{len(card['skipped'])} skipped; {card['duplicates']['groups']} duplicate groups"
+    )
     print(f"dataset: {root.resolve()}  (see data_card.md)")
     return 0
 
@@ -37,8 +43,12 @@ def _train_classifier(args) -> int:
     from captioning.train_classifier import train_classifier
 
     run_dir = train_classifier(
-        config_path=args.config, overrides=args.set, smoke=args.smoke, data_root=args.data,
-        run_dir=args.run_dir, command=_command_line(),
+        config_path=args.config,
+        overrides=args.set,
+        smoke=args.smoke,
+        data_root=args.data,
+        run_dir=args.run_dir,
+        command=_command_line(),
     )
     print(f"run folder: {run_dir}")
     return 0
@@ -47,8 +57,12 @@ def _train_classifier(args) -> int:
 def _evaluate(args) -> int:
     from captioning.evaluate import evaluate_run
 
-    report = evaluate_run(Path(args.run_dir), data=args.data, split=args.split,
-                          out=Path(args.out) if args.out else None)
+    report = evaluate_run(
+        Path(args.run_dir),
+        data=args.data,
+        split=args.split,
+        out=Path(args.out) if args.out else None,
+    )
     if not args.out:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -67,36 +81,58 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="prepare datasets").add_subparsers(
-        dest="data_command", required=True)
+        dest="data_command", required=True
+    )
     prep = data.add_parser("prepare", help="download/extract MedNIST, decode, split, cache")
-    prep.add_argument("--source", help="URL, .tar.gz archive or folder <root>/<Class>/<image> "
-                      "(default: $CAPTIONING_MEDNIST_SOURCE, else the official MedNIST archive)")
+    prep.add_argument(
+        "--source",
+        help="URL, .tar.gz archive or folder <root>/<Class>/<image> "
+        "(default: $CAPTIONING_MEDNIST_SOURCE, else the official MedNIST archive)",
+    )
     prep.add_argument("--root", help="output folder (default: $CAPTIONING_HOME/mednist)")
-    prep.add_argument("--md5", help="expected md5 of the archive (default: the official one for "
-                      "the official URL, or <archive>.md5 beside a local archive)")
+    prep.add_argument(
+        "--md5",
+        help="expected md5 of the archive (default: the official one for "
+        "the official URL, or <archive>.md5 beside a local archive)",
+    )
     prep.add_argument("--strict", action="store_true", help="an unreadable image is an error")
     prep.add_argument("--per-class-limit", type=int, help="keep the first N images per class")
     prep.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    prep.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1),
-                      metavar=("TRAIN", "VAL", "TEST"), help="split fractions (default 0.8 0.1 0.1)")
+    prep.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split fractions (default 0.8 0.1 0.1)",
+    )
     prep.add_argument("--force", action="store_true", help="rebuild an existing dataset")
     prep.set_defaults(func=_data_prepare)
 
     train = commands.add_parser("train", help="train a model").add_subparsers(
-        dest="train_command", required=True)
+        dest="train_command", required=True
+    )
     clf = train.add_parser("classifier", help="pretrain the CNN encoder as a MedNIST classifier")
     clf.add_argument("--config", help="experiment TOML (default: the built-in defaults)")
     clf.add_argument("--data", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
-    clf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    clf.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+    )
     clf.add_argument("--run-dir", help="run folder (default: runs/classifier-<time>)")
     clf.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
     clf.set_defaults(func=_train_classifier)
 
     ev = commands.add_parser("evaluate", help="score a run on its test split or on new images")
     ev.add_argument("run_dir", help="a run folder written by 'captioning train'")
-    ev.add_argument("--data", help="labelled folder or .tar.gz in the MedNIST layout "
-                    "(default: the run's own prepared dataset)")
+    ev.add_argument(
+        "--data",
+        help="labelled folder or .tar.gz in the MedNIST layout "
+        "(default: the run's own prepared dataset)",
+    )
     ev.add_argument("--split", default="test", help="split of the run's dataset (default: test)")
     ev.add_argument("--out", help="write the JSON report here (default: stdout)")
     ev.set_defaults(func=_evaluate)
@@ -106,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``captioning`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
     try:
         return args.func(args)
     except CaptioningError as err:

@@ -156,7 +156,9 @@ def validate(config, prefix: str = "") -> None:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not _satisfies(v, rule):
-                raise ConfigError(f"config key '{prefix}{f.name}' = {value!r} is out of range ({rule})")
+                raise ConfigError(
+                    f"config key '{prefix}{f.name}' = {value!r} is out of range ({rule})"
+                )
     if isinstance(config, ModelConfig) and (not config.widths or min(config.widths) <= 0):
         raise ConfigError(f"config key '{prefix}widths' needs at least one positive width")
 

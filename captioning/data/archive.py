@@ -74,10 +74,18 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 60.0) -> Pa
             total = response.headers.get("Content-Length")
             total = int(total) + offset if total else None
             mode = "ab" if offset else "wb"
-            with open(part, mode) as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name,
-                file=sys.stderr, disable=None,
-            ) as bar:
+            with (
+                open(part, mode) as out,
+                tqdm(
+                    total=total,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    file=sys.stderr,
+                    disable=None,
+                ) as bar,
+            ):
                 while block := response.read(1 << 20):
                     out.write(block)
                     bar.update(len(block))

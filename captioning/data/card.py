@@ -19,22 +19,32 @@ def duplicate_groups(manifest: pd.DataFrame) -> list[dict]:
     groups = []
     for md5 in sizes[sizes > 1].sort_values(ascending=False, kind="stable").index:
         members = manifest[manifest["md5"] == md5]
-        groups.append({
-            "md5": md5,
-            "size": len(members),
-            "classes": sorted(members["class"].unique().tolist()),
-            "splits": sorted(members["split"].unique().tolist()),
-            "paths": members["path"].tolist()[:5],
-        })
+        groups.append(
+            {
+                "md5": md5,
+                "size": len(members),
+                "classes": sorted(members["class"].unique().tolist()),
+                "splits": sorted(members["split"].unique().tolist()),
+                "paths": members["path"].tolist()[:5],
+            }
+        )
     return groups
 
 
-def write_data_card(folder: Path, manifest: pd.DataFrame, *, classes: list[str],
-                    manifest_sha256: str, skipped: list[dict], empty_classes: list[str],
-                    settings: dict) -> dict:
+def write_data_card(
+    folder: Path,
+    manifest: pd.DataFrame,
+    *,
+    classes: list[str],
+    manifest_sha256: str,
+    skipped: list[dict],
+    empty_classes: list[str],
+    settings: dict,
+) -> dict:
     """Write ``data_card.json`` and ``data_card.md`` into ``folder``; return the card."""
     counts = pd.crosstab(manifest["class"], manifest["split"]).reindex(
-        index=classes, columns=list(SPLITS), fill_value=0)
+        index=classes, columns=list(SPLITS), fill_value=0
+    )
     groups = duplicate_groups(manifest)
     card = {
         "card_version": CARD_VERSION,
@@ -64,7 +74,8 @@ def render_markdown(card: dict) -> str:
     lines = [
         "# Prepared MedNIST: data card",
         "",
-        f"Source: `{card['source']}`" + (f" (md5 `{card['archive_md5']}`)" if card.get("archive_md5") else ""),
+        f"Source: `{card['source']}`"
+        + (f" (md5 `{card['archive_md5']}`)" if card.get("archive_md5") else ""),
         f"Split: seed {card['seed']}, fractions {card['fractions']}, stratified by class, "
         "grouped by content md5.",
         f"Manifest sha256: `{card['manifest_sha256']}`",
@@ -73,11 +84,17 @@ def render_markdown(card: dict) -> str:
         "|---|" + "---:|" * (len(SPLITS) + 1),
     ]
     for name, row in card["counts"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[s]:,}" for s in SPLITS)
-                     + f" | {sum(row.values()):,} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{row[s]:,}" for s in SPLITS)
+            + f" | {sum(row.values()):,} |"
+        )
     sizes = card["split_sizes"]
-    lines.append("| **total** | " + " | ".join(f"{sizes[s]:,}" for s in SPLITS)
-                 + f" | {card['n_images']:,} |")
+    lines.append(
+        "| **total** | "
+        + " | ".join(f"{sizes[s]:,}" for s in SPLITS)
+        + f" | {card['n_images']:,} |"
+    )
     dup = card["duplicates"]
     lines += [
         "",

@@ -38,14 +38,18 @@ class PreparedData:
         self.root = Path(root).expanduser().resolve()
         card_path = self.root / "data_card.json"
         if not card_path.is_file():
-            raise DataError(f"{self.root}: not a prepared dataset (no data_card.json); "
-                            "run 'captioning data prepare' first")
+            raise DataError(
+                f"{self.root}: not a prepared dataset (no data_card.json); "
+                "run 'captioning data prepare' first"
+            )
         self.card = json.loads(card_path.read_text())
         manifest_path = self.root / "manifest.csv"
         digest = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
         if digest != self.card["manifest_sha256"]:
-            raise DataError(f"{manifest_path}: checksum differs from the data card's "
-                            "(edited or corrupt); prepare the dataset again")
+            raise DataError(
+                f"{manifest_path}: checksum differs from the data card's "
+                "(edited or corrupt); prepare the dataset again"
+            )
         self.manifest = pd.read_csv(manifest_path, keep_default_na=False)
         self.classes: list[str] = self.card["classes"]
 
@@ -58,8 +62,10 @@ class PreparedData:
         """All images, (N, 64, 64) uint8, memory-mapped read-only."""
         images = np.load(self.root / "images.npy", mmap_mode="r")
         if len(images) != len(self.manifest):
-            raise DataError(f"{self.root / 'images.npy'}: {len(images)} images for "
-                            f"{len(self.manifest)} manifest rows; prepare the dataset again")
+            raise DataError(
+                f"{self.root / 'images.npy'}: {len(images)} images for "
+                f"{len(self.manifest)} manifest rows; prepare the dataset again"
+            )
         return images
 
     @property

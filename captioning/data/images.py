@@ -73,7 +73,9 @@ def decode_image(data: bytes, label: str = "<bytes>") -> tuple[np.ndarray, tuple
             image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
+                raise ImageError(
+                    label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)"
+                )
             if image.format == "JPEG":
                 image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # decode at reduced scale: fast
             image.load()

@@ -139,7 +139,9 @@ def _list_images(image_dir: Path, limit: int | None) -> tuple[list[Path], list[s
     files: list[Path] = []
     classes: list[str] = []
     empty: list[str] = []
-    for folder in sorted(p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in sorted(
+        p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
         found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if limit is not None:
             found = found[:limit]
@@ -172,20 +174,33 @@ def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
     images, rows = [], []
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = pool.map(read, files, chunksize=256)
-        for path, result in tqdm(zip(files, results, strict=True), total=len(files),
-                                 desc="decoding", unit="img", disable=None):
+        for path, result in tqdm(
+            zip(files, results, strict=True),
+            total=len(files),
+            desc="decoding",
+            unit="img",
+            disable=None,
+        ):
             if isinstance(result, ImageError):
                 if options.strict:
                     raise DataError(f"{result} (--strict)")
                 log.warning("skipped %s", result)
-                options.skipped.append({"path": str(path.relative_to(image_dir)),
-                                        "reason": result.problem})
+                options.skipped.append(
+                    {"path": str(path.relative_to(image_dir)), "reason": result.problem}
+                )
                 continue
             pixels, md5, width, height = result
             images.append(pixels)
             relative = path.relative_to(image_dir)
-            rows.append({"path": relative.as_posix(), "class": relative.parts[0], "md5": md5,
-                         "width": width, "height": height})
+            rows.append(
+                {
+                    "path": relative.as_posix(),
+                    "class": relative.parts[0],
+                    "md5": md5,
+                    "width": width,
+                    "height": height,
+                }
+            )
     stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     return stacked, rows
 

@@ -18,8 +18,10 @@ SPLITS = ("train", "val", "test")
 def fold_counts(fractions: tuple[float, float, float]) -> tuple[int, int, int]:
     """Express train/val/test fractions as whole folds: (0.8, 0.1, 0.1) -> (8, 1, 1)."""
     percents = [round(f * 100) for f in fractions]
-    if sum(percents) != 100 or min(percents) < 0 or any(
-        abs(p - f * 100) > 1e-6 for p, f in zip(percents, fractions, strict=True)
+    if (
+        sum(percents) != 100
+        or min(percents) < 0
+        or any(abs(p - f * 100) > 1e-6 for p, f in zip(percents, fractions, strict=True))
     ):
         raise ValueError(f"split fractions must be whole percents summing to 1, got {fractions}")
     unit = math.gcd(*[p for p in percents if p])
