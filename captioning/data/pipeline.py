@@ -1,0 +1,100 @@
+"""tf.data input pipelines over the decoded image cache: no JPEG is decoded during training.
+
+Shuffling is a seeded permutation per epoch (the same on every worker, so sharding splits one
+order; and the same after a resume, so a resumed run sees the batches it would have seen).
+Batches are gathered from an in-memory uint8 tensor, augmented as whole batches by Keras
+preprocessing layers, and prefetched while the model trains on the previous batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from captioning.config import AugmentConfig
+
+DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
+
+
+def build_augmenter(config: AugmentConfig, seed: int) -> keras.Sequential | None:
+    """Keras preprocessing layers for training batches (B, 64, 64, 1) float32; None if all off.
+
+    Out-of-image pixels are filled with 0 (black, like air on a radiograph)."""
+    steps = []
+    if config.translate:
+        steps.append(
+            keras.layers.RandomTranslation(
+                config.translate, config.translate, fill_mode="constant", seed=seed
+            )
+        )
+    if config.zoom:
+        steps.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed + 1))
+    if config.rotate:
+        steps.append(
+            keras.layers.RandomRotation(config.rotate, fill_mode="constant", seed=seed + 2)
+        )
+    if config.shear:
+        steps.append(
+            keras.layers.RandomShear(
+                config.shear, config.shear, fill_mode="constant", seed=seed + 3
+            )
+        )
+    if config.flip:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed + 4))
+    return keras.Sequential(steps, name="augment") if steps else None
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The sample order of one epoch: a permutation that depends only on (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def make_dataset_fn(
+    images: np.ndarray,
+    targets: dict[str, np.ndarray] | np.ndarray,
+    global_batch: int,
+    *,
+    training: bool,
+    seed: int = 0,
+    augmenter: keras.Sequential | None = None,
+) -> DatasetFn:
+    """A function ``(input_context, epoch) -> tf.data.Dataset`` of ``(pixels, targets)``.
+
+    ``pixels`` is (b, 64, 64, 1) float32 in 0..255 with b the per-replica batch; ``targets``
+    keeps the structure given (an array or a dict of arrays, sliced alongside the images).
+    Training drops the last partial batch (a fixed global batch keeps the loss scale exact);
+    evaluation keeps every sample.
+    """
+    n = len(images)
+    images_t = tf.constant(images)  # (N, 64, 64) uint8, shared by every epoch's pipeline
+    targets_t = tf.nest.map_structure(tf.constant, targets)
+
+    def gather(indices):
+        pixels = tf.cast(tf.gather(images_t, indices), tf.float32)[..., None]
+        return pixels, tf.nest.map_structure(lambda t: tf.gather(t, indices), targets_t)
+
+    def dataset_fn(context: tf.distribute.InputContext, epoch: int = 0) -> tf.data.Dataset:
+        batch = context.get_per_replica_batch_size(global_batch)
+        order = epoch_order(n, seed, epoch) if training else np.arange(n)
+        order = order[context.input_pipeline_id :: context.num_input_pipelines]
+        ds = tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=training)
+        ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        if training and augmenter is not None:
+            ds = ds.map(
+                lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+            )
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        options.deterministic = True
+        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    return dataset_fn
+
+
+def steps_per_epoch(n: int, global_batch: int, limit: int | None = None) -> int:
+    """Training steps in one epoch (partial batch dropped), capped by ``limit``."""
+    steps = max(n // global_batch, 1)
+    return min(steps, limit) if limit else steps

@@ -1,0 +1,146 @@
+"""``captioning evaluate``: score a classifier run on its own split or on any labelled images.
+
+The report (JSON) has ``n``, ``accuracy``, ``errors`` (every misclassified file with the true
+class, the predicted class and its probability), ``per_class`` (precision/recall/F1 from
+scikit-learn), ``confusion`` (rows: true class, columns: predicted), plus what was evaluated.
+The confusion matrix is also written as CSV and PNG.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix
+
+from captioning.data import archive
+from captioning.data.dataset import PreparedData
+from captioning.data.prepare import PrepareOptions, _decode_all, _list_images
+from captioning.errors import DataError, RunError
+from captioning.models.classifier import load_model
+from captioning.runs import read_json, write_json
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Softmax probabilities (N, classes) for uint8 images (N, 64, 64), in batches."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def forward(x):
+        return tf.nn.softmax(model(x, training=False), axis=-1)
+
+    out = [forward(tf.cast(images[i : i + batch_size], tf.float32)[..., None]).numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def load_labelled(source: Path, classes: list[str], workdir: Path):
+    """Images, labels, paths and skipped files from a folder or ``.tar.gz`` laid out
+    ``<root>/<Class>/<image>``. Class names must be among the model's ``classes``."""
+    if not source.exists():
+        raise DataError(f"{source}: no such folder or archive")
+    if source.is_file():
+        archive.extract(source, workdir / "images")
+        source = workdir / "images"
+    image_dir = archive.find_class_root(source)
+    files, found_classes, _ = _list_images(image_dir, None)
+    unknown = sorted(set(found_classes) - set(classes))
+    if unknown:
+        raise DataError(f"{image_dir}: class folders unknown to the model: {', '.join(unknown)} "
+                        f"(the model knows {', '.join(classes)})")
+    options = PrepareOptions(source=str(source))
+    pixels, rows = _decode_all(files, image_dir, options)
+    index = {name: i for i, name in enumerate(classes)}
+    labels = np.array([index[r["class"]] for r in rows], dtype=np.int32)
+    return pixels, labels, [r["path"] for r in rows], options.skipped
+
+
+def classification_report_dict(labels, probs, paths, classes) -> dict:
+    """The metrics every classifier report here carries (see the module doc)."""
+    preds = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
+    ids = list(range(len(classes)))
+    errors = [
+        {"path": paths[i], "true": classes[labels[i]], "pred": classes[preds[i]],
+         "prob": round(float(probs[i, preds[i]]), 6)}
+        for i in np.flatnonzero(preds != labels)
+    ]
+    per_class = classification_report(labels, preds, labels=ids, target_names=classes,
+                                       output_dict=True, zero_division=0)
+    per_class = {name: {k: (int(v) if k == "support" else round(float(v), 6))
+                        for k, v in per_class[name].items()} for name in classes}
+    return {
+        "n": len(labels),
+        "accuracy": float((preds == labels).mean()) if len(labels) else float("nan"),
+        "error_count": len(errors),
+        "errors": sorted(errors, key=lambda e: -e["prob"]),
+        "per_class": per_class,
+        "classes": classes,
+        "confusion": confusion_matrix(labels, preds, labels=ids).tolist(),
+    }
+
+
+def write_confusion(report: dict, stem: Path) -> None:
+    """``<stem>.csv`` and ``<stem>.png``: the confusion matrix, true classes as rows."""
+    classes = report["classes"]
+    frame = pd.DataFrame(report["confusion"], index=classes, columns=classes)
+    frame.index.name = "true \\ predicted"
+    frame.to_csv(stem.with_suffix(".csv"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2, 1.1 * len(classes) + 1))
+    matrix = np.array(report["confusion"])
+    ax.imshow(np.log1p(matrix), cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                color="white" if value > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {report['accuracy']:.4%} (n={report['n']})")
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=100)
+    plt.close(fig)
+
+
+def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test",
+                 out: Path | None = None) -> dict:
+    """Evaluate the best model of ``run_dir``; write the report to ``out`` if given."""
+    run_dir = Path(run_dir)
+    run = read_json(run_dir / "run.json")
+    classes = run["classes"]
+    model = load_model(run_dir / "best_model.keras")
+    with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:
+        if data:
+            source = Path(data).expanduser().resolve()
+            images, labels, paths, skipped = load_labelled(source, classes, Path(tmp))
+            evaluated = {"data": str(source), "split": None, "skipped": skipped}
+            tag = source.name.split(".")[0] or "data"
+        else:
+            dataset = PreparedData(run["data_root"])
+            if dataset.manifest_sha256 != run["manifest_sha256"]:
+                raise RunError(f"{dataset.root}: dataset changed since the run was trained "
+                               "(manifest checksum differs); evaluate with --data instead")
+            if split not in set(dataset.manifest["split"]):
+                raise DataError(f"{dataset.root}: no split named '{split}'")
+            part = dataset.split(split)
+            images, labels, paths = part.images, part.labels, part.paths
+            evaluated = {"data": str(dataset.root), "split": split, "skipped": [],
+                         "manifest_sha256": dataset.manifest_sha256}
+            tag = split
+        if len(labels) == 0:
+            raise DataError(f"{evaluated['data']}: no readable labelled images to evaluate")
+        probs = predict_probabilities(model, images)
+    report = {**classification_report_dict(labels, probs, paths, classes), **evaluated,
+              "run_dir": str(run_dir.resolve()), "model": "best_model.keras"}
+    artifacts = out.parent if out else run_dir / "eval"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    write_confusion(report, artifacts / f"confusion_{tag}")
+    if out:
+        write_json(out, report)
+    return report

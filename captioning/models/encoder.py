@@ -1,0 +1,66 @@
+"""CNN encoders on native 64x64 grayscale input.
+
+Every encoder is a Keras functional model with one input, raw pixels (B, 64, 64, 1) in
+0..255 (scaling is inside the model, so a saved model needs no outside preprocessing), and two
+outputs: ``feature_map`` (B, S, S, C) for attention decoders and ``pooled`` (B, C).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from captioning.config import ModelConfig
+from captioning.data.images import IMAGE_SIZE
+from captioning.models.layers import ConvBlock, GrayscaleToRGB
+
+
+def pixel_input() -> keras.KerasTensor:
+    """The (B, 64, 64, 1) float32 input every model here takes, pixels in 0..255."""
+    return keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
+
+
+def build_cnn_encoder(config: ModelConfig) -> keras.Model:
+    """Our encoder: a stride-2 stem, then one ``ConvBlock`` per entry of ``widths`` after
+    the first, pooling while the map is larger than ``feature_size``.
+
+    Default widths [16, 32, 64, 64]: 64x64 -> stem 32x32x16 -> 16x16x32 -> 8x8x64 -> 8x8x64.
+    Striding early is what makes it fast on a CPU: most of the work is on 16x16 and 8x8 maps.
+    """
+    pixels = pixel_input()
+    x = layers.Rescaling(1 / 255.0, name="scale")(pixels)
+    x = layers.Conv2D(config.widths[0], 3, strides=2, padding="same", use_bias=False, name="stem")(
+        x
+    )
+    x = layers.ReLU()(layers.BatchNormalization(name="stem_bn")(x))
+    size = IMAGE_SIZE // 2
+    for i, width in enumerate(config.widths[1:]):
+        pool = size > config.feature_size
+        x = ConvBlock(width, depth=config.depth, pool=pool, name=f"stage{i + 1}")(x)
+        size = size // 2 if pool else size
+    pooled = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(pixels, {"feature_map": x, "pooled": pooled}, name="encoder")
+
+
+def build_seed_encoder(config: ModelConfig) -> keras.Model:
+    """The seed notebook's network, as an encoder: 32x32 RGB input, conv 64 (5x5) -> max-pool
+    -> conv 128 (3x3) -> max-pool. Feature map (B, 6, 6, 128); ``pooled`` is the flattened map
+    (B, 4608), as the seed fed it straight into its softmax layer."""
+    pixels = pixel_input()
+    x = layers.Resizing(32, 32, name="resize32")(pixels)
+    x = GrayscaleToRGB(name="rgb")(x)
+    x = layers.Rescaling(1 / 255.0, name="scale")(x)
+    x = layers.Conv2D(64, 5, activation="relu", name="conv1")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(128, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    flat = layers.Flatten(name="flatten")(x)
+    return keras.Model(pixels, {"feature_map": x, "pooled": flat}, name="encoder")
+
+
+ENCODERS = {"cnn": build_cnn_encoder, "seed_replica": build_seed_encoder}
+
+
+def build_encoder(config: ModelConfig) -> keras.Model:
+    """The encoder named by ``config.name``."""
+    return ENCODERS[config.name](config)

@@ -1,0 +1,64 @@
+"""Custom Keras layers. Each is registered for ``.keras`` serialisation and has ``get_config``,
+so saved models load with ``safe_mode=True`` (no Lambda layers, no pickled code)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class ConvBlock(layers.Layer):
+    """``depth`` x (3x3 conv -> batch norm -> ReLU), then 2x2 max-pooling if ``pool``.
+
+    (B, H, W, C_in) -> (B, H/2, W/2, filters) when pooling, else (B, H, W, filters).
+    """
+
+    def __init__(self, filters: int, depth: int = 1, pool: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depth, self.pool = filters, depth, pool
+        self.convs = [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")
+            for i in range(depth)
+        ]
+        self.norms = [layers.BatchNormalization(name=f"bn{i}") for i in range(depth)]
+        self.pooling = layers.MaxPooling2D(2) if pool else None
+
+    def build(self, input_shape):
+        shape = input_shape
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+            norm.build(shape)
+        self.built = True
+
+    def call(self, x, training=None):
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = ops.relu(norm(conv(x), training=training))
+        return self.pooling(x) if self.pooling is not None else x
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        if self.pool:
+            height = None if height is None else height // 2
+            width = None if width is None else width // 2
+        return (batch, height, width, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "depth": self.depth,
+            "pool": self.pool,
+        }
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class GrayscaleToRGB(layers.Layer):
+    """(B, H, W, 1) -> (B, H, W, 3) by repeating the channel: lets RGB models read MedNIST."""
+
+    def call(self, x):
+        return ops.repeat(x, 3, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 3)

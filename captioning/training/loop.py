@@ -1,0 +1,196 @@
+"""The one training loop: custom steps under tf.distribute, for every model in the project.
+
+Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
+so each step is ``strategy.run(step_fn)``: per-replica losses are scaled by the *global* batch
+(``tf.nn.compute_average_loss``) and the Keras optimizer all-reduces (sums) the gradients.
+A ``Task`` says what a batch's loss and statistics are; the loop does the rest: progress bar,
+validation each epoch, best checkpoint by a validation metric, resume, logs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import keras
+import tensorflow as tf
+
+from captioning.config import TrainConfig
+from captioning.data.pipeline import DatasetFn
+from captioning.training.history import History
+from captioning.training.strategy import is_chief
+
+
+class Task(Protocol):
+    """What the loop needs to know about a model's training objective."""
+
+    monitor: str  # validation metric to maximise, e.g. "accuracy"
+
+    def loss_and_stats(self, model, batch, training: bool):
+        """Return (per-example loss (b,), {name: per-replica sum}) for one replica's batch.
+        The sums must include ``count`` (examples) so the loop can average across replicas."""
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """Turn summed statistics into metrics (e.g. correct / count -> accuracy)."""
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` leaves behind, besides the files in the run folder."""
+
+    best: dict[str, float] = field(default_factory=dict)  # val metrics of the best epoch
+    epochs_run: int = 0
+    resumed_from: int = 0
+    seconds: float = 0.0
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """AdamW with linear warm-up then cosine decay to 0 (or a constant rate)."""
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else config.learning_rate,
+            max(total_steps - warmup, 1),
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+
+
+def fit(
+    *,
+    task: Task,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    strategy: tf.distribute.Strategy,
+    train_fn: DatasetFn,
+    val_fn: DatasetFn,
+    steps: int,
+    config: TrainConfig,
+    run_dir: Path,
+    best_model_name: str = "best_model.keras",
+) -> FitResult:
+    """Train ``model`` for ``config.epochs`` epochs of ``steps`` steps, resuming if the run
+    folder holds a checkpoint. Model and optimizer must have been built in ``strategy.scope()``.
+    """
+    chief = is_chief(strategy)
+    # Every worker saves (saving is collective under multi-worker); only the chief's is kept.
+    ckpt_dir = run_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="ckpt-worker-"))
+    with strategy.scope():
+        optimizer.build(model.trainable_variables)  # so restore fills the slots directly
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+        best_var = tf.Variable(-math.inf, dtype=tf.float64, trainable=False)
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, epoch=epoch_var, best=best_var
+    )
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=2)
+    result = FitResult()
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        result.resumed_from = int(epoch_var.numpy())
+        print(f"resuming from {manager.latest_checkpoint} (epoch {result.resumed_from} done)")
+    history = History(run_dir, resume_epoch=result.resumed_from) if chief else None
+    global_batch = config.batch_size
+
+    def train_step_fn(batch):
+        with tf.GradientTape() as tape:
+            per_example, stats = task.loss_and_stats(model, batch, training=True)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return stats
+
+    def eval_step_fn(batch):
+        return task.loss_and_stats(model, batch, training=False)[1]
+
+    def reduce(stats):
+        return {
+            k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in stats.items()
+        }
+
+    @tf.function
+    def train_step(batch):
+        return reduce(strategy.run(train_step_fn, args=(batch,)))
+
+    @tf.function
+    def eval_step(batch):
+        return reduce(strategy.run(eval_step_fn, args=(batch,)))
+
+    start = time.perf_counter()
+    for epoch in range(result.resumed_from, config.epochs):
+        tic = time.perf_counter()
+        train_ds = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: train_fn(ctx, e))
+        bar = keras.utils.Progbar(
+            steps,
+            stateful_metrics=["loss", "accuracy"],
+            verbose=1 if chief else 0,
+            unit_name="step",
+        )
+        print(f"epoch {epoch + 1}/{config.epochs}") if chief else None
+        sums: dict[str, float] = {}
+        for step, batch in enumerate(train_ds):
+            if step >= steps:
+                break
+            stats = train_step(batch)
+            if step % 20 == 0 or step == steps - 1:
+                sums = _accumulate(sums, stats) if step else {k: float(v) for k, v in stats.items()}
+                bar.update(step + 1, list(task.summarize(sums).items()))
+            else:
+                sums = _accumulate(sums, stats)
+        train_metrics = task.summarize(sums)
+        val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
+        row = {
+            "epoch": epoch + 1,
+            **{f"train_{k}": v for k, v in train_metrics.items()},
+            **{f"val_{k}": v for k, v in val_metrics.items()},
+            "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+            "seconds": time.perf_counter() - tic,
+        }
+        improved = val_metrics[task.monitor] > float(best_var.numpy())
+        if improved:
+            best_var.assign(val_metrics[task.monitor])
+            result.best = {**val_metrics, "epoch": epoch + 1}
+            if chief:
+                save_model_atomically(model, run_dir / best_model_name)
+        epoch_var.assign(epoch + 1)
+        manager.save()
+        if history is not None:
+            history.append(row)
+            print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))
+        result.epochs_run += 1
+    result.seconds = time.perf_counter() - start
+    if not chief:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return result
+
+
+def _accumulate(sums: dict[str, float], stats) -> dict[str, float]:
+    return {k: sums.get(k, 0.0) + float(v) for k, v in stats.items()}
+
+
+def evaluate(eval_step, strategy, val_fn: DatasetFn, task: Task, max_batches: int | None):
+    """Summed statistics over the whole validation set (or ``max_batches`` of it)."""
+    sums: dict[str, float] = {}
+    for i, batch in enumerate(
+        strategy.distribute_datasets_from_function(lambda ctx: val_fn(ctx, 0))
+    ):
+        if max_batches is not None and i >= max_batches:
+            break
+        sums = _accumulate(sums, eval_step(batch))
+    return task.summarize(sums)
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` file beside ``path`` and rename it into place."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
