@@ -31,8 +31,10 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> n
     def forward(x):
         return tf.nn.softmax(model(x, training=False), axis=-1)
 
-    out = [forward(tf.cast(images[i : i + batch_size], tf.float32)[..., None]).numpy()
-           for i in range(0, len(images), batch_size)]
+    out = [
+        forward(tf.cast(images[i : i + batch_size], tf.float32)[..., None]).numpy()
+        for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
@@ -48,8 +50,10 @@ def load_labelled(source: Path, classes: list[str], workdir: Path):
     files, found_classes, _ = _list_images(image_dir, None)
     unknown = sorted(set(found_classes) - set(classes))
     if unknown:
-        raise DataError(f"{image_dir}: class folders unknown to the model: {', '.join(unknown)} "
-                        f"(the model knows {', '.join(classes)})")
+        raise DataError(
+            f"{image_dir}: class folders unknown to the model: {', '.join(unknown)} "
+            f"(the model knows {', '.join(classes)})"
+        )
     options = PrepareOptions(source=str(source))
     pixels, rows = _decode_all(files, image_dir, options)
     index = {name: i for i, name in enumerate(classes)}
@@ -62,14 +66,24 @@ def classification_report_dict(labels, probs, paths, classes) -> dict:
     preds = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
     ids = list(range(len(classes)))
     errors = [
-        {"path": paths[i], "true": classes[labels[i]], "pred": classes[preds[i]],
-         "prob": round(float(probs[i, preds[i]]), 6)}
+        {
+            "path": paths[i],
+            "true": classes[labels[i]],
+            "pred": classes[preds[i]],
+            "prob": round(float(probs[i, preds[i]]), 6),
+        }
         for i in np.flatnonzero(preds != labels)
     ]
-    per_class = classification_report(labels, preds, labels=ids, target_names=classes,
-                                       output_dict=True, zero_division=0)
-    per_class = {name: {k: (int(v) if k == "support" else round(float(v), 6))
-                        for k, v in per_class[name].items()} for name in classes}
+    per_class = classification_report(
+        labels, preds, labels=ids, target_names=classes, output_dict=True, zero_division=0
+    )
+    per_class = {
+        name: {
+            k: (int(v) if k == "support" else round(float(v), 6))
+            for k, v in per_class[name].items()
+        }
+        for name in classes
+    }
     return {
         "n": len(labels),
         "accuracy": float((preds == labels).mean()) if len(labels) else float("nan"),
@@ -96,8 +110,15 @@ def write_confusion(report: dict, stem: Path) -> None:
     matrix = np.array(report["confusion"])
     ax.imshow(np.log1p(matrix), cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
-                color="white" if value > matrix.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if value > matrix.max() / 2 else "black",
+        )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
@@ -108,8 +129,9 @@ def write_confusion(report: dict, stem: Path) -> None:
     plt.close(fig)
 
 
-def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test",
-                 out: Path | None = None) -> dict:
+def evaluate_run(
+    run_dir: Path, data: str | None = None, split: str = "test", out: Path | None = None
+) -> dict:
     """Evaluate the best model of ``run_dir``; write the report to ``out`` if given."""
     run_dir = Path(run_dir)
     run = read_json(run_dir / "run.json")
@@ -124,20 +146,30 @@ def evaluate_run(run_dir: Path, data: str | None = None, split: str = "test",
         else:
             dataset = PreparedData(run["data_root"])
             if dataset.manifest_sha256 != run["manifest_sha256"]:
-                raise RunError(f"{dataset.root}: dataset changed since the run was trained "
-                               "(manifest checksum differs); evaluate with --data instead")
+                raise RunError(
+                    f"{dataset.root}: dataset changed since the run was trained "
+                    "(manifest checksum differs); evaluate with --data instead"
+                )
             if split not in set(dataset.manifest["split"]):
                 raise DataError(f"{dataset.root}: no split named '{split}'")
             part = dataset.split(split)
             images, labels, paths = part.images, part.labels, part.paths
-            evaluated = {"data": str(dataset.root), "split": split, "skipped": [],
-                         "manifest_sha256": dataset.manifest_sha256}
+            evaluated = {
+                "data": str(dataset.root),
+                "split": split,
+                "skipped": [],
+                "manifest_sha256": dataset.manifest_sha256,
+            }
             tag = split
         if len(labels) == 0:
             raise DataError(f"{evaluated['data']}: no readable labelled images to evaluate")
         probs = predict_probabilities(model, images)
-    report = {**classification_report_dict(labels, probs, paths, classes), **evaluated,
-              "run_dir": str(run_dir.resolve()), "model": "best_model.keras"}
+    report = {
+        **classification_report_dict(labels, probs, paths, classes),
+        **evaluated,
+        "run_dir": str(run_dir.resolve()),
+        "model": "best_model.keras",
+    }
     artifacts = out.parent if out else run_dir / "eval"
     artifacts.mkdir(parents=True, exist_ok=True)
     write_confusion(report, artifacts / f"confusion_{tag}")

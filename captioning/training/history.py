@@ -20,7 +20,7 @@ class History:
         if self.csv_path.exists():
             with open(self.csv_path, newline="") as handle:
                 self.rows = [
-                    {k: float(v) for k, v in row.items()}
+                    {k: int(float(v)) if k == "epoch" else float(v) for k, v in row.items()}
                     for row in csv.DictReader(handle)
                     if int(float(row["epoch"])) <= resume_epoch
                 ]

@@ -9,10 +9,7 @@ validation each epoch, best checkpoint by a validation metric, resume, logs.
 
 from __future__ import annotations
 
-import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ import tensorflow as tf
 
 from captioning.config import TrainConfig
 from captioning.data.pipeline import DatasetFn
+from captioning.training.checkpoints import TrainingState, restore_latest, save_checkpoint
 from captioning.training.history import History
 from captioning.training.strategy import is_chief
 
@@ -81,22 +79,13 @@ def fit(
     folder holds a checkpoint. Model and optimizer must have been built in ``strategy.scope()``.
     """
     chief = is_chief(strategy)
-    # Every worker saves (saving is collective under multi-worker); only the chief's is kept.
-    ckpt_dir = run_dir / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix="ckpt-worker-"))
     with strategy.scope():
-        optimizer.build(model.trainable_variables)  # so restore fills the slots directly
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-        best_var = tf.Variable(-math.inf, dtype=tf.float64, trainable=False)
-    checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, epoch=epoch_var, best=best_var
-    )
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=2)
-    result = FitResult()
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
-        result.resumed_from = int(epoch_var.numpy())
-        print(f"resuming from {manager.latest_checkpoint} (epoch {result.resumed_from} done)")
-    history = History(run_dir, resume_epoch=result.resumed_from) if chief else None
+        optimizer.build(model.trainable_variables)  # slots exist before a restore fills them
+    state = restore_latest(run_dir / "checkpoints", model, optimizer) or TrainingState()
+    result = FitResult(resumed_from=state.epoch, best=state.best_metrics or {})
+    if state.epoch:
+        print(f"resuming {run_dir} after epoch {state.epoch}")
+    history = History(run_dir, resume_epoch=state.epoch) if chief else None
     global_batch = config.batch_size
 
     def train_step_fn(batch):
@@ -126,7 +115,7 @@ def fit(
         return reduce(strategy.run(eval_step_fn, args=(batch,)))
 
     start = time.perf_counter()
-    for epoch in range(result.resumed_from, config.epochs):
+    for epoch in range(state.epoch, config.epochs):
         tic = time.perf_counter()
         train_ds = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: train_fn(ctx, e))
         bar = keras.utils.Progbar(
@@ -155,21 +144,22 @@ def fit(
             "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
             "seconds": time.perf_counter() - tic,
         }
-        improved = val_metrics[task.monitor] > float(best_var.numpy())
-        if improved:
-            best_var.assign(val_metrics[task.monitor])
-            result.best = {**val_metrics, "epoch": epoch + 1}
+        state.epoch = epoch + 1
+        if val_metrics[task.monitor] > state.best:
+            state.best, state.best_metrics = (
+                val_metrics[task.monitor],
+                {**val_metrics, "epoch": epoch + 1},
+            )
+            result.best = state.best_metrics
             if chief:
                 save_model_atomically(model, run_dir / best_model_name)
-        epoch_var.assign(epoch + 1)
-        manager.save()
+        if chief:  # variables are identical on every worker: one copy is enough
+            save_checkpoint(run_dir / "checkpoints", model, optimizer, state)
         if history is not None:
             history.append(row)
             print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))
         result.epochs_run += 1
     result.seconds = time.perf_counter() - start
-    if not chief:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
     return result
 
 
