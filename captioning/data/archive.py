@@ -139,10 +139,18 @@ def extract(archive: Path, target: Path, per_class_limit: int | None = None) -> 
                 tar.extract(member, target, filter="data")
                 written += 1
     except (tarfile.TarError, EOFError, OSError) as err:
-        raise DataError(f"{archive}: corrupt or truncated archive ({err})") from None
+        raise DataError(f"{archive}: corrupt or truncated archive ({_one_line(err)})") from None
     if written == 0:
         raise DataError(f"{archive}: archive holds no files")
     return written
+
+
+def _one_line(err: BaseException) -> str:
+    """A tarfile error as one short line (opening lists every compression it tried, one a line)."""
+    text = str(err)
+    if text.startswith("file could not be opened successfully"):
+        return "not a .tar.gz or .tar archive, or empty"
+    return " ".join(text.split())
 
 
 def find_class_root(folder: Path) -> Path:
