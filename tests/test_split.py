@@ -101,6 +101,16 @@ def test_small_split_keeps_groups_together_and_follows_fractions():
         assert sorted(per_group) == ["test", "train", "train", "train", "val"]
 
 
+def test_a_tiny_class_beside_large_ones_is_in_train():
+    labels, groups = synthetic(300)
+    labels = np.concatenate([labels, [7, 7, 7]])
+    groups = np.concatenate([groups, ["tiny-0", "tiny-1", "tiny-2"]])
+    for seed in range(5):
+        names = grouped_stratified_split(labels, groups, seed=seed)
+        assert "train" in set(names[labels == 7])
+        assert set(names[labels == 0]) == set(SPLITS)
+
+
 def test_single_split_fractions_put_everything_in_train():
     labels, groups = synthetic(50)
     names = grouped_stratified_split(labels, groups, fractions=(1.0, 0.0, 0.0))

@@ -40,13 +40,15 @@ def grouped_stratified_split(
     balance; test takes the first folds, val the next, train the rest. Returns an object array
     of split names, aligned with ``labels``.
 
-    With fewer groups than folds (a handful of images, or a single split such as (1, 0, 0)),
-    k-fold cannot deal them: each class's groups are then shuffled and the first
-    ``floor(n * test)`` go to test, the next ``floor(n * val)`` to val, the rest to train.
+    When a class has fewer groups than folds (a handful of images, or a single split such as
+    (1, 0, 0)), k-fold cannot deal them into every split (scikit-learn refuses outright when
+    every class is that small, and otherwise leaves a small class out of some splits): each
+    class's groups are then shuffled, the first ``floor(n * test)`` go to test, the next
+    ``floor(n * val)`` to val and the rest to train.
     """
     n_train, n_val, n_test = fold_counts(fractions)
     n_folds = n_train + n_val + n_test
-    if n_folds < 2 or len(np.unique(groups)) < n_folds:
+    if n_folds < 2 or _fewest_groups_per_class(labels, groups) < n_folds:
         return _small_split(labels, groups, fractions, seed)
     folds = np.zeros(len(labels), dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
@@ -58,6 +60,14 @@ def grouped_stratified_split(
     names[folds < n_test] = "test"
     names[(folds >= n_test) & (folds < n_test + n_val)] = "val"
     return names
+
+
+def _fewest_groups_per_class(labels: np.ndarray, groups: np.ndarray) -> int:
+    pairs = {(label, group) for label, group in zip(labels.tolist(), groups.tolist(), strict=True)}
+    per_class: dict = {}
+    for label, _ in pairs:
+        per_class[label] = per_class.get(label, 0) + 1
+    return min(per_class.values(), default=0)
 
 
 def _small_split(
