@@ -61,8 +61,15 @@ def default_source() -> str:
 def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     """Prepare ``root`` from ``options.source``; return the data card as a dict."""
     root = Path(root).resolve()
-    if (root / "data_card.json").exists() and not options.force:
-        raise DataError(f"{root}: already prepared (use --force to rebuild it)")
+    if (root / "data_card.json").exists():
+        if not options.force:
+            raise DataError(f"{root}: already prepared (use --force to rebuild it)")
+    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+        # the swap below removes what was at ``root``: only ever an older prepared dataset
+        raise DataError(
+            f"{root}: exists and is not a prepared dataset (no data_card.json); "
+            "choose an empty or new folder"
+        )
     building = root.parent / f".{root.name}.building-{os.getpid()}"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
