@@ -29,7 +29,7 @@ from tqdm import tqdm
 from captioning.data import archive
 from captioning.data.card import write_data_card
 from captioning.data.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_image
-from captioning.data.split import grouped_stratified_split
+from captioning.data.split import fold_counts, grouped_stratified_split
 from captioning.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def default_source() -> str:
 def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     """Prepare ``root`` from ``options.source``; return the data card as a dict."""
     root = Path(root).resolve()
+    _check_options(options)
     if (root / "data_card.json").exists():
         if not options.force:
             raise DataError(f"{root}: already prepared (use --force to rebuild it)")
@@ -79,6 +80,18 @@ def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return card
+
+
+def _check_options(options: PrepareOptions) -> None:
+    """Refuse settings that cannot work before anything is downloaded or written."""
+    if options.per_class_limit is not None and options.per_class_limit <= 0:
+        raise DataError(
+            f"--per-class-limit must be a positive number, got {options.per_class_limit}"
+        )
+    try:
+        fold_counts(tuple(options.fractions))
+    except (ValueError, TypeError) as err:
+        raise DataError(f"--fractions: {err}") from None
 
 
 def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
