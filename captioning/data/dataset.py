@@ -58,7 +58,12 @@ class PreparedData:
                 f"{manifest_path}: checksum differs from the data card's "
                 "(edited or corrupt); prepare the dataset again"
             )
-        self.manifest = pd.read_csv(manifest_path, keep_default_na=False)
+        # class names such as "0" or "007" and paths stay text: only the numbers are numbers
+        self.manifest = pd.read_csv(
+            manifest_path,
+            keep_default_na=False,
+            dtype={"path": str, "class": str, "md5": str, "split": str},
+        )
         self.classes: list[str] = self.card["classes"]
 
     @property
