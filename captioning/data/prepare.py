@@ -178,6 +178,8 @@ def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
     """Decode every file (2 threads: Pillow releases the GIL while decoding)."""
 
     def read(path: Path):
+        if _printable(path) != str(path):
+            return ImageError(_printable(path), "file name is not valid UTF-8 (rename the file)")
         try:
             data = path.read_bytes() if path.is_file() else None
             if data is None:
@@ -206,7 +208,7 @@ def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
                     raise DataError(f"{result} (--strict)")
                 log.warning("skipped %s", result)
                 options.skipped.append(
-                    {"path": str(path.relative_to(image_dir)), "reason": result.problem}
+                    {"path": _printable(path.relative_to(image_dir)), "reason": result.problem}
                 )
                 continue
             pixels, md5, width, height = result
@@ -223,6 +225,12 @@ def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
             )
     stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     return stacked, rows
+
+
+def _printable(path: Path) -> str:
+    """``path`` as valid UTF-8 text: bytes that are not UTF-8 (names from another system's
+    encoding) appear as ``\\xNN``, so the manifest, card and messages can always be written."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _move_into_place(building: Path, root: Path) -> None:
