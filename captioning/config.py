@@ -212,6 +212,8 @@ def load_config(
             tree = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as err:  # a folder, unreadable, not UTF-8 text
+            raise ConfigError(f"{path}: cannot read config file ({err})") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML ({err})") from None
     for text in overrides:
