@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -166,6 +167,8 @@ def validate(config, prefix: str = "") -> None:
 def _satisfies(value, rule: str) -> bool:
     if rule.startswith("in:"):
         return value in rule[3:].split(",")
+    if not math.isfinite(value):  # inf passes '> 0'; nan fails every comparison anyway
+        return False
     if rule == ">0":
         return value > 0
     if rule == ">=0":
