@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -166,6 +167,8 @@ def validate(config, prefix: str = "") -> None:
 def _satisfies(value, rule: str) -> bool:
     if rule.startswith("in:"):
         return value in rule[3:].split(",")
+    if not math.isfinite(value):  # inf passes '> 0'; nan fails every comparison anyway
+        return False
     if rule == ">0":
         return value > 0
     if rule == ">=0":
@@ -212,6 +215,8 @@ def load_config(
             tree = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as err:  # a folder, unreadable, not UTF-8 text
+            raise ConfigError(f"{path}: cannot read config file ({err})") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML ({err})") from None
     for text in overrides:

@@ -9,6 +9,7 @@ half-written is ever left in place.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import sys
 import tarfile
@@ -59,7 +60,8 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 60.0) -> Pa
     """Download ``url`` to ``dest`` with a progress bar, resuming a previous partial download.
 
     Bytes go to ``dest.part`` first; only a complete file with the right md5 is renamed to
-    ``dest``. A wrong md5 deletes the partial file so the next attempt starts clean.
+    ``dest``. A transfer cut short (fewer bytes than announced) keeps the partial file for the
+    next attempt to resume; a wrong md5 deletes it so the next attempt starts clean.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file() and (md5 is None or md5_file(dest) == md5.lower()):
@@ -74,6 +76,7 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 60.0) -> Pa
             total = response.headers.get("Content-Length")
             total = int(total) + offset if total else None
             mode = "ab" if offset else "wb"
+            received = offset
             with (
                 open(part, mode) as out,
                 tqdm(
@@ -88,10 +91,19 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 60.0) -> Pa
             ):
                 while block := response.read(1 << 20):
                     out.write(block)
+                    received += len(block)
                     bar.update(len(block))
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
+    except urllib.error.HTTPError as err:
+        if not (err.code == 416 and offset):  # 416: the partial file already holds every byte
+            raise DataError(f"{url}: download failed ({err.reason}); rerun to resume") from None
+        received = total = offset
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         raise DataError(f"{url}: download failed ({reason}); rerun to resume") from None
+    if total is not None and received < total:  # the connection closed early, without an error
+        raise DataError(
+            f"{url}: download incomplete ({received:,} of {total:,} bytes); rerun to resume"
+        )
     try:
         verify_md5(part, md5)
     except DataError:
@@ -139,10 +151,18 @@ def extract(archive: Path, target: Path, per_class_limit: int | None = None) -> 
                 tar.extract(member, target, filter="data")
                 written += 1
     except (tarfile.TarError, EOFError, OSError) as err:
-        raise DataError(f"{archive}: corrupt or truncated archive ({err})") from None
+        raise DataError(f"{archive}: corrupt or truncated archive ({_one_line(err)})") from None
     if written == 0:
         raise DataError(f"{archive}: archive holds no files")
     return written
+
+
+def _one_line(err: BaseException) -> str:
+    """A tarfile error as one short line (opening lists every compression it tried, one a line)."""
+    text = str(err)
+    if text.startswith("file could not be opened successfully"):
+        return "not a .tar.gz or .tar archive, or empty"
+    return " ".join(text.split())
 
 
 def find_class_root(folder: Path) -> Path:

@@ -42,15 +42,28 @@ class PreparedData:
                 f"{self.root}: not a prepared dataset (no data_card.json); "
                 "run 'captioning data prepare' first"
             )
-        self.card = json.loads(card_path.read_text())
+        try:
+            self.card = json.loads(card_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"{card_path}: unreadable data card ({err}); prepare again") from None
         manifest_path = self.root / "manifest.csv"
-        digest = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+        try:
+            digest = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+        except OSError as err:
+            raise DataError(
+                f"{manifest_path}: cannot read the manifest ({err.strerror or err}); prepare again"
+            ) from None
         if digest != self.card["manifest_sha256"]:
             raise DataError(
                 f"{manifest_path}: checksum differs from the data card's "
                 "(edited or corrupt); prepare the dataset again"
             )
-        self.manifest = pd.read_csv(manifest_path, keep_default_na=False)
+        # class names such as "0" or "007" and paths stay text: only the numbers are numbers
+        self.manifest = pd.read_csv(
+            manifest_path,
+            keep_default_na=False,
+            dtype={"path": str, "class": str, "md5": str, "split": str},
+        )
         self.classes: list[str] = self.card["classes"]
 
     @property
@@ -60,7 +73,12 @@ class PreparedData:
     @cached_property
     def images(self) -> np.ndarray:
         """All images, (N, 64, 64) uint8, memory-mapped read-only."""
-        images = np.load(self.root / "images.npy", mmap_mode="r")
+        try:
+            images = np.load(self.root / "images.npy", mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise DataError(
+                f"{self.root / 'images.npy'}: cannot read the image cache ({err}); prepare again"
+            ) from None
         if len(images) != len(self.manifest):
             raise DataError(
                 f"{self.root / 'images.npy'}: {len(images)} images for "

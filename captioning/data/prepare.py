@@ -29,7 +29,7 @@ from tqdm import tqdm
 from captioning.data import archive
 from captioning.data.card import write_data_card
 from captioning.data.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_image
-from captioning.data.split import grouped_stratified_split
+from captioning.data.split import fold_counts, grouped_stratified_split
 from captioning.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,16 @@ def default_source() -> str:
 def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     """Prepare ``root`` from ``options.source``; return the data card as a dict."""
     root = Path(root).resolve()
-    if (root / "data_card.json").exists() and not options.force:
-        raise DataError(f"{root}: already prepared (use --force to rebuild it)")
+    _check_options(options)
+    if (root / "data_card.json").exists():
+        if not options.force:
+            raise DataError(f"{root}: already prepared (use --force to rebuild it)")
+    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+        # the swap below removes what was at ``root``: only ever an older prepared dataset
+        raise DataError(
+            f"{root}: exists and is not a prepared dataset (no data_card.json); "
+            "choose an empty or new folder"
+        )
     building = root.parent / f".{root.name}.building-{os.getpid()}"
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
@@ -72,6 +80,18 @@ def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return card
+
+
+def _check_options(options: PrepareOptions) -> None:
+    """Refuse settings that cannot work before anything is downloaded or written."""
+    if options.per_class_limit is not None and options.per_class_limit <= 0:
+        raise DataError(
+            f"--per-class-limit must be a positive number, got {options.per_class_limit}"
+        )
+    try:
+        fold_counts(tuple(options.fractions))
+    except (ValueError, TypeError) as err:
+        raise DataError(f"--fractions: {err}") from None
 
 
 def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
@@ -158,6 +178,8 @@ def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
     """Decode every file (2 threads: Pillow releases the GIL while decoding)."""
 
     def read(path: Path):
+        if _printable(path) != str(path):
+            return ImageError(_printable(path), "file name is not valid UTF-8 (rename the file)")
         try:
             data = path.read_bytes() if path.is_file() else None
             if data is None:
@@ -186,7 +208,7 @@ def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
                     raise DataError(f"{result} (--strict)")
                 log.warning("skipped %s", result)
                 options.skipped.append(
-                    {"path": str(path.relative_to(image_dir)), "reason": result.problem}
+                    {"path": _printable(path.relative_to(image_dir)), "reason": result.problem}
                 )
                 continue
             pixels, md5, width, height = result
@@ -203,6 +225,12 @@ def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
             )
     stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     return stacked, rows
+
+
+def _printable(path: Path) -> str:
+    """``path`` as valid UTF-8 text: bytes that are not UTF-8 (names from another system's
+    encoding) appear as ``\\xNN``, so the manifest, card and messages can always be written."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _move_into_place(building: Path, root: Path) -> None:

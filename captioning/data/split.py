@@ -39,9 +39,17 @@ def grouped_stratified_split(
     scikit-learn's ``StratifiedGroupKFold`` deals the groups into k folds of near-equal class
     balance; test takes the first folds, val the next, train the rest. Returns an object array
     of split names, aligned with ``labels``.
+
+    When a class has fewer groups than folds (a handful of images, or a single split such as
+    (1, 0, 0)), k-fold cannot deal them into every split (scikit-learn refuses outright when
+    every class is that small, and otherwise leaves a small class out of some splits): each
+    class's groups are then shuffled, the first ``floor(n * test)`` go to test, the next
+    ``floor(n * val)`` to val and the rest to train.
     """
     n_train, n_val, n_test = fold_counts(fractions)
     n_folds = n_train + n_val + n_test
+    if n_folds < 2 or _fewest_groups_per_class(labels, groups) < n_folds:
+        return _small_split(labels, groups, fractions, seed)
     folds = np.zeros(len(labels), dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # tiny subsets have fewer members per class than folds
@@ -51,4 +59,29 @@ def grouped_stratified_split(
     names = np.full(len(labels), "train", dtype=object)
     names[folds < n_test] = "test"
     names[(folds >= n_test) & (folds < n_test + n_val)] = "val"
+    return names
+
+
+def _fewest_groups_per_class(labels: np.ndarray, groups: np.ndarray) -> int:
+    pairs = {(label, group) for label, group in zip(labels.tolist(), groups.tolist(), strict=True)}
+    per_class: dict = {}
+    for label, _ in pairs:
+        per_class[label] = per_class.get(label, 0) + 1
+    return min(per_class.values(), default=0)
+
+
+def _small_split(
+    labels: np.ndarray, groups: np.ndarray, fractions: tuple[float, float, float], seed: int
+) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    names = np.full(len(labels), "train", dtype=object)
+    unique, first = np.unique(groups, return_index=True)
+    group_label = np.asarray(labels)[first]
+    for label in np.unique(group_label):
+        members = unique[group_label == label]
+        members = members[rng.permutation(len(members))]
+        n_test = math.floor(len(members) * fractions[2] + 1e-9)
+        n_val = math.floor(len(members) * fractions[1] + 1e-9)
+        names[np.isin(groups, members[:n_test])] = "test"
+        names[np.isin(groups, members[n_test : n_test + n_val])] = "val"
     return names
