@@ -47,7 +47,8 @@ def _data_captions(args) -> int:
     card = build_captions(root, args.templates)
     print(
         f"captioned {card['n_images']:,} images with template set '{card['template_set']}' "
-        f"({card['n_references']} references each, vocabulary {card['vocabulary_size']['all']})"
+        f"(references per image: {card['n_references']}, "
+        f"vocabulary {card['vocabulary_size']['all']})"
     )
     print(f"captions: {root.resolve() / 'captions'}  (see {card['template_set']}_card.md)")
     return 0

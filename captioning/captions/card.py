@@ -109,7 +109,7 @@ def card_markdown(card: dict) -> str:
     lines = [
         f"# Caption card: template set `{card['template_set']}`",
         "",
-        f"{card['n_images']:,} images, {card['n_references']} references each; "
+        f"{card['n_images']:,} images; references per image: {card['n_references']}; "
         f"vocabulary {card['vocabulary_size']['all']} words "
         f"({card['vocabulary_size']['train']} in train); "
         f"caption length {length['min']}-{length['max']} tokens (mean {length['mean']}).",
