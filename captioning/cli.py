@@ -39,6 +39,21 @@ def _data_prepare(args) -> int:
     return 0
 
 
+def _data_captions(args) -> int:
+    from captioning.captions.build import build_captions
+    from captioning.paths import default_data_root
+
+    root = Path(args.root) if args.root else default_data_root()
+    card = build_captions(root, args.templates)
+    print(
+        f"captioned {card['n_images']:,} images with template set '{card['template_set']}' "
+        f"(references per image: {card['n_references']}, "
+        f"vocabulary {card['vocabulary_size']['all']})"
+    )
+    print(f"captions: {root.resolve() / 'captions'}  (see {card['template_set']}_card.md)")
+    return 0
+
+
 def _train_classifier(args) -> int:
     from captioning.train_classifier import train_classifier
 
@@ -108,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("--force", action="store_true", help="rebuild an existing dataset")
     prep.set_defaults(func=_data_prepare)
+    caps = data.add_parser("captions", help="templated captions with findings for every image")
+    caps.add_argument("--root", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
+    caps.add_argument(
+        "--templates",
+        default="findings",
+        help="template set name in data/templates, or a .toml path (default: findings)",
+    )
+    caps.set_defaults(func=_data_captions)
 
     train = commands.add_parser("train", help="train a model").add_subparsers(
         dest="train_command", required=True

@@ -1,0 +1,18 @@
+"""Templated captions for MedNIST: findings from pixels, template sets, parse-back, tokens."""
+
+from captioning.captions.findings import FIELDS, compute_findings, fit_cutpoints
+from captioning.captions.parse import Parsed, parse_caption
+from captioning.captions.templates import TemplateSet, load_template_set, render
+from captioning.captions.tokenize import tokenize
+
+__all__ = [
+    "FIELDS",
+    "Parsed",
+    "TemplateSet",
+    "compute_findings",
+    "fit_cutpoints",
+    "load_template_set",
+    "parse_caption",
+    "render",
+    "tokenize",
+]

@@ -1,0 +1,127 @@
+"""``captioning data captions``: captions for every image of a prepared dataset.
+
+Writes into ``<root>/captions/``:
+
+- ``cutpoints.json``: the findings' cut points, fitted on the TRAIN split once and then reused
+  (refitted only when the manifest changes), so val/test/new images are binned the same way;
+- ``<set>.csv``: path, split, class, quality, the findings, reference_0..reference_{k-1};
+- ``<set>_card.json`` and ``<set>_card.md``: the caption card (see ``captions.card``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from captioning.captions.card import caption_card, write_card
+from captioning.captions.findings import (
+    FIELDS,
+    borderline_share,
+    check_cutpoints,
+    findings_from_measurements,
+    fit_cutpoints,
+    measure,
+)
+from captioning.captions.templates import (
+    DEFAULT_TEMPLATE_SET,
+    TemplateSet,
+    load_template_set,
+    render,
+)
+from captioning.data.dataset import PreparedData
+from captioning.errors import DataError
+
+log = logging.getLogger(__name__)
+CAPTIONS_DIR = "captions"
+CUTPOINTS_FILE = "cutpoints.json"
+
+
+def load_cutpoints(root: str | Path) -> dict:
+    """The cut points stored with a prepared dataset (written by ``data captions``)."""
+    path = Path(root) / CAPTIONS_DIR / CUTPOINTS_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no cut points; run 'captioning data captions' first")
+    return check_cutpoints(json.loads(path.read_text()))
+
+
+def dataset_cutpoints(data: PreparedData) -> dict:
+    """Stored cut points when they match this manifest, else fit them on train and store them."""
+    path = data.root / CAPTIONS_DIR / CUTPOINTS_FILE
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("manifest_sha256") == data.manifest_sha256:
+            return check_cutpoints(stored)
+        log.info("%s: written for another manifest; fitting again on train", path)
+    train = data.split("train")
+    if len(train) == 0:
+        raise DataError(f"{data.root}: the train split is empty; cannot fit cut points")
+    cutpoints = fit_cutpoints(train.images)
+    cutpoints["manifest_sha256"] = data.manifest_sha256
+    _write_text(path, json.dumps(cutpoints, indent=2) + "\n")
+    return cutpoints
+
+
+def caption_table(
+    manifest: pd.DataFrame, findings: pd.DataFrame, tset: TemplateSet
+) -> pd.DataFrame:
+    """One row per image: path, split, class, quality, findings, reference_0..k-1."""
+    frame = pd.concat(
+        [
+            manifest[["path", "split", "class"]].reset_index(drop=True),
+            findings.reset_index(drop=True),
+        ],
+        axis=1,
+    )
+    keys = ["class", "quality", *FIELDS]
+    cache: dict[tuple, str] = {}  # few distinct (class, findings, template) combinations
+    for i in range(tset.n_references):
+        texts = []
+        for key in frame[keys].itertuples(index=False, name=None):
+            text = cache.get((i, key))
+            if text is None:
+                text = render(key[0], dict(zip(keys[1:], key[1:], strict=True)), tset, i)
+                cache[(i, key)] = text
+            texts.append(text)
+        frame[f"reference_{i}"] = texts
+    return frame
+
+
+def build_captions(root: str | Path, templates: str | Path = DEFAULT_TEMPLATE_SET) -> dict:
+    """Write captions, cut points and the caption card for the dataset at ``root``; return the
+    card. ``templates`` is a set name (see ``data/templates``) or a path to a ``.toml`` file."""
+    data = PreparedData(root)
+    tset = load_template_set(templates)
+    unknown = [c for c in data.classes if c not in tset.classes]
+    if unknown:
+        raise DataError(f"template set '{tset.name}' ({tset.path}) has no phrases for {unknown}")
+    cutpoints = dataset_cutpoints(data)
+    measurements = measure(data.images)  # (N, 4) float64, all splits
+    findings = findings_from_measurements(measurements, cutpoints)
+    frame = caption_table(data.manifest, findings, tset)
+    out = data.root / CAPTIONS_DIR
+    _write_text(out / f"{tset.name}.csv", frame.to_csv(index=False))
+    train = (data.manifest["split"] == "train").to_numpy()
+    borderline = borderline_share(measurements[train], cutpoints)
+    card = caption_card(frame, tset, cutpoints, borderline, data.classes)
+    write_card(card, out / f"{tset.name}_card.json", out / f"{tset.name}_card.md")
+    return card
+
+
+def read_captions(root: str | Path, templates: str = DEFAULT_TEMPLATE_SET) -> pd.DataFrame:
+    """The caption table written by ``build_captions`` (empty findings read as '')."""
+    path = Path(root) / CAPTIONS_DIR / f"{templates}.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: no captions; run 'captioning data captions' first")
+    return pd.read_csv(path, keep_default_na=False, dtype=str)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,203 @@
+"""Template sets: caption grammars stored as TOML data files, and rendering captions from them.
+
+A set is a file ``data/templates/<name>.toml`` at the top of the project (see the README
+there for the format), or any ``.toml`` file given by path. Users edit or add sets without
+touching code; ``load_template_set`` checks that every caption the set can produce parses back
+to the same class and fields, so an ambiguous edit fails on load, not in an evaluation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from captioning.captions.findings import FIELDS, QUALITY_VALUES
+from captioning.errors import DataError
+
+DEFAULT_TEMPLATE_SET = "findings"
+_SLOT = re.compile(r"\{([a-z_]+)\}")
+
+
+def templates_dir() -> Path:
+    """The built-in template sets: ``data/templates`` beside the package (a source checkout or
+    an editable install, ``pip install -e .``)."""
+    return Path(__file__).resolve().parents[2] / "data" / "templates"
+
+
+def available_template_sets() -> list[str]:
+    """Names of the sets in ``templates_dir()``."""
+    return sorted(p.stem for p in templates_dir().glob("*.toml"))
+
+
+@dataclass(frozen=True, eq=False)
+class TemplateSet:
+    """A parsed, validated template file.
+
+    ``templates[i]`` renders reference ``i`` of a diagnostic image; ``non_diagnostic[i]`` that of
+    a near-blank one. A phrase list (``classes[c]``, ``phrases[field][value]``) gives synonyms:
+    template ``i`` uses phrase ``i % len(list)``.
+    """
+
+    name: str
+    path: Path
+    description: str
+    fields: tuple[str, ...]  # findings this set states (a subset of findings.FIELDS)
+    templates: tuple[str, ...]
+    non_diagnostic: tuple[str, ...]  # empty: near-blank images use ``templates`` too
+    classes: dict[str, tuple[str, ...]]
+    phrases: dict[str, dict[str, tuple[str, ...]]]  # field (or 'quality') -> value -> phrases
+
+    @property
+    def n_references(self) -> int:
+        """References per image (the number of templates)."""
+        return len(self.templates)
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if text.endswith(".toml") or "/" in text or path.is_file():
+        if not path.is_file():
+            raise DataError(f"{path}: template file not found")
+        return path.resolve()
+    candidate = templates_dir() / f"{text}.toml"
+    if not candidate.is_file():
+        known = ", ".join(available_template_sets()) or "none"
+        raise DataError(f"unknown template set '{text}' (known: {known}; or give a .toml path)")
+    return candidate.resolve()
+
+
+def load_template_set(name_or_path: str | Path = DEFAULT_TEMPLATE_SET) -> TemplateSet:
+    """Load a set by name (``findings``, ``class``, ...) or by path to a ``.toml`` file.
+
+    Raises ``DataError`` naming the file and the problem when it is malformed or ambiguous.
+    """
+    path = _resolve(name_or_path)
+    return _load(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _load(path: Path, _mtime: int) -> TemplateSet:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise DataError(f"{path}: not valid TOML ({err})") from None
+    problem = _shape_problem(raw)
+    if problem:
+        raise DataError(f"{path}: {problem}")
+    phrases = {
+        field: {value: tuple(p) for value, p in table.items()}
+        for field, table in raw.get("phrases", {}).items()
+    }
+    tset = TemplateSet(
+        name=raw.get("name", path.stem),
+        path=path,
+        description=raw.get("description", ""),
+        fields=tuple(raw.get("fields", [])),
+        templates=tuple(raw["templates"]),
+        non_diagnostic=tuple(raw.get("non_diagnostic", [])),
+        classes={c: tuple(p) for c, p in raw["classes"].items()},
+        phrases=phrases,
+    )
+    problem = _grammar_problem(tset)
+    if problem:
+        raise DataError(f"{path}: {problem}")
+    return tset
+
+
+def _is_str_list(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _shape_problem(raw: dict) -> str | None:
+    """What is wrong with the file's structure (types and keys), or None."""
+    known = {"name", "description", "fields", "templates", "non_diagnostic", "classes", "phrases"}
+    unknown = set(raw) - known
+    if unknown:
+        return f"unknown keys {sorted(unknown)} (known: {sorted(known)})"
+    if not _is_str_list(raw.get("templates")):
+        return "'templates' must be a non-empty list of strings"
+    if "non_diagnostic" in raw and not _is_str_list(raw["non_diagnostic"]):
+        return "'non_diagnostic' must be a non-empty list of strings"
+    fields = raw.get("fields", [])
+    if not isinstance(fields, list) or any(f not in FIELDS for f in fields):
+        return f"'fields' must list findings among {list(FIELDS)}"
+    classes = raw.get("classes")
+    if not isinstance(classes, dict) or not classes:
+        return "'classes' must be a table: class name = [phrases]"
+    for c, p in classes.items():
+        if not _is_str_list(p):
+            return f"classes.{c} must be a non-empty list of phrases"
+    phrases = raw.get("phrases", {})
+    needed = {f: FIELDS[f] for f in fields}
+    if raw.get("non_diagnostic"):
+        needed["quality"] = (QUALITY_VALUES[1],)
+    for field, values in needed.items():
+        table = phrases.get(field, {})
+        for value in values:
+            if not _is_str_list(table.get(value)):
+                return f"phrases.{field}.{value} must be a non-empty list of phrases"
+    return None
+
+
+def _grammar_problem(tset: TemplateSet) -> str | None:
+    """Slots must match the set's fields, and every rendering must parse back to itself."""
+    from captioning.captions.parse import parse_caption  # parse imports this module
+
+    diagnostic_slots = {"class", *tset.fields}
+    for i, template in enumerate(tset.templates):
+        slots = _SLOT.findall(template)
+        if sorted(slots) != sorted(diagnostic_slots):
+            return f"templates[{i}] has slots {slots}, expected each of {sorted(diagnostic_slots)}"
+    for i, template in enumerate(tset.non_diagnostic):
+        slots = _SLOT.findall(template)
+        if sorted(slots) != ["class", "quality"]:
+            return f"non_diagnostic[{i}] has slots {slots}, expected {{class}} and {{quality}}"
+    combos = list(itertools.product(*(FIELDS[f] for f in tset.fields)))
+    for class_name in tset.classes:
+        for i in range(tset.n_references):
+            cases = [dict(zip(tset.fields, combo, strict=True)) for combo in combos]
+            if tset.non_diagnostic:
+                cases.append({"quality": QUALITY_VALUES[1]})
+            for fields in cases:
+                text = render(class_name, fields, tset, i)
+                parsed = parse_caption(text, tset)
+                if not parsed.matches(class_name, fields) or parsed.unknown_words:
+                    return f"ambiguous: reference {i} '{text}' parses as {parsed}"
+    return None
+
+
+def _phrase(options: tuple[str, ...], index: int) -> str:
+    return options[index % len(options)]
+
+
+def render(
+    class_name: str, fields: dict, template_set: TemplateSet | str, template_index: int
+) -> str:
+    """Caption ``template_index`` of a set for an image of ``class_name`` with ``fields``.
+
+    ``fields`` maps each finding of the set to its value; with ``quality`` 'non-diagnostic'
+    the findings are ignored and a non-diagnostic template is used (when the set has them).
+    """
+    tset = (
+        template_set if isinstance(template_set, TemplateSet) else load_template_set(template_set)
+    )
+    if class_name not in tset.classes:
+        raise DataError(f"template set '{tset.name}' has no phrases for class '{class_name}'")
+    if fields.get("quality") == QUALITY_VALUES[1] and tset.non_diagnostic:
+        template = _phrase(tset.non_diagnostic, template_index)
+        slots = {"quality": _phrase(tset.phrases["quality"][QUALITY_VALUES[1]], template_index)}
+    else:
+        template = _phrase(tset.templates, template_index)
+        slots = {}
+        for field in tset.fields:
+            value = fields.get(field)
+            if value not in FIELDS[field]:
+                raise DataError(f"field '{field}' = {value!r}: expected one of {FIELDS[field]}")
+            slots[field] = _phrase(tset.phrases[field][value], template_index)
+    slots["class"] = _phrase(tset.classes[class_name], template_index)
+    return _SLOT.sub(lambda m: slots[m.group(1)], template)

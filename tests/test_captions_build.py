@@ -1,0 +1,92 @@
+"""``captioning data captions`` end to end on a small real dataset, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from captioning.captions.build import load_cutpoints, read_captions
+from captioning.captions.findings import FIELDS
+from captioning.captions.parse import parse_caption
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def captioned(mednist_small, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("captions") / "mednist"
+    shutil.copytree(mednist_small, root)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for templates in ("findings", "class"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "captioning.cli",
+                "data",
+                "captions",
+                "--root",
+                str(root),
+                "--templates",
+                templates,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "captioned 240 images" in done.stdout
+    return root
+
+
+def test_csv_references_parse_back_to_their_fields(captioned):
+    frame = read_captions(captioned, "findings")
+    assert len(frame) == 240
+    refs = [c for c in frame.columns if c.startswith("reference_")]
+    assert len(refs) >= 5
+    assert {"path", "split", "class", "quality", *FIELDS} <= set(frame.columns)
+    for _, row in frame.iterrows():
+        fields = {k: row[k] for k in ("quality", *FIELDS)}
+        for col in refs:
+            assert parse_caption(row[col], "findings").matches(row["class"], fields), row[col]
+
+
+def test_card_and_cutpoints(captioned):
+    card = json.loads((captioned / "captions" / "findings_card.json").read_text())
+    assert card["n_images"] == 240 and card["vocabulary_size"]["all"] > 20
+    for field in FIELDS:
+        info = card["fields"][field]
+        assert abs(sum(info["balance"].values()) - 1) < 1e-3
+        assert 0 < info["class_only_accuracy"]["train"] <= 1
+    assert (captioned / "captions" / "findings_card.md").read_text().startswith("# Caption card")
+    assert load_cutpoints(captioned)["cuts"] == card["cutpoints"]["cuts"]
+    class_card = json.loads((captioned / "captions" / "class_card.json").read_text())
+    assert class_card["n_references"] == 1 and class_card["fields"] == {}
+
+
+def test_unknown_template_set_is_a_one_line_error(captioned):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "captioning.cli",
+            "data",
+            "captions",
+            "--root",
+            str(captioned),
+            "--templates",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown template set")

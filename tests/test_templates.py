@@ -1,0 +1,69 @@
+"""Template sets: loading by name or path, rendering, and the checks on load."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from captioning.captions.findings import FIELDS
+from captioning.captions.templates import available_template_sets, load_template_set, render
+from captioning.captions.tokenize import tokenize
+from captioning.errors import DataError
+
+FINDINGS = {"extent": "large", "density": "low", "position": "centre"}
+
+
+def test_builtin_sets_are_found():
+    assert {"class", "findings"} <= set(available_template_sets())
+    tset = load_template_set("findings")
+    assert tset.n_references >= 5
+    assert set(tset.fields) == set(FIELDS)
+    assert load_template_set("class").fields == ()
+
+
+def test_references_differ_and_are_short():
+    tset = load_template_set("findings")
+    texts = [render("HeadCT", FINDINGS, tset, i) for i in range(tset.n_references)]
+    assert len(set(texts)) == len(texts)
+    assert all(6 <= len(tokenize(t)) <= 22 for t in texts)
+
+
+def test_class_set_is_one_caption_per_class():
+    tset = load_template_set("class")
+    assert render("CXR", {}, tset, 0) == render("CXR", {"quality": "non-diagnostic"}, tset, 0)
+    assert render("CXR", {}, tset, 0) != render("Hand", {}, tset, 0)
+
+
+def test_tokenize_rule():
+    assert tokenize("Head CT, non-diagnostic: X-ray; centred.") == [
+        "head",
+        "ct",
+        "non-diagnostic",
+        "x-ray",
+        "centred",
+    ]
+
+
+def test_path_and_errors(tmp_path):
+    copy = tmp_path / "mine.toml"
+    shutil.copy(load_template_set("findings").path, copy)
+    assert load_template_set(str(copy)).name == "findings"
+    with pytest.raises(DataError, match="unknown template set 'nope'"):
+        load_template_set("nope")
+    with pytest.raises(DataError, match="expected one of"):
+        render("HeadCT", {"extent": "huge"}, "findings", 0)
+    with pytest.raises(DataError, match="no phrases for class"):
+        render("Knee", FINDINGS, "findings", 0)
+
+
+def test_ambiguous_set_fails_on_load(tmp_path):
+    text = load_template_set("findings").path.read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('medium = ["medium", "intermediate"]', 'medium = ["small"]'))
+    with pytest.raises(DataError, match="ambiguous"):
+        load_template_set(bad)
+    slots = tmp_path / "slots.toml"
+    slots.write_text(text.replace("{density} dense structures", "dense structures"))
+    with pytest.raises(DataError, match="slots"):
+        load_template_set(slots)
