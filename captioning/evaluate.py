@@ -17,7 +17,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from captioning.data import archive
 from captioning.data.dataset import PreparedData
-from captioning.data.prepare import PrepareOptions, _decode_all, _list_images
+from captioning.data.folder import decode_files, list_class_images
 from captioning.errors import DataError, RunError
 from captioning.models.classifier import load_model
 from captioning.runs import read_json, write_json
@@ -47,18 +47,17 @@ def load_labelled(source: Path, classes: list[str], workdir: Path):
         archive.extract(source, workdir / "images")
         source = workdir / "images"
     image_dir = archive.find_class_root(source)
-    files, found_classes, _ = _list_images(image_dir, None)
+    files, found_classes, _ = list_class_images(image_dir, None)
     unknown = sorted(set(found_classes) - set(classes))
     if unknown:
         raise DataError(
             f"{image_dir}: class folders unknown to the model: {', '.join(unknown)} "
             f"(the model knows {', '.join(classes)})"
         )
-    options = PrepareOptions(source=str(source))
-    pixels, rows = _decode_all(files, image_dir, options)
+    pixels, rows, skipped = decode_files(files, image_dir)
     index = {name: i for i, name in enumerate(classes)}
     labels = np.array([index[r["class"]] for r in rows], dtype=np.int32)
-    return pixels, labels, [r["path"] for r in rows], options.skipped
+    return pixels, labels, [r["path"] for r in rows], skipped
 
 
 def classification_report_dict(labels, probs, paths, classes) -> dict:

@@ -18,17 +18,16 @@ import hashlib
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from captioning.data import archive
 from captioning.data.card import write_data_card
-from captioning.data.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_image
+from captioning.data.folder import decode_files, list_class_images
+from captioning.data.images import IMAGE_SIZE
 from captioning.data.split import fold_counts, grouped_stratified_split
 from captioning.errors import DataError
 
@@ -117,10 +116,11 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
         image_dir = archive.find_class_root(source_path)
         external = True
 
-    files, classes, empty = _list_images(image_dir, options.per_class_limit)
+    files, classes, empty = list_class_images(image_dir, options.per_class_limit)
     if not classes:
         raise DataError(f"{image_dir}: no images found in any class folder")
-    pixels, rows = _decode_all(files, image_dir, options)
+    pixels, rows, skipped = decode_files(files, image_dir, options.strict)
+    options.skipped.extend(skipped)
     if not rows:
         raise DataError(f"{image_dir}: none of the {len(files)} images could be read")
     manifest = pd.DataFrame(rows)
@@ -151,86 +151,6 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
             **provenance,
         },
     )
-
-
-def _list_images(image_dir: Path, limit: int | None) -> tuple[list[Path], list[str], list[str]]:
-    """Image files per class folder (sorted; nested folders included), the class names, and
-    the names of class folders that hold no image."""
-    files: list[Path] = []
-    classes: list[str] = []
-    empty: list[str] = []
-    for folder in sorted(
-        p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-    ):
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if limit is not None:
-            found = found[:limit]
-        if not found:
-            log.warning("%s: class folder holds no PNG/JPEG image; skipped", folder)
-            empty.append(folder.name)
-            continue
-        classes.append(folder.name)
-        files.extend(found)
-    return files, classes, empty
-
-
-def _decode_all(files: list[Path], image_dir: Path, options: PrepareOptions):
-    """Decode every file (2 threads: Pillow releases the GIL while decoding)."""
-
-    def read(path: Path):
-        if _printable(path) != str(path):
-            return ImageError(_printable(path), "file name is not valid UTF-8 (rename the file)")
-        try:
-            data = path.read_bytes() if path.is_file() else None
-            if data is None:
-                raise ImageError(path, "is a directory, not an image")
-            if not data:
-                raise ImageError(path, "empty file (0 bytes)")
-            pixels, (width, height) = decode_image(data, str(path))
-            return pixels, hashlib.md5(data).hexdigest(), width, height
-        except ImageError as err:
-            return err
-        except OSError as err:
-            return ImageError(path, f"cannot read file ({err.strerror or err})")
-
-    images, rows = [], []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = pool.map(read, files, chunksize=256)
-        for path, result in tqdm(
-            zip(files, results, strict=True),
-            total=len(files),
-            desc="decoding",
-            unit="img",
-            disable=None,
-        ):
-            if isinstance(result, ImageError):
-                if options.strict:
-                    raise DataError(f"{result} (--strict)")
-                log.warning("skipped %s", result)
-                options.skipped.append(
-                    {"path": _printable(path.relative_to(image_dir)), "reason": result.problem}
-                )
-                continue
-            pixels, md5, width, height = result
-            images.append(pixels)
-            relative = path.relative_to(image_dir)
-            rows.append(
-                {
-                    "path": relative.as_posix(),
-                    "class": relative.parts[0],
-                    "md5": md5,
-                    "width": width,
-                    "height": height,
-                }
-            )
-    stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return stacked, rows
-
-
-def _printable(path: Path) -> str:
-    """``path`` as valid UTF-8 text: bytes that are not UTF-8 (names from another system's
-    encoding) appear as ``\\xNN``, so the manifest, card and messages can always be written."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _move_into_place(building: Path, root: Path) -> None:

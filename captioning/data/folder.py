@@ -1,0 +1,106 @@
+"""Reading a labelled image folder laid out ``<root>/<Class>/<image>`` (nested folders
+allowed): which files are images of which class, and decoding them all into one array."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from captioning.data.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_image
+from captioning.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def list_class_images(
+    image_dir: Path, limit: int | None
+) -> tuple[list[Path], list[str], list[str]]:
+    """Image files per class folder (sorted; nested folders included), the class names, and
+    the names of class folders that hold no image."""
+    files: list[Path] = []
+    classes: list[str] = []
+    empty: list[str] = []
+    for folder in sorted(
+        p for p in image_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if limit is not None:
+            found = found[:limit]
+        if not found:
+            log.warning("%s: class folder holds no PNG/JPEG image; skipped", folder)
+            empty.append(folder.name)
+            continue
+        classes.append(folder.name)
+        files.extend(found)
+    return files, classes, empty
+
+
+def decode_files(files: list[Path], image_dir: Path, strict: bool = False):
+    """Decode every file (2 threads: Pillow releases the GIL while decoding).
+
+    Returns (pixels (N, 64, 64) uint8, manifest rows, skipped files with reasons). An
+    unreadable file is skipped with a warning, or raises ``DataError`` when ``strict``.
+    """
+
+    def read(path: Path):
+        if printable_path(path) != str(path):
+            return ImageError(
+                printable_path(path), "file name is not valid UTF-8 (rename the file)"
+            )
+        try:
+            data = path.read_bytes() if path.is_file() else None
+            if data is None:
+                raise ImageError(path, "is a directory, not an image")
+            if not data:
+                raise ImageError(path, "empty file (0 bytes)")
+            pixels, (width, height) = decode_image(data, str(path))
+            return pixels, hashlib.md5(data).hexdigest(), width, height
+        except ImageError as err:
+            return err
+        except OSError as err:
+            return ImageError(path, f"cannot read file ({err.strerror or err})")
+
+    images, rows, skipped = [], [], []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = pool.map(read, files, chunksize=256)
+        for path, result in tqdm(
+            zip(files, results, strict=True),
+            total=len(files),
+            desc="decoding",
+            unit="img",
+            disable=None,
+        ):
+            if isinstance(result, ImageError):
+                if strict:
+                    raise DataError(f"{result} (--strict)")
+                log.warning("skipped %s", result)
+                skipped.append(
+                    {"path": printable_path(path.relative_to(image_dir)), "reason": result.problem}
+                )
+                continue
+            pixels, md5, width, height = result
+            images.append(pixels)
+            relative = path.relative_to(image_dir)
+            rows.append(
+                {
+                    "path": relative.as_posix(),
+                    "class": relative.parts[0],
+                    "md5": md5,
+                    "width": width,
+                    "height": height,
+                }
+            )
+    stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return stacked, rows, skipped
+
+
+def printable_path(path: Path) -> str:
+    """``path`` as valid UTF-8 text: bytes that are not UTF-8 (names from another system's
+    encoding) appear as ``\\xNN``, so the manifest, card and messages can always be written."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
