@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -59,6 +60,11 @@ def package_versions() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         pass
     return versions
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def write_json(path: Path, payload) -> None:

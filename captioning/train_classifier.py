@@ -13,7 +13,14 @@ from captioning.data.dataset import PreparedData
 from captioning.data.pipeline import build_augmenter, make_dataset_fn, steps_per_epoch
 from captioning.models.classifier import build_classifier
 from captioning.paths import default_data_root
-from captioning.runs import RunLock, check_resume, default_run_dir, package_versions, write_json
+from captioning.runs import (
+    RunLock,
+    check_resume,
+    default_run_dir,
+    package_versions,
+    peak_rss_mib,
+    write_json,
+)
 from captioning.training.loop import fit, make_optimizer
 from captioning.training.strategy import is_chief, make_strategy
 
@@ -122,6 +129,7 @@ def train_classifier(
                     "parameters": int(model.count_params()),
                     "steps_per_epoch": steps,
                     "global_batch_size": config.train.batch_size,
+                    "peak_rss_mib": peak_rss_mib(),
                 },
             )
     return run_dir
