@@ -60,7 +60,7 @@ def pipeline_ours(data, seconds: float) -> float:
     import tensorflow as tf
 
     from captioning.config import AugmentConfig
-    from captioning.data.pipeline import build_augmenter, make_dataset_fn
+    from captioning.data.pipeline import make_dataset_fn
 
     train = data.split("train")
     fn = make_dataset_fn(
@@ -68,7 +68,7 @@ def pipeline_ours(data, seconds: float) -> float:
         train.labels,
         128,
         training=True,
-        augmenter=build_augmenter(AugmentConfig(), 0),
+        augment=AugmentConfig(),
     )
     count, start = 0, time.perf_counter()
     for epoch in range(100):

@@ -1,9 +1,10 @@
 """Experiment configuration: typed dataclasses, TOML files, ``--set key=value`` overrides.
 
 A config is a tree of dataclasses whose defaults *are* the default experiment. An experiment
-file (TOML, see ``experiments/``) overrides some of them; ``--set train.epochs=3`` overrides
-again; ``--smoke`` finally shrinks the run to a few steps. Everything is validated before any
-work starts: unknown keys, wrong types and out-of-range values fail with the key's name.
+file (TOML, see ``experiments/``) overrides some of them; ``--smoke`` shrinks the run to a few
+steps on a few images; ``--set train.epochs=3`` overrides last, so it can adjust a smoke
+run. Everything is validated before any work starts: unknown keys, wrong types and
+out-of-range values fail with the key's name.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ def load_config(
     overrides: list[str] | tuple[str, ...] = (),
     smoke: bool = False,
 ):
-    """Resolve a config: defaults < TOML file < ``--set`` overrides < ``--smoke``."""
+    """Resolve a config: defaults < TOML file < ``--smoke`` presets < ``--set`` overrides."""
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -219,11 +220,11 @@ def load_config(
             raise ConfigError(f"{path}: cannot read config file ({err})") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML ({err})") from None
-    for text in overrides:
-        _set_dotted(tree, *parse_override(text))
     if smoke:
         for key, value in SMOKE_OVERRIDES.items():
             _set_dotted(tree, key, value)
+    for text in overrides:  # explicit --set beats the --smoke presets
+        _set_dotted(tree, *parse_override(text))
     return from_dict(cls, tree)
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from captioning import config as cfg
 from captioning.data.dataset import PreparedData
-from captioning.data.pipeline import build_augmenter, make_dataset_fn, steps_per_epoch
+from captioning.data.pipeline import make_dataset_fn, steps_per_epoch
 from captioning.models.classifier import build_classifier
 from captioning.paths import default_data_root
 from captioning.runs import (
@@ -101,7 +101,7 @@ def train_classifier(
             config.train.batch_size,
             training=True,
             seed=config.train.seed,
-            augmenter=build_augmenter(config.augment, config.train.seed),
+            augment=config.augment,
         )
         val_fn = make_dataset_fn(val.images, val.labels, config.train.batch_size, training=False)
         with strategy.scope():

@@ -59,14 +59,16 @@ def make_dataset_fn(
     *,
     training: bool,
     seed: int = 0,
-    augmenter: keras.Sequential | None = None,
+    augment: AugmentConfig | None = None,
 ) -> DatasetFn:
     """A function ``(input_context, epoch) -> tf.data.Dataset`` of ``(pixels, targets)``.
 
     ``pixels`` is (b, 64, 64, 1) float32 in 0..255 with b the per-replica batch; ``targets``
     keeps the structure given (an array or a dict of arrays, sliced alongside the images).
     Training drops the last partial batch (a fixed global batch keeps the loss scale exact);
-    evaluation keeps every sample.
+    evaluation keeps every sample. ``augment`` applies to training batches; its layers are
+    built afresh each epoch, seeded by (seed, epoch), and run in order, so an epoch's
+    augmentation is the same in an uninterrupted run and in a resumed one.
     """
     n = len(images)
     images_t = tf.constant(images)  # (N, 64, 64) uint8, shared by every epoch's pipeline
@@ -82,10 +84,10 @@ def make_dataset_fn(
         order = order[context.input_pipeline_id :: context.num_input_pipelines]
         ds = tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=training)
         ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        augmenter = build_augmenter(augment, seed * 10_000 + epoch) if augment else None
         if training and augmenter is not None:
-            ds = ds.map(
-                lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
-            )
+            # Sequential on purpose: random ops in a parallel map draw in a racy order.
+            ds = ds.map(lambda x, y: (augmenter(x, training=True), y))
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         options.deterministic = True
