@@ -12,7 +12,7 @@ hypotheses, each with one or more references:
   ``ratio = (testlen + tiny) / (reflen + small) < 1``.
 - ``bleu_n = bp * (prod_{k<=n} (correct[k] + tiny) / (guess[k] + small)) ** (1 / n)`` with
   ``tiny = 1e-15`` and ``small = 1e-9``. The constants keep the score finite: a corpus with no
-  4-gram match gets a small positive BLEU-4 instead of 0 (sacrebleu and nltk give exactly 0).
+  4-gram match gets a small positive BLEU-4 instead of 0 (sacrebleu 0, nltk about 1e-155).
 
 ``corpus_bleu`` reproduces these numbers (the same float operations in the same order) and
 counts n-grams once, vectorised with numpy: every n-gram becomes an integer key, and the clipped
@@ -165,8 +165,9 @@ def bleu4_nltk(hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -
     Differs from coco's BLEU-4 (``corpus_bleu(...)[3]``) when some hypothesis has fewer than 4
     tokens: nltk adds ``max(1, number of k-grams)`` to the k-gram denominator, so such a
     hypothesis counts an unmatched k-gram for each k above its length and lowers the
-    precisions; coco-caption and sacrebleu add 0. nltk also returns exactly 0 when an order has
-    no match, where coco's constants give a tiny positive score.
+    precisions; coco-caption and sacrebleu add 0. When an order has no match at all, nltk
+    (3.8+) returns a practically-zero number (about 1e-155, from ``sys.float_info.min``),
+    sacrebleu returns 0 and coco's constants give a small positive score (about 1e-8..1e-4).
     """
     import warnings
 
