@@ -41,7 +41,13 @@ def machine() -> dict:
         (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
         platform.processor(),
     )
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        # other work on the machine slows every scorer alike; the ratio is the robust number
+        "load_average_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
 
 
 def make_corpus(n: int, n_refs: int, seed: int):
