@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="captions (default 10000)")
     parser.add_argument("--refs", type=int, default=5, help="references per caption")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per scorer (best)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per scorer (best)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "experiments/benchmarks/bleu_speed.json"))
     args = parser.parse_args(argv)
