@@ -167,7 +167,7 @@ def bleu4_nltk(hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -
     hypothesis counts an unmatched k-gram for each k above its length and lowers the
     precisions; coco-caption and sacrebleu add 0. When an order has no match at all, nltk
     (3.8+) returns a practically-zero number (about 1e-155, from ``sys.float_info.min``),
-    sacrebleu returns 0 and coco's constants give a small positive score (about 1e-8..1e-4).
+    sacrebleu returns 0 and coco's constants give a small positive score (about 1e-9..1e-4).
     """
     import warnings
 
