@@ -1,0 +1,50 @@
+"""Caption metrics: BLEU-1..4 (coco-caption), BLEU-4 (nltk), CIDEr-D and ROUGE-L (coco-caption).
+
+``score_captions`` scores caption texts; the ``corpus_*`` functions take token lists (the
+captioner calls ``corpus_bleu`` for validation BLEU-4). Texts are tokenised with the project's
+one rule, ``captioning.captions.tokenize.tokenize``. Every metric is pure Python/numpy (no Java).
+See ``docs/metrics.md`` for the definitions and how they were checked.
+"""
+
+from __future__ import annotations
+
+from captioning.captions.tokenize import tokenize
+from captioning.metrics.bleu import bleu4_nltk, bleu_stats, corpus_bleu
+from captioning.metrics.cider import cider_d_scores, corpus_cider_d
+from captioning.metrics.inputs import check_corpus
+from captioning.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l_scores
+
+__all__ = [
+    "bleu4_nltk",
+    "bleu_stats",
+    "check_corpus",
+    "cider_d_scores",
+    "corpus_bleu",
+    "corpus_cider_d",
+    "corpus_rouge_l",
+    "lcs_length",
+    "rouge_l_scores",
+    "score_captions",
+]
+
+
+def score_captions(hypotheses: list[str], references: list[list[str]]) -> dict:
+    """Corpus metrics of caption texts, each hypothesis with its list of reference texts.
+
+    Returns floats keyed:
+
+    - ``bleu1``..``bleu4``: BLEU as coco-caption (pycocoevalcap ``Bleu``) defines it;
+    - ``bleu4_nltk``: nltk's ``corpus_bleu``, no smoothing (lower on captions under 4 tokens);
+    - ``cider``: CIDEr-D as coco-caption's ``Cider`` scorer computes it (sigma 6, clipping,
+      x10, IDF from this corpus's references), in [0, 10];
+    - ``rouge_l``: ROUGE-L F-measure, beta 1.2, as pycocoevalcap ``Rouge``.
+    """
+    hyp_tokens = [tokenize(h) for h in hypotheses]
+    ref_tokens = [[tokenize(r) for r in refs] for refs in references]
+    check_corpus(hyp_tokens, ref_tokens)
+    bleus = corpus_bleu(hyp_tokens, ref_tokens, max_n=4)
+    result = {f"bleu{k + 1}": b for k, b in enumerate(bleus)}
+    result["bleu4_nltk"] = bleu4_nltk(hyp_tokens, ref_tokens)
+    result["cider"] = corpus_cider_d(hyp_tokens, ref_tokens)
+    result["rouge_l"] = corpus_rouge_l(hyp_tokens, ref_tokens)
+    return result
