@@ -12,7 +12,25 @@ from pathlib import Path
 
 from captioning.errors import CaptioningError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines sent to /dev/null: they are written before
+    its logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot silence them, and they would
+    bury our one-line errors. Python exceptions still surface; ``--verbose`` keeps the lines."""
+    if "tensorflow" in sys.modules:
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _data_prepare(args) -> int:
@@ -169,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
     try:
+        if args.command != "data" and not args.verbose:
+            _import_tensorflow_quietly()
         return args.func(args)
     except CaptioningError as err:
         print(f"error: {err}", file=sys.stderr)

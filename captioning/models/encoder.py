@@ -12,7 +12,7 @@ from keras import layers
 
 from captioning.config import ModelConfig
 from captioning.data.images import IMAGE_SIZE
-from captioning.models.layers import ConvBlock, GrayscaleToRGB
+from captioning.models.layers import BN_MOMENTUM, ConvBlock, GrayscaleToRGB
 
 
 def pixel_input() -> keras.KerasTensor:
@@ -32,7 +32,7 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
     x = layers.Conv2D(config.widths[0], 3, strides=2, padding="same", use_bias=False, name="stem")(
         x
     )
-    x = layers.ReLU()(layers.BatchNormalization(name="stem_bn")(x))
+    x = layers.ReLU()(layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x))
     size = IMAGE_SIZE // 2
     for i, width in enumerate(config.widths[1:]):
         pool = size > config.feature_size
