@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import platform
 import resource
 import subprocess
@@ -19,6 +18,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from captioning.atomic import atomic_path
 from captioning.errors import RunError
 
 PACKAGES = (
@@ -69,9 +69,8 @@ def peak_rss_mib() -> float:
 
 def write_json(path: Path, payload) -> None:
     """Write JSON atomically (temporary file, then rename): a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path):

@@ -76,6 +76,11 @@ def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     try:
         card = _build(building, options, downloads)
         _move_into_place(building, root)
+    except OSError as err:  # disk full, file-size limit, permissions
+        reason = err.strerror or str(err)
+        raise DataError(
+            f"{root}: cannot write the prepared dataset ({reason}); nothing was changed"
+        ) from None
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return card

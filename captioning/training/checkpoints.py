@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from captioning.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +44,22 @@ def save_checkpoint(folder: Path, model, optimizer, state: TrainingState, keep: 
     """Write ``folder/epoch-NNNN`` and keep only the newest ``keep`` checkpoints."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"epoch-{state.epoch:04d}"
-    tmp = folder / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     arrays = {
         f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(_variables(model, optimizer))
     }
-    np.savez(tmp / "variables.npz", **arrays)
-    digest = hashlib.sha256((tmp / "variables.npz").read_bytes()).hexdigest()
-    (tmp / "state.json").write_text(
-        json.dumps(
-            {
-                "epoch": state.epoch,
-                "best": state.best,
-                "best_metrics": state.best_metrics,
-                "variables_sha256": digest,
-                "count": len(arrays),
-            },
-            indent=2,
-        )
-    )
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    shutil.rmtree(final, ignore_errors=True)  # a rerun of this epoch replaces it
+    with atomic_path(final) as tmp:
+        tmp.mkdir()
+        np.savez(tmp / "variables.npz", **arrays)
+        digest = hashlib.sha256((tmp / "variables.npz").read_bytes()).hexdigest()
+        meta = {
+            "epoch": state.epoch,
+            "best": state.best,
+            "best_metrics": state.best_metrics,
+            "variables_sha256": digest,
+            "count": len(arrays),
+        }
+        (tmp / "state.json").write_text(json.dumps(meta, indent=2))
     for old in sorted(folder.glob("epoch-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from captioning.atomic import atomic_path
+
 
 class History:
     """Appends one row per epoch to ``log.csv``, writes TensorBoard scalars, redraws
@@ -29,12 +31,10 @@ class History:
     def append(self, row: dict[str, float]) -> None:
         self.rows.append(row)
         fields = list(dict.fromkeys(k for r in self.rows for k in r))
-        tmp = self.csv_path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as handle:
+        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(self.rows)
-        tmp.replace(self.csv_path)
         with self.writer.as_default(step=int(row["epoch"])):
             for key, value in row.items():
                 if key != "epoch":

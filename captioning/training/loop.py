@@ -9,7 +9,6 @@ validation each epoch, best checkpoint by a validation metric, resume, logs.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Protocol
 import keras
 import tensorflow as tf
 
+from captioning.atomic import atomic_path
 from captioning.config import TrainConfig
 from captioning.data.pipeline import DatasetFn
 from captioning.training.checkpoints import TrainingState, restore_latest, save_checkpoint
@@ -181,6 +181,5 @@ def evaluate(eval_step, strategy, val_fn: DatasetFn, task: Task, max_batches: in
 
 def save_model_atomically(model: keras.Model, path: Path) -> None:
     """Save a ``.keras`` file beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
