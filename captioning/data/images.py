@@ -26,6 +26,11 @@ IMAGE_SIZE = 64
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger than any radiograph, far below a bomb
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
+# Our MAX_PIXELS check refuses big images before Pillow decodes them, so Pillow's own
+# warning (at ~89 megapixels) would only add noise. Filtered once here rather than with
+# warnings.catch_warnings() per call, which is not thread-safe (prepare decodes in threads).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 
 class ImageError(CaptioningError, ValueError):
     """An image file could not be read; ``str()`` is one line naming the file and the problem."""
@@ -68,23 +73,19 @@ def decode_image(data: bytes, label: str = "<bytes>") -> tuple[np.ndarray, tuple
     See the module doc for the conversions. Raises ``ImageError`` only.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(
-                    label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)"
-                )
-            if image.format == "JPEG":
-                image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # decode at reduced scale: fast
-            image.load()
-            return _to_gray_square(image), (width, height)
+        image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
+        if image.format == "JPEG":
+            image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # decode at reduced scale: fast
+        image.load()
+        return _to_gray_square(image), (width, height)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(label, "not a PNG or JPEG image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageError(label, "image too large (decompression-bomb guard)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(label, f"corrupt or truncated image ({err})") from None
