@@ -289,3 +289,19 @@ def test_real_subset_has_six_classes_from_folder_names(mednist_small):
         np.testing.assert_array_equal(
             data.images[i], load_image(data.image_dir / data.manifest["path"][i])
         )
+
+
+def test_a_class_whose_images_are_all_unreadable_is_not_a_class(tmp_path):
+    source = tmp_path / "src"
+    for name in ("Good", "Other"):
+        (source / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (8, 8), 40 * i).save(source / name / f"{i}.png")
+    (source / "Broken").mkdir()
+    (source / "Broken" / "a.png").write_bytes(b"not an image")
+    card = prepare(tmp_path / "out", PrepareOptions(source=str(source)), tmp_path / "dl")
+    assert card["classes"] == ["Good", "Other"]
+    assert card["empty_classes"] == ["Broken"]
+    assert [s["path"] for s in card["skipped"]] == ["Broken/a.png"]
+    manifest = PreparedData(tmp_path / "out").manifest
+    assert sorted(manifest["label"].unique()) == [0, 1]

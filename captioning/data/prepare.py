@@ -129,6 +129,11 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
     if not rows:
         raise DataError(f"{image_dir}: none of the {len(files)} images could be read")
     manifest = pd.DataFrame(rows)
+    unreadable = [name for name in classes if name not in set(manifest["class"])]
+    for name in unreadable:  # a label with no example would break stratification and metrics
+        log.warning("%s: no image of this class could be read; not a class", image_dir / name)
+    empty += unreadable
+    classes = [name for name in classes if name not in unreadable]
     manifest["label"] = manifest["class"].map({name: i for i, name in enumerate(classes)})
     manifest["split"] = grouped_stratified_split(
         manifest["label"].to_numpy(), manifest["md5"].to_numpy(), options.fractions, options.seed
