@@ -93,11 +93,24 @@ def _evaluate(args) -> int:
         data=args.data,
         split=args.split,
         out=Path(args.out) if args.out else None,
+        beam=args.beam,
     )
     if not args.out:
         json.dump(report, sys.stdout, indent=2)
         print()
     return 0
+
+
+def _caption(args) -> int:
+    from captioning.caption import caption_files
+
+    return caption_files(
+        args.run_dir,
+        args.images,
+        beam=args.beam,
+        as_json=args.json,
+        attention_dir=args.attention_dir,
+    )
 
 
 def _command_line() -> str:
@@ -192,7 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--split", default="test", help="split of the run's dataset (default: test)")
     ev.add_argument("--out", help="write the JSON report here (default: stdout)")
+    ev.add_argument(
+        "--beam", type=int, help="captioner runs: beam width (default: the run's beam_width)"
+    )
     ev.set_defaults(func=_evaluate)
+
+    cap = commands.add_parser("caption", help="caption image files with a captioner run")
+    cap.add_argument("run_dir", help="a run folder written by 'captioning train captioner'")
+    cap.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size")
+    cap.add_argument("--beam", type=int, help="beam width (default: the run's beam_width)")
+    cap.add_argument("--json", action="store_true", help="one JSON object per image")
+    cap.add_argument("--attention-dir", help="write attention overlays (PNG) here")
+    cap.set_defaults(func=_caption)
     return parser
 
 
