@@ -104,7 +104,7 @@ class DecoderConfig:
     embed_dim: int = field(default=64, metadata=_check(">0"))
     hidden: int = field(default=256, metadata=_check(">0"))  # LSTM units
     attention_dim: int = field(default=128, metadata=_check(">0"))  # additive attention width
-    # doubly-stochastic attention: weight of mean_p (1 - sum_t alpha_tp)^2 (0: off)
+    # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
     attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))  # before the output layer
     max_length: int = field(default=24, metadata=_check(">0"))  # words per caption, <end> incl.

@@ -230,9 +230,12 @@ class CaptionTask:
         caption_loss = tf.reduce_sum(cross * mask, 1) / tf.maximum(words, 1.0)  # (b,)
         per_example = caption_loss
         if self.attention_penalty and "attention" in out:
-            # doubly stochastic: each position's attention summed over the words -> about 1
+            # doubly stochastic attention: each position's attention summed over the words
+            # should be its equal share, words / P (Xu et al. ask for 1, which a caption of
+            # fewer words than positions cannot reach)
             coverage = tf.reduce_sum(out["attention"] * mask[..., None], 1)  # (b, P)
-            per_example += self.attention_penalty * tf.reduce_mean((1.0 - coverage) ** 2, -1)
+            share = words[:, None] / tf.cast(tf.shape(coverage)[1], tf.float32)  # (b, 1)
+            per_example += self.attention_penalty * tf.reduce_mean((share - coverage) ** 2, -1)
         correct_words = tf.cast(
             tf.equal(tf.argmax(logits, -1, output_type=target.dtype), target), tf.float32
         )
