@@ -87,6 +87,22 @@ def _train_classifier(args) -> int:
     return 0
 
 
+def _train_captioner(args) -> int:
+    from captioning.train_captioner import train_captioner
+
+    run_dir = train_captioner(
+        encoder_dir=args.encoder,
+        config_path=args.config,
+        overrides=args.set,
+        smoke=args.smoke,
+        data_root=args.data,
+        run_dir=args.run_dir,
+        command=_command_line(),
+    )
+    print(f"run folder: {run_dir}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from captioning.evaluate import evaluate_run
 
@@ -95,11 +111,24 @@ def _evaluate(args) -> int:
         data=args.data,
         split=args.split,
         out=Path(args.out) if args.out else None,
+        beam=args.beam,
     )
     if not args.out:
         json.dump(report, sys.stdout, indent=2)
         print()
     return 0
+
+
+def _caption(args) -> int:
+    from captioning.caption import caption_files
+
+    return caption_files(
+        args.run_dir,
+        args.images,
+        beam=args.beam,
+        as_json=args.json,
+        attention_dir=args.attention_dir,
+    )
 
 
 def _command_line() -> str:
@@ -166,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--run-dir", help="run folder (default: runs/classifier-<time>)")
     clf.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
     clf.set_defaults(func=_train_classifier)
+    cap = train.add_parser(
+        "captioner", help="train an LSTM captioner on a pretrained encoder (two stages)"
+    )
+    cap.add_argument("--config", help="experiment TOML (default: the built-in defaults)")
+    cap.add_argument("--data", help="prepared dataset folder (default: the encoder run's dataset)")
+    cap.add_argument(
+        "--encoder", required=True, metavar="CLASSIFIER_RUN_DIR", help="a classifier run folder"
+    )
+    cap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set decoder.kind=show_tell (repeatable)",
+    )
+    cap.add_argument("--run-dir", help="run folder (default: runs/captioner-<time>)")
+    cap.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
+    cap.set_defaults(func=_train_captioner)
 
     ev = commands.add_parser("evaluate", help="score a run on its test split or on new images")
     ev.add_argument("run_dir", help="a run folder written by 'captioning train'")
@@ -176,7 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--split", default="test", help="split of the run's dataset (default: test)")
     ev.add_argument("--out", help="write the JSON report here (default: stdout)")
+    ev.add_argument(
+        "--beam", type=int, help="captioner runs: beam width (default: the run's beam_width)"
+    )
     ev.set_defaults(func=_evaluate)
+
+    cap = commands.add_parser("caption", help="caption image files with a captioner run")
+    cap.add_argument("run_dir", help="a run folder written by 'captioning train captioner'")
+    cap.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size")
+    cap.add_argument("--beam", type=int, help="beam width (default: the run's beam_width)")
+    cap.add_argument("--json", action="store_true", help="one JSON object per image")
+    cap.add_argument("--attention-dir", help="write attention overlays (PNG) here")
+    cap.set_defaults(func=_caption)
     return parser
 
 

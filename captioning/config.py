@@ -76,6 +76,8 @@ class TrainConfig:
     strategy: str = field(default="auto", metadata=_check("in:auto,default,mirrored,multiworker"))
     max_steps_per_epoch: int | None = field(default=None, metadata=_check(">0"))
     max_eval_batches: int | None = field(default=None, metadata=_check(">0"))
+    # stop after this many epochs without a better monitored validation metric (None: never)
+    patience: int | None = field(default=None, metadata=_check(">0"))
 
 
 @dataclass
@@ -86,6 +88,60 @@ class ClassifierConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class CaptionsConfig:
+    """Which captions to learn: a template set written by ``captioning data captions``."""
+
+    templates: str = "findings"  # set name (data/templates/<name>.toml); built if missing
+
+
+@dataclass
+class DecoderConfig:
+    """The LSTM decoder and how captions are generated from it."""
+
+    kind: str = field(default="attention", metadata=_check("in:attention,show_tell"))
+    embed_dim: int = field(default=64, metadata=_check(">0"))
+    hidden: int = field(default=256, metadata=_check(">0"))  # LSTM units
+    attention_dim: int = field(default=128, metadata=_check(">0"))  # additive attention width
+    # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
+    attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
+    dropout: float = field(default=0.0, metadata=_check("[0,1)"))  # before the output layer
+    max_length: int = field(default=24, metadata=_check(">0"))  # words per caption, <end> incl.
+    beam_width: int = field(default=3, metadata=_check(">0"))  # 1: greedy
+    length_alpha: float = field(default=0.7, metadata=_check(">=0"))  # score / length^alpha
+
+
+@dataclass
+class FinetuneConfig:
+    """Stage 2, end to end: encoder unfrozen at ``learning_rate * encoder_lr_scale``; loss =
+    caption cross-entropy + ``class_weight`` x classification cross-entropy. 0 epochs: skip."""
+
+    epochs: int = field(default=2, metadata=_check(">=0"))
+    learning_rate: float = field(default=5e-4, metadata=_check(">0"))
+    encoder_lr_scale: float = field(default=0.1, metadata=_check(">0"))
+    class_weight: float = field(default=1.0, metadata=_check(">=0"))
+
+
+def _captioner_stage1() -> TrainConfig:
+    return TrainConfig(epochs=8, learning_rate=3e-3, warmup_steps=50, patience=3)
+
+
+@dataclass
+class CaptionerConfig:
+    """Everything ``captioning train captioner`` needs. ``train`` is stage 1 (decoder only, on
+    cached features of the frozen encoder); ``finetune`` is stage 2 (end to end). The encoder's
+    architecture comes from the classifier run given by ``--encoder``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    captions: CaptionsConfig = field(default_factory=CaptionsConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    train: TrainConfig = field(default_factory=_captioner_stage1)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    # added to SMOKE_OVERRIDES for this config
+    smoke_overrides: typing.ClassVar[dict[str, Any]] = {"finetune.epochs": 1}
 
 
 # --smoke: a handful of images and steps, whatever the experiment (big_vision's `runlocal`).
@@ -221,7 +277,7 @@ def load_config(
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML ({err})") from None
     if smoke:
-        for key, value in SMOKE_OVERRIDES.items():
+        for key, value in {**SMOKE_OVERRIDES, **getattr(cls, "smoke_overrides", {})}.items():
             _set_dotted(tree, key, value)
     for text in overrides:  # explicit --set beats the --smoke presets
         _set_dotted(tree, *parse_override(text))

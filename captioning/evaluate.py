@@ -129,11 +129,21 @@ def write_confusion(report: dict, stem: Path) -> None:
 
 
 def evaluate_run(
-    run_dir: Path, data: str | None = None, split: str = "test", out: Path | None = None
+    run_dir: Path,
+    data: str | None = None,
+    split: str = "test",
+    out: Path | None = None,
+    beam: int | None = None,
 ) -> dict:
-    """Evaluate the best model of ``run_dir``; write the report to ``out`` if given."""
+    """Evaluate the best model of ``run_dir``; write the report to ``out`` if given.
+    Captioner runs (``run.json`` kind ``captioner``) get the caption report of
+    ``captioning.evaluate_captioner``; ``beam`` applies to them only."""
     run_dir = Path(run_dir)
     run = read_json(run_dir / "run.json")
+    if run.get("kind") == "captioner":
+        from captioning.evaluate_captioner import evaluate_captioner_run
+
+        return evaluate_captioner_run(run_dir, data=data, split=split, out=out, beam=beam)
     classes = run["classes"]
     model = load_model(run_dir / "best_model.keras")
     with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:

@@ -37,6 +37,10 @@ class Task(Protocol):
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         """Turn summed statistics into metrics (e.g. correct / count -> accuracy)."""
 
+    # Optional: ``validate(model) -> {name: value}``, metrics that need more than summed batch
+    # statistics (e.g. BLEU of generated captions); merged into the epoch's validation metrics,
+    # so ``monitor`` may name one of them.
+
 
 @dataclass
 class FitResult:
@@ -50,6 +54,13 @@ class FitResult:
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
     """AdamW with linear warm-up then cosine decay to 0 (or a constant rate)."""
+    return keras.optimizers.AdamW(
+        learning_rate_schedule(config, total_steps), weight_decay=config.weight_decay
+    )
+
+
+def learning_rate_schedule(config: TrainConfig, total_steps: int):
+    """The rate of ``make_optimizer``: linear warm-up then cosine decay, or a constant."""
     rate = config.learning_rate
     if config.schedule == "cosine":
         warmup = min(config.warmup_steps, max(total_steps - 1, 0))
@@ -59,7 +70,7 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
             warmup_target=config.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
-    return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    return rate
 
 
 def fit(
@@ -115,7 +126,13 @@ def fit(
         return reduce(strategy.run(eval_step_fn, args=(batch,)))
 
     start = time.perf_counter()
+    validate = getattr(task, "validate", None)
+    patience = getattr(config, "patience", None)
     for epoch in range(state.epoch, config.epochs):
+        if patience and state.best_metrics and epoch - state.best_metrics["epoch"] >= patience:
+            if chief:
+                print(f"early stop: no better val {task.monitor} for {patience} epochs")
+            break
         tic = time.perf_counter()
         train_ds = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: train_fn(ctx, e))
         bar = keras.utils.Progbar(
@@ -137,6 +154,8 @@ def fit(
                 sums = _accumulate(sums, stats)
         train_metrics = task.summarize(sums)
         val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
+        if validate is not None:
+            val_metrics.update(validate(model))
         row = {
             "epoch": epoch + 1,
             **{f"train_{k}": v for k, v in train_metrics.items()},

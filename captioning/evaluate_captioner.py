@@ -1,0 +1,246 @@
+"""``captioning evaluate RUN_DIR`` for captioner runs: caption metrics and clinical-style checks.
+
+The report (JSON) has the caption metrics of ``captioning.captioner_metrics`` (``bleu1``..
+``bleu4``, ``bleu4_nltk``, ``cider``, ``rouge_l``, and which implementation computed them),
+``caption_class_accuracy`` (the class read back from each generated caption with the template
+set's parser), ``findings_accuracy`` per field (quality on every image; extent, density and
+position on the images whose true quality is diagnostic; ``all`` = class and every finding
+right), ``accuracy`` of the classifier head, a ``per_class`` breakdown, decoding settings and
+throughput, and ``captions`` (path, generated, references, classes) for every image. A Markdown
+table of sample captions and attention overlays for one image per class go beside it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from captioning.caption import Captioner, write_attention_png
+from captioning.captioner_metrics import IMPLEMENTATION, score_captions
+from captioning.captions.build import caption_table, load_cutpoints
+from captioning.captions.findings import QUALITY_VALUES, compute_findings
+from captioning.captions.parse import parse_caption
+from captioning.captions.templates import load_template_set
+from captioning.data.dataset import PreparedData
+from captioning.errors import DataError, RunError
+from captioning.runs import write_json
+
+
+def _references(frame: pd.DataFrame) -> list[list[str]]:
+    cols = [c for c in frame.columns if c.startswith("reference_")]
+    return [list(row) for row in frame[cols].itertuples(index=False)]
+
+
+def findings_scores(generated: list[str], truth: pd.DataFrame, tset) -> dict:
+    """Per-image correctness of the class and of each field, read back from the captions.
+
+    ``truth``: columns class, quality and the findings. Returns {name: bool array or None}:
+    None marks images where the field is not scored (a non-diagnostic image's findings)."""
+    parsed = [parse_caption(text, tset) for text in generated]
+    diagnostic = (truth["quality"] == QUALITY_VALUES[0]).to_numpy()
+    out = {
+        "class": np.array([p.class_name == c for p, c in zip(parsed, truth["class"], strict=True)]),
+        "quality": np.array(
+            [p.quality == q for p, q in zip(parsed, truth["quality"], strict=True)]
+        ),
+    }
+    for field in tset.fields:
+        right = np.array(
+            [p.fields.get(field) == v for p, v in zip(parsed, truth[field], strict=True)]
+        )
+        out[field] = np.where(diagnostic, right, False), diagnostic
+    out["all"] = np.array(
+        [
+            p.matches(c, dict(r._asdict()))
+            for p, c, r in zip(
+                parsed,
+                truth["class"],
+                truth[["quality", *tset.fields]].itertuples(index=False),
+                strict=True,
+            )
+        ]
+    )
+    return out
+
+
+def _mean(values, where=None) -> float | None:
+    values = np.asarray(values, bool)
+    if where is not None:
+        values = values[np.asarray(where, bool)]
+    return round(float(values.mean()), 6) if len(values) else None
+
+
+def summarize_findings(scores: dict, index=None) -> dict:
+    """Accuracy per field over the images in ``index`` (a boolean mask; all when None)."""
+    out = {}
+    for name, value in scores.items():
+        if name == "class":
+            continue
+        right, scored = value if isinstance(value, tuple) else (value, None)
+        mask = np.ones(len(right), bool) if index is None else index
+        if scored is not None:
+            mask = mask & scored
+        out[name] = _mean(right, mask)
+    return out
+
+
+def _external_truth(captioner: Captioner, source: Path, workdir: Path):
+    """Images and ground-truth captions for a labelled folder/archive never prepared: findings
+    are measured with the cut points stored with the run's dataset."""
+    from captioning.evaluate import load_labelled
+
+    images, labels, paths, skipped = load_labelled(source, captioner.classes, workdir)
+    cutpoints = load_cutpoints(captioner.run["data_root"])
+    manifest = pd.DataFrame(
+        {"path": paths, "split": "external", "class": [captioner.classes[i] for i in labels]}
+    )
+    frame = caption_table(
+        manifest, compute_findings(images, cutpoints), load_template_set(captioner.templates)
+    )
+    return images, labels, frame, skipped
+
+
+def evaluate_captioner_run(
+    run_dir: Path,
+    data: str | None = None,
+    split: str = "test",
+    out: Path | None = None,
+    beam: int | None = None,
+) -> dict:
+    """Evaluate the captioner in ``run_dir``; write the report to ``out`` if given."""
+    from captioning.train_captioner import caption_frame
+
+    run_dir = Path(run_dir)
+    captioner = Captioner(run_dir)
+    tset = load_template_set(captioner.templates)
+    with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:
+        if data:
+            source = Path(data).expanduser().resolve()
+            images, labels, frame, skipped = _external_truth(captioner, source, Path(tmp))
+            evaluated = {"data": str(source), "split": None, "skipped": skipped}
+            tag = source.name.split(".")[0] or "data"
+        else:
+            dataset = PreparedData(captioner.run["data_root"])
+            if dataset.manifest_sha256 != captioner.run["manifest_sha256"]:
+                raise RunError(
+                    f"{dataset.root}: dataset changed since the run was trained "
+                    "(manifest checksum differs); evaluate with --data instead"
+                )
+            if split not in set(dataset.manifest["split"]):
+                raise DataError(f"{dataset.root}: no split named '{split}'")
+            part = dataset.split(split)
+            images, labels = part.images, part.labels
+            frame = (
+                caption_frame(dataset, captioner.templates).iloc[part.rows].reset_index(drop=True)
+            )
+            evaluated = {
+                "data": str(dataset.root),
+                "split": split,
+                "skipped": [],
+                "manifest_sha256": dataset.manifest_sha256,
+            }
+            tag = split
+    if len(labels) == 0:
+        raise DataError(f"{evaluated['data']}: no readable labelled images to evaluate")
+    width = captioner.beam_width if beam is None else beam
+    tic = time.perf_counter()
+    result = captioner.caption(images, beam=width)
+    seconds = time.perf_counter() - tic
+    references = _references(frame)
+    metrics = score_captions(result.texts, references)
+    scores = findings_scores(result.texts, frame, tset)
+    classes = captioner.classes
+    true_class = frame["class"].to_numpy()
+    per_class = {}
+    for name in classes:
+        mask = true_class == name
+        if not mask.any():
+            continue
+        idx = np.flatnonzero(mask)
+        per_class[name] = {
+            "n": int(mask.sum()),
+            "caption_class_accuracy": _mean(scores["class"], mask),
+            "accuracy": _mean(result.class_ids[mask] == labels[mask]),
+            "findings_accuracy": summarize_findings(scores, mask),
+            "bleu4": round(
+                score_captions([result.texts[i] for i in idx], [references[i] for i in idx])[
+                    "bleu4"
+                ],
+                6,
+            ),
+        }
+    report = {
+        **{k: (None if v is None else round(float(v), 6)) for k, v in metrics.items()},
+        "metrics_implementation": IMPLEMENTATION,
+        "n": len(labels),
+        "caption_class_accuracy": _mean(scores["class"]),
+        "accuracy": _mean(result.class_ids == labels),
+        "findings_accuracy": summarize_findings(scores),
+        "per_class": per_class,
+        "decoding": {
+            "decoder": captioner.run.get("decoder"),
+            "beam_width": width,
+            "length_alpha": captioner.search.length_alpha,
+            "max_length": captioner.search.max_length,
+            "seconds": round(seconds, 3),
+            "images_per_second": round(len(labels) / max(seconds, 1e-9), 1),
+        },
+        "templates": captioner.templates,
+        **evaluated,
+        "run_dir": str(run_dir.resolve()),
+        "model": "best_model.keras",
+        "captions": [
+            {
+                "path": frame["path"].iloc[i],
+                "generated": result.texts[i],
+                "references": references[i],
+                "class": true_class[i],
+                "pred_class": classes[int(result.class_ids[i])],
+                "prob": round(float(result.probs[i]), 6),
+            }
+            for i in range(len(labels))
+        ],
+    }
+    artifacts = out.parent if out else run_dir / "eval"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    write_samples(report, artifacts / f"captions_{tag}.md")
+    if captioner.has_attention:
+        firsts = [
+            int(np.flatnonzero(true_class == c)[0]) for c in classes if (true_class == c).any()
+        ]
+        shown = captioner.caption(images[firsts], beam=width, attention=True)
+        for j, i in enumerate(firsts):
+            write_attention_png(
+                images[i],
+                shown.words[j],
+                shown.attention[j],
+                artifacts / "attention" / f"{tag}_{true_class[i]}.png",
+            )
+    if out:
+        write_json(out, report)
+    return report
+
+
+def write_samples(report: dict, path: Path, per_class: int = 2) -> None:
+    """A Markdown table of generated captions beside reference 0, a few per class."""
+    where = report["split"] or report["data"]
+    lines = [
+        f"# Sample captions ({where}, beam {report['decoding']['beam_width']})",
+        "",
+        "| class | generated | reference 0 | head's class |",
+        "|---|---|---|---|",
+    ]
+    seen: dict[str, int] = {}
+    for entry in report["captions"]:
+        c = entry["class"]
+        if seen.get(c, 0) >= per_class:
+            continue
+        seen[c] = seen.get(c, 0) + 1
+        lines.append(
+            f"| {c} | {entry['generated']} | {entry['references'][0]} | {entry['pred_class']} |"
+        )
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,191 @@
+"""LSTM caption decoders on the encoder's features: Show-and-Tell and Show-Attend-Tell.
+
+Both are Keras 3 layers (registered, with ``get_config``, so ``.keras`` files load with
+``safe_mode=True``) with one interface, which the training step and the decoder search share:
+
+- ``initial_state(features) -> (context, state)``: ``features`` is the encoder's output dict
+  ``{"feature_map": (B, S, S, C), "pooled": (B, C)}``; ``context`` is a tuple of tensors that
+  stay fixed while decoding (batch first), ``state`` the LSTM state ``(h, c)``, each (B, H).
+- ``step(tokens, state, context) -> (logits, state, attention)``: one time step; ``tokens``
+  (B,) int32 is the previous word, ``logits`` (B, V) score the next; ``attention`` is (B, P)
+  with P = S * S for the attention decoder, None for Show-and-Tell.
+- ``call({"feature_map", "pooled", "tokens": (B, T)})``: teacher forcing over T steps, returns
+  ``{"logits": (B, T, V)}`` plus ``"attention": (B, T, P)`` for the attention decoder.
+
+The LSTM is written out (one matmul for the input of all T steps, one per step for the
+recurrence) rather than wrapping ``keras.layers.LSTMCell``: the step is what beam search calls
+B x k times per word, so it is kept to plain batched ops.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+
+class _LSTMDecoder(layers.Layer):
+    """The parts both decoders share: embedding, LSTM gates, output projection."""
+
+    has_attention = False
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 64,
+        hidden: int = 256,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size, self.embed_dim, self.hidden, self.dropout = (
+            vocab_size,
+            embed_dim,
+            hidden,
+            dropout,
+        )
+        self.embedding = layers.Embedding(vocab_size, embed_dim, name="embedding")
+        self.init_h = layers.Dense(hidden, activation="tanh", name="init_h")
+        self.init_c = layers.Dense(hidden, name="init_c")
+        self.word_gates = layers.Dense(4 * hidden, name="word_gates")  # x_t -> i, f, g, o
+        self.recurrent = layers.Dense(4 * hidden, use_bias=False, name="recurrent")  # h -> gates
+        self.drop = layers.Dropout(dropout, name="drop")
+        self.out = layers.Dense(vocab_size, name="out")  # h -> next-word logits
+
+    def _build_common(self, init_dim: int) -> None:
+        self.embedding.build((None,))
+        self.init_h.build((None, init_dim))
+        self.init_c.build((None, init_dim))
+        self.word_gates.build((None, self.embed_dim))
+        self.recurrent.build((None, self.hidden))
+        self.out.build((None, self.hidden))
+
+    def _lstm(self, gates, state):
+        """One LSTM update from the input's share of the gates (B, 4H) and (h, c)."""
+        h, c = state
+        i, f, g, o = ops.split(gates + self.recurrent(h), 4, axis=-1)  # each (B, H)
+        c = ops.sigmoid(f + 1.0) * c + ops.sigmoid(i) * ops.tanh(g)  # forget bias 1
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, c
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embed_dim": self.embed_dim,
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class ShowTellDecoder(_LSTMDecoder):
+    """Show-and-Tell (Vinyals et al. 2015): the pooled image vector (B, C) initialises the
+    LSTM state; the words alone drive it afterwards."""
+
+    def build(self, input_shape):
+        self._build_common(input_shape["pooled"][-1])
+        self.built = True
+
+    def initial_state(self, features, training=False):
+        pooled = features["pooled"]  # (B, C)
+        return (), (self.init_h(pooled), self.init_c(pooled))  # no context; h, c (B, H)
+
+    def step(self, tokens, state, context, training=False):
+        gates = self.word_gates(self.embedding(tokens))  # (B, 4H)
+        h, c = self._lstm(gates, state)
+        return self.out(self.drop(h, training=training)), (h, c), None  # (B, V)
+
+    def call(self, inputs, training=None):
+        tokens = inputs["tokens"]  # (B, T)
+        _, state = self.initial_state(inputs, training=training)
+        gates = self.word_gates(self.embedding(tokens))  # (B, T, 4H), all steps at once
+        hs = []
+        for t in range(tokens.shape[1]):
+            state = self._lstm(gates[:, t], state)
+            hs.append(state[0])
+        h = ops.stack(hs, axis=1)  # (B, T, H)
+        return {"logits": self.out(self.drop(h, training=training))}  # (B, T, V)
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class AttentionDecoder(_LSTMDecoder):
+    """Show, Attend and Tell (Xu et al. 2015), soft attention: at every step an additive
+    (Bahdanau) score of each of the P = S * S map positions against the previous hidden state,
+
+        e = w . tanh(W_f f_p + W_h h),  alpha = softmax_p(e),  z = beta(h) * sum_p alpha_p f_p,
+
+    with the gate beta = sigmoid(W_b h); the LSTM reads [embedding(word), z]. The state starts
+    from the mean of the feature map."""
+
+    has_attention = True
+
+    def __init__(self, vocab_size: int, attention_dim: int = 128, **kwargs):
+        super().__init__(vocab_size, **kwargs)
+        self.attention_dim = attention_dim
+        self.att_features = layers.Dense(attention_dim, name="att_features")  # W_f
+        self.att_hidden = layers.Dense(attention_dim, use_bias=False, name="att_hidden")  # W_h
+        self.att_score = layers.Dense(1, name="att_score")  # w
+        self.gate = None  # beta (B, H) -> (B, C): built once C is known
+        self.context_gates = layers.Dense(4 * self.hidden, use_bias=False, name="context_gates")
+
+    def build(self, input_shape):
+        channels = input_shape["feature_map"][-1]
+        self._build_common(channels)
+        self.gate = layers.Dense(channels, activation="sigmoid", name="gate")  # (B, C) gate
+        self.att_features.build((None, None, channels))
+        self.att_hidden.build((None, self.hidden))
+        self.att_score.build((None, None, self.attention_dim))
+        self.gate.build((None, self.hidden))
+        self.context_gates.build((None, channels))
+        self.built = True
+
+    def initial_state(self, features, training=False):
+        fmap = features["feature_map"]  # (B, S, S, C)
+        flat = ops.reshape(fmap, (ops.shape(fmap)[0], -1, fmap.shape[-1]))  # (B, P, C)
+        mean = ops.mean(flat, axis=1)  # (B, C)
+        context = (flat, self.att_features(flat))  # (B, P, C), (B, P, A)
+        return context, (self.init_h(mean), self.init_c(mean))
+
+    def _attend(self, state, context):
+        flat, projected = context
+        scores = self.att_score(
+            ops.tanh(projected + ops.expand_dims(self.att_hidden(state[0]), 1))
+        )  # (B, P, 1)
+        alpha = ops.softmax(ops.squeeze(scores, -1), axis=-1)  # (B, P)
+        z = ops.einsum("bp,bpc->bc", alpha, flat) * self.gate(state[0])  # (B, C)
+        return self.context_gates(z), alpha  # (B, 4H), (B, P)
+
+    def step(self, tokens, state, context, training=False):
+        context_part, alpha = self._attend(state, context)
+        gates = self.word_gates(self.embedding(tokens)) + context_part
+        h, c = self._lstm(gates, state)
+        return self.out(self.drop(h, training=training)), (h, c), alpha
+
+    def call(self, inputs, training=None):
+        tokens = inputs["tokens"]  # (B, T)
+        context, state = self.initial_state(inputs, training=training)
+        word_part = self.word_gates(self.embedding(tokens))  # (B, T, 4H)
+        hs, alphas = [], []
+        for t in range(tokens.shape[1]):
+            context_part, alpha = self._attend(state, context)
+            state = self._lstm(word_part[:, t] + context_part, state)
+            hs.append(state[0])
+            alphas.append(alpha)
+        h = ops.stack(hs, axis=1)  # (B, T, H)
+        return {
+            "logits": self.out(self.drop(h, training=training)),  # (B, T, V)
+            "attention": ops.stack(alphas, axis=1),  # (B, T, P)
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "attention_dim": self.attention_dim}
+
+
+DECODERS = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
+
+
+def build_decoder(kind: str, vocab_size: int, **settings) -> _LSTMDecoder:
+    """The decoder called ``kind`` (``show_tell`` or ``attention``), named ``decoder``."""
+    if kind == "show_tell":
+        settings.pop("attention_dim", None)
+    return DECODERS[kind](vocab_size, name="decoder", **settings)

@@ -1,0 +1,114 @@
+"""The captioner through the command line on real MedNIST images: train (both stages),
+caption files (one of them unreadable), evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_DECODER = [
+    "--set",
+    "decoder.hidden=16",
+    "--set",
+    "decoder.embed_dim=8",
+    "--set",
+    "decoder.attention_dim=8",
+]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "captioning.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def captioner_run(mednist_small, tmp_path_factory):
+    work = tmp_path_factory.mktemp("captioner")
+    done = cli(
+        "train", "classifier", "--data", str(mednist_small), "--smoke", "--run-dir", "clf", cwd=work
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = cli(
+        "train",
+        "captioner",
+        "--data",
+        str(mednist_small),
+        "--encoder",
+        "clf",
+        "--smoke",
+        "--run-dir",
+        "cap",
+        *TINY_DECODER,
+        cwd=work,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return work, work / "cap"
+
+
+@pytest.mark.slow
+def test_training_writes_a_self_contained_run_folder(captioner_run, mednist_small):
+    _, run = captioner_run
+    for name in ("best_model.keras", "vocabulary.json", "config.json", "metrics.json"):
+        assert (run / name).is_file(), name
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["kind"] == "captioner" and meta["templates"] == "findings"
+    assert (mednist_small / "captions" / "findings.csv").is_file()  # built when missing
+    assert (run / "stage1" / "log.csv").is_file() and (run / "stage2" / "log.csv").is_file()
+    assert "val_bleu4" in (run / "stage1" / "log.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_caption_real_files_and_report_an_unreadable_one(captioner_run, mednist_small):
+    work, run = captioner_run
+    images = sorted((mednist_small / "images").rglob("*.jpeg"))[:2]
+    (work / "broken.png").write_bytes(b"\x89PNG not really")
+    done = cli(
+        "caption",
+        str(run),
+        *map(str, images),
+        str(work / "broken.png"),
+        "--json",
+        "--beam",
+        "2",
+        "--attention-dir",
+        "att",
+        cwd=work,
+    )
+    assert done.returncode != 0
+    entries = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["path"] for e in entries] == [*map(str, images), str(work / "broken.png")]
+    for entry in entries[:2]:
+        assert {"path", "caption", "class", "prob"} <= set(entry)
+        assert 0 <= entry["prob"] <= 1
+    assert "error" in entries[2] and "caption" not in entries[2]
+    assert len(list((work / "att").glob("*.png"))) == 2
+
+
+@pytest.mark.slow
+def test_evaluate_writes_the_caption_report(captioner_run):
+    work, run = captioner_run
+    done = cli("evaluate", str(run), "--out", "eval/report.json", cwd=work)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((work / "eval" / "report.json").read_text())
+    keys = {"bleu1", "bleu2", "bleu3", "bleu4", "bleu4_nltk", "cider", "rouge_l"}
+    assert keys | {"caption_class_accuracy", "findings_accuracy", "captions"} <= set(report)
+    assert {"quality", "extent", "density", "position"} <= set(report["findings_accuracy"])
+    assert len(report["captions"]) == report["n"] > 0
+    assert {"path", "generated", "references"} <= set(report["captions"][0])
+    assert (work / "eval" / "captions_test.md").is_file()

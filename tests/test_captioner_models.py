@@ -1,0 +1,76 @@
+"""Vocabulary and decoders: ids, padding, config round trips, safe .keras saving."""
+
+import keras
+import numpy as np
+import pytest
+
+from captioning.captions.vocabulary import SPECIALS, Vocabulary
+from captioning.errors import RunError
+from captioning.models.classifier import load_model
+from captioning.models.decoders import AttentionDecoder, ShowTellDecoder, build_decoder
+
+CAPTIONS = ["Head CT, centred.", "head ct shifted left", "Chest X-ray: centred."]
+
+
+def test_vocabulary_special_tokens_and_order():
+    vocab = Vocabulary.from_captions(CAPTIONS)
+    assert vocab.tokens[:4] == list(SPECIALS) and vocab.pad_id == 0
+    assert vocab.tokens[4:7] == ["centred", "ct", "head"]  # by count, then alphabetical
+    assert "x-ray" in vocab.index  # the project's tokenisation rule
+
+
+def test_vocabulary_encodes_pads_and_decodes():
+    vocab = Vocabulary.from_captions(CAPTIONS)
+    ids = vocab.encode_batch(["Head CT, centred.", "head mri"], max_length=5)
+    assert ids.shape == (2, 6) and ids.dtype == np.int32
+    assert ids[0, 0] == vocab.start_id and ids[0, 4] == vocab.end_id and ids[0, 5] == 0
+    assert ids[1, 2] == vocab.unk_id
+    assert vocab.decode(ids[0]) == "head ct centred"
+    assert vocab.encode("a b c d e f g", max_length=3)[-1] == vocab.end_id  # cut, still ended
+
+
+def test_vocabulary_saves_and_loads(tmp_path):
+    vocab = Vocabulary.from_captions(CAPTIONS)
+    vocab.save(tmp_path / "vocabulary.json")
+    assert Vocabulary.load(tmp_path / "vocabulary.json") == vocab
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(RunError, match="not a vocabulary"):
+        Vocabulary.load(tmp_path / "bad.json")
+
+
+def inputs(batch=2, steps=4):
+    rng = np.random.default_rng(0)
+    return {
+        "feature_map": rng.normal(size=(batch, 4, 4, 6)).astype("float32"),
+        "pooled": rng.normal(size=(batch, 6)).astype("float32"),
+        "tokens": rng.integers(0, 10, (batch, steps)).astype("int32"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+def test_decoder_shapes_and_config_round_trip(kind):
+    decoder = build_decoder(kind, 10, embed_dim=8, hidden=8, attention_dim=8, dropout=0.1)
+    out = decoder(inputs())
+    assert tuple(out["logits"].shape) == (2, 4, 10)
+    if kind == "attention":
+        assert tuple(out["attention"].shape) == (2, 4, 16)
+        np.testing.assert_allclose(np.asarray(out["attention"]).sum(-1), 1.0, rtol=1e-5)
+    clone = type(decoder).from_config(decoder.get_config())
+    assert clone.get_config() == decoder.get_config()
+    assert clone(inputs())["logits"].shape == out["logits"].shape
+
+
+@pytest.mark.parametrize("cls", [ShowTellDecoder, AttentionDecoder])
+def test_decoder_model_saves_and_loads_with_safe_mode(cls, tmp_path):
+    decoder = cls(10, embed_dim=8, hidden=8, name="decoder")
+    symbolic = {
+        "feature_map": keras.Input((4, 4, 6), name="feature_map"),
+        "pooled": keras.Input((6,), name="pooled"),
+        "tokens": keras.Input((4,), dtype="int32", name="tokens"),
+    }
+    model = keras.Model(symbolic, decoder(symbolic))
+    x = inputs()
+    model.save(tmp_path / "decoder.keras")
+    loaded = load_model(tmp_path / "decoder.keras")  # safe_mode=True
+    np.testing.assert_allclose(loaded(x)["logits"], model(x)["logits"], atol=1e-6)
+    assert isinstance(loaded.get_layer("decoder"), cls)

@@ -1,0 +1,83 @@
+"""Greedy and beam search on tiny random decoders: shared by both decoders, consistent scores."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from captioning.decoding import CaptionSearch
+from captioning.models.decoders import build_decoder
+
+VOCAB, MAX_LENGTH = 12, 7
+
+
+def tiny(kind, seed=0, batch=6):
+    tf.keras.utils.set_random_seed(seed)
+    decoder = build_decoder(kind, VOCAB, embed_dim=8, hidden=8, attention_dim=8)
+    rng = np.random.default_rng(seed)
+    features = {
+        "feature_map": tf.constant(rng.normal(size=(batch, 4, 4, 6)), tf.float32),
+        "pooled": tf.constant(rng.normal(size=(batch, 6)), tf.float32),
+    }
+    decoder({**features, "tokens": tf.ones((batch, 2), tf.int32)})
+    # sharpen the output layer so the search has real choices to make
+    kernel, bias = decoder.out.kernel, decoder.out.bias
+    kernel.assign(kernel * 6.0)
+    bias.assign(tf.constant(rng.normal(size=VOCAB) * 2.0, tf.float32))
+    search = CaptionSearch(decoder, start_id=1, end_id=2, max_length=MAX_LENGTH, length_alpha=0.7)
+    return decoder, search, features
+
+
+def teacher_forced_log_prob(decoder, features, tokens, lengths):
+    """Sum of log p(word) of the given sequences under the decoder, up to their lengths."""
+    inputs = np.concatenate([np.ones((len(tokens), 1), np.int32), tokens[:, :-1]], axis=1)
+    logits = decoder({**features, "tokens": tf.constant(inputs)})["logits"]
+    log_p = tf.nn.log_softmax(logits).numpy()  # (B, T, V)
+    picked = np.take_along_axis(log_p, tokens[..., None], -1)[..., 0]
+    mask = np.arange(tokens.shape[1])[None] < lengths[:, None]
+    return (picked * mask).sum(1)
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+def test_beam_width_one_equals_greedy(kind):
+    _, search, features = tiny(kind)
+    greedy, beam = search.greedy(features), search.beam(features, 1)
+    np.testing.assert_array_equal(beam.tokens, greedy.tokens)
+    np.testing.assert_allclose(beam.score, greedy.score, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+@pytest.mark.parametrize("width", [2, 3, 5])
+def test_beam_never_scores_below_greedy(kind, width):
+    for seed in range(3):
+        _, search, features = tiny(kind, seed)
+        greedy, beam = search.greedy(features), search.beam(features, width)
+        assert np.all(beam.score >= greedy.score - 1e-5)
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+@pytest.mark.parametrize("width", [1, 3])
+def test_scores_are_the_log_probabilities_of_the_returned_words(kind, width):
+    decoder, search, features = tiny(kind, seed=1)
+    found = search.search(features, width)
+    expected = teacher_forced_log_prob(decoder, features, found.tokens, found.length)
+    np.testing.assert_allclose(found.log_prob, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(found.score, found.log_prob / found.length**0.7, rtol=1e-5)
+    for row, n in zip(found.tokens, found.length, strict=True):
+        assert n <= MAX_LENGTH and (row[n:] == 0).all()  # padding after the last word
+        assert 2 not in row[: n - 1]  # <end> only ever last
+        assert n == MAX_LENGTH or row[n - 1] == 2
+
+
+def test_attention_weights_are_distributions_over_the_map():
+    _, search, features = tiny("attention", seed=2)
+    found = search.beam(features, 3, attention=True)
+    assert found.attention.shape == (6, MAX_LENGTH, 16)
+    sums = found.attention.sum(-1)
+    for row, n in zip(sums, found.length, strict=True):
+        np.testing.assert_allclose(row[:n], 1.0, rtol=1e-5)
+        np.testing.assert_allclose(row[n:], 0.0)
+
+
+def test_show_tell_has_no_attention():
+    _, search, features = tiny("show_tell")
+    assert search.greedy(features, attention=True).attention is None
