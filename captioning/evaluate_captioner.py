@@ -1,7 +1,7 @@
 """``captioning evaluate RUN_DIR`` for captioner runs: caption metrics and clinical-style checks.
 
-The report (JSON) has the caption metrics of ``captioning.captioner_metrics`` (``bleu1``..
-``bleu4``, ``bleu4_nltk``, ``cider``, ``rouge_l``, and which implementation computed them),
+The report (JSON) has the caption metrics of ``captioning.metrics`` (``bleu1``..``bleu4`` as
+coco-caption defines them, ``bleu4_nltk``, ``cider`` (CIDEr-D), ``rouge_l``),
 ``caption_class_accuracy`` (the class read back from each generated caption with the template
 set's parser), ``findings_accuracy`` per field (quality on every image; extent, density and
 position on the images whose true quality is diagnostic; ``all`` = class and every finding
@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from captioning.caption import Captioner, write_attention_png
-from captioning.captioner_metrics import IMPLEMENTATION, score_captions
 from captioning.captions.build import caption_table, load_cutpoints
 from captioning.captions.findings import QUALITY_VALUES, compute_findings
 from captioning.captions.parse import parse_caption
 from captioning.captions.templates import load_template_set
 from captioning.data.dataset import PreparedData
 from captioning.errors import DataError, RunError
+from captioning.metrics import score_captions
 from captioning.runs import write_json
 
 
@@ -175,7 +175,6 @@ def evaluate_captioner_run(
         }
     report = {
         **{k: (None if v is None else round(float(v), 6)) for k, v in metrics.items()},
-        "metrics_implementation": IMPLEMENTATION,
         "n": len(labels),
         "caption_class_accuracy": _mean(scores["class"]),
         "accuracy": _mean(result.class_ids == labels),

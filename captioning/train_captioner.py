@@ -33,7 +33,6 @@ import pandas as pd
 import tensorflow as tf
 
 from captioning import config as cfg
-from captioning.captioner_metrics import corpus_bleu
 from captioning.captions.build import build_captions, read_captions
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
@@ -41,6 +40,7 @@ from captioning.data.dataset import PreparedData, Split
 from captioning.data.pipeline import DatasetFn, epoch_order, steps_per_epoch
 from captioning.decoding import CaptionSearch
 from captioning.errors import DataError, RunError
+from captioning.metrics import corpus_bleu
 from captioning.models.classifier import load_model
 from captioning.models.decoders import build_decoder
 from captioning.models.encoder import pixel_input
