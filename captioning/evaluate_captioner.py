@@ -24,6 +24,7 @@ from captioning.captions.build import caption_table, load_cutpoints
 from captioning.captions.findings import QUALITY_VALUES, compute_findings
 from captioning.captions.parse import parse_caption
 from captioning.captions.templates import load_template_set
+from captioning.data.caption_data import caption_frame
 from captioning.data.dataset import PreparedData
 from captioning.errors import DataError, RunError
 from captioning.metrics import score_captions
@@ -112,8 +113,6 @@ def evaluate_captioner_run(
     beam: int | None = None,
 ) -> dict:
     """Evaluate the captioner in ``run_dir``; write the report to ``out`` if given."""
-    from captioning.train_captioner import caption_frame
-
     run_dir = Path(run_dir)
     captioner = Captioner(run_dir)
     tset = load_template_set(captioner.templates)

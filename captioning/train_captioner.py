@@ -28,22 +28,22 @@ import shutil
 from pathlib import Path
 
 import keras
-import numpy as np
-import pandas as pd
-import tensorflow as tf
 
 from captioning import config as cfg
-from captioning.captions.build import build_captions, read_captions
-from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
+from captioning.data.caption_data import (
+    caption_dataset_fn,
+    caption_frame,
+    encode_references,
+    reference_columns,
+    reference_tokens,
+)
 from captioning.data.dataset import PreparedData, Split
-from captioning.data.pipeline import DatasetFn, epoch_order, steps_per_epoch
-from captioning.decoding import CaptionSearch
-from captioning.errors import DataError, RunError
-from captioning.metrics import corpus_bleu
+from captioning.data.pipeline import steps_per_epoch
+from captioning.errors import RunError
+from captioning.models.captioner import build_captioner, build_feature_model, encode_images
 from captioning.models.classifier import load_model
 from captioning.models.decoders import build_decoder
-from captioning.models.encoder import pixel_input
 from captioning.paths import default_data_root
 from captioning.runs import (
     RunLock,
@@ -53,253 +53,13 @@ from captioning.runs import (
     read_json,
     write_json,
 )
+from captioning.training.caption_task import BleuValidator, CaptionTask
 from captioning.training.loop import fit, learning_rate_schedule, make_optimizer
+from captioning.training.optimizers import ScaledRateAdamW
 from captioning.training.strategy import is_chief, make_strategy
 
 log = logging.getLogger(__name__)
 BEST_MODEL = "best_model.keras"
-
-
-# ----------------------------------------------------------------------------------- data
-def caption_frame(data: PreparedData, templates: str) -> pd.DataFrame:
-    """The dataset's caption table, built first if missing or stale; rows in manifest order."""
-    try:
-        frame = read_captions(data.root, templates)
-    except DataError:
-        frame = None
-    if frame is None or list(frame["path"]) != list(data.manifest["path"]):
-        log.info("building '%s' captions for %s", templates, data.root)
-        build_captions(data.root, templates)
-        frame = read_captions(data.root, templates)
-    return frame
-
-
-def reference_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("reference_")]
-
-
-def encode_references(frame: pd.DataFrame, vocab: Vocabulary, max_length: int) -> np.ndarray:
-    """(N, R, max_length + 1) int32: every reference of every row, ``<start>``-prefixed."""
-    return np.stack(
-        [vocab.encode_batch(frame[c], max_length) for c in reference_columns(frame)], axis=1
-    )
-
-
-def reference_tokens(frame: pd.DataFrame) -> list[list[list[str]]]:
-    """Tokenised references per row, for BLEU."""
-    cols = reference_columns(frame)
-    return [[tokenize(text) for text in row] for row in frame[cols].itertuples(index=False)]
-
-
-def caption_dataset_fn(
-    inputs: dict[str, np.ndarray],
-    references: np.ndarray,
-    labels: np.ndarray,
-    global_batch: int,
-    *,
-    training: bool,
-    seed: int = 0,
-) -> DatasetFn:
-    """``(input_context, epoch) -> Dataset`` of ``(inputs, {"tokens", "label"})``.
-
-    ``inputs`` are arrays sliced per example: ``pixels`` (N, 64, 64) uint8, or cached features
-    (float16) such as ``feature_map`` (N, S, S, C) and ``pooled`` (N, C); each arrives as
-    float32 (pixels with a channel axis). ``tokens`` (b, L + 1) is one reference per example:
-    drawn per (seed, epoch, example) when training, reference 0 otherwise. The order is the
-    loop's seeded per-epoch permutation (``epoch_order``), sharded by input pipeline.
-    """
-    n, n_refs = references.shape[:2]
-    inputs_t = {k: tf.constant(v) for k, v in inputs.items()}
-    refs_t, labels_t = tf.constant(references), tf.constant(labels)
-
-    def gather(indices, choice):
-        x = {k: tf.cast(tf.gather(v, indices), tf.float32) for k, v in inputs_t.items()}
-        if "pixels" in x:
-            x["pixels"] = x["pixels"][..., None]  # (b, 64, 64, 1)
-        tokens = tf.gather(tf.gather(refs_t, indices), choice, batch_dims=1)  # (b, L + 1)
-        return x, {"tokens": tokens, "label": tf.gather(labels_t, indices)}
-
-    def dataset_fn(context: tf.distribute.InputContext, epoch: int = 0) -> tf.data.Dataset:
-        batch = context.get_per_replica_batch_size(global_batch)
-        if training:
-            order = epoch_order(n, seed, epoch)
-            choice = np.random.default_rng([seed, epoch, 1]).integers(0, n_refs, n)[order]
-        else:
-            order, choice = np.arange(n), np.zeros(n, np.int64)
-        shard = slice(context.input_pipeline_id, None, context.num_input_pipelines)
-        ds = tf.data.Dataset.from_tensor_slices((order[shard], choice[shard]))
-        ds = ds.batch(batch, drop_remainder=training).map(gather)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        options.deterministic = True
-        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-    return dataset_fn
-
-
-def encode_images(encoder: keras.Model, images: np.ndarray, batch: int = 512) -> dict:
-    """The encoder's outputs for uint8 images (N, 64, 64), as float16 numpy arrays."""
-
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return encoder(x, training=False)
-
-    parts: dict[str, list] = {"feature_map": [], "pooled": []}
-    for i in range(0, len(images), batch):
-        out = forward(tf.cast(images[i : i + batch], tf.float32)[..., None])
-        for key in parts:
-            parts[key].append(out[key].numpy().astype(np.float16))
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-# ---------------------------------------------------------------------------------- models
-def build_feature_model(decoder, feature_shape, pooled_dim, max_length: int) -> keras.Model:
-    """Stage 1: cached features + tokens -> caption logits (and attention)."""
-    inputs = {
-        "feature_map": keras.Input(feature_shape, name="feature_map"),
-        "pooled": keras.Input((pooled_dim,), name="pooled"),
-        "tokens": keras.Input((max_length,), dtype="int32", name="tokens"),
-    }
-    out = decoder(inputs)
-    outputs = {"caption_logits": out["logits"]}
-    if "attention" in out:
-        outputs["attention"] = out["attention"]
-    return keras.Model(inputs, outputs, name="caption_decoder")
-
-
-def build_captioner(encoder, head, decoder, max_length: int) -> keras.Model:
-    """End to end: pixels (B, 64, 64, 1) + tokens (B, T) -> caption logits (B, T, V), class
-    logits (B, classes) from the classifier's head, attention (B, T, P) when the decoder has it.
-    Sub-layers by name: ``encoder``, ``logits`` (head), ``decoder``."""
-    pixels = pixel_input()
-    tokens = keras.Input((max_length,), dtype="int32", name="tokens")
-    features = encoder(pixels)
-    out = decoder({**features, "tokens": tokens})
-    outputs = {"caption_logits": out["logits"], "class_logits": head(features["pooled"])}
-    if "attention" in out:
-        outputs["attention"] = out["attention"]
-    return keras.Model({"pixels": pixels, "tokens": tokens}, outputs, name="captioner")
-
-
-class ScaledRateAdamW(keras.optimizers.AdamW):
-    """AdamW whose rate is multiplied by ``scale`` for the variables in ``slow`` (the encoder
-    in stage 2). Adam is invariant to gradient scale, so the rate itself must change."""
-
-    def __init__(self, *args, slow=(), scale: float = 1.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._slow_vars, self._scale = list(slow), scale
-        self._slow_index: set[int] = set()
-
-    def build(self, variables):
-        super().build(variables)
-        keys = {self._var_key(v) for v in self._slow_vars}
-        self._slow_index = {i for i, v in enumerate(variables) if self._var_key(v) in keys}
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self._get_variable_index(variable) in self._slow_index:
-            learning_rate = learning_rate * self._scale
-        return super().update_step(gradient, variable, learning_rate)
-
-
-# ------------------------------------------------------------------------------------ task
-class CaptionTask:
-    """Masked caption cross-entropy (+ attention penalty, + weighted class cross-entropy);
-    validation BLEU-4 of greedy captions is the monitored metric."""
-
-    monitor = "bleu4"
-
-    def __init__(
-        self,
-        *,
-        attention_penalty: float = 0.0,
-        class_weight: float = 0.0,
-        validate_fn=None,
-    ):
-        self.attention_penalty, self.class_weight = attention_penalty, class_weight
-        self.validate_fn = validate_fn
-
-    def loss_and_stats(self, model, batch, training: bool):
-        inputs, targets = batch
-        tokens = targets["tokens"]  # (b, L + 1): <start> w1 .. <end> <pad>..
-        out = model({**inputs, "tokens": tokens[:, :-1]}, training=training)
-        target = tokens[:, 1:]  # (b, L)
-        mask = tf.cast(tf.not_equal(target, 0), tf.float32)  # padding counts for nothing
-        logits = out["caption_logits"]  # (b, L, V)
-        cross = tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits)  # (b, L)
-        words = tf.reduce_sum(mask, 1)  # (b,)
-        caption_loss = tf.reduce_sum(cross * mask, 1) / tf.maximum(words, 1.0)  # (b,)
-        per_example = caption_loss
-        if self.attention_penalty and "attention" in out:
-            # doubly stochastic attention: each position's attention summed over the words
-            # should be its equal share, words / P (Xu et al. ask for 1, which a caption of
-            # fewer words than positions cannot reach)
-            coverage = tf.reduce_sum(out["attention"] * mask[..., None], 1)  # (b, P)
-            share = words[:, None] / tf.cast(tf.shape(coverage)[1], tf.float32)  # (b, 1)
-            per_example += self.attention_penalty * tf.reduce_mean((share - coverage) ** 2, -1)
-        correct_words = tf.cast(
-            tf.equal(tf.argmax(logits, -1, output_type=target.dtype), target), tf.float32
-        )
-        stats = {
-            "loss": tf.reduce_sum(per_example),
-            "caption_loss": tf.reduce_sum(caption_loss),
-            "words": tf.reduce_sum(words),
-            "correct_words": tf.reduce_sum(correct_words * mask),
-            "count": tf.cast(tf.shape(target)[0], tf.float32),
-        }
-        if "class_logits" in out:
-            labels = targets["label"]
-            class_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, out["class_logits"])
-            if self.class_weight:
-                per_example += self.class_weight * class_loss
-                stats["loss"] = tf.reduce_sum(per_example)
-            predicted = tf.argmax(out["class_logits"], -1, output_type=labels.dtype)
-            stats["correct"] = tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
-        return per_example, stats
-
-    def summarize(self, sums):
-        count = max(sums.get("count", 0.0), 1.0)
-        metrics = {
-            "loss": sums.get("loss", 0.0) / count,
-            "caption_loss": sums.get("caption_loss", 0.0) / count,
-            "word_accuracy": sums.get("correct_words", 0.0) / max(sums.get("words", 0.0), 1.0),
-        }
-        if "correct" in sums:
-            metrics["accuracy"] = sums["correct"] / count
-        return metrics
-
-    def validate(self, model) -> dict:
-        return self.validate_fn(model) if self.validate_fn else {}
-
-
-class BleuValidator:
-    """Greedy captions for the validation images and their corpus BLEU-4 against all
-    references. ``features_of(model)`` gives the encoder features of those images."""
-
-    def __init__(self, features_of, references, vocab: Vocabulary, max_length: int, batch=1024):
-        self.features_of, self.references = features_of, references
-        self.vocab, self.max_length, self.batch = vocab, max_length, batch
-        self._search: tuple[int, CaptionSearch] | None = None
-
-    def search_for(self, model) -> CaptionSearch:
-        if self._search is None or self._search[0] != id(model):
-            search = CaptionSearch(
-                model.get_layer("decoder"),
-                start_id=self.vocab.start_id,
-                end_id=self.vocab.end_id,
-                max_length=self.max_length,
-            )
-            self._search = (id(model), search)
-        return self._search[1]
-
-    def __call__(self, model) -> dict:
-        search = self.search_for(model)
-        features = self.features_of(model)
-        n = len(self.references)
-        hyps = []
-        for i in range(0, n, self.batch):
-            part = {k: tf.constant(v[i : i + self.batch], tf.float32) for k, v in features.items()}
-            hyps += [self.vocab.decode_tokens(row) for row in search.greedy(part).tokens]
-        return {"bleu4": corpus_bleu(hyps, self.references)[3]}
 
 
 # ----------------------------------------------------------------------------------- train

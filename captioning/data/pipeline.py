@@ -88,12 +88,18 @@ def make_dataset_fn(
         if training and augmenter is not None:
             # Sequential on purpose: random ops in a parallel map draw in a racy order.
             ds = ds.map(lambda x, y: (augmenter(x, training=True), y))
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        options.deterministic = True
-        return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+        return distribution_ready(ds)
 
     return dataset_fn
+
+
+def distribution_ready(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Options every pipeline here needs, then prefetch: our datasets shard themselves (by
+    ``input_pipeline_id``), so tf.distribute must not shard again; order is deterministic."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def steps_per_epoch(n: int, global_batch: int, limit: int | None = None) -> int:

@@ -1,0 +1,92 @@
+"""Caption data for training: the caption table, references as token ids, and the tf.data
+pipeline that draws one reference per example and epoch."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from captioning.captions.build import build_captions, read_captions
+from captioning.captions.tokenize import tokenize
+from captioning.captions.vocabulary import Vocabulary
+from captioning.data.dataset import PreparedData
+from captioning.data.pipeline import DatasetFn, distribution_ready, epoch_order
+from captioning.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def caption_frame(data: PreparedData, templates: str) -> pd.DataFrame:
+    """The dataset's caption table, built first if missing or stale; rows in manifest order."""
+    try:
+        frame = read_captions(data.root, templates)
+    except DataError:
+        frame = None
+    if frame is None or list(frame["path"]) != list(data.manifest["path"]):
+        log.info("building '%s' captions for %s", templates, data.root)
+        build_captions(data.root, templates)
+        frame = read_captions(data.root, templates)
+    return frame
+
+
+def reference_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("reference_")]
+
+
+def encode_references(frame: pd.DataFrame, vocab: Vocabulary, max_length: int) -> np.ndarray:
+    """(N, R, max_length + 1) int32: every reference of every row, ``<start>``-prefixed."""
+    return np.stack(
+        [vocab.encode_batch(frame[c], max_length) for c in reference_columns(frame)], axis=1
+    )
+
+
+def reference_tokens(frame: pd.DataFrame) -> list[list[list[str]]]:
+    """Tokenised references per row, for BLEU."""
+    cols = reference_columns(frame)
+    return [[tokenize(text) for text in row] for row in frame[cols].itertuples(index=False)]
+
+
+def caption_dataset_fn(
+    inputs: dict[str, np.ndarray],
+    references: np.ndarray,
+    labels: np.ndarray,
+    global_batch: int,
+    *,
+    training: bool,
+    seed: int = 0,
+) -> DatasetFn:
+    """``(input_context, epoch) -> Dataset`` of ``(inputs, {"tokens", "label"})``.
+
+    ``inputs`` are arrays sliced per example: ``pixels`` (N, 64, 64) uint8, or cached features
+    (float16) such as ``feature_map`` (N, S, S, C) and ``pooled`` (N, C); each arrives as
+    float32 (pixels with a channel axis). ``tokens`` (b, L + 1) is one reference per example:
+    drawn per (seed, epoch, example) when training, reference 0 otherwise. The order is the
+    loop's seeded per-epoch permutation (``epoch_order``), sharded by input pipeline.
+    """
+    n, n_refs = references.shape[:2]
+    inputs_t = {k: tf.constant(v) for k, v in inputs.items()}
+    refs_t, labels_t = tf.constant(references), tf.constant(labels)
+
+    def gather(indices, choice):
+        x = {k: tf.cast(tf.gather(v, indices), tf.float32) for k, v in inputs_t.items()}
+        if "pixels" in x:
+            x["pixels"] = x["pixels"][..., None]  # (b, 64, 64, 1)
+        tokens = tf.gather(tf.gather(refs_t, indices), choice, batch_dims=1)  # (b, L + 1)
+        return x, {"tokens": tokens, "label": tf.gather(labels_t, indices)}
+
+    def dataset_fn(context: tf.distribute.InputContext, epoch: int = 0) -> tf.data.Dataset:
+        batch = context.get_per_replica_batch_size(global_batch)
+        if training:
+            order = epoch_order(n, seed, epoch)
+            choice = np.random.default_rng([seed, epoch, 1]).integers(0, n_refs, n)[order]
+        else:
+            order, choice = np.arange(n), np.zeros(n, np.int64)
+        shard = slice(context.input_pipeline_id, None, context.num_input_pipelines)
+        ds = tf.data.Dataset.from_tensor_slices((order[shard], choice[shard]))
+        ds = ds.batch(batch, drop_remainder=training).map(gather)
+        return distribution_ready(ds)
+
+    return dataset_fn

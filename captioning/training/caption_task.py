@@ -1,0 +1,109 @@
+"""The captioning objective for the training loop, and validation BLEU-4."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from captioning.captions.vocabulary import Vocabulary
+from captioning.decoding import CaptionSearch
+from captioning.metrics import corpus_bleu
+
+
+class CaptionTask:
+    """Masked caption cross-entropy (+ attention penalty, + weighted class cross-entropy);
+    validation BLEU-4 of greedy captions is the monitored metric."""
+
+    monitor = "bleu4"
+
+    def __init__(
+        self,
+        *,
+        attention_penalty: float = 0.0,
+        class_weight: float = 0.0,
+        validate_fn=None,
+    ):
+        self.attention_penalty, self.class_weight = attention_penalty, class_weight
+        self.validate_fn = validate_fn
+
+    def loss_and_stats(self, model, batch, training: bool):
+        inputs, targets = batch
+        tokens = targets["tokens"]  # (b, L + 1): <start> w1 .. <end> <pad>..
+        out = model({**inputs, "tokens": tokens[:, :-1]}, training=training)
+        target = tokens[:, 1:]  # (b, L)
+        mask = tf.cast(tf.not_equal(target, 0), tf.float32)  # padding counts for nothing
+        logits = out["caption_logits"]  # (b, L, V)
+        cross = tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits)  # (b, L)
+        words = tf.reduce_sum(mask, 1)  # (b,)
+        caption_loss = tf.reduce_sum(cross * mask, 1) / tf.maximum(words, 1.0)  # (b,)
+        per_example = caption_loss
+        if self.attention_penalty and "attention" in out:
+            # doubly stochastic attention: each position's attention summed over the words
+            # should be its equal share, words / P (Xu et al. ask for 1, which a caption of
+            # fewer words than positions cannot reach)
+            coverage = tf.reduce_sum(out["attention"] * mask[..., None], 1)  # (b, P)
+            share = words[:, None] / tf.cast(tf.shape(coverage)[1], tf.float32)  # (b, 1)
+            per_example += self.attention_penalty * tf.reduce_mean((share - coverage) ** 2, -1)
+        correct_words = tf.cast(
+            tf.equal(tf.argmax(logits, -1, output_type=target.dtype), target), tf.float32
+        )
+        stats = {
+            "loss": tf.reduce_sum(per_example),
+            "caption_loss": tf.reduce_sum(caption_loss),
+            "words": tf.reduce_sum(words),
+            "correct_words": tf.reduce_sum(correct_words * mask),
+            "count": tf.cast(tf.shape(target)[0], tf.float32),
+        }
+        if "class_logits" in out:
+            labels = targets["label"]
+            class_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, out["class_logits"])
+            if self.class_weight:
+                per_example += self.class_weight * class_loss
+                stats["loss"] = tf.reduce_sum(per_example)
+            predicted = tf.argmax(out["class_logits"], -1, output_type=labels.dtype)
+            stats["correct"] = tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
+        return per_example, stats
+
+    def summarize(self, sums):
+        count = max(sums.get("count", 0.0), 1.0)
+        metrics = {
+            "loss": sums.get("loss", 0.0) / count,
+            "caption_loss": sums.get("caption_loss", 0.0) / count,
+            "word_accuracy": sums.get("correct_words", 0.0) / max(sums.get("words", 0.0), 1.0),
+        }
+        if "correct" in sums:
+            metrics["accuracy"] = sums["correct"] / count
+        return metrics
+
+    def validate(self, model) -> dict:
+        return self.validate_fn(model) if self.validate_fn else {}
+
+
+class BleuValidator:
+    """Greedy captions for the validation images and their corpus BLEU-4 against all
+    references. ``features_of(model)`` gives the encoder features of those images."""
+
+    def __init__(self, features_of, references, vocab: Vocabulary, max_length: int, batch=1024):
+        self.features_of, self.references = features_of, references
+        self.vocab, self.max_length, self.batch = vocab, max_length, batch
+        self._search: tuple[int, CaptionSearch] | None = None
+
+    def search_for(self, model) -> CaptionSearch:
+        if self._search is None or self._search[0] != id(model):
+            search = CaptionSearch(
+                model.get_layer("decoder"),
+                start_id=self.vocab.start_id,
+                end_id=self.vocab.end_id,
+                max_length=self.max_length,
+            )
+            self._search = (id(model), search)
+        return self._search[1]
+
+    def __call__(self, model) -> dict:
+        search = self.search_for(model)
+        features = self.features_of(model)
+        n = len(self.references)
+        hyps = []
+        for i in range(0, n, self.batch):
+            part = {k: tf.constant(v[i : i + self.batch], tf.float32) for k, v in features.items()}
+            hyps += [self.vocab.decode_tokens(row) for row in search.greedy(part).tokens]
+        return {"bleu4": corpus_bleu(hyps, self.references)[3]}
