@@ -14,8 +14,9 @@ from captioning.data.pipeline import build_augmenter, make_dataset_fn, steps_per
 from captioning.models.classifier import build_classifier
 from captioning.paths import default_data_root
 from captioning.runs import RunLock, check_resume, default_run_dir, package_versions, write_json
-from captioning.training.loop import fit, make_optimizer
-from captioning.training.strategy import is_chief, make_strategy
+from captioning.training.loop import FitResult, fit, make_optimizer
+from captioning.training.strategy import is_chief, make_strategy, strategy_name
+from captioning.training.sync import experiment_identity
 
 
 class ClassificationTask:
@@ -52,8 +53,9 @@ class ClassificationTask:
 
 def train_classifier(
     *, config_path=None, overrides=(), smoke=False, data_root=None, run_dir=None, command=""
-) -> Path:
-    """Resolve the config, train, and write the run folder; return its path."""
+) -> tuple[Path, FitResult]:
+    """Resolve the config, train, and write the run folder (on the chief: the other workers
+    of a multi-worker run write nothing); return its path and the fit's result."""
     config = cfg.load_config(cfg.ClassifierConfig, config_path, overrides, smoke)
     root = Path(data_root or config.data.root or default_data_root()).expanduser().resolve()
     config.data.root = str(root)
@@ -62,7 +64,7 @@ def train_classifier(
     train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
 
     keras.utils.set_random_seed(config.train.seed)
-    strategy = make_strategy(config.train.strategy)
+    strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     chief = is_chief(strategy)
     resolved = cfg.to_dict(config)
     with RunLock(run_dir) if chief else contextlib.nullcontext():
@@ -79,7 +81,7 @@ def train_classifier(
                     "data_root": str(root),
                     "classes": data.classes,
                     "split_sizes": {"train": len(train), "val": len(val)},
-                    "strategy": type(strategy).__name__,
+                    "strategy": strategy_name(strategy),
                     "replicas": strategy.num_replicas_in_sync,
                     "resumed": resuming,
                     "versions": package_versions(),
@@ -110,6 +112,7 @@ def train_classifier(
             steps=steps,
             config=config.train,
             run_dir=run_dir,
+            identity=experiment_identity(resolved, data.manifest_sha256),
         )
         if chief:
             write_json(
@@ -122,6 +125,8 @@ def train_classifier(
                     "parameters": int(model.count_params()),
                     "steps_per_epoch": steps,
                     "global_batch_size": config.train.batch_size,
+                    "replicas": strategy.num_replicas_in_sync,
+                    "weights_sha256": result.weights_sha256,
                 },
             )
-    return run_dir
+    return run_dir, result
