@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -27,32 +26,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = next(
-        (
-            int(line.split()[1]) // 1024
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        None,
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_mib": memory,
-        "platform": platform.platform(),
-    }
+from common import ROOT, record
 
 
 def pipeline_ours(data, seconds: float) -> float:
@@ -156,23 +130,18 @@ def train_and_evaluate(name: str, data_root: str, workdir: Path, extra: list[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="prepared MedNIST folder")
-    parser.add_argument("--out", default=str(ROOT / "experiments/benchmarks/classifier.json"))
+    parser.add_argument("--out", help="default: experiments/benchmarks/classifier.json")
     parser.add_argument("--seconds", type=float, default=15, help="per pipeline measurement")
     parser.add_argument("--skip-seed-training", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny run to check the script")
     args = parser.parse_args()
 
     from captioning.data.dataset import PreparedData
-    from captioning.runs import package_versions
 
     data = PreparedData(args.data)
     seconds = 2 if args.smoke else args.seconds
     ours, seed = pipeline_ours(data, seconds), pipeline_seed(data, seconds)
     result = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": machine(),
-        "versions": package_versions(),
         "data": {
             "root": str(data.root),
             "manifest_sha256": data.manifest_sha256,
@@ -196,10 +165,8 @@ def main() -> None:
                 training["seed_replica"]["wall_seconds"] / training["ours"]["wall_seconds"], 2
             )
     result["training"] = training
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("pipeline_images_per_second", "training")}, indent=2))
-    print(f"written to {args.out}")
+    print(json.dumps(result, indent=2))
+    record("classifier", result, args.out)
 
 
 if __name__ == "__main__":

@@ -75,15 +75,15 @@ def _data_captions(args) -> int:
 def _train_classifier(args) -> int:
     from captioning.train_classifier import train_classifier
 
-    run_dir = train_classifier(
+    run_dir, result = train_classifier(
         config_path=args.config,
-        overrides=args.set,
+        overrides=train_overrides(args),
         smoke=args.smoke,
         data_root=args.data,
         run_dir=args.run_dir,
         command=_command_line(),
     )
-    print(f"run folder: {run_dir}")
+    _report_training(run_dir, result)
     return 0
 
 
@@ -93,7 +93,7 @@ def _train_captioner(args) -> int:
     run_dir = train_captioner(
         encoder_dir=args.encoder,
         config_path=args.config,
-        overrides=args.set,
+        overrides=train_overrides(args),
         smoke=args.smoke,
         data_root=args.data,
         run_dir=args.run_dir,
@@ -101,6 +101,33 @@ def _train_captioner(args) -> int:
     )
     print(f"run folder: {run_dir}")
     return 0
+
+
+def _report_training(run_dir, result) -> None:
+    print(f"final weights sha256: {result.weights_sha256}")
+    if result.chief:
+        print(f"run folder: {run_dir}")
+    else:
+        print("done: this worker wrote no files (the chief writes the run folder)")
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Options every ``train`` command shares (the loop and its distribution are shared)."""
+    parser.add_argument(
+        "--strategy",
+        choices=("auto", "default", "mirrored", "multiworker"),
+        help="tf.distribute strategy (sets train.strategy; default from the config: auto = "
+        "multi-worker when $TF_CONFIG names a cluster, mirrored with several GPUs, else one "
+        "device). See docs/multiworker.md",
+    )
+
+
+def train_overrides(args) -> list[str]:
+    """``--set`` overrides plus those that dedicated options stand for (which win)."""
+    overrides = list(args.set)
+    if getattr(args, "strategy", None):
+        overrides.append(f"train.strategy={args.strategy}")
+    return overrides
 
 
 def _evaluate(args) -> int:
@@ -129,6 +156,13 @@ def _caption(args) -> int:
         as_json=args.json,
         attention_dir=args.attention_dir,
     )
+
+
+def _quickstart(args) -> int:
+    from captioning.quickstart import quickstart
+
+    quickstart(args.source, Path(args.out), smoke=args.smoke, command=_command_line())
+    return 0
 
 
 def _command_line() -> str:
@@ -194,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clf.add_argument("--run-dir", help="run folder (default: runs/classifier-<time>)")
     clf.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
+    add_train_options(clf)
     clf.set_defaults(func=_train_classifier)
     cap = train.add_parser(
         "captioner", help="train an LSTM captioner on a pretrained encoder (two stages)"
@@ -212,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cap.add_argument("--run-dir", help="run folder (default: runs/captioner-<time>)")
     cap.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
+    add_train_options(cap)
     cap.set_defaults(func=_train_captioner)
 
     ev = commands.add_parser("evaluate", help="score a run on its test split or on new images")
@@ -235,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--json", action="store_true", help="one JSON object per image")
     cap.add_argument("--attention-dir", help="write attention overlays (PNG) here")
     cap.set_defaults(func=_caption)
+    quick = commands.add_parser(
+        "quickstart", help="the whole job: prepare, classifier, captioner, evaluation, report"
+    )
+    quick.add_argument("--source", help="as for 'data prepare' (default: the official archive)")
+    quick.add_argument("--out", default="quickstart", help="output folder (default: quickstart)")
+    quick.add_argument("--smoke", action="store_true", help="a one-minute run on a tiny subset")
+    quick.set_defaults(func=_quickstart)
     return parser
 
 
@@ -244,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
+    if not args.verbose:  # tf.distribute logs every collective it builds at INFO
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
         if args.command != "data" and not args.verbose:
             _import_tensorflow_quietly()

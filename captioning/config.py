@@ -74,6 +74,10 @@ class TrainConfig:
     warmup_steps: int = field(default=100, metadata=_check(">=0"))
     seed: int = 0
     strategy: str = field(default="auto", metadata=_check("in:auto,default,mirrored,multiworker"))
+    # Multi-worker: a collective waiting longer than this on a live but stuck peer fails (a
+    # dead peer is noticed sooner, by heartbeats). Must exceed the chief's longest pause
+    # between steps (saving the best model and a checkpoint).
+    collective_timeout_s: float = field(default=300.0, metadata=_check(">0"))
     max_steps_per_epoch: int | None = field(default=None, metadata=_check(">0"))
     max_eval_batches: int | None = field(default=None, metadata=_check(">0"))
     # stop after this many epochs without a better monitored validation metric (None: never)

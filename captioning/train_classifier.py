@@ -21,8 +21,9 @@ from captioning.runs import (
     peak_rss_mib,
     write_json,
 )
-from captioning.training.loop import fit, make_optimizer
-from captioning.training.strategy import is_chief, make_strategy
+from captioning.training.loop import FitResult, fit, make_optimizer
+from captioning.training.strategy import is_chief, make_strategy, strategy_name
+from captioning.training.sync import experiment_identity
 
 
 class ClassificationTask:
@@ -59,8 +60,9 @@ class ClassificationTask:
 
 def train_classifier(
     *, config_path=None, overrides=(), smoke=False, data_root=None, run_dir=None, command=""
-) -> Path:
-    """Resolve the config, train, and write the run folder; return its path."""
+) -> tuple[Path, FitResult]:
+    """Resolve the config, train, and write the run folder (on the chief: the other workers
+    of a multi-worker run write nothing); return its path and the fit's result."""
     config = cfg.load_config(cfg.ClassifierConfig, config_path, overrides, smoke)
     root = Path(data_root or config.data.root or default_data_root()).expanduser().resolve()
     config.data.root = str(root)
@@ -69,7 +71,7 @@ def train_classifier(
     train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
 
     keras.utils.set_random_seed(config.train.seed)
-    strategy = make_strategy(config.train.strategy)
+    strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     chief = is_chief(strategy)
     resolved = cfg.to_dict(config)
     with RunLock(run_dir) if chief else contextlib.nullcontext():
@@ -86,7 +88,7 @@ def train_classifier(
                     "data_root": str(root),
                     "classes": data.classes,
                     "split_sizes": {"train": len(train), "val": len(val)},
-                    "strategy": type(strategy).__name__,
+                    "strategy": strategy_name(strategy),
                     "replicas": strategy.num_replicas_in_sync,
                     "resumed": resuming,
                     "versions": package_versions(),
@@ -117,6 +119,7 @@ def train_classifier(
             steps=steps,
             config=config.train,
             run_dir=run_dir,
+            identity=experiment_identity(resolved, data.manifest_sha256),
         )
         if chief:
             write_json(
@@ -130,6 +133,8 @@ def train_classifier(
                     "steps_per_epoch": steps,
                     "global_batch_size": config.train.batch_size,
                     "peak_rss_mib": peak_rss_mib(),
+                    "replicas": strategy.num_replicas_in_sync,
+                    "weights_sha256": result.weights_sha256,
                 },
             )
-    return run_dir
+    return run_dir, result

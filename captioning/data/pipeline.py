@@ -66,7 +66,8 @@ def make_dataset_fn(
     ``pixels`` is (b, 64, 64, 1) float32 in 0..255 with b the per-replica batch; ``targets``
     keeps the structure given (an array or a dict of arrays, sliced alongside the images).
     Training drops the last partial batch (a fixed global batch keeps the loss scale exact);
-    evaluation keeps every sample. ``augment`` applies to training batches; its layers are
+    evaluation keeps every sample (see ``eval_slices`` for how it is split across workers).
+    ``augment`` applies to training batches; its layers are
     built afresh each epoch, seeded by (seed, epoch), and run in order, so an epoch's
     augmentation is the same in an uninterrupted run and in a resumed one.
     """
@@ -80,9 +81,15 @@ def make_dataset_fn(
 
     def dataset_fn(context: tf.distribute.InputContext, epoch: int = 0) -> tf.data.Dataset:
         batch = context.get_per_replica_batch_size(global_batch)
-        order = epoch_order(n, seed, epoch) if training else np.arange(n)
-        order = order[context.input_pipeline_id :: context.num_input_pipelines]
-        ds = tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=training)
+        if training:
+            # Worker p takes every P-th sample of the epoch's order, so step i's global batch
+            # is order[i*G:(i+1)*G] whatever the number of workers and replicas.
+            order = epoch_order(n, seed, epoch)
+            order = order[context.input_pipeline_id :: context.num_input_pipelines]
+            ds = tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True)
+        else:
+            ds = tf.data.Dataset.from_tensor_slices(eval_slices(n, global_batch, context))
+            ds = ds.map(lambda start, stop: tf.range(start, stop, dtype=tf.int64))
         ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         augmenter = build_augmenter(augment, seed * 10_000 + epoch) if augment else None
         if training and augmenter is not None:
@@ -100,6 +107,29 @@ def distribution_ready(ds: tf.data.Dataset) -> tf.data.Dataset:
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     options.deterministic = True
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_slices(
+    n: int, global_batch: int, context: tf.distribute.InputContext
+) -> tuple[np.ndarray, np.ndarray]:
+    """(start, stop) of every per-replica evaluation batch this input pipeline feeds.
+
+    Evaluation step i covers samples [i*G, (i+1)*G); replica k of the R replicas in sync gets
+    its k-th slice of b = G/R samples. Every pipeline yields the same number of batches,
+    ceil(n/G) per local replica, some of them short or empty at the end: every worker runs
+    the same number of steps (its collectives never wait on a finished peer) and every
+    sample is counted once.
+    """
+    replicas = context.num_replicas_in_sync
+    local = replicas // context.num_input_pipelines
+    batch = global_batch // replicas
+    steps = -(-n // global_batch)
+    first = context.input_pipeline_id * local
+    starts = np.array(
+        [(i * replicas + first + r) * batch for i in range(steps) for r in range(local)],
+        dtype=np.int64,
+    ).clip(0, n)
+    return starts, np.minimum(starts + batch, n)
 
 
 def steps_per_epoch(n: int, global_batch: int, limit: int | None = None) -> int:

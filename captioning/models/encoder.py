@@ -32,7 +32,9 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
     x = layers.Conv2D(config.widths[0], 3, strides=2, padding="same", use_bias=False, name="stem")(
         x
     )
-    x = layers.ReLU()(layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x))
+    # Synchronised batch norm (as in ConvBlock): replicas share the global batch statistics.
+    stem_bn = layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name="stem_bn")
+    x = layers.ReLU()(stem_bn(x))
     size = IMAGE_SIZE // 2
     for i, width in enumerate(config.widths[1:]):
         pool = size > config.feature_size

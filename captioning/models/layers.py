@@ -25,8 +25,11 @@ class ConvBlock(layers.Layer):
             layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")
             for i in range(depth)
         ]
+        # Synchronised: batch statistics over the global batch, so N replicas train the
+        # same model as one device with the same global batch (a no-op with one replica).
         self.norms = [
-            layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}") for i in range(depth)
+            layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=f"bn{i}")
+            for i in range(depth)
         ]
         self.pooling = layers.MaxPooling2D(2) if pool else None
 

@@ -5,24 +5,44 @@ so each step is ``strategy.run(step_fn)``: per-replica losses are scaled by the 
 (``tf.nn.compute_average_loss``) and the Keras optimizer all-reduces (sums) the gradients.
 A ``Task`` says what a batch's loss and statistics are; the loop does the rest: progress bar,
 validation each epoch, best checkpoint by a validation metric, resume, logs.
+
+Multi-worker runs (``MultiWorkerMirroredStrategy``) need every process to issue the same
+collectives in the same order, so: the global batch must split evenly over the replicas;
+every worker runs exactly ``steps`` training steps and the same number of validation steps
+(the dataset functions give each worker enough batches, empty ones where its share of the
+validation set runs out); the metrics each worker sees are all-reduced sums, so every
+worker takes the chief's ``best`` decisions; on resume the chief's checkpoint is broadcast to
+all. Only the chief writes files; the other workers keep everything in memory. A worker that
+dies makes the survivors raise ``WorkerLostError`` naming it (see ``strategy``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from captioning.atomic import atomic_path
 from captioning.config import TrainConfig
 from captioning.data.pipeline import DatasetFn
+from captioning.errors import RunError
+from captioning.training import sync
 from captioning.training.checkpoints import TrainingState, restore_latest, save_checkpoint
 from captioning.training.history import History
-from captioning.training.strategy import is_chief
+from captioning.training.strategy import (
+    LOST_WORKER_ERRORS,
+    WorkerLostError,
+    is_chief,
+    is_multiworker,
+    lost_worker_message,
+)
 
 
 class Task(Protocol):
@@ -50,6 +70,8 @@ class FitResult:
     epochs_run: int = 0
     resumed_from: int = 0
     seconds: float = 0.0
+    chief: bool = True  # False on the workers of a multi-worker run that write nothing
+    weights_sha256: str = ""  # of the final model weights: equal on every worker of a run
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
@@ -85,16 +107,65 @@ def fit(
     config: TrainConfig,
     run_dir: Path,
     best_model_name: str = "best_model.keras",
+    identity: str = "",
 ) -> FitResult:
     """Train ``model`` for ``config.epochs`` epochs of ``steps`` steps, resuming if the run
     folder holds a checkpoint. Model and optimizer must have been built in ``strategy.scope()``.
+    ``identity`` (e.g. data checksum and resolved config) must be equal on every worker.
     """
+    check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
+    with reporting_lost_workers(strategy):
+        return _fit(
+            task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
+            best_model_name, identity,
+        )  # fmt: skip
+
+
+def check_global_batch(global_batch: int, replicas: int) -> int:
+    """The per-replica batch; ``RunError`` unless the global batch splits evenly."""
+    if global_batch % replicas:
+        nearest = replicas * max(round(global_batch / replicas), 1)
+        raise RunError(
+            f"train.batch_size {global_batch} is the global batch and must divide evenly over "
+            f"the {replicas} replicas (e.g. {nearest})"
+        )
+    return global_batch // replicas
+
+
+@contextlib.contextmanager
+def reporting_lost_workers(strategy: tf.distribute.Strategy):
+    """Turn a failed collective of a multi-worker run into a one-line ``WorkerLostError``."""
+    if not is_multiworker(strategy):
+        yield
+        return
+    try:
+        yield
+    except LOST_WORKER_ERRORS as err:
+        raise WorkerLostError(lost_worker_message(err, strategy)) from None
+
+
+def _fit(
+    task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
+    best_model_name, identity,
+) -> FitResult:  # fmt: skip
     chief = is_chief(strategy)
+    sync.agree(
+        strategy,
+        "the experiment",
+        f"{identity}|steps={steps}|epochs={config.epochs}|batch={config.batch_size}",
+    )
     with strategy.scope():
         optimizer.build(model.trainable_variables)  # slots exist before a restore fills them
-    state = restore_latest(run_dir / "checkpoints", model, optimizer) or TrainingState()
+    # The chief restores its newest checkpoint; the other workers receive it from the chief.
+    state = (restore_latest(run_dir / "checkpoints", model, optimizer) if chief else None) or (
+        TrainingState()
+    )
+    epoch, state.best = sync.from_first_replica(
+        strategy, [*model.weights, *optimizer.variables], [state.epoch, state.best]
+    )
+    state.epoch = int(epoch)
     result = FitResult(resumed_from=state.epoch, best=state.best_metrics or {})
-    if state.epoch:
+    if state.epoch and chief:
         print(f"resuming {run_dir} after epoch {state.epoch}")
     history = History(run_dir, resume_epoch=state.epoch) if chief else None
     global_batch = config.batch_size
@@ -121,7 +192,7 @@ def fit(
     def train_step(batch):
         return reduce(strategy.run(train_step_fn, args=(batch,)))
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # the last evaluation batches are shorter
     def eval_step(batch):
         return reduce(strategy.run(eval_step_fn, args=(batch,)))
 
@@ -179,6 +250,8 @@ def fit(
             print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))
         result.epochs_run += 1
     result.seconds = time.perf_counter() - start
+    result.chief = chief
+    result.weights_sha256 = weights_digest(model)
     return result
 
 
@@ -196,6 +269,14 @@ def evaluate(eval_step, strategy, val_fn: DatasetFn, task: Task, max_batches: in
             break
         sums = _accumulate(sums, eval_step(batch))
     return task.summarize(sums)
+
+
+def weights_digest(model: keras.Model) -> str:
+    """sha256 of every weight's bytes, in order: workers that agree print the same digest."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
 
 
 def save_model_atomically(model: keras.Model, path: Path) -> None:

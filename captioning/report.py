@@ -1,0 +1,139 @@
+"""The quickstart's report: one Markdown page, built only from what the runs wrote to disk
+(data card, run metadata, evaluation JSON, PNGs), so every number in it can be traced to a
+file. Figures are copied next to it into ``report/`` so the page can be moved as a folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from captioning.captions import load_template_set, render
+from captioning.metrics import score_captions
+from captioning.runs import package_versions
+
+
+def _load(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def class_only_baseline(report: dict) -> dict:
+    """Scores of the captions a class-only model would write: the ``class`` template set's
+    caption for the *true* class (an upper bound of any class-only captioner), against the
+    same references the captioner is scored on."""
+    tset = load_template_set("class")
+    hyps = [render(c["class"], {}, tset, 0) for c in report["captions"]]
+    return score_captions(hyps, [c["references"] for c in report["captions"]])
+
+
+def _figure(src: Path, folder: Path, name: str) -> str | None:
+    """Copy ``src`` into the report folder; return its relative link (None if missing)."""
+    if not src.exists():
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, folder / name)
+    return f"{folder.name}/{name}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def write_report(
+    path: Path,
+    *,
+    data: Path,
+    classifier: Path,
+    captioner: Path,
+    timings: dict[str, float],
+    command: str,
+) -> Path:
+    """Write ``path`` (Markdown) and its figures; return ``path``."""
+    path, figures = Path(path), Path(path).parent / "report"
+    card = _load(data / "data_card.json")
+    clf = _load(classifier / "eval" / "test.json")
+    clf_run = _load(classifier / "metrics.json")
+    cap = _load(captioner / "eval" / "test.json")
+    cap_run = _load(captioner / "run.json")
+    fields = [f for f in cap["findings_accuracy"] if f not in ("quality", "all")]
+    baseline = class_only_baseline(cap)
+    versions = package_versions()
+    lines = [
+        "# captioning quickstart report",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: `{command}`",
+        f"- TensorFlow {versions['tensorflow']}, Keras {versions['keras']}, "
+        f"Python {versions['python']}, {versions['platform']}",
+        f"- data: {card['n_images']:,} images, {len(card['classes'])} classes, split "
+        f"{card['split_sizes']} (seed {card['seed']}, grouped by content md5), manifest sha256 "
+        f"`{card['manifest_sha256'][:12]}`",
+        "",
+        "## Time per stage (seconds)",
+        "",
+        "| " + " | ".join(timings) + " | total |",
+        "|" + "---:|" * (len(timings) + 1),
+        "| "
+        + " | ".join(f"{v:.0f}" for v in timings.values())
+        + f" | {sum(timings.values()):.0f} |",
+        "",
+        "## Results on the test split",
+        "",
+        f"Protocol: test split ({cap['n']:,} images), best checkpoint by validation accuracy "
+        f"(classifier) and validation BLEU-4 (captioner), beam {cap['decoding']['beam_width']}, "
+        "seed 0, one run. BLEU as coco-caption defines it; CIDEr is CIDEr-D.",
+        "",
+        "| model | class accuracy | BLEU-1 | BLEU-4 | CIDEr-D | ROUGE-L | "
+        + " | ".join(f"{f} acc." for f in fields)
+        + " |",
+        "|---|" + "---:|" * (5 + len(fields)),
+        f"| classifier (ours, {clf_run['parameters']:,} parameters) | {_pct(clf['accuracy'])} "
+        f"({clf['error_count']} errors) |" + " |" * (4 + len(fields)),
+        "| class-only captions (true class; upper bound) | 100.00% | "
+        f"{baseline['bleu1']:.3f} | {baseline['bleu4']:.3f} | {baseline['cider']:.3f} | "
+        f"{baseline['rouge_l']:.3f} |" + " – |" * len(fields),
+        f"| captioner ({cap_run.get('decoder', 'attention')}, end to end) | "
+        f"{_pct(cap['caption_class_accuracy'])} (from captions) | {cap['bleu1']:.3f} | "
+        f"{cap['bleu4']:.3f} | {cap['cider']:.3f} | {cap['rouge_l']:.3f} | "
+        + " | ".join(_pct(cap["findings_accuracy"][f]) for f in fields)
+        + " |",
+        "",
+        "The seed notebook's model and the template baseline are compared in "
+        "`experiments/README.md` (they are not trained by the quickstart, to keep it short).",
+        "",
+        "## Figures",
+        "",
+    ]
+    for title, src, name in [
+        ("Classifier training curves", classifier / "curves.png", "classifier_curves.png"),
+        (
+            "Classifier confusion matrix (test)",
+            classifier / "eval" / "confusion_test.png",
+            "confusion_test.png",
+        ),
+        (
+            "Captioner stage 1 (frozen encoder) curves",
+            captioner / "stage1" / "curves.png",
+            "captioner_stage1_curves.png",
+        ),
+        (
+            "Captioner stage 2 (end to end) curves",
+            captioner / "stage2" / "curves.png",
+            "captioner_stage2_curves.png",
+        ),
+    ]:
+        link = _figure(src, figures, name)
+        if link:
+            lines += [f"### {title}", "", f"![{title}]({link})", ""]
+    overlays = sorted((captioner / "eval" / "attention").glob("test_*.png"))
+    if overlays:
+        lines += ["### Attention overlays (one test image per class)", ""]
+        for overlay in overlays:
+            lines.append(f"![{overlay.stem}]({_figure(overlay, figures, overlay.name)})")
+        lines.append("")
+    samples = captioner / "eval" / "captions_test.md"
+    if samples.exists():
+        body = samples.read_text().split("\n", 1)[1]  # drop its own title
+        lines += ["## Sample captions per class", "", body.strip(), ""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
