@@ -3,8 +3,8 @@
 The report (JSON) has the caption metrics of ``captioning.metrics`` (``bleu1``..``bleu4`` as
 coco-caption defines them, ``bleu4_nltk``, ``cider`` (CIDEr-D), ``rouge_l``),
 ``caption_class_accuracy`` (the class read back from each generated caption with the template
-set's parser), ``findings_accuracy`` per field (quality on every image; extent, density and
-position on the images whose true quality is diagnostic; ``all`` = class and every finding
+set's parser), ``findings_accuracy`` per field (quality on every image; each finding of the
+set on the images whose true quality is diagnostic; ``all`` = class and every finding
 right), ``accuracy`` of the classifier head, a ``per_class`` breakdown, decoding settings and
 throughput, and ``captions`` (path, generated, references, classes) for every image. A Markdown
 table of sample captions and attention overlays for one image per class go beside it.

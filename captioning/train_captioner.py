@@ -10,8 +10,8 @@ Both stages run in the project's one training loop (``captioning.training.loop.f
 ``CaptionTask`` below: teacher forcing, padding masked out of the loss, one of the image's
 reference captions drawn per example and epoch (seeded, so a resumed run draws the same),
 validation BLEU-4 of greedy captions each epoch (``CaptionTask.validate``), early stopping on it.
-No augmentation: the findings in the captions are measured on the pixels (a shift changes the
-stated position, a zoom the extent).
+No augmentation: the findings in the captions are measured on the pixels (a zoom changes the
+stated extent, a contrast change the brightness).
 
 Run folder: ``stage1/`` and ``stage2/`` (each the loop's logs, checkpoints and best model),
 ``best_model.keras`` (the end-to-end captioner: inputs ``pixels`` and ``tokens``, outputs

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from captioning.captions.findings import FIELDS
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DECODER = [
     "--set",
@@ -108,7 +110,7 @@ def test_evaluate_writes_the_caption_report(captioner_run):
     report = json.loads((work / "eval" / "report.json").read_text())
     keys = {"bleu1", "bleu2", "bleu3", "bleu4", "bleu4_nltk", "cider", "rouge_l"}
     assert keys | {"caption_class_accuracy", "findings_accuracy", "captions"} <= set(report)
-    assert {"quality", "extent", "density", "position"} <= set(report["findings_accuracy"])
+    assert {"quality", *FIELDS} <= set(report["findings_accuracy"])
     assert len(report["captions"]) == report["n"] > 0
     assert {"path", "generated", "references"} <= set(report["captions"][0])
     assert (work / "eval" / "captions_test.md").is_file()

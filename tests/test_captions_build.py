@@ -90,3 +90,17 @@ def test_unknown_template_set_is_a_one_line_error(captioned):
         timeout=60,
     )
     assert done.returncode == 2 and done.stderr.startswith("error: unknown template set")
+
+
+def test_cutpoints_of_another_version_are_refitted(captioned, tmp_path):
+    from captioning.captions.build import build_captions
+
+    root = tmp_path / "old"
+    shutil.copytree(captioned, root)
+    path = root / "captions" / "cutpoints.json"
+    old = json.loads(path.read_text())
+    old["version"] = 1
+    old["cuts"] = {"extent": [0.1, 0.2], "density": [0.1, 0.2], "position": [-1.5, 1.5]}
+    path.write_text(json.dumps(old))
+    build_captions(root, "findings")
+    assert load_cutpoints(root)["cuts"] == load_cutpoints(captioned)["cuts"]

@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 
 from captioning.captions.findings import (
+    CUTPOINTS_VERSION,
     FIELDS,
-    POSITION_MARGIN,
+    FITTED_QUANTILES,
     compute_findings,
+    findings_from_measurements,
     fit_cutpoints,
     measure,
 )
 from captioning.data.dataset import PreparedData
+from captioning.errors import DataError
 
 
 def _square(value=220, left=24, top=24, size=16, background=0) -> np.ndarray:
@@ -24,8 +27,8 @@ def _square(value=220, left=24, top=24, size=16, background=0) -> np.ndarray:
 def _cutpoints() -> dict:
     """Hand-set cut points, so the tests know the answers."""
     return {
-        "version": 1,
-        "cuts": {"extent": [0.05, 0.2], "density": [0.2, 0.6], "position": [-1.5, 1.5]},
+        "version": CUTPOINTS_VERSION,
+        "cuts": {"extent": [0.2], "density": [0.02], "brightness": [30.0]},
     }
 
 
@@ -38,45 +41,56 @@ def test_blank_images_are_non_diagnostic():
     assert (found.loc[:1, list(FIELDS)] == "").all().all()
 
 
-def test_bright_square_off_centre():
-    m = measure(_square(left=4)[None])  # columns 4..19: centroid at 11.5, centre 31.5
+def test_bright_square_on_black():
+    m = measure(_square(left=4)[None])
     assert m.loc[0, "extent"] == pytest.approx(256 / 4096)
-    assert m.loc[0, "density"] == 1.0
-    assert m.loc[0, "offset"] == pytest.approx(-20.0)
+    assert m.loc[0, "density"] == pytest.approx(256 / 4096)  # share of the frame
+    assert m.loc[0, "brightness"] == pytest.approx(220 * 256 / 4096)
     found = compute_findings(_square(left=4)[None], _cutpoints()).iloc[0]
     assert found.to_dict() == {
         "quality": "diagnostic",
-        "extent": "medium",
+        "extent": "small",
         "density": "high",
-        "position": "left",
+        "brightness": "dark",
     }
 
 
 def test_background_is_the_image_minimum():
-    """A CT-like grey background (100) with a dim square 40 levels above it: all foreground,
-    none of it dense; centred."""
-    found = compute_findings(
-        _square(value=140, size=32, left=16, top=16, background=100)[None], _cutpoints()
-    ).iloc[0]
-    assert (found["extent"], found["density"], found["position"]) == ("large", "low", "centre")
+    """A CT-like grey background (100) with a dim square 40 levels above it: the square is
+    foreground (a quarter of the frame), none of it dense; the frame is bright."""
+    image = _square(value=140, size=32, left=16, top=16, background=100)
+    m = measure(image[None])
+    assert m.loc[0, "extent"] == 0.25 and m.loc[0, "density"] == 0.0
+    assert m.loc[0, "brightness"] == pytest.approx(110.0)
+    found = compute_findings(image[None], _cutpoints()).iloc[0]
+    assert (found["extent"], found["density"], found["brightness"]) == ("large", "low", "bright")
 
 
-def test_position_margin_is_absolute():
-    right = _square(left=24 + int(POSITION_MARGIN) + 1)
-    inside = _square(left=25)  # 1 pixel right of centre: within the margin
-    found = compute_findings(np.stack([right, inside]), _cutpoints())
-    assert found["position"].tolist() == ["right", "centre"]
+def test_a_value_on_the_cut_takes_the_upper_value():
+    m = measure(np.stack([_square(size=8), _square(size=9)]))  # 64 and 81 of 4096 pixels
+    cut = {"version": CUTPOINTS_VERSION, "cuts": {f: [0.0] for f in FIELDS}}
+    cut["cuts"]["extent"] = [64 / 4096]
+    assert findings_from_measurements(m, cut)["extent"].tolist() == ["large", "large"]
+    cut["cuts"]["extent"] = [70 / 4096]
+    assert findings_from_measurements(m, cut)["extent"].tolist() == ["small", "large"]
 
 
-def test_fit_on_terciles_and_binning():
+def test_fit_at_quantiles_and_binning():
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(30, 64, 64), dtype=np.uint8)
+    peak = np.linspace(190, 255, 40)[:, None, None]  # brightness and density vary by image
+    images = (rng.random((40, 64, 64)) * peak).astype(np.uint8)
     cut = fit_cutpoints(images)
-    assert cut["cuts"]["extent"][0] < cut["cuts"]["extent"][1]
+    assert set(cut["cuts"]) == set(FIELDS) and all(len(c) == 1 for c in cut["cuts"].values())
+    assert cut["constants"]["fitted_quantiles"] == FITTED_QUANTILES
     found = compute_findings(images, cut)
-    counts = found["extent"].value_counts()
-    assert set(counts.index) == set(FIELDS["extent"])
-    assert counts.max() - counts.min() <= 2  # terciles of the images themselves
+    upper = (found["brightness"] == "bright").mean()
+    assert upper == pytest.approx(1 - FITTED_QUANTILES["brightness"], abs=0.05)
+
+
+def test_old_cutpoints_are_rejected():
+    old = {"version": 1, "cuts": {"extent": [0.1, 0.2], "density": [0.1, 0.2]}}
+    with pytest.raises(DataError, match="another version"):
+        compute_findings(_square()[None], old)
 
 
 def test_real_images_stable_and_fitted_on_train_only(mednist_small):

@@ -49,11 +49,11 @@ def test_non_diagnostic_round_trip():
 
 
 def test_unknown_missing_and_conflicting():
-    parsed = parse_caption("head ct with zebra coverage, shifted left and shifted right", TSET)
+    parsed = parse_caption("head ct with zebra coverage, dark and bright", TSET)
     assert parsed.class_name == "HeadCT"
     assert parsed.unknown_words == ["zebra"]
     assert parsed.missing == ["extent", "density"]
-    assert parsed.conflicts == ["position"] and parsed.fields["position"] == "left"
+    assert parsed.conflicts == ["brightness"] and parsed.fields["brightness"] == "dark"
     empty = parse_caption("", TSET)
     assert empty.class_name is None and empty.missing == ["class", *FIELDS]
 

@@ -11,7 +11,7 @@ from captioning.captions.templates import available_template_sets, load_template
 from captioning.captions.tokenize import tokenize
 from captioning.errors import DataError
 
-FINDINGS = {"extent": "large", "density": "low", "position": "centre"}
+FINDINGS = {"extent": "large", "density": "low", "brightness": "dark"}
 
 
 def test_builtin_sets_are_found():
@@ -60,7 +60,7 @@ def test_path_and_errors(tmp_path):
 def test_ambiguous_set_fails_on_load(tmp_path):
     text = load_template_set("findings").path.read_text()
     bad = tmp_path / "bad.toml"
-    bad.write_text(text.replace('medium = ["medium", "intermediate"]', 'medium = ["small"]'))
+    bad.write_text(text.replace('large = ["large", "extensive"]', 'large = ["small"]'))
     with pytest.raises(DataError, match="ambiguous"):
         load_template_set(bad)
     slots = tmp_path / "slots.toml"

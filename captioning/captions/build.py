@@ -19,6 +19,7 @@ import pandas as pd
 
 from captioning.captions.card import caption_card, write_card
 from captioning.captions.findings import (
+    CUTPOINTS_VERSION,
     FIELDS,
     borderline_share,
     check_cutpoints,
@@ -53,9 +54,16 @@ def dataset_cutpoints(data: PreparedData) -> dict:
     path = data.root / CAPTIONS_DIR / CUTPOINTS_FILE
     if path.is_file():
         stored = json.loads(path.read_text())
-        if stored.get("manifest_sha256") == data.manifest_sha256:
+        if stored.get("version") != CUTPOINTS_VERSION:
+            log.info(
+                "%s: written by findings version %s; fitting again on train",
+                path,
+                stored.get("version"),
+            )
+        elif stored.get("manifest_sha256") == data.manifest_sha256:
             return check_cutpoints(stored)
-        log.info("%s: written for another manifest; fitting again on train", path)
+        else:
+            log.info("%s: written for another manifest; fitting again on train", path)
     train = data.split("train")
     if len(train) == 0:
         raise DataError(f"{data.root}: the train split is empty; cannot fit cut points")

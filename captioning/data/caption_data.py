@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from captioning.captions.build import build_captions, read_captions
+from captioning.captions.build import build_captions, load_cutpoints, read_captions
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.dataset import PreparedData
@@ -25,7 +25,13 @@ def caption_frame(data: PreparedData, templates: str) -> pd.DataFrame:
         frame = read_captions(data.root, templates)
     except DataError:
         frame = None
-    if frame is None or list(frame["path"]) != list(data.manifest["path"]):
+    stale = frame is None or list(frame["path"]) != list(data.manifest["path"])
+    if not stale:
+        try:
+            load_cutpoints(data.root)  # DataError: another version of the findings wrote it
+        except DataError:
+            stale = True
+    if stale:
         log.info("building '%s' captions for %s", templates, data.root)
         build_captions(data.root, templates)
         frame = read_captions(data.root, templates)
