@@ -111,8 +111,18 @@ def _report_training(run_dir, result) -> None:
         print("done: this worker wrote no files (the chief writes the run folder)")
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
+def add_train_options(parser: argparse.ArgumentParser, kind: str) -> None:
     """Options every ``train`` command shares (the loop and its distribution are shared)."""
+    parser.add_argument("--config", help="experiment TOML (default: the built-in defaults)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+    )
+    parser.add_argument("--run-dir", help=f"run folder (default: runs/{kind}-<time>)")
+    parser.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
     parser.add_argument(
         "--strategy",
         choices=("auto", "default", "mirrored", "multiworker"),
@@ -217,37 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="train_command", required=True
     )
     clf = train.add_parser("classifier", help="pretrain the CNN encoder as a MedNIST classifier")
-    clf.add_argument("--config", help="experiment TOML (default: the built-in defaults)")
     clf.add_argument("--data", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
-    clf.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
-    )
-    clf.add_argument("--run-dir", help="run folder (default: runs/classifier-<time>)")
-    clf.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
-    add_train_options(clf)
+    add_train_options(clf, "classifier")
     clf.set_defaults(func=_train_classifier)
     cap = train.add_parser(
         "captioner", help="train an LSTM captioner on a pretrained encoder (two stages)"
     )
-    cap.add_argument("--config", help="experiment TOML (default: the built-in defaults)")
     cap.add_argument("--data", help="prepared dataset folder (default: the encoder run's dataset)")
     cap.add_argument(
         "--encoder", required=True, metavar="CLASSIFIER_RUN_DIR", help="a classifier run folder"
     )
-    cap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set decoder.kind=show_tell (repeatable)",
-    )
-    cap.add_argument("--run-dir", help="run folder (default: runs/captioner-<time>)")
-    cap.add_argument("--smoke", action="store_true", help="a few steps on a tiny subset")
-    add_train_options(cap)
+    add_train_options(cap, "captioner")
     cap.set_defaults(func=_train_captioner)
 
     ev = commands.add_parser("evaluate", help="score a run on its test split or on new images")

@@ -128,6 +128,26 @@ def write_confusion(report: dict, stem: Path) -> None:
     plt.close(fig)
 
 
+def run_split(run: dict, split: str):
+    """The run's own prepared dataset and its ``split``, with what was evaluated; refuses a
+    dataset re-prepared since training (its split could overlap the training images)."""
+    dataset = PreparedData(run["data_root"])
+    if dataset.manifest_sha256 != run["manifest_sha256"]:
+        raise RunError(
+            f"{dataset.root}: dataset changed since the run was trained "
+            "(manifest checksum differs); evaluate with --data instead"
+        )
+    if split not in set(dataset.manifest["split"]):
+        raise DataError(f"{dataset.root}: no split named '{split}'")
+    evaluated = {
+        "data": str(dataset.root),
+        "split": split,
+        "skipped": [],
+        "manifest_sha256": dataset.manifest_sha256,
+    }
+    return dataset, dataset.split(split), evaluated
+
+
 def evaluate_run(
     run_dir: Path,
     data: str | None = None,
@@ -153,22 +173,8 @@ def evaluate_run(
             evaluated = {"data": str(source), "split": None, "skipped": skipped}
             tag = source.name.split(".")[0] or "data"
         else:
-            dataset = PreparedData(run["data_root"])
-            if dataset.manifest_sha256 != run["manifest_sha256"]:
-                raise RunError(
-                    f"{dataset.root}: dataset changed since the run was trained "
-                    "(manifest checksum differs); evaluate with --data instead"
-                )
-            if split not in set(dataset.manifest["split"]):
-                raise DataError(f"{dataset.root}: no split named '{split}'")
-            part = dataset.split(split)
+            _, part, evaluated = run_split(run, split)
             images, labels, paths = part.images, part.labels, part.paths
-            evaluated = {
-                "data": str(dataset.root),
-                "split": split,
-                "skipped": [],
-                "manifest_sha256": dataset.manifest_sha256,
-            }
             tag = split
         if len(labels) == 0:
             raise DataError(f"{evaluated['data']}: no readable labelled images to evaluate")

@@ -25,8 +25,8 @@ from captioning.captions.findings import QUALITY_VALUES, compute_findings
 from captioning.captions.parse import parse_caption
 from captioning.captions.templates import load_template_set
 from captioning.data.caption_data import caption_frame
-from captioning.data.dataset import PreparedData
-from captioning.errors import DataError, RunError
+from captioning.errors import DataError
+from captioning.evaluate import run_split
 from captioning.metrics import score_captions
 from captioning.runs import write_json
 
@@ -123,25 +123,11 @@ def evaluate_captioner_run(
             evaluated = {"data": str(source), "split": None, "skipped": skipped}
             tag = source.name.split(".")[0] or "data"
         else:
-            dataset = PreparedData(captioner.run["data_root"])
-            if dataset.manifest_sha256 != captioner.run["manifest_sha256"]:
-                raise RunError(
-                    f"{dataset.root}: dataset changed since the run was trained "
-                    "(manifest checksum differs); evaluate with --data instead"
-                )
-            if split not in set(dataset.manifest["split"]):
-                raise DataError(f"{dataset.root}: no split named '{split}'")
-            part = dataset.split(split)
+            dataset, part, evaluated = run_split(captioner.run, split)
             images, labels = part.images, part.labels
             frame = (
                 caption_frame(dataset, captioner.templates).iloc[part.rows].reset_index(drop=True)
             )
-            evaluated = {
-                "data": str(dataset.root),
-                "split": split,
-                "skipped": [],
-                "manifest_sha256": dataset.manifest_sha256,
-            }
             tag = split
     if len(labels) == 0:
         raise DataError(f"{evaluated['data']}: no readable labelled images to evaluate")
