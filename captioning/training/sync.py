@@ -49,9 +49,9 @@ def _all_reduce(strategy: tf.distribute.Strategy, values: list[np.ndarray], firs
 def from_first_replica(strategy: tf.distribute.Strategy, variables, numbers: list[float]):
     """Give every worker replica 0's ``variables`` (assigned in place) and ``numbers``
     (returned). A no-op with a single replica."""
-    if strategy.num_replicas_in_sync == 1:
-        return list(numbers)
     variables = list(variables)
+    if strategy.num_replicas_in_sync == 1 or not (variables or len(numbers)):
+        return list(numbers)
     arrays = [np.asarray(v.numpy()) for v in variables] + [np.asarray(numbers, np.float64)]
     *values, numbers_out = _all_reduce(strategy, arrays, first_only=True)
     for variable, value in zip(variables, values, strict=True):
