@@ -90,7 +90,7 @@ def _train_classifier(args) -> int:
 def _train_captioner(args) -> int:
     from captioning.train_captioner import train_captioner
 
-    run_dir = train_captioner(
+    run_dir, result = train_captioner(
         encoder_dir=args.encoder,
         config_path=args.config,
         overrides=train_overrides(args),
@@ -99,7 +99,7 @@ def _train_captioner(args) -> int:
         run_dir=args.run_dir,
         command=_command_line(),
     )
-    print(f"run folder: {run_dir}")
+    _report_training(run_dir, result)
     return 0
 
 

@@ -76,7 +76,7 @@ def quickstart(source: str | None, out: Path, smoke: bool, command: str) -> Path
     with progress.stage("evaluate classifier"):
         evaluate_run(classifier, out=classifier / "eval" / "test.json")
     with progress.stage("captioner"):
-        captioner = train_captioner(
+        captioner, _ = train_captioner(
             encoder_dir=classifier,
             data_root=data,
             run_dir=runs / "captioner",

@@ -17,6 +17,10 @@ Run folder: ``stage1/`` and ``stage2/`` (each the loop's logs, checkpoints and b
 ``best_model.keras`` (the end-to-end captioner: inputs ``pixels`` and ``tokens``, outputs
 ``caption_logits``, ``class_logits`` and, with attention, ``attention``), ``vocabulary.json``,
 ``config.json``, ``run.json`` (kind ``captioner``, template set, encoder run), ``metrics.json``.
+
+Under ``--strategy multiworker`` (see docs/multiworker.md) only the chief writes any of these;
+the other workers keep everything in memory and receive the chief's best stage-1 weights and
+validation BLEU over the collectives.
 """
 
 from __future__ import annotations
@@ -53,10 +57,18 @@ from captioning.runs import (
     read_json,
     write_json,
 )
+from captioning.training import sync
 from captioning.training.caption_task import BleuValidator, CaptionTask
-from captioning.training.loop import fit, learning_rate_schedule, make_optimizer
+from captioning.training.loop import (
+    FitResult,
+    fit,
+    learning_rate_schedule,
+    make_optimizer,
+    weights_digest,
+)
 from captioning.training.optimizers import ScaledRateAdamW
-from captioning.training.strategy import is_chief, make_strategy
+from captioning.training.strategy import is_chief, make_strategy, strategy_name
+from captioning.training.sync import experiment_identity
 
 log = logging.getLogger(__name__)
 BEST_MODEL = "best_model.keras"
@@ -80,8 +92,10 @@ def train_captioner(
     data_root=None,
     run_dir=None,
     command="",
-) -> Path:
-    """Resolve the config, train both stages, write the run folder; return its path."""
+) -> tuple[Path, FitResult]:
+    """Resolve the config, train both stages, and write the run folder (on the chief: the
+    other workers of a multi-worker run write nothing); return its path and a ``FitResult``
+    of the whole run (``weights_sha256`` of the final end-to-end captioner)."""
     config = cfg.load_config(cfg.CaptionerConfig, config_path, overrides, smoke)
     encoder_dir = Path(encoder_dir).expanduser().resolve()
     encoder_run = read_json(encoder_dir / "run.json")
@@ -103,7 +117,7 @@ def train_captioner(
     run_dir = Path(run_dir or default_run_dir("captioner")).resolve()
 
     keras.utils.set_random_seed(config.train.seed)
-    strategy = make_strategy(config.train.strategy)
+    strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     chief = is_chief(strategy)
     resolved = cfg.to_dict(config)
     with RunLock(run_dir) if chief else contextlib.nullcontext():
@@ -133,7 +147,7 @@ def train_captioner(
                     "classes": data.classes,
                     "split_sizes": {"train": len(train), "val": len(val)},
                     "vocabulary_size": len(vocab),
-                    "strategy": type(strategy).__name__,
+                    "strategy": strategy_name(strategy),
                     "replicas": strategy.num_replicas_in_sync,
                     "resumed": resuming,
                     "versions": package_versions(),
@@ -144,7 +158,8 @@ def train_captioner(
             for name, part in (("train", train), ("val", val))
         }
         val_refs = reference_tokens(frame.iloc[val.rows])
-        classifier = load_model(encoder_dir / BEST_MODEL)
+        with strategy.scope():  # the encoder trains in stage 2: its variables are mirrored
+            classifier = load_model(encoder_dir / BEST_MODEL)
         encoder, head = classifier.get_layer("encoder"), classifier.get_layer("logits")
         steps = steps_per_epoch(
             len(train), config.train.batch_size, config.train.max_steps_per_epoch
@@ -168,6 +183,12 @@ def train_captioner(
                 decoder, feature_shape, cached["train"]["pooled"].shape[1], dec.max_length
             )
             optimizer = make_optimizer(config.train, steps * config.train.epochs)
+        identity = experiment_identity(
+            resolved,
+            data.manifest_sha256,
+            f"vocabulary={'|'.join(vocab.tokens)}",
+            f"encoder={weights_digest(classifier)}",
+        )
         validator = BleuValidator(lambda _m: cached["val"], val_refs, vocab, dec.max_length)
         first = fit(
             task=CaptionTask(attention_penalty=dec.attention_penalty, validate_fn=validator),
@@ -188,8 +209,12 @@ def train_captioner(
             steps=steps,
             config=config.train,
             run_dir=run_dir / "stage1",
+            identity=identity,
         )
-        stage1.set_weights(load_model(run_dir / "stage1" / BEST_MODEL).get_weights())
+        # Stage 2 starts from stage 1's best epoch: the chief reads it, the others receive it.
+        if chief:
+            stage1.set_weights(load_model(run_dir / "stage1" / BEST_MODEL).get_weights())
+        sync.from_first_replica(strategy, stage1.weights, [])
         cached.clear()  # free the feature cache before stage 2
 
         # ---- stage 2: end to end
@@ -240,6 +265,7 @@ def train_captioner(
                 steps=steps,
                 config=stage2_config,
                 run_dir=run_dir / "stage2",
+                identity=identity,
             )
             if chief:
                 shutil.copyfile(run_dir / "stage2" / BEST_MODEL, run_dir / f".{BEST_MODEL}.tmp")
@@ -247,6 +273,7 @@ def train_captioner(
         elif chief:
             model.save(run_dir / f".{BEST_MODEL}.tmp.keras")
             (run_dir / f".{BEST_MODEL}.tmp.keras").replace(run_dir / BEST_MODEL)
+        digest = weights_digest(model)
         if chief:
             write_json(
                 run_dir / "metrics.json",
@@ -261,9 +288,17 @@ def train_captioner(
                     "steps_per_epoch": steps,
                     "global_batch_size": config.train.batch_size,
                     "vocabulary_size": len(vocab),
+                    "replicas": strategy.num_replicas_in_sync,
+                    "weights_sha256": digest,
                 },
             )
-    return run_dir
+    result = dataclasses.replace(
+        second or first,
+        epochs_run=first.epochs_run + (second.epochs_run if second else 0),
+        seconds=first.seconds + (second.seconds if second else 0.0),
+        weights_sha256=digest,
+    )
+    return run_dir, result
 
 
 def _stage_summary(result) -> dict:

@@ -1,9 +1,10 @@
 """Distributed training with real processes on the loopback interface.
 
-Two ``captioning train classifier`` worker processes, each in its own working folder (as if on
-two hosts without a shared filesystem), train together through ``TF_CONFIG``; one of them is
-killed mid-run; ``MirroredStrategy`` over two logical CPUs is compared with one device. The
-fast tests check the pieces (sharding, batch split, messages) in this process.
+Two ``captioning train classifier`` (and ``train captioner``) worker processes, each in its own
+working folder (as if on two hosts without a shared filesystem), train together through
+``TF_CONFIG``; one of them is killed mid-run; ``MirroredStrategy`` over two logical CPUs is
+compared with one device, for the classifier and for the captioner's stage 1. The fast tests
+check the pieces (sharding, batch split, messages) in this process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tensorflow as tf
 
 import captioning
 from captioning.cli import build_parser, train_overrides
+from captioning.data.caption_data import caption_dataset_fn
 from captioning.data.pipeline import epoch_order, eval_slices, make_dataset_fn
 from captioning.errors import RunError
 from captioning.training.loop import check_global_batch
@@ -71,6 +73,35 @@ def test_training_shards_make_the_same_global_batches_as_one_device():
     for step in range(40 // 8):
         together = np.concatenate([shards[0][step], shards[1][step]])
         assert sorted(together) == sorted(order[step * 8 : (step + 1) * 8])
+
+
+def test_caption_validation_gives_every_worker_the_same_steps_and_each_sample_once():
+    n = 13
+    features = {"pooled": np.arange(n, dtype=np.float16)[:, None]}
+    refs = np.zeros((n, 2, 5), np.int32)
+    fn = caption_dataset_fn(features, refs, np.zeros(n, np.int32), 8, training=False)
+    shards = [[x["pooled"].numpy()[:, 0] for x, _ in fn(context(2, p, 2))] for p in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 2  # worker 1's second batch is empty
+    assert sorted(np.concatenate(shards[0] + shards[1])) == list(range(n))
+
+
+def test_every_batch_norm_of_the_captioner_is_synchronized():
+    from captioning.config import ModelConfig
+    from captioning.models.captioner import build_captioner
+    from captioning.models.classifier import build_classifier
+    from captioning.models.decoders import build_decoder
+
+    classifier = build_classifier(ModelConfig(widths=[4, 8, 8]), 3)
+    decoder = build_decoder("attention", 12, embed_dim=8, hidden=8, attention_dim=8)
+    model = build_captioner(
+        classifier.get_layer("encoder"), classifier.get_layer("logits"), decoder, 6
+    )
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, tf.keras.layers.BatchNormalization)
+    ]
+    assert norms and all(layer.synchronized for layer in norms)
 
 
 def test_global_batch_must_split_evenly_over_replicas():
@@ -124,24 +155,45 @@ def test_strategy_option_overrides_the_config():
 # ---------------------------------------------------------------- slow: real processes
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """A prepared dataset of 3 classes x 40 synthetic 64x64 PNGs (a bright square on the
-    left, middle or right): learnable in a few steps."""
+def make_tiny_data(base: Path, classes: list[str], varied: bool = False) -> Path:
+    """A prepared dataset of 40 synthetic 64x64 PNGs per class (a bright square on the left,
+    middle or right): learnable in a few steps. ``varied``: squares of random height and
+    brightness on a random share of the frame (so the findings' cut points have both sides)."""
     from PIL import Image
 
     from captioning.data.prepare import PrepareOptions, prepare
 
-    base = tmp_path_factory.mktemp("tiny")
     rng = np.random.default_rng(0)
-    for k, name in enumerate(["Left", "Middle", "Right"]):
+    for k, name in enumerate(classes):
         (base / "src" / name).mkdir(parents=True)
         for i in range(40):
             image = rng.integers(0, 40, (64, 64)).astype(np.uint8)
-            image[24:40, 4 + 20 * k : 20 + 20 * k] = 220
+            if varied:
+                top, bottom = rng.integers(2, 24), rng.integers(40, 62)
+                image[:, : rng.integers(8, 64)] += np.uint8(rng.integers(20, 90))
+                image[top:bottom, 4 + 20 * k : 20 + 20 * k] = rng.integers(200, 256)
+            else:
+                image[24:40, 4 + 20 * k : 20 + 20 * k] = 220
             Image.fromarray(image).save(base / "src" / name / f"{i:03d}.png")
     prepare(base / "data", PrepareOptions(source=str(base / "src")), base / "downloads")
     return base / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_tiny_data(tmp_path_factory.mktemp("tiny"), ["Left", "Middle", "Right"])
+
+
+@pytest.fixture(scope="module")
+def tiny_captioned_data(tmp_path_factory) -> Path:
+    """Like ``tiny_data`` under MedNIST class names (the caption templates know those), its
+    captions built beforehand (the test's workers share this one data folder)."""
+    from captioning.data.caption_data import caption_frame
+    from captioning.data.dataset import PreparedData
+
+    data = make_tiny_data(tmp_path_factory.mktemp("tinycap"), ["AbdomenCT", "Hand", "HeadCT"], True)
+    caption_frame(PreparedData(data), "findings")
+    return data
 
 
 def free_ports(n: int) -> list[int]:
@@ -166,6 +218,15 @@ def child_env(**extra) -> dict[str, str]:
     return env
 
 
+TINY_CAPTIONER = [
+    "decoder.hidden=8",
+    "decoder.embed_dim=8",
+    "decoder.attention_dim=8",
+    "decoder.max_length=10",
+    "data.per_class_limit=16",
+    "train.max_eval_batches=1",
+]
+
 TINY_RUN = [
     "model.widths=[4,8,8]",
     "train.batch_size=16",
@@ -180,8 +241,9 @@ class Cluster:
     """Worker processes on 127.0.0.1, each in ``hosts/<i>`` as its working folder, logging
     to ``logs/<i>-<attempt>.txt``; ``start`` twice reruns the very same commands."""
 
-    def __init__(self, base: Path, data: Path, epochs: int, n: int = 2):
+    def __init__(self, base: Path, data: Path, epochs: int, n: int = 2, encoder=None):
         self.base, self.data, self.epochs, self.n = base, data, epochs, n
+        self.encoder = encoder  # a classifier run folder: train a captioner on it
         self.ports = free_ports(n)
         self.attempt = 0
         self.procs: list[subprocess.Popen] = []
@@ -190,10 +252,20 @@ class Cluster:
         (base / "logs").mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
+        if self.encoder is not None:
+            return self.captioner_command()
         sets = [x for s in [*TINY_RUN, f"train.epochs={self.epochs}"] for x in ("--set", s)]
         return [
             sys.executable, "-m", "captioning.cli", "train", "classifier",
             "--data", str(self.data), "--run-dir", "run", "--strategy", "multiworker", *sets,
+        ]  # fmt: skip
+
+    def captioner_command(self) -> list[str]:
+        sets = [x for s in [*TINY_CAPTIONER, f"train.epochs={self.epochs}"] for x in ("--set", s)]
+        return [
+            sys.executable, "-m", "captioning.cli", "train", "captioner", "--smoke",
+            "--data", str(self.data), "--encoder", str(self.encoder), "--run-dir", "run",
+            "--strategy", "multiworker", *sets,
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -251,8 +323,8 @@ class Cluster:
 def cluster_factory(tmp_path):
     made = []
 
-    def make(data, epochs):
-        made.append(Cluster(tmp_path, data, epochs))
+    def make(data, epochs, encoder=None):
+        made.append(Cluster(tmp_path, data, epochs, encoder=encoder))
         return made[-1]
 
     yield make
@@ -395,3 +467,146 @@ def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
         assert one["best"]["epoch"] == two["best"]["epoch"]
         assert one["best"]["accuracy"] == pytest.approx(two["best"]["accuracy"])
         assert one["best"]["loss"] == pytest.approx(two["best"]["loss"], abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny_captioned_data, tmp_path_factory) -> Path:
+    """A smoke classifier run on ``tiny_captioned_data`` (one process): the encoder."""
+    work = tmp_path_factory.mktemp("encoder")
+    command = [
+        sys.executable, "-m", "captioning.cli", "train", "classifier", "--smoke",
+        "--data", str(tiny_captioned_data), "--run-dir", "clf", "--strategy", "default",
+        "--set", "model.widths=[4,8,8]",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=work,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=WORKER_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return work / "clf"
+
+
+@pytest.mark.slow
+def test_two_workers_train_a_captioner_and_only_the_chief_writes(
+    tiny_captioned_data, tiny_encoder, cluster_factory
+):
+    cluster = cluster_factory(tiny_captioned_data, epochs=2, encoder=tiny_encoder)
+    cluster.start()
+    codes = cluster.wait()
+    assert codes == [0, 0], [cluster.output(i)[-3000:] for i in range(2)]
+    assert cluster.digest(0) == cluster.digest(1)  # bit-identical final captioners
+    run = cluster.base / "hosts" / "0" / "run"
+    assert {
+        "best_model.keras",
+        "vocabulary.json",
+        "config.json",
+        "run.json",
+        "metrics.json",
+        "stage1",
+        "stage2",
+    } <= {p.name for p in run.iterdir()}
+    meta = json.loads((run / "run.json").read_text())
+    assert (meta["strategy"], meta["replicas"]) == ("multiworker", 2)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["weights_sha256"] == cluster.digest(0) and metrics["replicas"] == 2
+    assert list((cluster.base / "hosts" / "1").iterdir()) == []  # the other worker wrote nothing
+    assert "wrote no files" in cluster.output(1)
+    rows = read_log(run / "stage1")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(np.isfinite(float(r["train_loss"])) for r in rows)
+    assert 0.0 <= float(rows[-1]["val_bleu4"]) <= 1.0
+    assert [int(r["epoch"]) for r in read_log(run / "stage2")] == [1]
+
+
+CAPTIONER_MIRRORED_SCRIPT = r"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np
+from pathlib import Path
+from captioning.config import TrainConfig
+from captioning.data.caption_data import caption_dataset_fn
+from captioning.models.captioner import build_feature_model
+from captioning.models.decoders import build_decoder
+from captioning.training.caption_task import CaptionTask
+from captioning.training.loop import fit, make_optimizer
+from captioning.training.strategy import make_strategy
+
+rng = np.random.default_rng(0)
+n, vocab, length = 40, 12, 6
+features = {
+    "feature_map": rng.normal(size=(n, 2, 2, 8)).astype(np.float16),
+    "pooled": rng.normal(size=(n, 8)).astype(np.float16),
+}
+refs = np.zeros((n, 2, length + 1), np.int32)
+for i in range(n):
+    for r in range(2):
+        words = rng.integers(4, vocab, rng.integers(2, length - 1))
+        refs[i, r, : len(words) + 2] = [1, *words, 2]
+labels = (np.arange(n) % 3).astype(np.int32)
+config = TrainConfig(epochs=2, batch_size=8, learning_rate=1e-2, warmup_steps=0)
+
+def build():
+    decoder = build_decoder("attention", vocab, embed_dim=8, hidden=8, attention_dim=8,
+                            dropout=0.0)
+    return build_feature_model(decoder, (2, 2, 8), 8, length)
+
+keras.utils.set_random_seed(0)
+initial = build().get_weights()
+out = {}
+strategies = {name: make_strategy(name) for name in ("default", "mirrored")}
+for name, strategy in strategies.items():
+    with strategy.scope():
+        model = build()
+        model.set_weights(initial)
+        optimizer = make_optimizer(config, 3 * config.epochs)
+    task = CaptionTask(attention_penalty=1.0)
+    task.monitor = "word_accuracy"  # no generated captions here: no BLEU
+    result = fit(
+        task=task, model=model, optimizer=optimizer,
+        strategy=strategy,
+        train_fn=caption_dataset_fn(features, refs, labels, 8, training=True, seed=1),
+        val_fn=caption_dataset_fn(
+            {k: v[:13] for k, v in features.items()}, refs[:13], labels[:13], 8, training=False
+        ),
+        steps=3, config=config, run_dir=Path(sys.argv[1]) / name, best_model_name="best.keras",
+    )
+    out[name] = {
+        "replicas": strategy.num_replicas_in_sync,
+        "weights": [w.tolist() for w in model.get_weights()],
+        "best": result.best,
+    }
+print(json.dumps(out))
+"""
+
+# Max |weight difference| after 6 AdamW steps from the same start on the same global batches:
+# the captioner's stage 1 (attention LSTM decoder on cached features), as for the classifier.
+CAPTIONER_MIRRORED_TOLERANCE = 1e-3
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_cpus_matches_one_device_for_captioner_stage1(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", CAPTIONER_MIRRORED_SCRIPT, str(tmp_path)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=WORKER_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    one, two = out["default"], out["mirrored"]
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    worst = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(one["weights"], two["weights"], strict=True)
+    )
+    assert worst < CAPTIONER_MIRRORED_TOLERANCE, worst
+    assert one["best"]["epoch"] == two["best"]["epoch"]
+    assert one["best"]["loss"] == pytest.approx(two["best"]["loss"], abs=1e-4)
+    assert one["best"]["word_accuracy"] == pytest.approx(two["best"]["word_accuracy"])

@@ -13,7 +13,7 @@ from captioning.captions.build import build_captions, load_cutpoints, read_capti
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.dataset import PreparedData
-from captioning.data.pipeline import DatasetFn, distribution_ready, epoch_order
+from captioning.data.pipeline import DatasetFn, distribution_ready, epoch_order, eval_slices
 from captioning.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ def caption_dataset_fn(
     (float16) such as ``feature_map`` (N, S, S, C) and ``pooled`` (N, C); each arrives as
     float32 (pixels with a channel axis). ``tokens`` (b, L + 1) is one reference per example:
     drawn per (seed, epoch, example) when training, reference 0 otherwise. The order is the
-    loop's seeded per-epoch permutation (``epoch_order``), sharded by input pipeline.
+    loop's seeded per-epoch permutation (``epoch_order``), sharded by input pipeline;
+    validation is split by ``eval_slices`` (every worker the same number of batches).
     """
     n, n_refs = references.shape[:2]
     inputs_t = {k: tf.constant(v) for k, v in inputs.items()}
@@ -88,11 +89,17 @@ def caption_dataset_fn(
         if training:
             order = epoch_order(n, seed, epoch)
             choice = np.random.default_rng([seed, epoch, 1]).integers(0, n_refs, n)[order]
-        else:
-            order, choice = np.arange(n), np.zeros(n, np.int64)
-        shard = slice(context.input_pipeline_id, None, context.num_input_pipelines)
-        ds = tf.data.Dataset.from_tensor_slices((order[shard], choice[shard]))
-        ds = ds.batch(batch, drop_remainder=training).map(gather)
-        return distribution_ready(ds)
+            shard = slice(context.input_pipeline_id, None, context.num_input_pipelines)
+            ds = tf.data.Dataset.from_tensor_slices((order[shard], choice[shard]))
+            ds = ds.batch(batch, drop_remainder=True)
+        else:  # the same number of batches on every worker, some short or empty
+            ds = tf.data.Dataset.from_tensor_slices(eval_slices(n, global_batch, context))
+            ds = ds.map(
+                lambda start, stop: (
+                    tf.range(start, stop, dtype=tf.int64),
+                    tf.zeros([stop - start], tf.int64),
+                )
+            )
+        return distribution_ready(ds.map(gather))
 
     return dataset_fn

@@ -59,7 +59,8 @@ class Task(Protocol):
 
     # Optional: ``validate(model) -> {name: value}``, metrics that need more than summed batch
     # statistics (e.g. BLEU of generated captions); merged into the epoch's validation metrics,
-    # so ``monitor`` may name one of them.
+    # so ``monitor`` may name one of them. It runs eagerly on every worker, outside
+    # ``strategy.run``, with the same names everywhere; the chief's values are the ones kept.
 
 
 @dataclass
@@ -226,7 +227,7 @@ def _fit(
         train_metrics = task.summarize(sums)
         val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
         if validate is not None:
-            val_metrics.update(validate(model))
+            val_metrics.update(_from_chief(strategy, validate(model)))
         row = {
             "epoch": epoch + 1,
             **{f"train_{k}": v for k, v in train_metrics.items()},
@@ -253,6 +254,17 @@ def _fit(
     result.chief = chief
     result.weights_sha256 = weights_digest(model)
     return result
+
+
+def _from_chief(strategy, metrics: dict[str, float]) -> dict[str, float]:
+    """The chief's values of host-side metrics (``task.validate`` runs eagerly on each
+    worker): every worker then takes the same best-epoch and early-stopping decisions, even
+    where another host's floating point would round a generated caption differently."""
+    if not metrics:  # nothing to send (an empty all-reduce crashes MirroredStrategy)
+        return {}
+    names = sorted(metrics)
+    values = sync.from_first_replica(strategy, [], [float(metrics[k]) for k in names])
+    return dict(zip(names, values, strict=True))
 
 
 def _accumulate(sums: dict[str, float], stats) -> dict[str, float]:

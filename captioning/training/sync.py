@@ -18,6 +18,29 @@ import tensorflow as tf
 
 from captioning.errors import RunError
 
+_REDUCERS: dict[tuple[int, bool], tuple[tf.distribute.Strategy, object]] = {}
+
+
+def _reducer(strategy: tf.distribute.Strategy, first_only: bool):
+    """The all-reduce function for ``strategy``, traced once per vector length and reused
+    (a new ``tf.function`` per call would retrace every time)."""
+    key = (id(strategy), first_only)
+    if key not in _REDUCERS or _REDUCERS[key][0] is not strategy:
+
+        def replica_fn(vector):
+            ctx = tf.distribute.get_replica_context()
+            keep = tf.equal(ctx.replica_id_in_sync_group, 0) if first_only else tf.constant(True)
+            return ctx.all_reduce(
+                tf.distribute.ReduceOp.SUM, tf.where(keep, vector, tf.zeros_like(vector))
+            )
+
+        @tf.function
+        def run(vector):
+            return strategy.run(replica_fn, args=(vector,))
+
+        _REDUCERS[key] = (strategy, run)
+    return _REDUCERS[key][1]
+
 
 def _all_reduce(strategy: tf.distribute.Strategy, values: list[np.ndarray], first_only: bool):
     """Sum ``values`` over replicas; with ``first_only`` the other replicas contribute zeros
@@ -25,18 +48,7 @@ def _all_reduce(strategy: tf.distribute.Strategy, values: list[np.ndarray], firs
     float64 vector (exact for float32 values and for integers below 2**53)."""
     shapes = [np.shape(v) for v in values]
     flat = np.concatenate([np.asarray(v, np.float64).ravel() for v in values] + [np.zeros(0)])
-
-    def replica_fn(vector):
-        ctx = tf.distribute.get_replica_context()
-        keep = tf.equal(ctx.replica_id_in_sync_group, 0) if first_only else tf.constant(True)
-        return ctx.all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.where(keep, vector, tf.zeros_like(vector))
-        )
-
-    @tf.function
-    def run(vector):
-        return strategy.run(replica_fn, args=(vector,))
-
+    run = _reducer(strategy, first_only)
     total = np.asarray(strategy.experimental_local_results(run(tf.constant(flat)))[0])
     out, offset = [], 0
     for shape in shapes:
@@ -49,9 +61,9 @@ def _all_reduce(strategy: tf.distribute.Strategy, values: list[np.ndarray], firs
 def from_first_replica(strategy: tf.distribute.Strategy, variables, numbers: list[float]):
     """Give every worker replica 0's ``variables`` (assigned in place) and ``numbers``
     (returned). A no-op with a single replica."""
-    if strategy.num_replicas_in_sync == 1:
-        return list(numbers)
     variables = list(variables)
+    if strategy.num_replicas_in_sync == 1 or not (variables or len(numbers)):
+        return list(numbers)
     arrays = [np.asarray(v.numpy()) for v in variables] + [np.asarray(numbers, np.float64)]
     *values, numbers_out = _all_reduce(strategy, arrays, first_only=True)
     for variable, value in zip(variables, values, strict=True):
