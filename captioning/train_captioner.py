@@ -9,7 +9,9 @@
 Both stages run in the project's one training loop (``captioning.training.loop.fit``) with the
 ``CaptionTask`` below: teacher forcing, padding masked out of the loss, one of the image's
 reference captions drawn per example and epoch (seeded, so a resumed run draws the same),
-validation BLEU-4 of greedy captions each epoch (``CaptionTask.validate``), early stopping on it.
+the finding words weighted ``decoder.field_word_weight`` in the loss; each epoch, greedy captions
+of the whole validation split, scored by BLEU-4 and by the class and findings parse-back reads
+from them (``BleuValidator``); the best epoch and early stopping follow ``monitor``.
 No augmentation: the findings in the captions are measured on the pixels (a zoom changes the
 stated extent, a contrast change the brightness).
 
@@ -30,6 +32,7 @@ from pathlib import Path
 import keras
 
 from captioning import config as cfg
+from captioning.captions.templates import load_template_set
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
 from captioning.data.caption_data import (
     caption_dataset_fn,
@@ -38,7 +41,7 @@ from captioning.data.caption_data import (
     reference_columns,
     reference_tokens,
 )
-from captioning.data.dataset import PreparedData, Split
+from captioning.data.dataset import PreparedData
 from captioning.data.pipeline import steps_per_epoch
 from captioning.errors import RunError
 from captioning.models.captioner import build_captioner, build_feature_model, encode_images
@@ -53,7 +56,12 @@ from captioning.runs import (
     read_json,
     write_json,
 )
-from captioning.training.caption_task import BleuValidator, CaptionTask
+from captioning.training.caption_task import (
+    BleuValidator,
+    CaptionTask,
+    field_words,
+    word_weights,
+)
 from captioning.training.loop import fit, learning_rate_schedule, make_optimizer
 from captioning.training.optimizers import ScaledRateAdamW
 from captioning.training.strategy import is_chief, make_strategy
@@ -63,14 +71,6 @@ BEST_MODEL = "best_model.keras"
 
 
 # ----------------------------------------------------------------------------------- train
-def _subset(split: Split, limit: int | None) -> Split:
-    if limit is None or len(split) <= limit:
-        return split
-    return Split(
-        split.images[:limit], split.labels[:limit], split.paths[:limit], split.rows[:limit]
-    )
-
-
 def train_captioner(
     *,
     encoder_dir,
@@ -96,9 +96,9 @@ def train_captioner(
             f"{encoder_dir}: trained on classes {encoder_run['classes']}, not {data.classes}"
         )
     frame = caption_frame(data, config.captions.templates)
+    # the whole validation split: the captions' metrics are computed on all of it, and
+    # ``train.max_eval_batches`` limits only the validation loss
     train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
-    if config.train.max_eval_batches:
-        val = _subset(val, config.train.max_eval_batches * config.train.batch_size)
     dec = config.decoder
     run_dir = Path(run_dir or default_run_dir("captioner")).resolve()
 
@@ -144,6 +144,29 @@ def train_captioner(
             for name, part in (("train", train), ("val", val))
         }
         val_refs = reference_tokens(frame.iloc[val.rows])
+        tset = load_template_set(config.captions.templates)
+        val_truth = frame.iloc[val.rows][["class", "quality", *tset.fields]]
+        weights = word_weights(vocab, field_words(tset), dec.field_word_weight)
+
+        def task(validator, class_weight=0.0):
+            return CaptionTask(
+                attention_penalty=dec.attention_penalty,
+                class_weight=class_weight,
+                validate_fn=validator,
+                monitor=config.monitor,
+                word_weights=weights,
+            )
+
+        def validator(features_of):
+            return BleuValidator(
+                features_of,
+                val_refs,
+                vocab,
+                dec.max_length,
+                truth=val_truth,
+                template_set=tset,
+            )
+
         classifier = load_model(encoder_dir / BEST_MODEL)
         encoder, head = classifier.get_layer("encoder"), classifier.get_layer("logits")
         steps = steps_per_epoch(
@@ -168,9 +191,8 @@ def train_captioner(
                 decoder, feature_shape, cached["train"]["pooled"].shape[1], dec.max_length
             )
             optimizer = make_optimizer(config.train, steps * config.train.epochs)
-        validator = BleuValidator(lambda _m: cached["val"], val_refs, vocab, dec.max_length)
         first = fit(
-            task=CaptionTask(attention_penalty=dec.attention_penalty, validate_fn=validator),
+            task=task(validator(lambda _m: cached["val"])),
             model=stage1,
             optimizer=optimizer,
             strategy=strategy,
@@ -214,11 +236,7 @@ def train_captioner(
                 return encode_images(m.get_layer("encoder"), val_pixels)
 
             second = fit(
-                task=CaptionTask(
-                    attention_penalty=dec.attention_penalty,
-                    class_weight=ft.class_weight,
-                    validate_fn=BleuValidator(val_features, val_refs, vocab, dec.max_length),
-                ),
+                task=task(validator(val_features), ft.class_weight),
                 model=model,
                 optimizer=optimizer,
                 strategy=strategy,
