@@ -109,6 +109,9 @@ class DecoderConfig:
     embed_dim: int = field(default=64, metadata=_check(">0"))
     hidden: int = field(default=256, metadata=_check(">0"))  # LSTM units
     attention_dim: int = field(default=128, metadata=_check(">0"))  # additive attention width
+    # attention decoder: the initial LSTM state reads the whole flattened feature map (and its
+    # mean), not only the mean; a linear read-out of the map states the findings far better
+    init_from_map: bool = True
     # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
     attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))  # before the output layer

@@ -176,6 +176,7 @@ def train_captioner(
             "embed_dim": dec.embed_dim,
             "hidden": dec.hidden,
             "attention_dim": dec.attention_dim,
+            "init_from_map": dec.init_from_map,
             "dropout": dec.dropout,
         }
 
