@@ -107,7 +107,7 @@ class DecoderConfig:
 
     kind: str = field(default="attention", metadata=_check("in:attention,show_tell"))
     embed_dim: int = field(default=64, metadata=_check(">0"))
-    hidden: int = field(default=256, metadata=_check(">0"))  # LSTM units
+    hidden: int = field(default=128, metadata=_check(">0"))  # LSTM units
     attention_dim: int = field(default=128, metadata=_check(">0"))  # additive attention width
     # attention decoder: the initial LSTM state reads the whole flattened feature map (and its
     # mean), not only the mean; a linear read-out of the map states the findings far better
@@ -135,7 +135,7 @@ class FinetuneConfig:
 
 
 def _captioner_stage1() -> TrainConfig:
-    return TrainConfig(epochs=8, learning_rate=3e-3, warmup_steps=50, patience=3)
+    return TrainConfig(epochs=4, learning_rate=3e-3, warmup_steps=50, patience=3)
 
 
 @dataclass

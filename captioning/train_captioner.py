@@ -16,9 +16,11 @@ No augmentation: the findings in the captions are measured on the pixels (a zoom
 stated extent, a contrast change the brightness).
 
 Run folder: ``stage1/`` and ``stage2/`` (each the loop's logs, checkpoints and best model),
-``best_model.keras`` (the end-to-end captioner: inputs ``pixels`` and ``tokens``, outputs
-``caption_logits``, ``class_logits`` and, with attention, ``attention``), ``vocabulary.json``,
-``config.json``, ``run.json`` (kind ``captioner``, template set, encoder run), ``metrics.json``.
+``best_model.keras`` (the end-to-end captioner, from the stage whose best epoch scores higher on
+``monitor``; stage 1's is its decoder on the unchanged encoder and head: inputs ``pixels`` and
+``tokens``, outputs ``caption_logits``, ``class_logits`` and, with attention, ``attention``),
+``vocabulary.json``, ``config.json``, ``run.json`` (kind ``captioner``, template set, encoder
+run), ``metrics.json`` (with ``chosen_stage``).
 """
 
 from __future__ import annotations
@@ -219,7 +221,8 @@ def train_captioner(
         ft = config.finetune
         with strategy.scope():
             model = build_captioner(encoder, head, decoder, dec.max_length)
-        second = None
+        stage1_weights = model.get_weights()  # stage 1's best decoder on the original encoder
+        second, chosen = None, "stage1"
         if ft.epochs:
             stage2_config = dataclasses.replace(
                 config.train, epochs=ft.epochs, learning_rate=ft.learning_rate, warmup_steps=0
@@ -260,10 +263,15 @@ def train_captioner(
                 config=stage2_config,
                 run_dir=run_dir / "stage2",
             )
-            if chief:
+            # the final model is the better of the two stages' best on the monitored metric:
+            # end to end does not always improve on the frozen encoder's decoder
+            if second.best.get(config.monitor, -1.0) >= first.best.get(config.monitor, -1.0):
+                chosen = "stage2"
+            if chief and chosen == "stage2":
                 shutil.copyfile(run_dir / "stage2" / BEST_MODEL, run_dir / f".{BEST_MODEL}.tmp")
                 (run_dir / f".{BEST_MODEL}.tmp").replace(run_dir / BEST_MODEL)
-        elif chief:
+        if chief and chosen == "stage1":
+            model.set_weights(stage1_weights)
             model.save(run_dir / f".{BEST_MODEL}.tmp.keras")
             (run_dir / f".{BEST_MODEL}.tmp.keras").replace(run_dir / BEST_MODEL)
         if chief:
@@ -272,7 +280,8 @@ def train_captioner(
                 {
                     "stage1": _stage_summary(first),
                     "stage2": _stage_summary(second) if second else None,
-                    "best_val": (second or first).best,
+                    "chosen_stage": chosen,
+                    "best_val": (second if chosen == "stage2" else first).best,
                     "train_seconds_this_process": round(
                         first.seconds + (second.seconds if second else 0.0), 2
                     ),
