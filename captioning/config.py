@@ -179,8 +179,12 @@ def to_dict(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls, values: dict[str, Any], prefix: str = ""):
-    """Build dataclass ``cls`` from nested dicts, rejecting unknown keys and wrong types."""
+def from_dict(cls, values: dict[str, Any], prefix: str = "", base=None):
+    """Build dataclass ``cls`` from nested dicts, rejecting unknown keys and wrong types.
+
+    Keys not given keep their defaults: ``base``'s values when given, else the field defaults,
+    and a nested table starts from its field's own default (so ``train.seed`` set for a
+    captioner keeps the captioner's stage-1 epochs, rate and warm-up)."""
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -192,10 +196,16 @@ def from_dict(cls, values: dict[str, Any], prefix: str = ""):
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key '{name}' must be a table of settings")
-            kwargs[key] = from_dict(hint, value, prefix=f"{name}.")
+            if base is not None:
+                default = getattr(base, key)
+            elif known[key].default_factory is not dataclasses.MISSING:
+                default = known[key].default_factory()
+            else:
+                default = None
+            kwargs[key] = from_dict(hint, value, prefix=f"{name}.", base=default)
         else:
             kwargs[key] = _coerce(name, hint, value)
-    config = cls(**kwargs)
+    config = cls(**kwargs) if base is None else dataclasses.replace(base, **kwargs)
     validate(config, prefix)
     return config
 
