@@ -128,14 +128,14 @@ class FinetuneConfig:
     """Stage 2, end to end: encoder unfrozen at ``learning_rate * encoder_lr_scale``; loss =
     caption cross-entropy + ``class_weight`` x classification cross-entropy. 0 epochs: skip."""
 
-    epochs: int = field(default=2, metadata=_check(">=0"))
+    epochs: int = field(default=1, metadata=_check(">=0"))
     learning_rate: float = field(default=5e-4, metadata=_check(">0"))
     encoder_lr_scale: float = field(default=0.1, metadata=_check(">0"))
     class_weight: float = field(default=1.0, metadata=_check(">=0"))
 
 
 def _captioner_stage1() -> TrainConfig:
-    return TrainConfig(epochs=4, learning_rate=3e-3, warmup_steps=50, patience=3)
+    return TrainConfig(epochs=5, learning_rate=3e-3, warmup_steps=50, patience=3)
 
 
 @dataclass

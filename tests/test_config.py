@@ -172,6 +172,6 @@ def test_a_set_key_keeps_the_other_defaults_of_its_table():
     default = cfg.load_config(CaptionerConfig)
     seeded = cfg.load_config(CaptionerConfig, overrides=["train.seed=1"])
     assert seeded.train.seed == 1
-    assert seeded.train.epochs == default.train.epochs != cfg.TrainConfig().epochs
-    assert seeded.train.warmup_steps == default.train.warmup_steps
-    assert seeded.train.patience == default.train.patience
+    assert seeded.train.epochs == default.train.epochs
+    assert seeded.train.warmup_steps == default.train.warmup_steps != cfg.TrainConfig().warmup_steps
+    assert seeded.train.patience == default.train.patience != cfg.TrainConfig().patience
