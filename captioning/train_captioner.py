@@ -9,18 +9,22 @@
 Both stages run in the project's one training loop (``captioning.training.loop.fit``) with the
 ``CaptionTask`` below: teacher forcing, padding masked out of the loss, one of the image's
 reference captions drawn per example and epoch (seeded, so a resumed run draws the same),
-validation BLEU-4 of greedy captions each epoch (``CaptionTask.validate``), early stopping on it.
+the finding words weighted ``decoder.field_word_weight`` in the loss; each epoch, greedy captions
+of the whole validation split, scored by BLEU-4 and by the class and findings parse-back reads
+from them (``BleuValidator``); the best epoch and early stopping follow ``monitor``.
 No augmentation: the findings in the captions are measured on the pixels (a zoom changes the
 stated extent, a contrast change the brightness).
 
 Run folder: ``stage1/`` and ``stage2/`` (each the loop's logs, checkpoints and best model),
-``best_model.keras`` (the end-to-end captioner: inputs ``pixels`` and ``tokens``, outputs
-``caption_logits``, ``class_logits`` and, with attention, ``attention``), ``vocabulary.json``,
-``config.json``, ``run.json`` (kind ``captioner``, template set, encoder run), ``metrics.json``.
+``best_model.keras`` (the end-to-end captioner, from the stage whose best epoch scores higher on
+``monitor``; stage 1's is its decoder on the unchanged encoder and head: inputs ``pixels`` and
+``tokens``, outputs ``caption_logits``, ``class_logits`` and, with attention, ``attention``),
+``vocabulary.json``, ``config.json``, ``run.json`` (kind ``captioner``, template set, encoder
+run), ``metrics.json`` (with ``chosen_stage``).
 
 Under ``--strategy multiworker`` (see docs/multiworker.md) only the chief writes any of these;
 the other workers keep everything in memory and receive the chief's best stage-1 weights and
-validation BLEU over the collectives.
+validation metrics over the collectives.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from pathlib import Path
 import keras
 
 from captioning import config as cfg
+from captioning.atomic import atomic_path
+from captioning.captions.templates import load_template_set
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
 from captioning.data.caption_data import (
     caption_dataset_fn,
@@ -42,7 +48,7 @@ from captioning.data.caption_data import (
     reference_columns,
     reference_tokens,
 )
-from captioning.data.dataset import PreparedData, Split
+from captioning.data.dataset import PreparedData
 from captioning.data.pipeline import steps_per_epoch
 from captioning.errors import RunError
 from captioning.models.captioner import build_captioner, build_feature_model, encode_images
@@ -58,12 +64,18 @@ from captioning.runs import (
     write_json,
 )
 from captioning.training import sync
-from captioning.training.caption_task import BleuValidator, CaptionTask
+from captioning.training.caption_task import (
+    BleuValidator,
+    CaptionTask,
+    field_words,
+    word_weights,
+)
 from captioning.training.loop import (
     FitResult,
     fit,
     learning_rate_schedule,
     make_optimizer,
+    save_model_atomically,
     weights_digest,
 )
 from captioning.training.optimizers import ScaledRateAdamW
@@ -75,14 +87,6 @@ BEST_MODEL = "best_model.keras"
 
 
 # ----------------------------------------------------------------------------------- train
-def _subset(split: Split, limit: int | None) -> Split:
-    if limit is None or len(split) <= limit:
-        return split
-    return Split(
-        split.images[:limit], split.labels[:limit], split.paths[:limit], split.rows[:limit]
-    )
-
-
 def train_captioner(
     *,
     encoder_dir,
@@ -110,9 +114,9 @@ def train_captioner(
             f"{encoder_dir}: trained on classes {encoder_run['classes']}, not {data.classes}"
         )
     frame = caption_frame(data, config.captions.templates)
+    # the whole validation split: the captions' metrics are computed on all of it, and
+    # ``train.max_eval_batches`` limits only the validation loss
     train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
-    if config.train.max_eval_batches:
-        val = _subset(val, config.train.max_eval_batches * config.train.batch_size)
     dec = config.decoder
     run_dir = Path(run_dir or default_run_dir("captioner")).resolve()
 
@@ -158,6 +162,29 @@ def train_captioner(
             for name, part in (("train", train), ("val", val))
         }
         val_refs = reference_tokens(frame.iloc[val.rows])
+        tset = load_template_set(config.captions.templates)
+        val_truth = frame.iloc[val.rows][["class", "quality", *tset.fields]]
+        weights = word_weights(vocab, field_words(tset), dec.field_word_weight)
+
+        def task(validator, class_weight=0.0):
+            return CaptionTask(
+                attention_penalty=dec.attention_penalty,
+                class_weight=class_weight,
+                validate_fn=validator,
+                monitor=config.monitor,
+                word_weights=weights,
+            )
+
+        def validator(features_of):
+            return BleuValidator(
+                features_of,
+                val_refs,
+                vocab,
+                dec.max_length,
+                truth=val_truth,
+                template_set=tset,
+            )
+
         with strategy.scope():  # the encoder trains in stage 2: its variables are mirrored
             classifier = load_model(encoder_dir / BEST_MODEL)
         encoder, head = classifier.get_layer("encoder"), classifier.get_layer("logits")
@@ -168,6 +195,7 @@ def train_captioner(
             "embed_dim": dec.embed_dim,
             "hidden": dec.hidden,
             "attention_dim": dec.attention_dim,
+            "init_from_map": dec.init_from_map,
             "dropout": dec.dropout,
         }
 
@@ -189,9 +217,8 @@ def train_captioner(
             f"vocabulary={'|'.join(vocab.tokens)}",
             f"encoder={weights_digest(classifier)}",
         )
-        validator = BleuValidator(lambda _m: cached["val"], val_refs, vocab, dec.max_length)
         first = fit(
-            task=CaptionTask(attention_penalty=dec.attention_penalty, validate_fn=validator),
+            task=task(validator(lambda _m: cached["val"])),
             model=stage1,
             optimizer=optimizer,
             strategy=strategy,
@@ -221,7 +248,8 @@ def train_captioner(
         ft = config.finetune
         with strategy.scope():
             model = build_captioner(encoder, head, decoder, dec.max_length)
-        second = None
+        stage1_weights = model.get_weights()  # stage 1's best decoder on the original encoder
+        second, chosen = None, "stage1"
         if ft.epochs:
             stage2_config = dataclasses.replace(
                 config.train, epochs=ft.epochs, learning_rate=ft.learning_rate, warmup_steps=0
@@ -239,11 +267,7 @@ def train_captioner(
                 return encode_images(m.get_layer("encoder"), val_pixels)
 
             second = fit(
-                task=CaptionTask(
-                    attention_penalty=dec.attention_penalty,
-                    class_weight=ft.class_weight,
-                    validate_fn=BleuValidator(val_features, val_refs, vocab, dec.max_length),
-                ),
+                task=task(validator(val_features), ft.class_weight),
                 model=model,
                 optimizer=optimizer,
                 strategy=strategy,
@@ -267,12 +291,17 @@ def train_captioner(
                 run_dir=run_dir / "stage2",
                 identity=identity,
             )
+            # the final model is the better of the two stages' best on the monitored metric:
+            # end to end does not always improve on the frozen encoder's decoder
+            if second.best.get(config.monitor, -1.0) >= first.best.get(config.monitor, -1.0):
+                chosen = "stage2"
+            if chief and chosen == "stage2":
+                with atomic_path(run_dir / BEST_MODEL) as tmp:
+                    shutil.copyfile(run_dir / "stage2" / BEST_MODEL, tmp)
+        if chosen == "stage1":
+            model.set_weights(stage1_weights)  # on every worker, so their digests agree
             if chief:
-                shutil.copyfile(run_dir / "stage2" / BEST_MODEL, run_dir / f".{BEST_MODEL}.tmp")
-                (run_dir / f".{BEST_MODEL}.tmp").replace(run_dir / BEST_MODEL)
-        elif chief:
-            model.save(run_dir / f".{BEST_MODEL}.tmp.keras")
-            (run_dir / f".{BEST_MODEL}.tmp.keras").replace(run_dir / BEST_MODEL)
+                save_model_atomically(model, run_dir / BEST_MODEL)
         digest = weights_digest(model)
         if chief:
             write_json(
@@ -280,7 +309,8 @@ def train_captioner(
                 {
                     "stage1": _stage_summary(first),
                     "stage2": _stage_summary(second) if second else None,
-                    "best_val": (second or first).best,
+                    "chosen_stage": chosen,
+                    "best_val": (second if chosen == "stage2" else first).best,
                     "train_seconds_this_process": round(
                         first.seconds + (second.seconds if second else 0.0), 2
                     ),

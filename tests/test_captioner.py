@@ -142,3 +142,61 @@ def test_validate_metrics_join_the_epoch_and_patience_stops_training(tmp_path):
     assert result.epochs_run == 3  # best at epoch 1, then 2 epochs without improvement
     assert result.best == {**result.best, "score": 0.5, "epoch": 1}
     assert run().epochs_run == 0  # a resumed run knows patience ran out
+
+
+def test_word_weights_scale_the_chosen_words_and_leave_uniform_weights_unchanged():
+    model = feature_model("attention", 7)
+    data = batch(7)
+    plain, _ = CaptionTask().loss_and_stats(model, data, training=False)
+    uniform, _ = CaptionTask(word_weights=np.full(VOCAB, 4.0, np.float32)).loss_and_stats(
+        model, data, training=False
+    )
+    np.testing.assert_allclose(plain.numpy(), uniform.numpy(), rtol=1e-5)
+    weights = np.ones(VOCAB, np.float32)
+    weights[5] = 10.0
+    weighted, _ = CaptionTask(word_weights=weights).loss_and_stats(model, data, training=False)
+    tokens = data[1]["tokens"].numpy()[:, 1:]
+    has_word = (tokens == 5).any(1)
+    assert has_word.any() and (~has_word).any()
+    np.testing.assert_allclose(plain.numpy()[~has_word], weighted.numpy()[~has_word], rtol=1e-5)
+    assert not np.allclose(plain.numpy()[has_word], weighted.numpy()[has_word])
+
+
+def test_field_words_and_their_weights():
+    from captioning.captions.templates import load_template_set
+    from captioning.captions.vocabulary import Vocabulary
+    from captioning.training.caption_task import field_words, word_weights
+
+    words = field_words(load_template_set("findings"))
+    assert {"small", "extensive", "abundant", "scant", "dark", "high-signal"} <= words
+    assert "ct" not in words and "radiograph" not in words
+    vocab = Vocabulary.from_captions(["small hand radiograph", "dark chest ct"])
+    weights = word_weights(vocab, words, 3.0)
+    assert weights[vocab.index["small"]] == 3.0 and weights[vocab.index["dark"]] == 3.0
+    assert weights[vocab.index["hand"]] == 1.0 and weights[vocab.start_id] == 1.0
+
+
+def test_findings_metrics_read_class_and_fields_back_from_captions():
+    import pandas as pd
+
+    from captioning.captions.templates import load_template_set
+    from captioning.training.caption_task import findings_metrics
+
+    tset = load_template_set("findings")
+    truth = pd.DataFrame(
+        {
+            "class": ["Hand", "HeadCT"],
+            "quality": ["diagnostic", "diagnostic"],
+            "extent": ["small", "large"],
+            "density": ["low", "high"],
+            "brightness": ["dark", "bright"],
+        }
+    )
+    captions = [
+        "hand radiograph, small anatomical coverage, little high-density content, dark.",
+        "head ct, small anatomical coverage, abundant high-density content, bright.",
+    ]
+    m = findings_metrics(captions, truth, tset)
+    assert m["class_accuracy"] == 1.0 and m["extent_accuracy"] == 0.5
+    assert m["density_accuracy"] == 1.0 and m["brightness_accuracy"] == 1.0
+    assert m["all_right"] == 0.5 and m["findings"] == pytest.approx(3.5 / 4)

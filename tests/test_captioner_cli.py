@@ -72,7 +72,13 @@ def test_training_writes_a_self_contained_run_folder(captioner_run, mednist_smal
     assert meta["kind"] == "captioner" and meta["templates"] == "findings"
     assert (mednist_small / "captions" / "findings.csv").is_file()  # built when missing
     assert (run / "stage1" / "log.csv").is_file() and (run / "stage2" / "log.csv").is_file()
-    assert "val_bleu4" in (run / "stage1" / "log.csv").read_text().splitlines()[0]
+    header = (run / "stage1" / "log.csv").read_text().splitlines()[0]
+    assert "val_bleu4" in header and "val_findings" in header and "val_extent_accuracy" in header
+    metrics = json.loads((run / "metrics.json").read_text())
+    chosen = metrics["chosen_stage"]
+    assert chosen in ("stage1", "stage2")
+    assert metrics["best_val"] == metrics[chosen]["best_val"]
+    assert metrics["best_val"]["findings"] >= metrics["stage1"]["best_val"]["findings"]
 
 
 @pytest.mark.slow

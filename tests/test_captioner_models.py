@@ -74,3 +74,25 @@ def test_decoder_model_saves_and_loads_with_safe_mode(cls, tmp_path):
     loaded = load_model(tmp_path / "decoder.keras")  # safe_mode=True
     np.testing.assert_allclose(loaded(x)["logits"], model(x)["logits"], atol=1e-6)
     assert isinstance(loaded.get_layer("decoder"), cls)
+
+
+def test_attention_decoder_initial_state_from_the_whole_map(tmp_path):
+    x = inputs()
+    flipped = {**x, "feature_map": x["feature_map"][:, ::-1]}  # same mean, other positions
+    for from_map in (False, True):
+        decoder = build_decoder("attention", 10, embed_dim=8, hidden=8, init_from_map=from_map)
+        decoder(x)
+        h = np.asarray(decoder.initial_state(x)[1][0])
+        h_flipped = np.asarray(decoder.initial_state(flipped)[1][0])
+        assert np.allclose(h, h_flipped, atol=1e-6) != from_map
+    assert decoder.get_config()["init_from_map"] is True
+    symbolic = {
+        "feature_map": keras.Input((4, 4, 6), name="feature_map"),
+        "pooled": keras.Input((6,), name="pooled"),
+        "tokens": keras.Input((4,), dtype="int32", name="tokens"),
+    }
+    model = keras.Model(symbolic, decoder(symbolic))
+    model.save(tmp_path / "decoder.keras")
+    loaded = load_model(tmp_path / "decoder.keras")
+    np.testing.assert_allclose(loaded(x)["logits"], model(x)["logits"], atol=1e-6)
+    assert build_decoder("show_tell", 10, hidden=8, init_from_map=True).hidden == 8

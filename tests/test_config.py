@@ -163,3 +163,15 @@ def test_a_folder_given_as_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path=tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+def test_a_set_key_keeps_the_other_defaults_of_its_table():
+    from captioning import config as cfg
+    from captioning.config import CaptionerConfig
+
+    default = cfg.load_config(CaptionerConfig)
+    seeded = cfg.load_config(CaptionerConfig, overrides=["train.seed=1"])
+    assert seeded.train.seed == 1
+    assert seeded.train.epochs == default.train.epochs
+    assert seeded.train.warmup_steps == default.train.warmup_steps != cfg.TrainConfig().warmup_steps
+    assert seeded.train.patience == default.train.patience != cfg.TrainConfig().patience

@@ -115,13 +115,18 @@ class AttentionDecoder(_LSTMDecoder):
         e = w . tanh(W_f f_p + W_h h),  alpha = softmax_p(e),  z = beta(h) * sum_p alpha_p f_p,
 
     with the gate beta = sigmoid(W_b h); the LSTM reads [embedding(word), z]. The state starts
-    from the mean of the feature map."""
+    from the mean of the feature map or, with ``init_from_map``, from the mean and the whole
+    flattened map (a linear read-out of every position, which sees where the anatomy is and how
+    much of the frame it covers: the findings are read far better from it than from the mean).
+    """
 
     has_attention = True
 
-    def __init__(self, vocab_size: int, attention_dim: int = 128, **kwargs):
+    def __init__(
+        self, vocab_size: int, attention_dim: int = 128, init_from_map: bool = False, **kwargs
+    ):
         super().__init__(vocab_size, **kwargs)
-        self.attention_dim = attention_dim
+        self.attention_dim, self.init_from_map = attention_dim, init_from_map
         self.att_features = layers.Dense(attention_dim, name="att_features")  # W_f
         self.att_hidden = layers.Dense(attention_dim, use_bias=False, name="att_hidden")  # W_h
         self.att_score = layers.Dense(1, name="att_score")  # w
@@ -129,8 +134,8 @@ class AttentionDecoder(_LSTMDecoder):
         self.context_gates = layers.Dense(4 * self.hidden, use_bias=False, name="context_gates")
 
     def build(self, input_shape):
-        channels = input_shape["feature_map"][-1]
-        self._build_common(channels)
+        _, rows, cols, channels = input_shape["feature_map"]
+        self._build_common(channels * (1 + rows * cols) if self.init_from_map else channels)
         self.gate = layers.Dense(channels, activation="sigmoid", name="gate")  # (B, C) gate
         self.att_features.build((None, None, channels))
         self.att_hidden.build((None, self.hidden))
@@ -142,9 +147,12 @@ class AttentionDecoder(_LSTMDecoder):
     def initial_state(self, features, training=False):
         fmap = features["feature_map"]  # (B, S, S, C)
         flat = ops.reshape(fmap, (ops.shape(fmap)[0], -1, fmap.shape[-1]))  # (B, P, C)
-        mean = ops.mean(flat, axis=1)  # (B, C)
+        start = mean = ops.mean(flat, axis=1)  # (B, C)
+        if self.init_from_map:
+            whole = ops.reshape(flat, (ops.shape(flat)[0], -1))  # (B, P * C)
+            start = ops.concatenate([mean, whole], axis=-1)  # (B, C + P * C)
         context = (flat, self.att_features(flat))  # (B, P, C), (B, P, A)
-        return context, (self.init_h(mean), self.init_c(mean))
+        return context, (self.init_h(start), self.init_c(start))
 
     def _attend(self, state, context):
         flat, projected = context
@@ -178,7 +186,11 @@ class AttentionDecoder(_LSTMDecoder):
         }
 
     def get_config(self):
-        return {**super().get_config(), "attention_dim": self.attention_dim}
+        return {
+            **super().get_config(),
+            "attention_dim": self.attention_dim,
+            "init_from_map": self.init_from_map,
+        }
 
 
 DECODERS = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
@@ -188,4 +200,5 @@ def build_decoder(kind: str, vocab_size: int, **settings) -> _LSTMDecoder:
     """The decoder called ``kind`` (``show_tell`` or ``attention``), named ``decoder``."""
     if kind == "show_tell":
         settings.pop("attention_dim", None)
+        settings.pop("init_from_map", None)
     return DECODERS[kind](vocab_size, name="decoder", **settings)

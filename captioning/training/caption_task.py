@@ -1,19 +1,48 @@
-"""The captioning objective for the training loop, and validation BLEU-4."""
+"""The captioning objective for the training loop, and the validation metrics of greedy captions
+(BLEU-4, and the class and findings read back from them)."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import tensorflow as tf
 
+from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.decoding import CaptionSearch
+from captioning.evaluate_captioner import findings_scores
 from captioning.metrics import corpus_bleu
+
+
+def word_weights(vocab: Vocabulary, words, weight: float) -> np.ndarray:
+    """(V,) float32 loss weight per vocabulary id: ``weight`` for ``words``, 1 for the rest."""
+    out = np.ones(len(vocab), np.float32)
+    for word in words:
+        if word in vocab.index:
+            out[vocab.index[word]] = weight
+    return out
+
+
+def field_words(template_set) -> set[str]:
+    """The words of the set's finding phrases (``small``, ``abundant``, ``high-signal``, ...):
+    the words a caption states its findings with."""
+    return {
+        token
+        for values in template_set.phrases.values()
+        for phrases in values.values()
+        for phrase in phrases
+        for token in tokenize(phrase)
+    }
 
 
 class CaptionTask:
     """Masked caption cross-entropy (+ attention penalty, + weighted class cross-entropy);
-    validation BLEU-4 of greedy captions is the monitored metric."""
+    the monitored validation metric (``monitor``) comes from ``validate_fn``.
 
-    monitor = "bleu4"
+    ``word_weights`` (V,): each target word's cross-entropy is scaled by its weight, and a
+    caption's loss is the weighted mean over its words. Upweighting the finding words makes
+    the decoder pay for a wrong finding, which otherwise costs about as much as choosing
+    another of the references' equivalent phrasings."""
 
     def __init__(
         self,
@@ -21,9 +50,12 @@ class CaptionTask:
         attention_penalty: float = 0.0,
         class_weight: float = 0.0,
         validate_fn=None,
+        monitor: str = "bleu4",
+        word_weights=None,
     ):
         self.attention_penalty, self.class_weight = attention_penalty, class_weight
-        self.validate_fn = validate_fn
+        self.validate_fn, self.monitor = validate_fn, monitor
+        self.word_weights = None if word_weights is None else tf.constant(word_weights)
 
     def loss_and_stats(self, model, batch, training: bool):
         inputs, targets = batch
@@ -34,7 +66,13 @@ class CaptionTask:
         logits = out["caption_logits"]  # (b, L, V)
         cross = tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits)  # (b, L)
         words = tf.reduce_sum(mask, 1)  # (b,)
-        caption_loss = tf.reduce_sum(cross * mask, 1) / tf.maximum(words, 1.0)  # (b,)
+        if self.word_weights is None:
+            caption_loss = tf.reduce_sum(cross * mask, 1) / tf.maximum(words, 1.0)  # (b,)
+        else:
+            weighted = tf.gather(self.word_weights, target) * mask  # (b, L)
+            caption_loss = tf.reduce_sum(cross * weighted, 1) / tf.maximum(
+                tf.reduce_sum(weighted, 1), 1e-6
+            )
         per_example = caption_loss
         if self.attention_penalty and "attention" in out:
             # doubly stochastic attention: each position's attention summed over the words
@@ -79,12 +117,27 @@ class CaptionTask:
 
 
 class BleuValidator:
-    """Greedy captions for the validation images and their corpus BLEU-4 against all
-    references. ``features_of(model)`` gives the encoder features of those images."""
+    """Greedy captions for the validation images: their corpus BLEU-4 against all references
+    (``bleu4``) and, given ``truth`` (columns class, quality and the set's findings, one row
+    per image) and the ``template_set``, what parse-back reads from them: ``class_accuracy``,
+    ``<field>_accuracy`` per finding (on the diagnostic images), ``findings`` (the mean of
+    class and finding accuracies) and ``all_right`` (share of captions with everything right).
+    ``features_of(model)`` gives the encoder features of those images."""
 
-    def __init__(self, features_of, references, vocab: Vocabulary, max_length: int, batch=1024):
+    def __init__(
+        self,
+        features_of,
+        references,
+        vocab: Vocabulary,
+        max_length: int,
+        batch=1024,
+        *,
+        truth: pd.DataFrame | None = None,
+        template_set=None,
+    ):
         self.features_of, self.references = features_of, references
         self.vocab, self.max_length, self.batch = vocab, max_length, batch
+        self.truth, self.template_set = truth, template_set
         self._search: tuple[int, CaptionSearch] | None = None
 
     def search_for(self, model) -> CaptionSearch:
@@ -106,4 +159,23 @@ class BleuValidator:
         for i in range(0, n, self.batch):
             part = {k: tf.constant(v[i : i + self.batch], tf.float32) for k, v in features.items()}
             hyps += [self.vocab.decode_tokens(row) for row in search.greedy(part).tokens]
-        return {"bleu4": corpus_bleu(hyps, self.references)[3]}
+        metrics = {"bleu4": corpus_bleu(hyps, self.references)[3]}
+        if self.truth is not None:
+            metrics.update(
+                findings_metrics([" ".join(h) for h in hyps], self.truth, self.template_set)
+            )
+        return metrics
+
+
+def findings_metrics(captions: list[str], truth: pd.DataFrame, template_set) -> dict:
+    """Class and findings accuracy read back from ``captions`` (see ``BleuValidator``)."""
+    scores = findings_scores(captions, truth.reset_index(drop=True), template_set)
+    out = {"class_accuracy": float(np.mean(scores["class"]))}
+    for name in template_set.fields:
+        right, where = scores[name]
+        out[f"{name}_accuracy"] = float(np.mean(right[where])) if where.any() else 1.0
+    out["findings"] = float(
+        np.mean([out["class_accuracy"]] + [out[f"{f}_accuracy"] for f in template_set.fields])
+    )
+    out["all_right"] = float(np.mean(scores["all"]))
+    return out
