@@ -60,6 +60,7 @@ from captioning.runs import (
     check_resume,
     default_run_dir,
     package_versions,
+    peak_rss_mib,
     read_json,
     write_json,
 )
@@ -320,6 +321,7 @@ def train_captioner(
                     "vocabulary_size": len(vocab),
                     "replicas": strategy.num_replicas_in_sync,
                     "weights_sha256": digest,
+                    "peak_rss_mib": peak_rss_mib(),
                 },
             )
     result = dataclasses.replace(
