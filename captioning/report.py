@@ -56,6 +56,8 @@ def write_report(
     clf_run = _load(classifier / "metrics.json")
     cap = _load(captioner / "eval" / "test.json")
     cap_run = _load(captioner / "run.json")
+    cap_metrics = _load(captioner / "metrics.json")
+    monitor = _load(captioner / "config.json").get("monitor", "bleu4")
     fields = [f for f in cap["findings_accuracy"] if f not in ("quality", "all")]
     baseline = class_only_baseline(cap)
     versions = package_versions()
@@ -80,7 +82,8 @@ def write_report(
         "## Results on the test split",
         "",
         f"Protocol: test split ({cap['n']:,} images), best checkpoint by validation accuracy "
-        f"(classifier) and validation BLEU-4 (captioner), beam {cap['decoding']['beam_width']}, "
+        f"(classifier) and validation `{monitor}` of greedy captions (captioner; the better of "
+        f"its two stages), beam {cap['decoding']['beam_width']}, "
         "seed 0, one run. BLEU as coco-caption defines it; CIDEr is CIDEr-D.",
         "",
         "| model | class accuracy | BLEU-1 | BLEU-4 | CIDEr-D | ROUGE-L | "
@@ -92,7 +95,8 @@ def write_report(
         "| class-only captions (true class; upper bound) | 100.00% | "
         f"{baseline['bleu1']:.3f} | {baseline['bleu4']:.3f} | {baseline['cider']:.3f} | "
         f"{baseline['rouge_l']:.3f} |" + " – |" * len(fields),
-        f"| captioner ({cap_run.get('decoder', 'attention')}, end to end) | "
+        f"| captioner ({cap_run.get('decoder', 'attention')}, "
+        f"{cap_metrics.get('chosen_stage', 'stage2')} chosen) | "
         f"{_pct(cap['caption_class_accuracy'])} (from captions) | {cap['bleu1']:.3f} | "
         f"{cap['bleu4']:.3f} | {cap['cider']:.3f} | {cap['rouge_l']:.3f} | "
         + " | ".join(_pct(cap["findings_accuracy"][f]) for f in fields)
