@@ -72,33 +72,24 @@ def _data_captions(args) -> int:
     return 0
 
 
-def _train_classifier(args) -> int:
-    from captioning.train_classifier import train_classifier
+def _train(args) -> int:
+    """Both ``train`` commands: the same options, the same loop, the same report."""
+    options = {
+        "config_path": args.config,
+        "overrides": train_overrides(args),
+        "smoke": args.smoke,
+        "data_root": args.data,
+        "run_dir": args.run_dir,
+        "command": _command_line(),
+    }
+    if args.train_command == "captioner":
+        from captioning.train_captioner import train_captioner
 
-    run_dir, result = train_classifier(
-        config_path=args.config,
-        overrides=train_overrides(args),
-        smoke=args.smoke,
-        data_root=args.data,
-        run_dir=args.run_dir,
-        command=_command_line(),
-    )
-    _report_training(run_dir, result)
-    return 0
+        run_dir, result = train_captioner(encoder_dir=args.encoder, **options)
+    else:
+        from captioning.train_classifier import train_classifier
 
-
-def _train_captioner(args) -> int:
-    from captioning.train_captioner import train_captioner
-
-    run_dir, result = train_captioner(
-        encoder_dir=args.encoder,
-        config_path=args.config,
-        overrides=train_overrides(args),
-        smoke=args.smoke,
-        data_root=args.data,
-        run_dir=args.run_dir,
-        command=_command_line(),
-    )
+        run_dir, result = train_classifier(**options)
     _report_training(run_dir, result)
     return 0
 
@@ -229,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf = train.add_parser("classifier", help="pretrain the CNN encoder as a MedNIST classifier")
     clf.add_argument("--data", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
     add_train_options(clf, "classifier")
-    clf.set_defaults(func=_train_classifier)
+    clf.set_defaults(func=_train)
     cap = train.add_parser(
         "captioner", help="train an LSTM captioner on a pretrained encoder (two stages)"
     )
@@ -238,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder", required=True, metavar="CLASSIFIER_RUN_DIR", help="a classifier run folder"
     )
     add_train_options(cap, "captioner")
-    cap.set_defaults(func=_train_captioner)
+    cap.set_defaults(func=_train)
 
     ev = commands.add_parser("evaluate", help="score a run on its test split or on new images")
     ev.add_argument("run_dir", help="a run folder written by 'captioning train'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,16 @@ def test_a_set_key_keeps_the_other_defaults_of_its_table():
     assert seeded.train.epochs == default.train.epochs
     assert seeded.train.warmup_steps == default.train.warmup_steps != cfg.TrainConfig().warmup_steps
     assert seeded.train.patience == default.train.patience != cfg.TrainConfig().patience
+
+
+def test_every_experiment_config_loads_and_the_defaults_ones_match_the_code():
+    from captioning.config import CaptionerConfig
+
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    kinds = {"captioner": CaptionerConfig}
+    for path in sorted(experiments.glob("*.toml")):
+        cls = kinds.get(path.stem.split("_")[0], ClassifierConfig)
+        config = load_config(cls, path)
+        assert path.read_text().startswith("#") and "Run:" in path.read_text()
+        if path.stem in ("classifier", "captioner"):
+            assert config == cls(), f"{path.name} no longer spells out the defaults"
