@@ -437,6 +437,20 @@ for name, opt in [(s, o) for o in ("sgd", "adamw") for s in strategies]:
 print(json.dumps(out))
 """
 
+
+def run_json_script(script: str, tmp_path) -> dict:
+    """Run ``script`` in a fresh Python (its own TensorFlow devices); its last line is JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=WORKER_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # Max |weight difference| after 6 steps from the same start and the same global batches.
 # Plain SGD: float sums in another order only. AdamW divides by sqrt(v) + eps, which magnifies
 # that rounding noise in weights whose gradients are near zero: bounded by a tenth of one
@@ -447,15 +461,7 @@ MIRRORED_TOLERANCE = {"sgd": 1e-5, "adamw": 1e-3}
 
 @pytest.mark.slow
 def test_mirrored_over_two_cpus_matches_one_device(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=WORKER_TIMEOUT_S,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_json_script(MIRRORED_SCRIPT, tmp_path)
     for opt, tolerance in MIRRORED_TOLERANCE.items():
         one, two = out[f"default-{opt}"], out[f"mirrored-{opt}"]
         assert (one["replicas"], two["replicas"]) == (1, 2)
@@ -591,15 +597,7 @@ CAPTIONER_MIRRORED_TOLERANCE = 1e-3
 
 @pytest.mark.slow
 def test_mirrored_over_two_cpus_matches_one_device_for_captioner_stage1(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", CAPTIONER_MIRRORED_SCRIPT, str(tmp_path)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=WORKER_TIMEOUT_S,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_json_script(CAPTIONER_MIRRORED_SCRIPT, tmp_path)
     one, two = out["default"], out["mirrored"]
     assert (one["replicas"], two["replicas"]) == (1, 2)
     worst = max(
