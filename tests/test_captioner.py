@@ -14,7 +14,8 @@ from captioning.train_classifier import ClassificationTask
 from captioning.training.caption_task import CaptionTask
 from captioning.training.loop import fit
 from captioning.training.optimizers import ScaledRateAdamW
-from tests.test_training import squares
+
+from helpers import TINY, squares
 
 VOCAB = 10
 
@@ -119,7 +120,6 @@ def test_validate_metrics_join_the_epoch_and_patience_stops_training(tmp_path):
     from captioning.config import ModelConfig
     from captioning.models.classifier import build_classifier
     from captioning.training.loop import make_optimizer
-    from tests.test_models import TINY
 
     with strategy.scope():
         model = build_classifier(ModelConfig(**TINY), 3)

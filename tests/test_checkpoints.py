@@ -9,7 +9,8 @@ import pytest
 from captioning.config import ModelConfig
 from captioning.models.classifier import build_classifier
 from captioning.training.checkpoints import TrainingState, restore_latest, save_checkpoint
-from tests.test_models import TINY
+
+from helpers import TINY
 
 
 def model_and_optimizer(seed):

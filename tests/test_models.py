@@ -10,8 +10,7 @@ from captioning.models.classifier import build_classifier, load_model
 from captioning.models.encoder import build_encoder
 from captioning.models.layers import ConvBlock, GrayscaleToRGB
 
-# One tiny architecture, reused across shape, serialisation and training tests.
-TINY = {"widths": [4, 8, 8], "depth": 1, "feature_size": 8}
+from helpers import TINY
 
 
 def pixels(n=2, seed=0):

@@ -15,17 +15,8 @@ from captioning.models.classifier import build_classifier, load_model
 from captioning.runs import RunLock, check_resume
 from captioning.train_classifier import ClassificationTask
 from captioning.training.loop import fit, make_optimizer
-from tests.test_models import TINY
 
-
-def squares(n=48, classes=3, seed=0):
-    """Class k = a bright 16x16 square in the k-th third of the image, plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % classes
-    images = rng.integers(0, 40, (n, 64, 64)).astype(np.uint8)
-    for i, k in enumerate(labels):
-        images[i, 24:40, 4 + 20 * k : 20 + 20 * k] = 220
-    return images, labels.astype(np.int32)
+from helpers import TINY, squares
 
 
 def train(run_dir, epochs, widths=None, seed=0, schedule_epochs=None):

@@ -57,6 +57,14 @@ def default_source() -> str:
     return os.environ.get(archive.SOURCE_ENV) or archive.OFFICIAL_URL
 
 
+def fetch(url: str, downloads: Path, md5: str | None = None) -> Path:
+    """The archive at ``url`` as a file in ``downloads``: downloaded once (resuming a partial
+    download), then reused. Checked against ``md5``, or the official md5 for the official URL.
+    The real-data tests fetch their archive through here too, so they test this very path."""
+    expected = md5 or (archive.OFFICIAL_MD5 if url == archive.OFFICIAL_URL else None)
+    return archive.download(url, Path(downloads) / Path(url).name, expected)
+
+
 def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     """Prepare ``root`` from ``options.source``; return the data card as a dict."""
     root = Path(root).resolve()
@@ -102,10 +110,8 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
     source = options.source
     provenance = {"source": source}
     if is_url(source):
-        expected = options.md5 or (archive.OFFICIAL_MD5 if source == archive.OFFICIAL_URL else None)
-        local = archive.download(source, downloads / Path(source).name, expected)
-        provenance["archive_md5"] = archive.md5_file(local)
-        source_path = local
+        source_path = fetch(source, downloads, options.md5)
+        provenance["archive_md5"] = archive.md5_file(source_path)
     else:
         source_path = Path(source).expanduser().resolve()
         if not source_path.exists():
