@@ -1,7 +1,9 @@
 """Experiment configuration: typed dataclasses, TOML files, ``--set key=value`` overrides.
 
 A config is a tree of dataclasses whose defaults *are* the default experiment. An experiment
-file (TOML, see ``experiments/``) overrides some of them; ``--smoke`` shrinks the run to a few
+file (TOML, see ``experiments/``) overrides some of them; the default experiments, spelled out,
+ship in the package (``captioning/configs/<name>.toml``) and load by name (``--config
+classifier``); ``--smoke`` shrinks the run to a few
 steps on a few images; ``--set train.epochs=3`` overrides last, so it can adjust a smoke
 run. Everything is validated before any work starts: unknown keys, wrong types and
 out-of-range values fail with the key's name.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tomllib
 import types
 import typing
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from captioning.errors import CaptioningError
+from captioning.resources import CONFIGS, builtin_file, builtin_names
 
 
 class ConfigError(CaptioningError, ValueError):
@@ -98,7 +102,8 @@ class ClassifierConfig:
 class CaptionsConfig:
     """Which captions to learn: a template set written by ``captioning data captions``."""
 
-    templates: str = "findings"  # set name (data/templates/<name>.toml); built if missing
+    # set name: built in (captioning/templates) or in $CAPTIONING_TEMPLATES; built if missing
+    templates: str = "findings"
 
 
 @dataclass
@@ -287,6 +292,20 @@ def _set_dotted(tree: dict, key: str, value) -> None:
     node[leaf] = value
 
 
+def config_file(path_or_name: str | Path) -> Path:
+    """The file a ``--config`` value names: a built-in config's name (a bare word such as
+    ``classifier``: ``captioning/configs/<name>.toml``), else a path to a TOML file."""
+    text = str(path_or_name)
+    if not (text.endswith(".toml") or "/" in text or os.sep in text):
+        builtin = builtin_file(CONFIGS, text)
+        if builtin is not None:
+            return builtin
+        if not Path(text).exists():
+            known = ", ".join(builtin_names(CONFIGS))
+            raise ConfigError(f"{text}: no such config file or built-in config (built in: {known})")
+    return Path(text)
+
+
 def load_config(
     cls=ClassifierConfig,
     path: str | Path | None = None,
@@ -296,7 +315,7 @@ def load_config(
     """Resolve a config: defaults < TOML file < ``--smoke`` presets < ``--set`` overrides."""
     tree: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = config_file(path)
         try:
             tree = tomllib.loads(path.read_text())
         except FileNotFoundError:

@@ -92,6 +92,33 @@ def test_unknown_template_set_is_a_one_line_error(captioned):
     assert done.returncode == 2 and done.stderr.startswith("error: unknown template set")
 
 
+def test_a_user_set_by_folder_or_by_name_from_the_environment(captioned, tmp_path):
+    """``--templates FOLDER`` (one set in it), and a name found in ``$CAPTIONING_TEMPLATES``."""
+    from captioning.captions.templates import load_template_set
+
+    root = tmp_path / "mednist"
+    shutil.copytree(captioned, root)
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    text = load_template_set("class").path.read_text()
+    (folder / "mine.toml").write_text(text.replace('name = "class"', 'name = "mine"'))
+    command = [sys.executable, "-m", "captioning.cli", "data", "captions", "--root", str(root)]
+    for templates, extra in ((str(folder), {}), ("mine", {"CAPTIONING_TEMPLATES": str(folder)})):
+        (root / "captions" / "mine.csv").unlink(missing_ok=True)
+        done = subprocess.run(
+            [*command, "--templates", templates],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), **extra},
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "template set 'mine'" in done.stdout
+        assert read_captions(root, "mine")["reference_0"].equals(
+            read_captions(root, "class")["reference_0"]
+        )
+
+
 def test_cutpoints_of_another_version_are_refitted(captioned, tmp_path):
     from captioning.captions.build import build_captions
 

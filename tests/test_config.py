@@ -178,14 +178,31 @@ def test_a_set_key_keeps_the_other_defaults_of_its_table():
     assert seeded.train.patience == default.train.patience != cfg.TrainConfig().patience
 
 
-def test_every_experiment_config_loads_and_the_defaults_ones_match_the_code():
+def test_every_experiment_config_loads_and_the_built_in_ones_spell_out_the_defaults():
     from captioning.config import CaptionerConfig
+    from captioning.resources import CONFIGS, builtin_names, package_folder
 
-    experiments = Path(__file__).resolve().parents[1] / "experiments"
     kinds = {"captioner": CaptionerConfig}
-    for path in sorted(experiments.glob("*.toml")):
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    builtin = sorted(package_folder(CONFIGS).glob("*.toml"))
+    assert [p.stem for p in builtin] == builtin_names(CONFIGS) == ["captioner", "classifier"]
+    for path in [*builtin, *sorted(experiments.glob("*.toml"))]:
         cls = kinds.get(path.stem.split("_")[0], ClassifierConfig)
         config = load_config(cls, path)
         assert path.read_text().startswith("#") and "Run:" in path.read_text()
-        if path.stem in ("classifier", "captioner"):
+        if path in builtin:  # one file per default experiment: the package's, found by name
             assert config == cls(), f"{path.name} no longer spells out the defaults"
+            assert load_config(cls, path.stem) == config
+            assert not (experiments / path.name).exists(), f"a second {path.name} would drift"
+
+
+def test_an_unknown_config_name_lists_the_built_in_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(path="clasifier")
+    assert str(info.value) == (
+        "clasifier: no such config file or built-in config (built in: captioner, classifier)"
+    )
+    (tmp_path / "classifier").write_text("[train]\nepochs = 2\n")  # a name wins over a file
+    assert load_config(path="classifier") == ClassifierConfig()
+    assert load_config(path="./classifier").train.epochs == 2

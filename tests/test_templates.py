@@ -67,3 +67,50 @@ def test_ambiguous_set_fails_on_load(tmp_path):
     slots.write_text(text.replace("{density} dense structures", "dense structures"))
     with pytest.raises(DataError, match="slots"):
         load_template_set(slots)
+
+
+def user_set(folder, name, source="class"):
+    """A copy of a built-in set under another name, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = load_template_set(source).path.read_text()
+    path = folder / f"{name}.toml"
+    path.write_text(text.replace(f'name = "{source}"', f'name = "{name}"'))
+    return path
+
+
+def test_built_in_sets_are_package_data():
+    from captioning.resources import TEMPLATES, package_folder
+
+    for name in ("findings", "class"):
+        assert load_template_set(name).path.parent == package_folder(TEMPLATES).resolve()
+
+
+def test_user_folders_from_the_environment_come_first(tmp_path, monkeypatch):
+    import os
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    user_set(first, "mine")
+    user_set(second, "mine", source="findings")
+    override = user_set(second, "class", source="findings")
+    monkeypatch.setenv("CAPTIONING_TEMPLATES", os.pathsep.join([str(first), "", str(second)]))
+    assert load_template_set("mine").path == (first / "mine.toml").resolve()
+    assert load_template_set("mine").fields == ()  # the first folder's copy of 'class'
+    assert load_template_set("class").path == override.resolve()  # replaces the built-in
+    assert {"class", "findings", "mine"} == set(available_template_sets())
+    monkeypatch.setenv("CAPTIONING_TEMPLATES", str(tmp_path / "missing"))
+    with pytest.raises(DataError, match=r"CAPTIONING_TEMPLATES: .*missing: no such folder"):
+        load_template_set("findings")
+
+
+def test_a_folder_holding_one_set_names_it(tmp_path, monkeypatch):
+    path = user_set(tmp_path / "one", "mine")
+    assert load_template_set(tmp_path / "one").path == path.resolve()
+    user_set(tmp_path / "one", "other")
+    with pytest.raises(DataError, match="exactly one template set \\(found: mine, other\\)"):
+        load_template_set(tmp_path / "one")
+    with pytest.raises(DataError, match="add its folder to \\$CAPTIONING_TEMPLATES"):
+        load_template_set("mine")
+    monkeypatch.chdir(tmp_path)  # a bare word is a set's name before it is a path
+    (tmp_path / "findings").mkdir()
+    assert load_template_set("findings").fields
+    assert load_template_set("one/mine.toml").name == "mine"

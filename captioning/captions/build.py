@@ -100,7 +100,7 @@ def caption_table(
 
 def build_captions(root: str | Path, templates: str | Path = DEFAULT_TEMPLATE_SET) -> dict:
     """Write captions, cut points and the caption card for the dataset at ``root``; return the
-    card. ``templates`` is a set name (see ``data/templates``) or a path to a ``.toml`` file."""
+    card. ``templates`` is a set name (see ``captions.templates``), a ``.toml`` file or a folder."""
     data = PreparedData(root)
     tset = load_template_set(templates)
     unknown = [c for c in data.classes if c not in tset.classes]

@@ -1,14 +1,18 @@
 """Template sets: caption grammars stored as TOML data files, and rendering captions from them.
 
-A set is a file ``data/templates/<name>.toml`` at the top of the project (see the README
-there for the format), or any ``.toml`` file given by path. Users edit or add sets without
-touching code; ``load_template_set`` checks that every caption the set can produce parses back
-to the same class and fields, so an ambiguous edit fails on load, not in an evaluation.
+A set is found by name: first in the folders of ``$CAPTIONING_TEMPLATES`` (``os.pathsep``
+separated, in order), then among the built-in sets shipped in the package
+(``captioning/templates/<name>.toml``, read with ``importlib.resources``, so they work from a
+wheel; see the README there for the format). A ``.toml`` file, or a folder holding one set,
+can also be given by path. Users add sets without touching code; ``load_template_set`` checks
+that every caption a set can produce parses back to the same class and fields, so an
+ambiguous edit fails on load, not in an evaluation.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -17,20 +21,33 @@ from pathlib import Path
 
 from captioning.captions.findings import FIELDS, QUALITY_VALUES
 from captioning.errors import DataError
+from captioning.resources import TEMPLATES, package_folder
 
 DEFAULT_TEMPLATE_SET = "findings"
+TEMPLATES_ENV = "CAPTIONING_TEMPLATES"  # user folders of sets, searched before the built-ins
 _SLOT = re.compile(r"\{([a-z_]+)\}")
 
 
 def templates_dir() -> Path:
-    """The built-in template sets: ``data/templates`` beside the package (a source checkout or
-    an editable install, ``pip install -e .``)."""
-    return Path(__file__).resolve().parents[2] / "data" / "templates"
+    """The built-in template sets: ``captioning/templates`` in the installed package."""
+    return package_folder(TEMPLATES)
+
+
+def template_dirs() -> list[Path]:
+    """Where sets are looked up by name, first match wins: ``$CAPTIONING_TEMPLATES``'s
+    folders in order (so a user set may replace a built-in one), then ``templates_dir()``."""
+    user = []
+    for entry in filter(None, os.environ.get(TEMPLATES_ENV, "").split(os.pathsep)):
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"${TEMPLATES_ENV}: {folder}: no such folder")
+        user.append(folder)
+    return [*user, templates_dir()]
 
 
 def available_template_sets() -> list[str]:
-    """Names of the sets in ``templates_dir()``."""
-    return sorted(p.stem for p in templates_dir().glob("*.toml"))
+    """Names of the sets found in ``template_dirs()``."""
+    return sorted({p.stem for folder in template_dirs() for p in folder.glob("*.toml")})
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,21 +75,38 @@ class TemplateSet:
 
 
 def _resolve(name_or_path: str | Path) -> Path:
+    """The ``.toml`` file of a set given by name, by file path, or by a folder holding one.
+    A bare word is a name first; only when no set has that name is it read as a path."""
     text = str(name_or_path)
+    if not (text.endswith(".toml") or "/" in text or os.sep in text):
+        for folder in template_dirs():
+            candidate = folder / f"{text}.toml"
+            if candidate.is_file():
+                return candidate.resolve()
+        if not Path(text).exists():
+            known = ", ".join(available_template_sets()) or "none"
+            raise DataError(
+                f"unknown template set '{text}' (known: {known}; give a .toml path, "
+                f"or add its folder to ${TEMPLATES_ENV})"
+            )
     path = Path(text).expanduser()
-    if text.endswith(".toml") or "/" in text or path.is_file():
-        if not path.is_file():
-            raise DataError(f"{path}: template file not found")
-        return path.resolve()
-    candidate = templates_dir() / f"{text}.toml"
-    if not candidate.is_file():
-        known = ", ".join(available_template_sets()) or "none"
-        raise DataError(f"unknown template set '{text}' (known: {known}; or give a .toml path)")
-    return candidate.resolve()
+    if path.is_dir():
+        sets = sorted(path.glob("*.toml"))
+        if len(sets) != 1:
+            names = ", ".join(p.stem for p in sets) or "none"
+            raise DataError(
+                f"{path}: a folder must hold exactly one template set (found: {names}); give "
+                f"a .toml file, or add the folder to ${TEMPLATES_ENV} and give the set's name"
+            )
+        return sets[0].resolve()
+    if not path.is_file():
+        raise DataError(f"{path}: template file not found")
+    return path.resolve()
 
 
 def load_template_set(name_or_path: str | Path = DEFAULT_TEMPLATE_SET) -> TemplateSet:
-    """Load a set by name (``findings``, ``class``, ...) or by path to a ``.toml`` file.
+    """Load a set by name (``findings``, ``class``, ...), by path to a ``.toml`` file, or by a
+    folder holding one set.
 
     Raises ``DataError`` naming the file and the problem when it is malformed or ambiguous.
     """
