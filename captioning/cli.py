@@ -6,31 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
+from captioning import quiet
 from captioning.errors import CaptioningError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up lines sent to /dev/null: they are written before
-    its logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot silence them, and they would
-    bury our one-line errors. Python exceptions still surface; ``--verbose`` keeps the lines."""
-    if "tensorflow" in sys.modules:
-        return
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
 
 
 def _data_prepare(args) -> int:
@@ -210,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     caps.add_argument(
         "--templates",
         default="findings",
-        help="template set name in data/templates, or a .toml path (default: findings)",
+        help="template set: a name (built in, or in a folder of $CAPTIONING_TEMPLATES), a .toml "
+        "file, or a folder holding one set (default: findings)",
     )
     caps.set_defaults(func=_data_captions)
 
@@ -268,11 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
-    if not args.verbose:  # tf.distribute logs every collective it builds at INFO
+    if args.verbose:  # keep TensorFlow's C++ start-up lines (see captioning/quiet.py)
+        quiet.uninstall()
+    else:  # tf.distribute logs every collective it builds at INFO
         logging.getLogger("tensorflow").setLevel(logging.WARNING)
     try:
-        if args.command != "data" and not args.verbose:
-            _import_tensorflow_quietly()
         return args.func(args)
     except CaptioningError as err:
         print(f"error: {err}", file=sys.stderr)
