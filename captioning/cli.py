@@ -84,7 +84,11 @@ def _report_training(run_dir, result) -> None:
 
 def add_train_options(parser: argparse.ArgumentParser, kind: str) -> None:
     """Options every ``train`` command shares (the loop and its distribution are shared)."""
-    parser.add_argument("--config", help="experiment TOML (default: the built-in defaults)")
+    parser.add_argument(
+        "--config",
+        help=f"experiment: a TOML file, or a built-in one by name ({kind}; default: the "
+        "code's defaults, which it spells out)",
+    )
     parser.add_argument(
         "--set",
         action="append",
