@@ -87,6 +87,8 @@ def caption_card(
         "caption_card_version": CAPTION_CARD_VERSION,
         "template_set": tset.name,
         "template_file": str(tset.path),
+        # the captions were built from this content of the set: a reworded set rebuilds them
+        "template_sha256": tset.sha256,
         "n_images": len(frame),
         "n_references": len(refs),
         "vocabulary_size": {"all": len(vocab_all), "train": len(vocab_train)},
