@@ -134,3 +134,4 @@ def test_captions_are_rebuilt_when_the_set_text_changes(captioned, tmp_path):
     assert (again["reference_1"] == first["reference_1"]).all()
     card = json.loads((root / "captions" / "mine_card.json").read_text())
     assert card["template_sha256"] == load_template_set(mine).sha256
+    assert card["templates"]["0"].startswith("Examination: {class}. Anatomy occupies")
