@@ -136,7 +136,7 @@ def evaluate_baseline(
     seed: int = 0,
 ) -> dict:
     """Fit the heads on the train split of ``data_root`` (captions built), score on ``split``."""
-    from captioning.captions.build import read_captions
+    from captioning.data.caption_data import caption_frame
     from captioning.data.dataset import PreparedData
     from captioning.evaluate_captioner import findings_scores, summarize_findings
     from captioning.metrics import score_captions
@@ -145,7 +145,7 @@ def evaluate_baseline(
     tic = time.perf_counter()
     data = PreparedData(data_root)
     tset = load_template_set(templates)
-    frame = read_captions(data.root, tset.name)
+    frame = caption_frame(data, templates)  # rebuilt if the set's text changed
     classifier = load_model(Path(classifier_run) / "best_model.keras")
     encoder = classifier.get_layer("encoder")
     train, test = data.split("train"), data.split(split)

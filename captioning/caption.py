@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from captioning.captions.sentence import run_template_set, to_sentence
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
 from captioning.data.images import ImageError, load_image
 from captioning.errors import RunError
+from captioning.phrasing import content_seeds, opening_words
 from captioning.runs import read_json
 
 
@@ -37,7 +39,7 @@ class Captions:
 class Captioner:
     """A captioner run folder, ready to caption uint8 images (N, 64, 64)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, phrasing: str | None = None):
         import tensorflow as tf
 
         import captioning.models.decoders  # noqa: F401  (registers the decoder layers)
@@ -52,6 +54,7 @@ class Captioner:
         self.classes: list[str] = self.run["classes"]
         self.templates: str = self.run["templates"]
         self.vocab = Vocabulary.load(self.run_dir / VOCABULARY_FILE)
+        self.tset = run_template_set(self.templates)  # None: the run's set is gone
         self.model = load_model(self.run_dir / "best_model.keras")
         decoding = self.config["decoder"]
         self.beam_width = int(decoding["beam_width"])
@@ -62,6 +65,10 @@ class Captioner:
             end_id=self.vocab.end_id,
             max_length=int(decoding["max_length"]),
             length_alpha=float(decoding["length_alpha"]),
+            # runs from before the option: their own search ("best")
+            phrasing=phrasing or decoding.get("phrasing", "best"),
+            phrasing_ratio=float(decoding.get("phrasing_ratio", 0.5)),
+            phrasing_words=opening_words(self.tset, self.vocab.index) if self.tset else (),
         )
         encoder, head = self.model.get_layer("encoder"), self.model.get_layer("logits")
 
@@ -89,7 +96,8 @@ class Captioner:
         for i in range(0, len(images), batch):
             pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
             features, p = self._encode(pixels)
-            found = self.search.search(features, width, attention=attention)
+            seeds = content_seeds(images[i : i + batch])  # (b,) the phrasing choice's seeds
+            found = self.search.search(features, width, attention=attention, seeds=seeds)
             p = p.numpy()
             ids.append(p.argmax(1))
             probs.append(p.max(1))
@@ -99,7 +107,7 @@ class Captioner:
             for row in found.tokens:
                 w = self.vocab.decode_tokens(row)
                 words.append(w)
-                texts.append(" ".join(w))
+                texts.append(to_sentence(w, self.tset))  # the template's case and punctuation
         return Captions(
             texts=texts,
             class_ids=np.concatenate(ids) if ids else np.zeros(0, np.int64),

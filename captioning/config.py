@@ -126,6 +126,11 @@ class DecoderConfig:
     max_length: int = field(default=24, metadata=_check(">0"))  # words per caption, <end> incl.
     beam_width: int = field(default=3, metadata=_check(">0"))  # 1: greedy
     length_alpha: float = field(default=0.7, metadata=_check(">=0"))  # score / length^alpha
+    # the caption's first word, which names its phrasing (template): "best" = the search's own;
+    # "varied" = chosen per image, seeded by its pixels, among the template openers at least
+    # ``phrasing_ratio`` x as likely as the top first word (see ``captioning.decoding``)
+    phrasing: str = field(default="varied", metadata=_check("in:best,varied"))
+    phrasing_ratio: float = field(default=0.5, metadata=_check(">0"))
 
 
 @dataclass

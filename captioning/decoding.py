@@ -14,14 +14,25 @@ extended by ``<pad>`` at no cost, so it keeps competing with longer ones. Beam s
 scores the greedy sequence and returns it when it is better, so beam search never returns a
 lower-scoring caption than greedy decoding (plain beam search can prune the greedy path and
 end lower; this costs one greedy pass, about 1/k of the beam's work).
+
+Phrasing (``phrasing="varied"``): a template set says the same findings in several phrasings,
+and a decoder trained on all of them finds them about equally likely, so plain search picks
+whichever is ahead by a hair, nearly always the same one. With ``varied``, the first word is
+chosen per image among the top first word and the ``phrasing_words`` (the words that open a
+template and say nothing about the image) whose probability is at least ``phrasing_ratio``
+times the top one's, by a seed from the image's pixels (``phrasing.content_seeds``), and the
+search (greedy or beam) continues from it. The same image gets the same caption on every run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+
+from captioning.phrasing import PHRASINGS, choose_first
 
 
 @dataclass
@@ -57,10 +68,17 @@ class CaptionSearch:
         end_id: int,
         max_length: int,
         length_alpha: float = 1.0,
+        phrasing: str = "best",
+        phrasing_ratio: float = 0.5,
+        phrasing_words: Iterable[int] = (),
     ):
+        if phrasing not in PHRASINGS:
+            raise ValueError(f"phrasing must be one of {PHRASINGS}, got {phrasing!r}")
         self.decoder = decoder
         self.start_id, self.end_id = start_id, end_id
         self.max_length, self.length_alpha = max_length, float(length_alpha)
+        self.phrasing, self.phrasing_ratio = phrasing, float(phrasing_ratio)
+        self.phrasing_words = sorted(set(int(w) for w in phrasing_words))
         self._compiled: dict = {}
 
     def _normalise(self, log_prob, length):
@@ -71,7 +89,7 @@ class CaptionSearch:
         decoder, max_length, end_id = self.decoder, self.max_length, self.end_id
 
         @tf.function(reduce_retracing=True)
-        def greedy(features):
+        def greedy(features, first):  # first: (B,) int32 word forced at step 0, -1: free
             context, state = decoder.initial_state(features)
             batch = tf.shape(features["pooled"])[0]
             tokens = tf.fill([batch], self.start_id)
@@ -85,6 +103,7 @@ class CaptionSearch:
                 logits, state, alpha = decoder.step(tokens, state, context)  # (B, V)
                 log_p = tf.nn.log_softmax(logits)
                 best = tf.argmax(log_p, -1, output_type=tf.int32)  # (B,)
+                best = tf.where(tf.equal(t, 0) & (first >= 0), first, best)
                 gained = tf.gather(log_p, best, batch_dims=1)
                 best = tf.where(done, 0, best)
                 log_prob += tf.where(done, 0.0, gained)
@@ -127,7 +146,7 @@ class CaptionSearch:
         normalise = self._normalise
 
         @tf.function(reduce_retracing=True)
-        def beam(features):
+        def beam(features, first):  # first: (B,) int32 word forced at step 0, -1: free
             context, state = decoder.initial_state(features)
             batch = tf.shape(features["pooled"])[0]
             tile = lambda x: tf.repeat(x, k, axis=0)  # noqa: E731  (B, ...) -> (B*k, ...)
@@ -153,6 +172,9 @@ class CaptionSearch:
                 log_p = tf.reshape(tf.nn.log_softmax(logits), [batch, k, vocab])
                 pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=-np.inf)  # (V,)
                 log_p = tf.where(done[..., None], pad_only, log_p)  # finished: <pad>, free
+                other = tf.not_equal(tf.range(vocab)[None, None, :], first[:, None, None])
+                forced = tf.equal(t, 0) & (first >= 0)[:, None, None] & other  # (B, 1, V)
+                log_p = tf.where(forced, -np.inf, log_p)  # step 0: only the forced word
                 candidate = log_prob[..., None] + log_p  # (B, k, V)
                 new_length = length + tf.where(done, 0, 1)  # (B, k)
                 ranked = normalise(candidate, new_length[..., None])
@@ -189,11 +211,36 @@ class CaptionSearch:
         return beam
 
     # ---------------------------------------------------------------------------- public
-    def _run(self, key, make, features) -> dict:
+    def _run(self, key, make, features, first) -> dict:
         if key not in self._compiled:
             self._compiled[key] = make()
-        out = self._compiled[key](features)
+        batch = int(tf.shape(features["pooled"])[0])
+        first = np.full(batch, -1, np.int32) if first is None else np.asarray(first, np.int32)
+        out = self._compiled[key](features, tf.constant(first))
         return {name: value.numpy() for name, value in out.items()}
+
+    def first_word_probs(self, features) -> np.ndarray:
+        """(B, V) probabilities of the first word after ``<start>``."""
+        if "first" not in self._compiled:
+            decoder, start_id = self.decoder, self.start_id
+
+            @tf.function(reduce_retracing=True)
+            def first(features):
+                context, state = decoder.initial_state(features)
+                tokens = tf.fill([tf.shape(features["pooled"])[0]], start_id)
+                logits, _, _ = decoder.step(tokens, state, context)  # (B, V)
+                return tf.nn.softmax(logits)
+
+            self._compiled["first"] = first
+        return self._compiled["first"](features).numpy()
+
+    def first_words(self, features, seeds) -> np.ndarray | None:
+        """(B,) the first word of each caption under this search's phrasing, or None (free:
+        ``best`` phrasing, no seeds, or no phrasing words)."""
+        if self.phrasing == "best" or seeds is None or not self.phrasing_words:
+            return None
+        probs = self.first_word_probs(features)
+        return choose_first(probs, np.asarray(seeds), self.phrasing_words, self.phrasing_ratio)
 
     def _finish(self, out: dict) -> Decoded:
         score = self._normalise(out["log_prob"], out["length"]).numpy()
@@ -205,22 +252,25 @@ class CaptionSearch:
             attention=out.get("attention"),
         )
 
-    def greedy(self, features, attention: bool = False) -> Decoded:
-        """The most likely word at every step."""
+    def greedy(self, features, attention: bool = False, first=None) -> Decoded:
+        """The most likely word at every step (at step 0 ``first`` (B,), where it is >= 0)."""
         with_attention = attention and self.decoder.has_attention
         key = ("greedy", with_attention)
-        return self._finish(self._run(key, lambda: self._greedy_fn(with_attention), features))
+        make = lambda: self._greedy_fn(with_attention)  # noqa: E731
+        return self._finish(self._run(key, make, features, first))
 
-    def beam(self, features, width: int, attention: bool = False) -> Decoded:
-        """Beam search of ``width`` hypotheses per image (width 1 finds the greedy caption)."""
+    def beam(self, features, width: int, attention: bool = False, first=None) -> Decoded:
+        """Beam search of ``width`` hypotheses per image (width 1 finds the greedy caption);
+        every hypothesis starts with ``first`` (B,) where it is >= 0."""
         if width < 1:
             raise ValueError(f"beam width must be >= 1, got {width}")
         with_attention = attention and self.decoder.has_attention
         key = ("beam", width, with_attention)
-        found = self._finish(self._run(key, lambda: self._beam_fn(width, with_attention), features))
+        make = lambda: self._beam_fn(width, with_attention)  # noqa: E731
+        found = self._finish(self._run(key, make, features, first))
         if width == 1:
             return found
-        greedy = self.greedy(features, attention)
+        greedy = self.greedy(features, attention, first)
         better = greedy.score > found.score  # (B,) rare: the beam pruned the greedy path
         if better.any():
             for name in ("tokens", "log_prob", "length", "score", "attention"):
@@ -229,10 +279,12 @@ class CaptionSearch:
                     a[better] = b[better]
         return found
 
-    def search(self, features, width: int = 1, attention: bool = False) -> Decoded:
-        """Greedy for ``width`` 1, else beam search."""
+    def search(self, features, width: int = 1, attention: bool = False, seeds=None) -> Decoded:
+        """Greedy for ``width`` 1, else beam search; the first word by this search's phrasing
+        with ``seeds`` (B,) (see ``phrasing.content_seeds``)."""
+        first = self.first_words(features, seeds)
         return (
-            self.greedy(features, attention)
+            self.greedy(features, attention, first)
             if width == 1
-            else self.beam(features, width, attention)
+            else self.beam(features, width, attention, first)
         )

@@ -5,9 +5,11 @@ coco-caption defines them, ``bleu4_nltk``, ``cider`` (CIDEr-D), ``rouge_l``),
 ``caption_class_accuracy`` (the class read back from each generated caption with the template
 set's parser), ``findings_accuracy`` per field (quality on every image; each finding of the
 set on the images whose true quality is diagnostic; ``all`` = class and every finding
-right), ``accuracy`` of the classifier head, a ``per_class`` breakdown, decoding settings and
-throughput, and ``captions`` (path, generated, references, classes) for every image. A Markdown
-table of sample captions and attention overlays for one image per class go beside it.
+right), ``accuracy`` of the classifier head, a ``per_class`` breakdown, ``template_share`` (the
+share of captions written with each template of the set, ``"none"``: no template exactly),
+decoding settings (``phrasing`` included) and throughput, and ``captions`` (path, generated,
+references, classes) for every image. A Markdown table of sample captions and attention
+overlays for one image per class go beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 from captioning.caption import Captioner, write_attention_png
 from captioning.captions.build import caption_table, load_cutpoints
 from captioning.captions.findings import QUALITY_VALUES, compute_findings
-from captioning.captions.parse import parse_caption
+from captioning.captions.parse import parse_caption, template_share
 from captioning.captions.templates import load_template_set
 from captioning.data.caption_data import caption_frame
 from captioning.errors import DataError
@@ -111,10 +113,12 @@ def evaluate_captioner_run(
     split: str = "test",
     out: Path | None = None,
     beam: int | None = None,
+    phrasing: str | None = None,
 ) -> dict:
-    """Evaluate the captioner in ``run_dir``; write the report to ``out`` if given."""
+    """Evaluate the captioner in ``run_dir``; write the report to ``out`` if given.
+    ``phrasing`` overrides the run's ``decoder.phrasing`` ('best' or 'varied')."""
     run_dir = Path(run_dir)
-    captioner = Captioner(run_dir)
+    captioner = Captioner(run_dir, phrasing=phrasing)
     tset = load_template_set(captioner.templates)
     with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:
         if data:
@@ -164,11 +168,13 @@ def evaluate_captioner_run(
         "caption_class_accuracy": _mean(scores["class"]),
         "accuracy": _mean(result.class_ids == labels),
         "findings_accuracy": summarize_findings(scores),
+        "template_share": template_share(result.words, tset),
         "per_class": per_class,
         "decoding": {
             "decoder": captioner.run.get("decoder"),
             "beam_width": width,
             "length_alpha": captioner.search.length_alpha,
+            "phrasing": captioner.search.phrasing,
             "max_length": captioner.search.max_length,
             "seconds": round(seconds, 3),
             "images_per_second": round(len(labels) / max(seconds, 1e-9), 1),

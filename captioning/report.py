@@ -27,6 +27,19 @@ def class_only_baseline(report: dict) -> dict:
     return score_captions(hyps, [c["references"] for c in report["captions"]])
 
 
+def template_share_lines(report: dict) -> list[str]:
+    """A line saying how often the captioner wrote each template of its set (from the
+    evaluation's ``template_share``), then a blank line; nothing for an older evaluation."""
+    share = report.get("template_share")
+    if not share:
+        return []
+    phrasing = report.get("decoding", {}).get("phrasing", "best")
+    parts = [
+        f"{'no template' if k == 'none' else 'template ' + k} {_pct(v)}" for k, v in share.items()
+    ]
+    return [f"Phrasing of the test captions ({phrasing}): " + ", ".join(parts) + ".", ""]
+
+
 def _figure(src: Path, folder: Path, name: str) -> str | None:
     """Copy ``src`` into the report folder; return its relative link (None if missing)."""
     if not src.exists():
@@ -102,6 +115,7 @@ def write_report(
         + " | ".join(_pct(cap["findings_accuracy"][f]) for f in fields)
         + " |",
         "",
+        *template_share_lines(cap),
         "The seed notebook's model and the template baseline are compared in "
         "`experiments/README.md` (they are not trained by the quickstart, to keep it short).",
         "",

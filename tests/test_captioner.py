@@ -168,7 +168,7 @@ def test_field_words_and_their_weights():
     from captioning.training.caption_task import field_words, word_weights
 
     words = field_words(load_template_set("findings"))
-    assert {"small", "extensive", "abundant", "scant", "dark", "high-signal"} <= words
+    assert {"small", "extensive", "abundant", "scant", "dark", "bright"} <= words
     assert "ct" not in words and "radiograph" not in words
     vocab = Vocabulary.from_captions(["small hand radiograph", "dark chest ct"])
     weights = word_weights(vocab, words, 3.0)

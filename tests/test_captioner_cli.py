@@ -120,3 +120,48 @@ def test_evaluate_writes_the_caption_report(captioner_run):
     assert len(report["captions"]) == report["n"] > 0
     assert {"path", "generated", "references"} <= set(report["captions"][0])
     assert (work / "eval" / "captions_test.md").is_file()
+    share = report["template_share"]
+    assert set(share) == {"0", "1", "2", "3", "4", "none"}
+    assert abs(sum(share.values()) - 1) < 1e-4
+    assert report["decoding"]["phrasing"] == "varied"
+
+
+@pytest.mark.slow
+def test_captions_are_sentences_and_the_same_every_time(captioner_run, mednist_small):
+    work, run = captioner_run
+    images = [str(p) for p in sorted((mednist_small / "images").rglob("*.jpeg"))[::40]]
+    runs = [cli("caption", str(run), *images, "--json", cwd=work) for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout  # the phrasing choice is seeded by the pixels
+    one = cli("caption", str(run), images[-1], "--json", cwd=work)  # alone, not in a batch
+    assert (
+        json.loads(one.stdout)["caption"] == json.loads(runs[0].stdout.splitlines()[-1])["caption"]
+    )
+    for line in runs[0].stdout.splitlines():
+        caption = json.loads(line)["caption"]
+        assert caption[:1].isupper() and caption.endswith(".")
+        assert " ct " not in f" {caption} " and " mri " not in f" {caption} "
+
+
+@pytest.mark.slow
+def test_a_run_from_older_templates_still_captions(captioner_run, mednist_small, tmp_path):
+    """A run saved before the phrasing option and the reworded templates: no
+    ``decoder.phrasing`` in its config, words the current set does not write. It captions,
+    with its own search, and its words are shown by rule."""
+    import shutil
+
+    _, run = captioner_run
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["decoder"]["phrasing"], config["decoder"]["phrasing_ratio"]
+    (old / "config.json").write_text(json.dumps(config))
+    vocab = json.loads((old / "vocabulary.json").read_text())
+    vocab["tokens"] = vocab["tokens"][:4] + [f"{w}-old" for w in vocab["tokens"][4:]]
+    (old / "vocabulary.json").write_text(json.dumps(vocab))
+    images = [str(p) for p in sorted((mednist_small / "images").rglob("*.jpeg"))[::60]]
+    done = cli("caption", str(old), *images, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for line in done.stdout.splitlines():
+        caption = json.loads(line)["caption"]
+        assert caption == "" or (caption[0].isupper() and caption.endswith("."))

@@ -131,3 +131,34 @@ def test_cutpoints_of_another_version_are_refitted(captioned, tmp_path):
     path.write_text(json.dumps(old))
     build_captions(root, "findings")
     assert load_cutpoints(root)["cuts"] == load_cutpoints(captioned)["cuts"]
+
+
+def test_captions_are_rebuilt_when_the_set_text_changes(captioned, tmp_path):
+    """Captions are keyed by the set's content: rewording a set rebuilds them on the next
+    read; an unchanged set (or a comment edit) reuses them."""
+    from captioning.captions.templates import load_template_set
+    from captioning.data.caption_data import caption_frame
+    from captioning.data.dataset import PreparedData
+
+    root = tmp_path / "data"
+    shutil.copytree(captioned, root)
+    mine = tmp_path / "mine.toml"
+    text = (
+        load_template_set("findings").path.read_text().replace('name = "findings"', 'name = "mine"')
+    )
+    mine.write_text(text)
+    data = PreparedData(root)
+    first = caption_frame(data, str(mine))
+    csv = root / "captions" / "mine.csv"
+    built = csv.stat().st_mtime_ns
+    assert first["reference_0"].str.contains("Anatomy fills").all()
+    mine.write_text("# a comment\n" + text)
+    caption_frame(data, str(mine))
+    assert csv.stat().st_mtime_ns == built  # same content: not rebuilt
+    mine.write_text(text.replace("Anatomy fills", "Anatomy occupies"))
+    again = caption_frame(data, str(mine))
+    assert again["reference_0"].str.contains("Anatomy occupies").all()
+    assert (again["reference_1"] == first["reference_1"]).all()
+    card = json.loads((root / "captions" / "mine_card.json").read_text())
+    assert card["template_sha256"] == load_template_set(mine).sha256
+    assert card["templates"]["0"].startswith("Examination: {class}. Anatomy occupies")

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from captioning.decoding import CaptionSearch
 from captioning.models.decoders import build_decoder
+from captioning.phrasing import choose_first, content_seeds
 
 VOCAB, MAX_LENGTH = 12, 7
 
@@ -81,3 +82,79 @@ def test_attention_weights_are_distributions_over_the_map():
 def test_show_tell_has_no_attention():
     _, search, features = tiny("show_tell")
     assert search.greedy(features, attention=True).attention is None
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+@pytest.mark.parametrize("width", [1, 3])
+def test_forced_first_word_is_kept_and_scored(kind, width):
+    decoder, search, features = tiny(kind, seed=3)
+    free = search.search(features, width)
+    same = (
+        search.greedy(features, first=free.tokens[:, 0])
+        if width == 1
+        else search.beam(features, width, first=free.tokens[:, 0])
+    )
+    np.testing.assert_array_equal(same.tokens, free.tokens)  # forcing its own choice: no change
+    first = np.array([4, 5, -1, 6, 7, 8], np.int32)  # -1: free
+    found = (
+        search.greedy(features, first=first)
+        if width == 1
+        else search.beam(features, width, first=first)
+    )
+    forced = first >= 0
+    np.testing.assert_array_equal(found.tokens[forced, 0], first[forced])
+    np.testing.assert_array_equal(found.tokens[~forced], free.tokens[~forced])
+    expected = teacher_forced_log_prob(decoder, features, found.tokens, found.length)
+    np.testing.assert_allclose(found.log_prob, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_choose_first_picks_among_near_top_phrasing_words():
+    probs = np.array([[0.0, 0.4, 0.3, 0.1, 0.2], [0.0, 0.1, 0.5, 0.3, 0.1]])
+    # row 0: top 1; word 2 (0.3 >= 0.5 * 0.4) is near, word 4 (0.2) is near, word 3 is not
+    # row 1: top 2; word 3 (0.3 >= 0.25) is near; word 1 is too unlikely
+    words = [2, 3, 4]
+    picks = {tuple(choose_first(probs, np.array([s, s]), words, 0.5)) for s in range(6)}
+    assert {p[0] for p in picks} == {1, 2, 4} and {p[1] for p in picks} == {2, 3}
+    # a word that is not a phrasing word is never chosen unless it is the top
+    assert {int(choose_first(probs[:1], np.array([s]), [], 0.5)[0]) for s in range(6)} == {1}
+
+
+def test_content_seeds_follow_the_pixels():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 8, 8), dtype=np.uint8)
+    seeds = content_seeds(images)
+    np.testing.assert_array_equal(seeds, content_seeds(images.copy()))
+    assert len(set(seeds.tolist())) == 4
+    assert content_seeds(images[1:2])[0] == seeds[1]  # one image's seed ignores the batch
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_varied_phrasing_is_seeded_and_varies(width):
+    decoder, search, features = tiny("attention", seed=4, batch=6)
+    probs = search.first_word_probs(features)  # (6, V)
+    words = list(range(3, VOCAB))
+    varied = CaptionSearch(
+        decoder,
+        start_id=1,
+        end_id=2,
+        max_length=MAX_LENGTH,
+        length_alpha=0.7,
+        phrasing="varied",
+        phrasing_ratio=0.01,
+        phrasing_words=words,
+    )
+    seeds = np.arange(6, dtype=np.uint64)
+    once, twice = (varied.search(features, width, seeds=seeds) for _ in range(2))
+    np.testing.assert_array_equal(once.tokens, twice.tokens)  # same images: same captions
+    top = probs.max(1)
+    for row, word in enumerate(once.tokens[:, 0]):
+        assert word == probs[row].argmax() or (
+            word in words and probs[row, word] >= 0.01 * top[row]
+        )
+    firsts = {
+        int(varied.search(features, width, seeds=np.full(6, s, np.uint64)).tokens[0, 0])
+        for s in range(12)
+    }
+    assert len(firsts) > 1  # other seeds (other images) get other phrasings
+    best = search.search(features, width, seeds=seeds)  # "best": seeds change nothing
+    np.testing.assert_array_equal(best.tokens, search.search(features, width).tokens)

@@ -50,3 +50,4 @@ def test_quickstart_smoke_writes_a_complete_report(mednist_archive, tmp_path):
     assert f"{100 * clf['accuracy']:.2f}% ({clf['error_count']} errors)" in report
     assert f"| {cap['bleu4']:.3f} |" in report
     assert "## Sample captions per class" in report
+    assert "Phrasing of the test captions (varied): template 0 " in report

@@ -60,11 +60,17 @@ def test_path_and_errors(tmp_path):
 def test_ambiguous_set_fails_on_load(tmp_path):
     text = load_template_set("findings").path.read_text()
     bad = tmp_path / "bad.toml"
-    bad.write_text(text.replace('large = ["large", "extensive"]', 'large = ["small"]'))
+    bad.write_text(
+        text.replace(
+            'large = ["large", "extensive", "large", "wide", "large"]', 'large = ["small"]'
+        )
+    )
+    assert bad.read_text() != text
     with pytest.raises(DataError, match="ambiguous"):
         load_template_set(bad)
     slots = tmp_path / "slots.toml"
-    slots.write_text(text.replace("{density} dense structures", "dense structures"))
+    slots.write_text(text.replace("{density} dense tissue", "dense tissue"))
+    assert slots.read_text() != text
     with pytest.raises(DataError, match="slots"):
         load_template_set(slots)
 

@@ -5,7 +5,9 @@ Writes into ``<root>/captions/``:
 - ``cutpoints.json``: the findings' cut points, fitted on the TRAIN split once and then reused
   (refitted only when the manifest changes), so val/test/new images are binned the same way;
 - ``<set>.csv``: path, split, class, quality, the findings, reference_0..reference_{k-1};
-- ``<set>_card.json`` and ``<set>_card.md``: the caption card (see ``captions.card``).
+- ``<set>_card.json`` and ``<set>_card.md``: the caption card (see ``captions.card``), which
+  also records the sha256 of the set's content the captions were rendered from
+  (``built_from``), so captions of a set whose text has since changed are known to be stale.
 """
 
 from __future__ import annotations
@@ -125,6 +127,16 @@ def read_captions(root: str | Path, templates: str = DEFAULT_TEMPLATE_SET) -> pd
     if not path.is_file():
         raise DataError(f"{path}: no captions; run 'captioning data captions' first")
     return pd.read_csv(path, keep_default_na=False, dtype=str)
+
+
+def built_from(root: str | Path, templates: str = DEFAULT_TEMPLATE_SET) -> str | None:
+    """sha256 of the template set content the stored captions were rendered from (None when
+    unknown: no card, or one written before cards recorded it)."""
+    path = Path(root) / CAPTIONS_DIR / f"{templates}_card.json"
+    try:
+        return json.loads(path.read_text()).get("template_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _write_text(path: Path, text: str) -> None:

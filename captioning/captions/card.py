@@ -87,6 +87,10 @@ def caption_card(
         "caption_card_version": CAPTION_CARD_VERSION,
         "template_set": tset.name,
         "template_file": str(tset.path),
+        # the captions were built from this content of the set: a reworded set rebuilds them
+        "template_sha256": tset.sha256,
+        # template i -> its text: the keys of an evaluation's ``template_share``
+        "templates": {str(i): t for i, t in enumerate(tset.templates)},
         "n_images": len(frame),
         "n_references": len(refs),
         "vocabulary_size": {"all": len(vocab_all), "train": len(vocab_train)},
@@ -137,6 +141,9 @@ def card_markdown(card: dict) -> str:
                 for c, b in info["balance_per_class"].items()
             )
             lines.append(f"- {field} ({'/'.join(info['values'])}): {per_class}")
+    if card.get("templates"):
+        lines += ["", "Templates (reference i is template i; `template_share` counts them):", ""]
+        lines += [f"- {i}: {text}" for i, text in card["templates"].items()]
     lines += ["", "Examples (reference 0):", ""]
     for c, rows in card["examples"].items():
         for row in rows[:1]:

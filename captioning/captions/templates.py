@@ -11,7 +11,9 @@ ambiguous edit fails on load, not in an evaluation.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import re
 import tomllib
@@ -67,6 +69,7 @@ class TemplateSet:
     non_diagnostic: tuple[str, ...]  # empty: near-blank images use ``templates`` too
     classes: dict[str, tuple[str, ...]]
     phrases: dict[str, dict[str, tuple[str, ...]]]  # field (or 'quality') -> value -> phrases
+    sha256: str = ""  # of the set's content (not its comments): captions built from it say so
 
     @property
     def n_references(self) -> int:
@@ -136,11 +139,18 @@ def _load(path: Path, _mtime: int) -> TemplateSet:
         non_diagnostic=tuple(raw.get("non_diagnostic", [])),
         classes={c: tuple(p) for c, p in raw["classes"].items()},
         phrases=phrases,
+        sha256=content_sha256(raw),
     )
     problem = _grammar_problem(tset)
     if problem:
         raise DataError(f"{path}: {problem}")
     return tset
+
+
+def content_sha256(raw: dict) -> str:
+    """sha256 of a set's parsed TOML content (keys sorted): a reworded set gets a new hash, an
+    edit of its comments or layout does not."""
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
 
 
 def _is_str_list(value) -> bool:
@@ -234,4 +244,13 @@ def render(
                 raise DataError(f"field '{field}' = {value!r}: expected one of {FIELDS[field]}")
             slots[field] = _phrase(tset.phrases[field][value], template_index)
     slots["class"] = _phrase(tset.classes[class_name], template_index)
-    return _SLOT.sub(lambda m: slots[m.group(1)], template)
+    return sentence_case(_SLOT.sub(lambda m: slots[m.group(1)], template))
+
+
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+)([a-z])")
+
+
+def sentence_case(text: str) -> str:
+    """Capitalise the first letter of each sentence (of the text, and after '.', '!' or '?'),
+    so a slot that opens a sentence (``{class}.``) reads properly; nothing is lower-cased."""
+    return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)

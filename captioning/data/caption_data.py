@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from captioning.captions.build import build_captions, load_cutpoints, read_captions
+from captioning.captions.build import build_captions, built_from, load_cutpoints, read_captions
+from captioning.captions.templates import load_template_set
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.dataset import PreparedData
@@ -20,21 +21,29 @@ log = logging.getLogger(__name__)
 
 
 def caption_frame(data: PreparedData, templates: str) -> pd.DataFrame:
-    """The dataset's caption table, built first if missing or stale; rows in manifest order."""
+    """The dataset's caption table, built first if missing or stale; rows in manifest order.
+    ``templates``: a set name or a path to a ``.toml`` file.
+
+    Stale: written for other images, by another version of the findings, or from another
+    content of the template set (its text changed since: its sha256 differs)."""
+    tset = load_template_set(templates)
     try:
-        frame = read_captions(data.root, templates)
+        frame = read_captions(data.root, tset.name)
     except DataError:
         frame = None
     stale = frame is None or list(frame["path"]) != list(data.manifest["path"])
+    if not stale and built_from(data.root, tset.name) != tset.sha256:
+        log.info("the '%s' template set changed since its captions were built", tset.name)
+        stale = True
     if not stale:
         try:
             load_cutpoints(data.root)  # DataError: another version of the findings wrote it
         except DataError:
             stale = True
     if stale:
-        log.info("building '%s' captions for %s", templates, data.root)
+        log.info("building '%s' captions for %s", tset.name, data.root)
         build_captions(data.root, templates)
-        frame = read_captions(data.root, templates)
+        frame = read_captions(data.root, tset.name)
     return frame
 
 
