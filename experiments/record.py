@@ -104,8 +104,9 @@ def build(
     label: str,
     command: str | None = None,
     evaluate_command: str | None = None,
+    measured: str | None = None,
 ) -> dict:
-    """The results artifact of ``run_dir`` evaluated as ``evaluation``."""
+    """The results artifact of ``run_dir`` evaluated as ``evaluation`` (at ``measured``)."""
     run = read(run_dir / "run.json")
     metrics = read(run_dir / "metrics.json")
     if evaluation.get("manifest_sha256") not in (None, run.get("manifest_sha256")):
@@ -126,7 +127,7 @@ def build(
         "train_command": train,
         "evaluate_command": evaluate_command,
         "evaluate_split": evaluation.get("split"),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "date": measured,
         "code": code,
         "data": data_block(run),
         "machine": run.get("machine") or none,
@@ -157,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         evaluation = read(args.eval)
         label = args.label or args.name
-        result = build(args.run_dir, evaluation, args.name, label, args.command, evaluate)
+        # the date of the measurement: when the evaluation report was written
+        measured = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(args.eval.stat().st_mtime))
+        result = build(args.run_dir, evaluation, args.name, label, args.command, evaluate, measured)
     except RecordError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

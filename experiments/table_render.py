@@ -108,17 +108,9 @@ def classifier(artifacts: dict) -> str:
     for label, arts in grouped(results):
         accs, spread, errors = seed_summary(arts)
         params = {a["training"].get("parameters") for a in arts}
-        lines.append(
-            row(
-                [
-                    label,
-                    ", ".join(f"{p:,}" if p else DASH for p in params),
-                    *(pct(accs.get(s)) for s in seeds),
-                    spread,
-                    errors,
-                ]
-            )
-        )
+        cells = [pct(accs.get(s)) for s in seeds]
+        params = ", ".join(f"{p:,}" if p else DASH for p in params)
+        lines.append(row([label, params, *cells, spread, errors]))
     used = list(results)
     if bench:
         training = bench["training"]
@@ -238,24 +230,13 @@ def speed_rows(bench: dict) -> list[list[str]]:
         c = bench["captioner"]
         where = cpu(c)
         ips, lat = c["images_per_second"], c["single_image_latency"]
-        rows.append(
-            [
-                "captioning throughput, batched: greedy / beam 3 / beam 5",
-                f"{ips['greedy']:,.0f} / {ips['beam3']:,.0f} / {ips['beam5']:,.0f} images/s",
-                "no reference run",
-                DASH,
-                where,
-            ]
-        )
-        rows.append(
-            [
-                "one image from a file (read, decode, caption, beam 3)",
-                f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms",
-                "no reference run",
-                DASH,
-                where,
-            ]
-        )
+        per_second = f"{ips['greedy']:,.0f} / {ips['beam3']:,.0f} / {ips['beam5']:,.0f} images/s"
+        latency = f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms"
+        for what, ours in (
+            ("captioning throughput, batched: greedy / beam 3 / beam 5", per_second),
+            ("one image from a file (read, decode, caption, beam 3)", latency),
+        ):
+            rows.append([what, ours, "no reference run", DASH, where])
     return rows
 
 
