@@ -66,14 +66,15 @@ def code_of(artifact: dict) -> dict:
 
 
 def sources(artifacts: list[dict]) -> str:
-    """One line per distinct (data, machine, code): which artifacts, from what."""
-    groups: dict[str, list[str]] = {}
+    """One line per distinct data and machine: which artifacts, and the code they record."""
+    groups: dict[str, tuple[list[str], list[str]]] = {}
     for art in artifacts:
-        what = "; ".join(
-            (data_text(art.get("data")), machine_text(art.get("machine")), code_text(code_of(art)))
-        )
-        groups.setdefault(what, []).append(f"`{art['_path']}`")
-    lines = [f"- {', '.join(paths)}: {what}." for what, paths in groups.items()]
+        what = f"{data_text(art.get('data'))}; {machine_text(art.get('machine'))}"
+        paths, codes = groups.setdefault(what, ([], []))
+        paths.append(f"`{art['_path']}`")
+        if code_text(code_of(art)) not in codes:
+            codes.append(code_text(code_of(art)))
+    lines = [f"- {', '.join(p)}: {what}; {'; '.join(c)}." for what, (p, c) in groups.items()]
     return "Sources:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
