@@ -65,6 +65,11 @@ def code_of(artifact: dict) -> dict:
     return {"commit": artifact.get("versions", {}).get("captioning_git_commit"), "dirty": None}
 
 
+def merge(codes: list[str]) -> str:
+    """``code `a`; code `b``` -> ``code `a`, `b```."""
+    return "code " + ", ".join(c.removeprefix("code ") for c in codes)
+
+
 def sources(artifacts: list[dict]) -> str:
     """One line per distinct data and machine: which artifacts, and the code they record."""
     groups: dict[str, tuple[list[str], list[str]]] = {}
@@ -74,7 +79,7 @@ def sources(artifacts: list[dict]) -> str:
         paths.append(f"`{art['_path']}`")
         if code_text(code_of(art)) not in codes:
             codes.append(code_text(code_of(art)))
-    lines = [f"- {', '.join(p)}: {what}; {'; '.join(c)}." for what, (p, c) in groups.items()]
+    lines = [f"- {', '.join(p)}: {what}; {merge(c)}." for what, (p, c) in groups.items()]
     return "Sources:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
