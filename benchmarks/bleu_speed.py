@@ -19,35 +19,12 @@ here asserts a time: it records what this machine did.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
-import shlex
-import sys
 import time
 import warnings
 from importlib import metadata
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a source checkout without installing
-
-
-def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        # other work on the machine slows every scorer alike; the ratio is the robust number
-        "load_average_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
+from common import ROOT, record
 
 
 def make_corpus(n: int, n_refs: int, seed: int):
@@ -126,13 +103,7 @@ def main(argv=None) -> int:
 
     result = {
         "benchmark": "BLEU scoring time, ours vs nltk's corpus_bleu (and pycocoevalcap's Bleu)",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": shlex.join(["python", "benchmarks/bleu_speed.py", *sys.argv[1:]]),
-        "machine": machine(),
-        "versions": {
-            **package_versions(),
-            "pycocoevalcap": version("pycocoevalcap"),
-        },
+        "versions": {**package_versions(), "pycocoevalcap": version("pycocoevalcap")},
         "corpus": {
             "captions": len(hyps),
             "references_per_caption": args.refs,
@@ -152,9 +123,7 @@ def main(argv=None) -> int:
         "note": "Same tokens for every scorer; tokenisation not timed. nltk's BLEU-4 equals ours "
         "here because every hypothesis has >= 4 tokens (see docs/metrics.md).",
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    record("bleu_speed", result, args.out)
     for name, seconds in timings.items():
         print(f"{name:>14}: {seconds:8.3f} s  ({len(hyps) / seconds:10.0f} captions/s)")
     print(f"ours vs nltk: {result['speedup_vs_nltk']:.1f}x faster")
@@ -162,7 +131,6 @@ def main(argv=None) -> int:
         print(f"ours vs pycocoevalcap: {result['speedup_vs_pycocoevalcap']:.1f}x faster")
         diff = scores["max_abs_difference_ours_vs_pycocoevalcap"]
         print(f"max |ours - pycocoevalcap| BLEU-1..4: {diff:.1e}")
-    print(f"wrote {out}")
     return 0
 
 

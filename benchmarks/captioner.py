@@ -66,6 +66,7 @@ def main() -> None:
             "peak_rss_mib": peak_rss_mib(),
         },
         args.out,
+        data_card=data.card,
     )
 
 

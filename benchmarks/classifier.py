@@ -190,7 +190,7 @@ def main() -> None:
             }
     result["training"] = training
     print(json.dumps(result, indent=2))
-    record("classifier", result, args.out)
+    record("classifier", result, args.out, data_card=data.card)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from captioning.models.captioner import build_captioner, build_feature_model, en
 from captioning.models.classifier import load_model
 from captioning.models.decoders import build_decoder
 from captioning.paths import default_data_root
+from captioning.provenance import data_provenance, git_state, machine
 from captioning.runs import (
     RunLock,
     check_resume,
@@ -156,6 +157,9 @@ def train_captioner(
                     "replicas": strategy.num_replicas_in_sync,
                     "resumed": resuming,
                     "versions": package_versions(),
+                    "code": git_state(),
+                    "data": data_provenance(data.card),
+                    "machine": machine(),
                 },
             )
         refs = {

@@ -13,6 +13,7 @@ from captioning.data.dataset import PreparedData
 from captioning.data.pipeline import make_dataset_fn, steps_per_epoch
 from captioning.models.classifier import build_classifier
 from captioning.paths import default_data_root
+from captioning.provenance import data_provenance, git_state, machine
 from captioning.runs import (
     RunLock,
     check_resume,
@@ -92,6 +93,9 @@ def train_classifier(
                     "replicas": strategy.num_replicas_in_sync,
                     "resumed": resuming,
                     "versions": package_versions(),
+                    "code": git_state(),
+                    "data": data_provenance(data.card),
+                    "machine": machine(),
                 },
             )
         steps = steps_per_epoch(

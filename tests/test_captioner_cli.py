@@ -70,6 +70,8 @@ def test_training_writes_a_self_contained_run_folder(captioner_run, mednist_smal
         assert (run / name).is_file(), name
     meta = json.loads((run / "run.json").read_text())
     assert meta["kind"] == "captioner" and meta["templates"] == "findings"
+    assert meta["data"]["manifest_sha256"] == meta["manifest_sha256"]  # provenance recorded
+    assert set(meta["code"]) == {"commit", "dirty"} and meta["machine"]["cores"] >= 1
     assert (mednist_small / "captions" / "findings.csv").is_file()  # built when missing
     assert (run / "stage1" / "log.csv").is_file() and (run / "stage2" / "log.csv").is_file()
     header = (run / "stage1" / "log.csv").read_text().splitlines()[0]

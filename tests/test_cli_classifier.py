@@ -15,6 +15,8 @@ import time
 import numpy as np
 import pytest
 
+from captioning.provenance import data_provenance
+
 pytestmark = [pytest.mark.slow]
 TRAIN = [
     "--set",
@@ -62,6 +64,9 @@ def test_run_folder_holds_everything_needed_to_reproduce(trained, dataset):
     assert run["manifest_sha256"] == card["manifest_sha256"]
     assert run["classes"] == card["classes"] and run["seed"] == 0
     assert "train classifier" in run["command"] and run["versions"]["tensorflow"]
+    # provenance: which data (copy, images, manifest), which code, which machine
+    assert run["data"] == data_provenance(card) and run["data"]["images"] == card["n_images"]
+    assert set(run["code"]) == {"commit", "dirty"} and run["machine"]["cores"] >= 1
     rows = list(csv.DictReader((trained / "log.csv").read_text().splitlines()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     metrics = json.loads((trained / "metrics.json").read_text())

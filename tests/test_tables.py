@@ -1,0 +1,164 @@
+"""Every published number has its artifact: the tables in README.md and experiments/README.md
+equal what experiments/tables.py renders from the committed JSON files, and the recorder turns
+a run folder into an artifact with its provenance."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from captioning.provenance import data_copy, git_state, machine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name: str):
+    """A script of experiments/ as a module (it is not part of the package)."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    return module
+
+
+tables = load("tables")
+record = load("record")
+
+
+def test_markdown_tables_equal_their_artifacts(capsys):
+    assert tables.run(ROOT, check=True) == 0, capsys.readouterr().out
+
+
+def test_every_document_has_its_tables():
+    names = {
+        doc: {m.group(2) for m in tables.BLOCK.finditer((ROOT / doc).read_text())}
+        for doc in tables.DOCUMENTS
+    }
+    assert names["README.md"] == {"headline"}
+    assert names["experiments/README.md"] == {"classifier", "captioner", "speed"}
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """The documents and artifacts in a scratch root, free to edit."""
+    for doc in tables.DOCUMENTS:
+        (tmp_path / doc).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / doc, tmp_path / doc)
+    for folder in ("experiments/results", "experiments/benchmarks"):
+        if (ROOT / folder).is_dir():
+            shutil.copytree(ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def test_a_number_edited_in_the_markdown_is_caught_and_restored(copy, capsys):
+    path = copy / "experiments/README.md"
+    text = path.read_text()
+    assert "| 5.5x |" in text
+    path.write_text(text.replace("| 5.5x |", "| 6.5x |", 1))
+    assert tables.run(copy, check=True) == 1
+    assert "experiments/README.md: table 'speed' differs" in capsys.readouterr().out
+    assert tables.run(copy, check=False) == 0
+    assert path.read_text() == text
+
+
+def test_a_changed_artifact_changes_its_table(copy, capsys):
+    bench = copy / "experiments/benchmarks/classifier.json"
+    data = json.loads(bench.read_text())
+    data["pipeline_images_per_second"]["ratio"] = 9.9
+    bench.write_text(json.dumps(data))
+    assert tables.run(copy, check=True) == 1
+    assert "table 'speed'" in capsys.readouterr().out
+
+
+def test_an_unknown_table_is_refused(copy):
+    path = copy / "README.md"
+    path.write_text(path.read_text() + "\n<!-- table:nope -->\n<!-- /table:nope -->\n")
+    with pytest.raises(tables.TableError, match=r"README\.md: unknown table 'nope'"):
+        tables.run(copy, check=True)
+
+
+def fake_captioner_run(root: Path, ece: float | None) -> tuple[Path, Path]:
+    """A captioner run folder as an older version wrote it (no code/data/machine blocks)."""
+    run = root / "run"
+    run.mkdir()
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "command": "cli.py train captioner --encoder enc --run-dir run",
+                "seed": 3,
+                "kind": "captioner",
+                "manifest_sha256": "ab" * 32,
+                "data_root": str(root / "gone"),
+                "versions": {"captioning_git_commit": "f" * 40},
+            }
+        )
+    )
+    (run / "metrics.json").write_text(json.dumps({"parameters": 10, "chosen_stage": 1}))
+    evaluation = {
+        "n": 4,
+        "bleu4": 0.5,
+        "cider": 1.25,
+        "rouge_l": 0.75,
+        "caption_class_accuracy": 1.0,
+        "findings_accuracy": {"extent": 0.5, "density": 0.25, "brightness": 1.0, "all": 0.25},
+        "manifest_sha256": "ab" * 32,
+        "split": "test",
+        "captions": [{"generated": "not kept"}],
+    }
+    if ece is not None:
+        evaluation["ece"] = ece
+    out = root / "test.json"
+    out.write_text(json.dumps(evaluation))
+    return run, out
+
+
+def test_record_writes_an_artifact_the_captioner_table_renders(tmp_path):
+    run, evaluation = fake_captioner_run(tmp_path, ece=0.0123)
+    results = tmp_path / "experiments/results"
+    args = ["--eval", str(evaluation), "--name", "tiny", "--label", "tiny captioner"]
+    assert record.main([str(run), *args, "--results", str(results)]) == 0
+    art = json.loads((results / "captioner/tiny.json").read_text())
+    assert art["command"] == "captioning train captioner --encoder enc --run-dir run"
+    assert art["code"] == {"commit": "f" * 40, "dirty": None}
+    assert art["data"] == {"copy": None, "images": None, "manifest_sha256": "ab" * 32}
+    assert art["machine"]["cpu"] is None
+    assert "captions" not in art["metrics"]
+    assert art["training"] == {"parameters": 10, "chosen_stage": 1}
+
+    art["_path"] = "experiments/results/captioner/tiny.json"
+    text = tables.RENDERERS["captioner"]({"results": {"captioner": [art]}, "benchmarks": {}})
+    cells = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
+    assert cells == [
+        "tiny captioner", "0.500", "1.250", "0.750", "100.00%",
+        "50.0%", "25.0%", "100.0%", "25.0%", "0.012", "–",
+    ]  # fmt: skip
+    assert "data copy not recorded" in text and "machine not recorded" in text
+
+
+def test_record_refuses_a_missing_evaluation_in_one_line(tmp_path, capsys):
+    run, _ = fake_captioner_run(tmp_path, ece=None)
+    missing = tmp_path / "nope.json"
+    assert record.main([str(run), "--eval", str(missing), "--name", "x"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {missing}: missing"
+
+
+def test_provenance_names_the_data_copy_and_the_machine():
+    assert data_copy(52_954) == "development"
+    assert data_copy(58_954) == "full"
+    assert data_copy(100) == "other"
+    here = machine()
+    assert here["cores"] >= 1 and here["cpu"]
+    if Path("/proc/cpuinfo").is_file():
+        assert set(here["flags"]) >= {"avx512f", "avx512_bf16", "amx_tile"}
+    state = git_state(ROOT)
+    if state["commit"] is not None:
+        assert len(state["commit"]) == 40 and isinstance(state["dirty"], bool)
