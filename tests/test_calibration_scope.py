@@ -99,4 +99,4 @@ def test_finding_phrases_are_located_as_parse_back_reads_them():
     assert where["extent"] == (3, ("limited",), "small")
     assert where["density"] == (7, ("abundant",), "high")
     assert where["brightness"] == (11, ("bright",), "bright")
-    assert locate_fields("chest ct non-diagnostic".split(), tset) == {}
+    assert locate_fields(["chest", "ct", "non-diagnostic"], tset) == {}
