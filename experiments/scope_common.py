@@ -67,6 +67,7 @@ def detection(in_scores: np.ndarray, out_scores: np.ndarray, threshold: float) -
 
 def run_scope(run_dir: Path):
     """The run's model, scope (fitted first when the run has none) and dataset."""
+    import captioning.models.decoders  # noqa: F401  (a captioner run's model needs them)
     from captioning.calibrate import calibrate_run
     from captioning.data.dataset import PreparedData
     from captioning.models.classifier import load_model

@@ -6,7 +6,10 @@ decoding rules; the in-distribution side is the run's test split.
 
 Reports, for every method, AUROC (non-medical as positives) and the share of each kind flagged
 at the method's threshold. Flat images are near-blank frames, which MedNIST has (its captions
-call them non-diagnostic): they are reported on their own and not counted as out of scope.
+call them non-diagnostic): they are reported on their own and not counted as out of scope. So
+are ``faint`` patterns (gradients and checkerboards spanning fewer than ``FOREGROUND_STEP`` = 32
+grey levels): by the findings' own rule such a frame holds no anatomy, a near-blank frame too.
+Counted gradients and checkerboards span at least 32 grey levels.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from scope_common import detection, record, run_scope, to_64
 
+from captioning.captions.findings import FOREGROUND_STEP
 from captioning.scope import METHODS, encoder_outputs
 
 
@@ -52,12 +56,19 @@ def noise(n: int, rng) -> np.ndarray:
     return np.stack(out)
 
 
-def gradients(n: int, rng) -> np.ndarray:
+def levels(rng, faint: bool) -> tuple[float, float]:
+    """Two grey levels at least ``FOREGROUND_STEP`` apart, or (``faint``) fewer than that."""
+    span = rng.uniform(1, FOREGROUND_STEP - 1) if faint else rng.uniform(FOREGROUND_STEP, 255)
+    low = rng.uniform(0, 255 - span)
+    return low, low + span
+
+
+def gradients(n: int, rng, faint: bool = False) -> np.ndarray:
     """Linear gradients at random angles and ranges, and radial ones."""
     yy, xx = np.mgrid[0:64, 0:64] / 63.0
     out = []
     for i in range(n):
-        low, high = sorted(rng.uniform(0, 255, 2))
+        low, high = levels(rng, faint)
         if i % 2:
             angle = rng.uniform(0, 2 * np.pi)
             t = np.cos(angle) * xx + np.sin(angle) * yy
@@ -69,14 +80,14 @@ def gradients(n: int, rng) -> np.ndarray:
     return np.stack(out)
 
 
-def checkerboards(n: int, rng) -> np.ndarray:
+def checkerboards(n: int, rng, faint: bool = False) -> np.ndarray:
     """Checkerboards of periods 2..32 px and random grey levels, at random offsets."""
     yy, xx = np.mgrid[0:64, 0:64]
     out = []
     for _ in range(n):
         period = int(rng.integers(2, 33))
         dy, dx = rng.integers(0, period, 2)
-        low, high = sorted(rng.uniform(0, 255, 2))
+        low, high = levels(rng, faint)
         board = ((yy + dy) // period + (xx + dx) // period) % 2
         out.append(np.where(board, high, low).round().astype(np.uint8))
     return np.stack(out)
@@ -102,6 +113,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     images = {kind: make(args.per_kind, rng) for kind, make in KINDS.items()}
     images["flat"] = flat(args.per_kind, rng)
+    half = args.per_kind // 2
+    images["faint"] = np.concatenate([gradients(half, rng, True), checkerboards(half, rng, True)])
     test = data.split("test")
     test_pooled, test_logits = encoder_outputs(model, test.images)
     outputs = {kind: encoder_outputs(model, x) for kind, x in images.items()}
