@@ -36,7 +36,7 @@ def record(name: str, result: dict, data: dict, out: str | None = None) -> Path:
     path = Path(out) if out else RESULTS / f"{name}.json"
     payload = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": shlex.join(["python", *sys.argv]),
+        "command": shlex.join(["python", *sys.argv]).replace(f"{ROOT}/", ""),
         "commit": commit(),
         "data": data,
         "machine": machine(),
