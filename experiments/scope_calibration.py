@@ -5,7 +5,7 @@ test images out of scope, beside the findings accuracy.
     python experiments/scope_calibration.py CAPTIONER_RUN [--out JSON]
 
 Runs ``captioning evaluate`` (the run's beam width) and records its summary; the reliability
-diagram is written beside the JSON as ``reliability_test.png``.
+diagram is written beside the JSON as ``<name>_reliability.png``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         report = evaluate_run(run_dir, out=Path(tmp) / "report.json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        (out.parent / "reliability_test.png").write_bytes(
+        (out.parent / f"{out.stem}_reliability.png").write_bytes(
             (Path(tmp) / "reliability_test.png").read_bytes()
         )
     calibration = json.loads((run_dir / "calibration.json").read_text())
