@@ -28,6 +28,9 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+START_COMMIT = commit()  # the code the study ran, even if the checkout moves on meanwhile
+
+
 def record(name: str, result: dict, data: dict, out: str | None = None) -> Path:
     """Write ``result`` with command, commit, data, machine and date to
     ``experiments/results/<name>.json`` (or ``out``)."""
@@ -37,7 +40,7 @@ def record(name: str, result: dict, data: dict, out: str | None = None) -> Path:
     payload = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": shlex.join(["python", *sys.argv]).replace(f"{ROOT}/", ""),
-        "commit": commit(),
+        "commit": START_COMMIT,
         "data": data,
         "machine": machine(),
         "versions": package_versions(),
