@@ -163,9 +163,7 @@ def _caption(args) -> int:
 def _calibrate(args) -> int:
     from captioning.calibrate import calibrate_run
 
-    body = calibrate_run(Path(args.run_dir), method=args.method, keep=args.keep)
-    json.dump(body, sys.stdout, indent=2)
-    print()
+    print(json.dumps(calibrate_run(Path(args.run_dir), args.method, args.keep), indent=2))
     return 0
 
 
@@ -262,28 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--json", action="store_true", help="one JSON object per image")
     cap.add_argument("--attention-dir", help="write attention overlays (PNG) here")
     cap.add_argument(
-        "--keep-out-of-scope",
-        action="store_true",
-        help="caption out-of-scope images too (flagged in_scope: false)",
+        "--keep-out-of-scope", action="store_true", help="caption out-of-scope images too, flagged"
     )
     cap.set_defaults(func=_caption)
-    cal = commands.add_parser(
-        "calibrate",
-        help="fit a run's out-of-scope threshold and confidence temperatures (train/val splits)",
-    )
+    cal = commands.add_parser("calibrate", help="fit a run's out-of-scope rule and temperatures")
     cal.add_argument("run_dir", help="a classifier or captioner run folder")
-    cal.add_argument(
-        "--method",
-        default="mahalanobis",
-        choices=("msp", "energy", "mahalanobis"),
-        help="out-of-scope score (default: mahalanobis)",
-    )
-    cal.add_argument(
-        "--keep",
-        type=float,
-        default=0.995,
-        help="share of validation images kept in scope (default: 0.995)",
-    )
+    cal.add_argument("--method", default="mahalanobis", choices=("msp", "energy", "mahalanobis"))
+    cal.add_argument("--keep", type=float, default=0.995, help="share of val kept in scope")
     cal.set_defaults(func=_calibrate)
     quick = commands.add_parser(
         "quickstart", help="the whole job: prepare, classifier, captioner, evaluation, report"
