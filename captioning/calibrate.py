@@ -45,9 +45,10 @@ def _ece_pair(probs_before, probs_after, chosen, truth) -> dict:
     """Validation ECE of the chosen value's probability, unscaled and scaled."""
     rows = np.arange(len(chosen))
     right = chosen == truth
+    before = expected_calibration_error(probs_before[rows, chosen], right)
+    after = expected_calibration_error(probs_after[rows, chosen], right)
     return {
-        "before": expected_calibration_error(probs_before[rows, chosen], right),
-        "after": expected_calibration_error(probs_after[rows, chosen], right),
+        k: None if v is None else round(v, 6) for k, v in (("before", before), ("after", after))
     }
 
 
