@@ -107,40 +107,34 @@ def finding_logits(
     out = decoder({**features, "tokens": tf.constant(inputs, tf.int32)}, training=False)
     logits = out["logits"].numpy()  # (N, L, V): logits[:, t] scores word t of the caption
     index = {w: i for i, w in enumerate(vocab_tokens)}
-    per_field: dict[str, list] = {f: [] for f in tset.fields}
-    for i in range(n):
-        words = [vocab_tokens[t] for t in tokens[i] if t > 0]
-        where = locate_fields(words, tset)
-        for field in tset.fields:
-            entry = None
-            if field in where:
-                position, phrase, value = where[field]
-                found = _candidates(field, phrase, tset, index)
-                if found is not None and position + found[0] < length:
-                    offset, cands = found
-                    ids = np.array(list(cands), np.int64)
-                    entry = (
-                        logits[i, position + offset, ids],
-                        np.array(list(cands.values()), np.int64),
-                        FIELDS[field].index(value),
-                    )
-            per_field[field].append(entry)
-    return {f: _stack(entries) for f, entries in per_field.items()}
-
-
-def _stack(entries: list) -> FieldLogits:
-    """Pad per-caption candidates to one (N, W) array; a missing entry gets one 0 logit."""
-    width = max([len(e[0]) for e in entries if e is not None], default=1)
-    logits = np.full((len(entries), width), -np.inf, np.float32)
-    groups = np.zeros((len(entries), width), np.int64)
-    chosen = np.full(len(entries), -1, np.int64)
-    for i, entry in enumerate(entries):
-        if entry is None:
-            logits[i, 0] = 0.0
-            continue
-        z, g, c = entry
-        logits[i, : len(z)], groups[i, : len(g)], chosen[i] = z, g, c
-    return FieldLogits(logits, groups, chosen)
+    result = {}
+    for field in tset.fields:
+        width = sum(len(p) for p in tset.phrases[field].values())  # most candidates possible
+        result[field] = FieldLogits(
+            np.full((n, width), -np.inf, np.float32),
+            np.zeros((n, width), np.int64),
+            np.full(n, -1, np.int64),
+        )
+        result[field].logits[:, 0] = 0.0  # a caption without the field: one harmless slot
+    # templated captions repeat: locate the phrases once per distinct caption
+    rows, inverse = np.unique(tokens, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    for u, row in enumerate(rows):
+        members = np.flatnonzero(inverse == u)
+        where = locate_fields([vocab_tokens[t] for t in row if t > 0], tset)
+        for field, (position, phrase, value) in where.items():
+            if field not in result:
+                continue
+            found = _candidates(field, phrase, tset, index)
+            if found is None or position + found[0] >= length:
+                continue
+            offset, cands = found
+            ids = np.array(list(cands), np.int64)
+            f = result[field]
+            f.logits[members, : len(ids)] = logits[members, position + offset][:, ids]
+            f.groups[members, : len(ids)] = list(cands.values())
+            f.chosen[members] = FIELDS[field].index(value)
+    return result
 
 
 def concat_field_logits(parts: list[FieldLogits]) -> FieldLogits:
