@@ -16,6 +16,7 @@ from captioning.captions.findings import FIELDS
 SHORT = ["--set", "train.epochs=4", "--set", "train.batch_size=32", "--set", "train.warmup_steps=0"]
 
 
+@pytest.mark.slow
 def test_a_left_out_class_is_flagged_far_more_often_than_the_kept_ones(mednist_small, tmp_path):
     from sklearn.metrics import roc_auc_score
 
