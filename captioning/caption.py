@@ -4,6 +4,12 @@
 config's decoding settings) and captions batches of decoded images: caption text, predicted
 class and its probability (from the classifier head kept in the end-to-end model), search
 scores and, for the attention decoder, attention weights per word.
+
+With the run's ``scope.json`` and ``calibration.json`` (written at the end of training, or by
+``captioning calibrate RUN_DIR`` for an older run) every image also gets an out-of-scope score
+(``captioning.scope``; an image over the threshold gets no caption unless
+``--keep-out-of-scope``) and a temperature-scaled confidence for its class and each finding
+(``captioning.confidence``). A run without them still captions, and says so in one line.
 """
 
 from __future__ import annotations
@@ -18,10 +24,18 @@ import numpy as np
 
 from captioning.captions.sentence import run_template_set, to_sentence
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
+from captioning.confidence import (
+    FieldLogits,
+    concat_field_logits,
+    finding_logits,
+    load_calibration,
+)
 from captioning.data.images import ImageError, load_image
 from captioning.errors import RunError
+from captioning.metrics.calibration import class_groups, group_probs
 from captioning.phrasing import content_seeds, opening_words
 from captioning.runs import read_json
+from captioning.scope import Scope
 
 
 @dataclass
@@ -34,6 +48,11 @@ class Captions:
     scores: np.ndarray  # (N,) length-normalised log-probability of the caption
     words: list[list[str]]
     attention: np.ndarray | None  # (N, max_length, P) or None
+    class_logits: np.ndarray | None = None  # (N, K) raw head logits
+    field_logits: dict[str, FieldLogits] | None = None  # raw grouped logits per finding
+    confidence: dict[str, np.ndarray] | None = None  # name -> (N,) prob, NaN where not stated
+    ood_score: np.ndarray | None = None  # (N,) higher = further out; None without a scope
+    in_scope: np.ndarray | None = None  # (N,) bool; None without a scope
 
 
 class Captioner:
@@ -59,6 +78,8 @@ class Captioner:
         decoding = self.config["decoder"]
         self.beam_width = int(decoding["beam_width"])
         self.decoder = self.model.get_layer("decoder")
+        self.scope = Scope.load(self.run_dir)  # None for a run made before scopes
+        self.calibration = load_calibration(self.run_dir)  # None likewise
         self.search = CaptionSearch(
             self.decoder,
             start_id=self.vocab.start_id,
@@ -75,7 +96,7 @@ class Captioner:
         @tf.function(reduce_retracing=True)
         def encode(pixels):
             features = encoder(pixels, training=False)
-            return features, tf.nn.softmax(head(features["pooled"]), -1)
+            return features, head(features["pooled"])  # logits (B, K)
 
         self._encode = encode
         self._tf = tf
@@ -92,15 +113,27 @@ class Captioner:
         width = self.beam_width if beam is None else int(beam)
         if width < 1:
             raise RunError(f"--beam must be at least 1, got {width}")
-        texts, words, ids, probs, scores, maps = [], [], [], [], [], []
+        texts, words, logits, pooled, scores, maps = [], [], [], [], [], []
+        stated = self.tset.fields if self.tset else ()  # no set: no finding confidences
+        fields: dict[str, list[FieldLogits]] = {f: [] for f in stated}
         for i in range(0, len(images), batch):
             pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
-            features, p = self._encode(pixels)
+            features, z = self._encode(pixels)
             seeds = content_seeds(images[i : i + batch])  # (b,) the phrasing choice's seeds
             found = self.search.search(features, width, attention=attention, seeds=seeds)
-            p = p.numpy()
-            ids.append(p.argmax(1))
-            probs.append(p.max(1))
+            logits.append(z.numpy())
+            pooled.append(features["pooled"].numpy())
+            if self.tset:
+                part = finding_logits(
+                    self.decoder,
+                    features,
+                    found.tokens,
+                    self.vocab.start_id,
+                    self.vocab.tokens,
+                    self.tset,
+                )
+                for name, value in part.items():
+                    fields[name].append(value)
             scores.append(found.score)
             if found.attention is not None:
                 maps.append(found.attention)
@@ -108,14 +141,42 @@ class Captioner:
                 w = self.vocab.decode_tokens(row)
                 words.append(w)
                 texts.append(to_sentence(w, self.tset))  # the template's case and punctuation
+        k = len(self.classes)
+        logits = np.concatenate(logits) if logits else np.zeros((0, k), np.float32)
+        field_logits = {name: concat_field_logits(parts) for name, parts in fields.items()}
+        confidence = self.confidences(logits, field_logits)
+        ood = in_scope = None
+        if self.scope is not None and len(logits):
+            ood = self.scope.scores(np.concatenate(pooled), logits)
+            in_scope = self.scope.in_scope(ood)
         return Captions(
             texts=texts,
-            class_ids=np.concatenate(ids) if ids else np.zeros(0, np.int64),
-            probs=np.concatenate(probs) if probs else np.zeros(0, np.float32),
+            class_ids=logits.argmax(1),
+            probs=confidence["class"],
             scores=np.concatenate(scores) if scores else np.zeros(0, np.float32),
             words=words,
             attention=np.concatenate(maps) if maps else None,
+            class_logits=logits,
+            field_logits=field_logits,
+            confidence=confidence,
+            ood_score=ood,
+            in_scope=in_scope,
         )
+
+    def confidences(self, class_logits, field_logits, temperatures=None) -> dict[str, np.ndarray]:
+        """Name -> (N,) probability of the predicted class and of each stated finding (NaN
+        where the caption states none), scaled by ``temperatures`` (default: the run's
+        calibration, else 1)."""
+        if temperatures is None:
+            temperatures = self.calibration["temperatures"] if self.calibration else {}
+        n, k = class_logits.shape
+        probs = group_probs(class_logits, class_groups(n, k), temperatures.get("class", 1.0), k)
+        out = {"class": probs.max(1) if n else np.zeros(0)}
+        for name, f in field_logits.items():
+            values = group_probs(f.logits, f.groups, temperatures.get(name, 1.0), 2)
+            picked = values[np.arange(n), np.maximum(f.chosen, 0)]
+            out[name] = np.where(f.chosen >= 0, picked, np.nan)
+        return out
 
 
 def write_attention_png(image: np.ndarray, words: list[str], attention: np.ndarray, path: Path):
@@ -154,11 +215,28 @@ def caption_files(
     as_json: bool = False,
     attention_dir: str | Path | None = None,
     out=sys.stdout,
+    keep_out_of_scope: bool = False,
 ) -> int:
     """Caption image files; print one line (or JSON object) per file, in order. A file that
-    cannot be read gets an error entry and the rest are still captioned. Returns the exit code
-    (1 if any file failed)."""
+    cannot be read gets an error entry and the rest are still captioned. An out-of-scope image
+    gets ``in_scope: false`` and its score instead of a caption (text: one line saying so),
+    unless ``keep_out_of_scope``; it is an answer, not an error. Returns the exit code (1 if
+    any file failed)."""
     captioner = Captioner(run_dir)
+    missing = [
+        name
+        for name, have in (
+            ("out-of-scope scores", captioner.scope),
+            ("calibrated confidences", captioner.calibration),
+        )
+        if have is None
+    ]
+    if missing:
+        print(
+            f"note: {run_dir}: this run has no {' and no '.join(missing)} (made before they "
+            f"existed); add them with 'captioning calibrate {run_dir}'",
+            file=sys.stderr,
+        )
     entries: list[dict] = []
     images, good = [], []
     for i, path in enumerate(paths):
@@ -172,11 +250,24 @@ def caption_files(
     if images:
         result = captioner.caption(np.stack(images), beam=beam, attention=want_attention)
         for j, i in enumerate(good):
-            entries[i].update(
+            entry = entries[i]
+            if result.in_scope is not None:
+                entry["in_scope"] = bool(result.in_scope[j])
+                entry["ood_score"] = round(float(result.ood_score[j]), 6)
+                if not entry["in_scope"]:
+                    entry["threshold"] = round(captioner.scope.threshold, 6)
+                    if not keep_out_of_scope:
+                        continue
+            entry.update(
                 caption=result.texts[j],
                 **{"class": captioner.classes[int(result.class_ids[j])]},
                 prob=round(float(result.probs[j]), 6),
             )
+            if captioner.calibration is not None:
+                entry["confidence"] = {
+                    name: None if np.isnan(p[j]) else round(float(p[j]), 6)
+                    for name, p in result.confidence.items()
+                }
             if want_attention:
                 name = f"{i:03d}_{Path(paths[i]).stem}.png"
                 write_attention_png(
@@ -188,6 +279,18 @@ def caption_files(
             print(json.dumps(entry), file=out)
         elif "error" in entry:
             print(f"error: {entry['path']}: {entry['error']}", file=sys.stderr)
+        elif "caption" not in entry:
+            print(
+                f"{entry['path']}: out of scope (score {entry['ood_score']:.4g} > threshold "
+                f"{entry['threshold']:.4g}): not a MedNIST-like image; no caption",
+                file=out,
+            )
+        elif entry.get("in_scope") is False:
+            print(
+                f"{entry['path']}: [OUT OF SCOPE, score {entry['ood_score']:.4g}] "
+                f"{entry['caption']}  [{entry['class']} {entry['prob']:.4f}]",
+                file=out,
+            )
         else:
             print(
                 f"{entry['path']}: {entry['caption']}  [{entry['class']} {entry['prob']:.4f}]",

@@ -140,7 +140,15 @@ def _caption(args) -> int:
         beam=args.beam,
         as_json=args.json,
         attention_dir=args.attention_dir,
+        keep_out_of_scope=args.keep_out_of_scope,
     )
+
+
+def _calibrate(args) -> int:
+    from captioning.calibrate import calibrate_run
+
+    print(json.dumps(calibrate_run(Path(args.run_dir), args.method, args.keep), indent=2))
+    return 0
 
 
 def _quickstart(args) -> int:
@@ -236,7 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--beam", type=int, help="beam width (default: the run's beam_width)")
     cap.add_argument("--json", action="store_true", help="one JSON object per image")
     cap.add_argument("--attention-dir", help="write attention overlays (PNG) here")
+    cap.add_argument(
+        "--keep-out-of-scope", action="store_true", help="caption out-of-scope images too, flagged"
+    )
     cap.set_defaults(func=_caption)
+    cal = commands.add_parser("calibrate", help="fit a run's out-of-scope rule and temperatures")
+    cal.add_argument("run_dir", help="a classifier or captioner run folder")
+    cal.add_argument("--method", default="mahalanobis", choices=("msp", "energy", "mahalanobis"))
+    cal.add_argument("--keep", type=float, default=0.995, help="share of val kept in scope")
+    cal.set_defaults(func=_calibrate)
     quick = commands.add_parser(
         "quickstart", help="the whole job: prepare, classifier, captioner, evaluation, report"
     )

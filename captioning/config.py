@@ -41,6 +41,9 @@ class DataConfig:
 
     root: str | None = None  # prepared dataset folder; None: the default data root
     per_class_limit: int | None = field(default=None, metadata=_check(">0"))  # subset per split
+    # classes left out of every split read for training (leave-one-class-out studies); the
+    # head keeps an output per dataset class, so labels keep their ids
+    exclude_classes: list[str] = field(default_factory=list)
 
 
 @dataclass

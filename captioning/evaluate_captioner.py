@@ -10,6 +10,14 @@ share of captions written with each template of the set, ``"none"``: no template
 decoding settings (``phrasing`` included) and throughput, and ``captions`` (path, generated,
 references, classes) for every image. A Markdown table of sample captions and attention
 overlays for one image per class go beside it.
+
+Scope and confidence (runs with ``scope.json`` / ``calibration.json``, else null): ``ece`` (the
+expected calibration error, 15 bins, of the class probability against the head's class and of
+each finding's probability against the finding read back, on the diagnostic images whose
+caption states it), a reliability diagram ``reliability_<tag>.png``, and ``out_of_scope``
+(count) and ``out_of_scope_rate``. Every caption metric still counts every image: an
+out-of-scope image is scored with the caption it would have had, so abstaining never raises
+accuracy.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from captioning.data.caption_data import caption_frame
 from captioning.errors import DataError
 from captioning.evaluate import run_split
 from captioning.metrics import score_captions
+from captioning.metrics.calibration import expected_calibration_error, write_reliability_png
 from captioning.runs import write_json
 
 
@@ -91,6 +100,20 @@ def summarize_findings(scores: dict, index=None) -> dict:
     return out
 
 
+def calibration_curves(result, scores: dict, labels: np.ndarray) -> dict:
+    """Name -> (confidence, correct) for the class (the head's, against the label) and each
+    finding (its probability against the finding read back, where the caption states it on a
+    diagnostic image)."""
+    curves = {"class": (result.confidence["class"], result.class_ids == labels)}
+    for name, conf in result.confidence.items():
+        if name == "class":
+            continue
+        right, diagnostic = scores[name]
+        use = diagnostic & ~np.isnan(conf)
+        curves[name] = (conf[use], right[use])
+    return curves
+
+
 def _external_truth(captioner: Captioner, source: Path, workdir: Path):
     """Images and ground-truth captions for a labelled folder/archive never prepared: findings
     are measured with the cut points stored with the run's dataset."""
@@ -144,6 +167,8 @@ def evaluate_captioner_run(
     scores = findings_scores(result.texts, frame, tset)
     classes = captioner.classes
     true_class = frame["class"].to_numpy()
+    curves = calibration_curves(result, scores, labels) if captioner.calibration else None
+    outside = None if result.in_scope is None else ~result.in_scope
     per_class = {}
     for name in classes:
         mask = true_class == name
@@ -154,6 +179,7 @@ def evaluate_captioner_run(
             "n": int(mask.sum()),
             "caption_class_accuracy": _mean(scores["class"], mask),
             "accuracy": _mean(result.class_ids[mask] == labels[mask]),
+            "out_of_scope": None if outside is None else int(outside[mask].sum()),
             "findings_accuracy": summarize_findings(scores, mask),
             "bleu4": round(
                 score_captions([result.texts[i] for i in idx], [references[i] for i in idx])[
@@ -169,6 +195,17 @@ def evaluate_captioner_run(
         "accuracy": _mean(result.class_ids == labels),
         "findings_accuracy": summarize_findings(scores),
         "template_share": template_share(result.words, tset),
+        "ece": None
+        if curves is None
+        else {
+            name: None if (e := expected_calibration_error(*pair)) is None else round(e, 6)
+            for name, pair in curves.items()
+        },
+        "out_of_scope": None if outside is None else int(outside.sum()),
+        "out_of_scope_rate": None if outside is None else _mean(outside),
+        "scope": None
+        if captioner.scope is None
+        else {"method": captioner.scope.method, "threshold": captioner.scope.threshold},
         "per_class": per_class,
         "decoding": {
             "decoder": captioner.run.get("decoder"),
@@ -191,12 +228,22 @@ def evaluate_captioner_run(
                 "class": true_class[i],
                 "pred_class": classes[int(result.class_ids[i])],
                 "prob": round(float(result.probs[i]), 6),
+                **(
+                    {}
+                    if outside is None
+                    else {
+                        "in_scope": not outside[i],
+                        "ood_score": round(float(result.ood_score[i]), 6),
+                    }
+                ),
             }
             for i in range(len(labels))
         ],
     }
     artifacts = out.parent if out else run_dir / "eval"
     artifacts.mkdir(parents=True, exist_ok=True)
+    if curves is not None:
+        write_reliability_png(curves, artifacts / f"reliability_{tag}.png")
     write_samples(report, artifacts / f"captions_{tag}.md")
     if captioner.has_attention:
         firsts = [

@@ -20,7 +20,9 @@ Run folder: ``stage1/`` and ``stage2/`` (each the loop's logs, checkpoints and b
 ``monitor``; stage 1's is its decoder on the unchanged encoder and head: inputs ``pixels`` and
 ``tokens``, outputs ``caption_logits``, ``class_logits`` and, with attention, ``attention``),
 ``vocabulary.json``, ``config.json``, ``run.json`` (kind ``captioner``, template set, encoder
-run), ``metrics.json`` (with ``chosen_stage``).
+run), ``metrics.json`` (with ``chosen_stage``), and last ``scope.json``/``scope.npz`` and
+``calibration.json``: the out-of-scope rule and confidence temperatures fitted on the training
+and validation splits (``captioning.calibrate``).
 
 Under ``--strategy multiworker`` (see docs/multiworker.md) only the chief writes any of these;
 the other workers keep everything in memory and receive the chief's best stage-1 weights and
@@ -328,6 +330,10 @@ def train_captioner(
                     "peak_rss_mib": peak_rss_mib(),
                 },
             )
+    if chief:  # the out-of-scope rule and confidence temperatures (see captioning.calibrate)
+        from captioning.calibrate import calibrate_run
+
+        calibrate_run(run_dir)
     result = dataclasses.replace(
         second or first,
         epochs_run=first.epochs_run + (second.epochs_run if second else 0),

@@ -69,7 +69,10 @@ def train_classifier(
     config.data.root = str(root)
     data = PreparedData(root)
     run_dir = Path(run_dir or default_run_dir("classifier")).resolve()
-    train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
+    train, val = (
+        data.split(s, config.data.per_class_limit, config.data.exclude_classes)
+        for s in ("train", "val")
+    )
 
     keras.utils.set_random_seed(config.train.seed)
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)

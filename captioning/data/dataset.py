@@ -91,9 +91,15 @@ class PreparedData:
         """Folder the manifest's paths are relative to."""
         return self.root / self.card["image_dir"]
 
-    def split(self, name: str, per_class_limit: int | None = None) -> Split:
-        """Rows of split ``name`` (optionally the first N per class), loaded into memory."""
+    def split(self, name: str, per_class_limit: int | None = None, exclude=()) -> Split:
+        """Rows of split ``name`` (optionally the first N per class, without the classes in
+        ``exclude``), loaded into memory."""
+        unknown = sorted(set(exclude) - set(self.classes))
+        if unknown:
+            raise DataError(f"{self.root}: no class named {', '.join(unknown)} to exclude")
         frame = self.manifest[self.manifest["split"] == name]
+        if exclude:
+            frame = frame[~frame["class"].isin(list(exclude))]
         if per_class_limit is not None:
             frame = frame.groupby("label", sort=False).head(per_class_limit)
         rows = frame.index.to_numpy()

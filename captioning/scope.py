@@ -1,0 +1,188 @@
+"""Out-of-scope scores from the encoder: is an image like the images the model was trained on?
+
+Every score is higher for an image further out, and is computed from what any encoder of
+``captioning.models`` gives, the pooled features (N, C) and the classification head's logits
+(N, K), so it works for whatever architecture a run uses:
+
+- ``msp``: 1 - the maximum softmax probability (Hendrycks & Gimpel, 2017);
+- ``energy``: -logsumexp of the logits (Liu et al., 2020);
+- ``mahalanobis``: the squared Mahalanobis distance of the pooled features to the nearest class
+  mean, with one covariance shared by the classes (Lee et al., 2018). Class means and the
+  covariance come from the TRAINING split; the covariance is the Ledoit-Wolf shrinkage estimate,
+  which stays well conditioned when features are nearly collinear.
+
+The threshold is fitted on the VALIDATION split only: the ``keep`` quantile (default 99.5%) of
+the validation images' scores, so that share of in-distribution images stays in scope. A run
+stores its scope in ``scope.json`` (method, thresholds of every method, what was fitted on
+what) and ``scope.npz`` (class means, precision matrix).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from captioning.atomic import atomic_path
+from captioning.errors import RunError
+
+METHODS = ("msp", "energy", "mahalanobis")
+DEFAULT_METHOD = "mahalanobis"
+DEFAULT_KEEP = 0.995
+SCOPE_FILE, STATS_FILE = "scope.json", "scope.npz"
+
+
+def encoder_outputs(model, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (N, C) and class logits (N, K), float32, for uint8 images (N, 64, 64),
+    from a classifier or captioner model (sub-layers ``encoder`` and ``logits``)."""
+    import tensorflow as tf
+
+    encoder, head = model.get_layer("encoder"), model.get_layer("logits")
+
+    @tf.function(reduce_retracing=True)
+    def forward(x):
+        pooled = encoder(x, training=False)["pooled"]
+        return pooled, head(pooled)
+
+    pooled, logits = [], []
+    for i in range(0, len(images), batch):
+        p, z = forward(tf.cast(images[i : i + batch], tf.float32)[..., None])
+        pooled.append(p.numpy())
+        logits.append(z.numpy())
+    if not pooled:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(pooled), np.concatenate(logits)
+
+
+def _logsumexp(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(1)
+    return top + np.log(np.exp(logits - top[:, None]).sum(1))
+
+
+def msp_score(logits: np.ndarray) -> np.ndarray:
+    """(N,) 1 - max softmax probability."""
+    logits = np.asarray(logits, np.float64)
+    return 1.0 - np.exp(logits.max(1) - _logsumexp(logits))
+
+
+def energy_score(logits: np.ndarray) -> np.ndarray:
+    """(N,) -logsumexp(logits): low energy = a confident, familiar image."""
+    return -_logsumexp(np.asarray(logits, np.float64))
+
+
+def class_statistics(pooled: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (K', C) of the classes present in ``labels`` and the Ledoit-Wolf precision
+    (C, C) of the features centred on their class means."""
+    from sklearn.covariance import LedoitWolf
+
+    pooled = np.asarray(pooled, np.float64)
+    present = np.unique(labels)
+    means = np.stack([pooled[labels == k].mean(0) for k in present])  # (K', C)
+    centred = pooled - means[np.searchsorted(present, labels)]
+    precision = LedoitWolf(assume_centered=True).fit(centred).precision_
+    return means, precision
+
+
+def mahalanobis_score(pooled: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """(N,) squared Mahalanobis distance to the nearest class mean."""
+    # whiten once: d^2 = |(x - mu) L|^2 with precision = L L^T, so each class is one subtraction
+    root = np.linalg.cholesky((precision + precision.T) / 2)  # (C, C)
+    z = np.asarray(pooled, np.float64) @ root  # (N, C)
+    centres = means @ root  # (K', C)
+    d2 = (z**2).sum(1)[:, None] - 2 * z @ centres.T + (centres**2).sum(1)[None, :]  # (N, K')
+    return np.maximum(d2.min(1), 0.0)
+
+
+@dataclass
+class Scope:
+    """A fitted out-of-scope rule: ``score`` for any image, ``in_scope`` = score <= threshold."""
+
+    method: str
+    thresholds: dict[str, float]  # method -> its threshold on the validation split
+    keep: float
+    means: np.ndarray  # (K', C) class means on the training split
+    precision: np.ndarray  # (C, C) shared precision on the training split
+    info: dict = field(default_factory=dict)  # what it was fitted on (sizes, splits)
+
+    @property
+    def threshold(self) -> float:
+        return self.thresholds[self.method]
+
+    def scores(self, pooled, logits, method: str | None = None) -> np.ndarray:
+        """(N,) out-of-scope score of ``method`` (default: the run's)."""
+        method = method or self.method
+        if method == "msp":
+            return msp_score(logits)
+        if method == "energy":
+            return energy_score(logits)
+        if method == "mahalanobis":
+            return mahalanobis_score(pooled, self.means, self.precision)
+        raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
+
+    def in_scope(self, scores: np.ndarray) -> np.ndarray:
+        """(N,) bool: at or under the threshold."""
+        return np.asarray(scores) <= self.threshold
+
+    def save(self, run_dir: Path) -> None:
+        """``scope.json`` and ``scope.npz`` in ``run_dir`` (each written atomically)."""
+        run_dir = Path(run_dir)
+        with atomic_path(run_dir / STATS_FILE) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, means=self.means, precision=self.precision)
+        body = {
+            "method": self.method,
+            "threshold": self.threshold,
+            "thresholds": self.thresholds,
+            "keep": self.keep,
+            "statistics": STATS_FILE,
+            **self.info,
+        }
+        with atomic_path(run_dir / SCOPE_FILE) as tmp:
+            Path(tmp).write_text(json.dumps(body, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Scope | None:
+        """The run's scope, or None for a run made before scopes existed."""
+        run_dir = Path(run_dir)
+        if not (run_dir / SCOPE_FILE).is_file():
+            return None
+        try:
+            body = json.loads((run_dir / SCOPE_FILE).read_text())
+            stats = np.load(run_dir / body.get("statistics", STATS_FILE))
+            means, precision = stats["means"], stats["precision"]
+        except (OSError, ValueError, KeyError) as err:
+            raise RunError(f"{run_dir / SCOPE_FILE}: unreadable scope ({err})") from None
+        info = {k: v for k, v in body.items() if k not in ("threshold", "statistics")}
+        return cls(
+            method=info.pop("method"),
+            thresholds={k: float(v) for k, v in info.pop("thresholds").items()},
+            keep=float(info.pop("keep")),
+            means=means,
+            precision=precision,
+            info=info,
+        )
+
+
+def fit_scope(
+    train_pooled,
+    train_labels,
+    val_pooled,
+    val_logits,
+    method: str = DEFAULT_METHOD,
+    keep: float = DEFAULT_KEEP,
+) -> Scope:
+    """Class statistics from the training features, then each method's threshold: the ``keep``
+    quantile of its scores on the validation images (so ``keep`` of them stay in scope)."""
+    if method not in METHODS:
+        raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
+    if not 0 < keep <= 1:
+        raise RunError(f"keep must be in (0, 1], got {keep}")
+    means, precision = class_statistics(train_pooled, np.asarray(train_labels))
+    scope = Scope(method, {}, keep, means, precision)
+    for name in METHODS:
+        val_scores = scope.scores(val_pooled, val_logits, name)
+        scope.thresholds[name] = float(np.quantile(val_scores, keep, method="higher"))
+    scope.info = {"statistics_from": "train", "threshold_from": "val", "n_val": len(val_logits)}
+    scope.info["n_train"] = len(train_labels)
+    return scope

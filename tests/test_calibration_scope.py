@@ -1,0 +1,102 @@
+"""Calibration error, temperature scaling, out-of-scope scores and their validation-only
+threshold, and the finding confidences read from a decoder's distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from captioning.captions.templates import load_template_set
+from captioning.confidence import locate_fields
+from captioning.metrics.calibration import (
+    class_groups,
+    expected_calibration_error,
+    fit_temperature,
+    group_probs,
+)
+from captioning.scope import fit_scope, mahalanobis_score, msp_score
+
+
+def test_ece_on_hand_made_probabilities():
+    # bin 13 (0.9): accuracy 3/4, confidence 0.9 -> gap 0.15, weight 4/6
+    # bin 9 (0.6): accuracy 1/2, confidence 0.6 -> gap 0.10, weight 2/6
+    confidence = [0.9, 0.9, 0.9, 0.9, 0.6, 0.6]
+    correct = [1, 1, 1, 0, 1, 0]
+    assert expected_calibration_error(confidence, correct) == pytest.approx(0.4 / 3)
+    assert expected_calibration_error([1.0, 1.0], [1, 1]) == pytest.approx(0.0)
+    assert expected_calibration_error([1.0, 0.0], [0, 1]) == pytest.approx(1.0)
+    assert expected_calibration_error([], []) is None
+    # 2 bins: the same probabilities now share bin 1: accuracy 4/6, confidence 0.8
+    assert expected_calibration_error(confidence, correct, bins=2) == pytest.approx(0.8 - 4 / 6)
+
+
+def test_group_probs_sum_each_values_candidates():
+    logits = np.log([[1.0, 1.0, 2.0, 1.0]])  # words: a (value 0), b (value 0), c (value 1), pad
+    logits[0, 3] = -np.inf
+    groups = np.array([[0, 0, 1, 0]])
+    assert group_probs(logits, groups, 1.0, 2) == pytest.approx(np.array([[0.5, 0.5]]))
+    # T = 2 flattens: weights 1, 1, sqrt(2)
+    expected = 2 / (2 + np.sqrt(2))
+    assert group_probs(logits, groups, 2.0, 2)[0, 0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("true_t", [0.5, 2.5])
+def test_temperature_fit_recovers_a_known_temperature(true_t):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (20000, 4))
+    probs = group_probs(logits, class_groups(len(logits), 4), true_t, 4)
+    labels = (probs.cumsum(1) > rng.random((len(probs), 1))).argmax(1)  # drawn from probs
+    fitted = fit_temperature(logits, class_groups(len(logits), 4), labels, 4)
+    assert fitted == pytest.approx(true_t, rel=0.08)
+
+
+def features(rng, n, shift=0.0):
+    """Two well separated classes in 8 dimensions, and their logits from a linear head."""
+    labels = np.arange(n) % 2
+    pooled = rng.normal(0, 1, (n, 8)) + 6 * labels[:, None] * np.eye(8)[0] + shift
+    logits = np.stack([-pooled[:, 0], pooled[:, 0] - 6], 1) * 2
+    return pooled, logits, labels
+
+
+def test_threshold_keeps_the_share_of_validation_images_and_ignores_everything_else():
+    rng = np.random.default_rng(1)
+    train, val = features(rng, 2000), features(rng, 1000)
+    scope = fit_scope(train[0], train[2], val[0], val[1], keep=0.99)
+    for method, threshold in scope.thresholds.items():
+        kept = scope.scores(val[0], val[1], method) <= threshold
+        assert 0.99 <= kept.mean() < 0.995, method
+    # the threshold is a function of the validation split: other test data cannot move it,
+    # and a different validation split does
+    again = fit_scope(train[0], train[2], val[0], val[1], keep=0.99)
+    assert again.thresholds == scope.thresholds
+    other = features(rng, 1000, shift=0.5)
+    moved = fit_scope(train[0], train[2], other[0], other[1], keep=0.99)
+    assert moved.thresholds["mahalanobis"] != scope.thresholds["mahalanobis"]
+
+
+def test_mahalanobis_flags_far_points_and_msp_flags_uncertain_ones(tmp_path):
+    rng = np.random.default_rng(2)
+    train, val = features(rng, 2000), features(rng, 500)
+    scope = fit_scope(train[0], train[2], val[0], val[1])
+    near = scope.means  # the class means themselves
+    far = near + 40.0
+    d_near = mahalanobis_score(near, scope.means, scope.precision)
+    assert d_near == pytest.approx(0.0, abs=1e-6)
+    assert (mahalanobis_score(far, scope.means, scope.precision) > scope.threshold).all()
+    assert msp_score(np.array([[0.0, 0.0]]))[0] == pytest.approx(0.5)
+    assert msp_score(np.array([[20.0, 0.0]]))[0] < 1e-6
+    scope.save(tmp_path)
+    loaded = type(scope).load(tmp_path)
+    assert loaded.thresholds == scope.thresholds and loaded.method == "mahalanobis"
+    assert np.allclose(loaded.precision, scope.precision)
+    assert type(scope).load(tmp_path / "none") is None
+
+
+def test_finding_phrases_are_located_as_parse_back_reads_them():
+    tset = load_template_set("findings")
+    words = "chest ct with limited field coverage and abundant dense structures image bright"
+    where = locate_fields(words.split(), tset)
+    assert where["extent"] == (3, ("limited",), "small")
+    assert where["density"] == (7, ("abundant",), "high")
+    assert where["brightness"] == (11, ("bright",), "bright")
+    assert locate_fields(["chest", "ct", "non-diagnostic"], tset) == {}

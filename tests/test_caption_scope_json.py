@@ -1,0 +1,122 @@
+"""The fields ``caption --json`` writes for scope and confidence, on a tiny untrained captioner
+run folder built here (no data needed): in scope, out of scope, ``--keep-out-of-scope``, and a
+run made before scope and calibration existed."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captioning import config as cfg
+from captioning.captions.findings import FIELDS
+from captioning.captions.templates import load_template_set, render
+from captioning.captions.vocabulary import Vocabulary
+from captioning.confidence import CALIBRATION_FILE
+from captioning.runs import write_json
+from captioning.scope import METHODS, encoder_outputs, fit_scope
+
+CLASSES = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A captioner run folder: tiny encoder and decoder, untrained; scope fitted on noise."""
+    from captioning.models.captioner import build_captioner
+    from captioning.models.classifier import build_classifier
+    from captioning.models.decoders import build_decoder
+
+    run = tmp_path_factory.mktemp("run")
+    tset = load_template_set("findings")
+    values = {f: v[0] for f, v in FIELDS.items()}
+    vocab = Vocabulary.from_captions(render(c, values, tset, i) for c in CLASSES for i in range(5))
+    config = cfg.CaptionerConfig()
+    config.decoder.max_length = 12
+    clf = build_classifier(cfg.ModelConfig(widths=[4, 8]), len(CLASSES))
+    decoder = build_decoder("attention", len(vocab), embed_dim=8, hidden=8, attention_dim=8)
+    model = build_captioner(clf.get_layer("encoder"), clf.get_layer("logits"), decoder, 12)
+    model.save(run / "best_model.keras")
+    vocab.save(run / "vocabulary.json")
+    write_json(run / "config.json", cfg.to_dict(config))
+    write_json(run / "run.json", {"kind": "captioner", "classes": CLASSES, "templates": "findings"})
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (60, 64, 64), dtype=np.uint8)
+    pooled, logits = encoder_outputs(model, images)
+    fit_scope(pooled[:40], np.arange(40) % 6, pooled[40:], logits[40:]).save(run)
+    files = []
+    for i in range(2):
+        files.append(run / f"image{i}.png")
+        Image.fromarray(images[i]).save(files[-1])
+    return run, [str(f) for f in files]
+
+
+def set_scope(run, threshold):
+    body = json.loads((run / "scope.json").read_text())
+    body["thresholds"] = {m: threshold for m in METHODS}
+    write_json(run / "scope.json", body)
+
+
+def caption(run, files, **options) -> tuple[int, str]:
+    from captioning.caption import caption_files
+
+    out = io.StringIO()
+    code = caption_files(run, files, out=out, **options)
+    return code, out.getvalue()
+
+
+def test_in_scope_entries_carry_score_and_calibrated_confidences(tiny_run):
+    run, files = tiny_run
+    set_scope(run, 1e30)
+    write_json(
+        run / CALIBRATION_FILE, {"temperatures": {"class": 2.0, **dict.fromkeys(FIELDS, 1.5)}}
+    )
+    code, text = caption(run, files, as_json=True)
+    assert code == 0
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert len(entries) == 2
+    for entry in entries:
+        assert entry["in_scope"] is True and isinstance(entry["ood_score"], float)
+        assert {"caption", "class", "prob"} <= set(entry)
+        assert set(entry["confidence"]) == {"class", *FIELDS}
+        assert entry["prob"] == entry["confidence"]["class"]
+        assert 1 / len(CLASSES) <= entry["prob"] <= 1
+        for name in FIELDS:  # null when the (untrained) caption states no such finding
+            p = entry["confidence"][name]
+            assert p is None or 0 <= p <= 1
+
+
+def test_out_of_scope_entries_have_no_caption_unless_kept(tiny_run):
+    run, files = tiny_run
+    set_scope(run, -1e30)
+    code, text = caption(run, files, as_json=True)
+    assert code == 0  # an answer, not an error
+    for entry in map(json.loads, text.splitlines()):
+        assert entry["in_scope"] is False and entry["ood_score"] > -1e30
+        assert not {"caption", "class", "prob", "confidence"} & set(entry)
+    code, text = caption(run, files)
+    lines = text.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert all("out of scope" in line and "no caption" in line for line in lines)
+    code, text = caption(run, files, as_json=True, keep_out_of_scope=True)
+    for entry in map(json.loads, text.splitlines()):
+        assert entry["in_scope"] is False and "caption" in entry and "confidence" in entry
+
+
+def test_a_run_from_before_scope_still_captions_and_says_so_once(tiny_run, capsys, tmp_path):
+    import shutil
+
+    run, files = tiny_run
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    for name in ("scope.json", "scope.npz", CALIBRATION_FILE):
+        (old / name).unlink(missing_ok=True)
+    code, text = caption(old, files, as_json=True)
+    assert code == 0
+    for entry in map(json.loads, text.splitlines()):
+        assert {"caption", "class", "prob"} <= set(entry)
+        assert not {"in_scope", "ood_score", "confidence"} & set(entry)
+    notes = capsys.readouterr().err.strip().splitlines()
+    assert len(notes) == 1 and f"captioning calibrate {old}" in notes[0]
