@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -129,7 +130,10 @@ def train_captioner(
     chief = is_chief(strategy)
     resolved = cfg.to_dict(config)
     with RunLock(run_dir) if chief else contextlib.nullcontext():
-        resuming = check_resume(run_dir, resolved, frozen_sections=("data", "captions", "decoder"))
+        # only the chief's run folder counts: another worker's local folder decides nothing
+        resuming = chief and check_resume(
+            run_dir, resolved, frozen_sections=("data", "captions", "decoder")
+        )
         vocab_path = run_dir / VOCABULARY_FILE
         if resuming and vocab_path.exists():
             vocab = Vocabulary.load(vocab_path)
@@ -138,6 +142,18 @@ def train_captioner(
             vocab = Vocabulary.from_captions(
                 text for c in reference_columns(frame) for text in train_rows[c]
             )
+        # before any file is written and any variable exists (the workers would build different
+        # models: a hang, not an error)
+        sync.agree(
+            strategy,
+            "the experiment",
+            experiment_identity(
+                resolved,
+                data=data.manifest_sha256,
+                vocabulary="|".join(vocab.tokens),
+                encoder=hashlib.sha256((encoder_dir / BEST_MODEL).read_bytes()).hexdigest(),
+            ),
+        )
         if chief:
             write_json(run_dir / "config.json", resolved)
             vocab.save(vocab_path)
@@ -218,12 +234,6 @@ def train_captioner(
                 decoder, feature_shape, cached["train"]["pooled"].shape[1], dec.max_length
             )
             optimizer = make_optimizer(config.train, steps * config.train.epochs)
-        identity = experiment_identity(
-            resolved,
-            data.manifest_sha256,
-            f"vocabulary={'|'.join(vocab.tokens)}",
-            f"encoder={weights_digest(classifier)}",
-        )
         first = fit(
             task=task(validator(lambda _m: cached["val"])),
             model=stage1,
@@ -243,7 +253,7 @@ def train_captioner(
             steps=steps,
             config=config.train,
             run_dir=run_dir / "stage1",
-            identity=identity,
+            stage="stage1",
         )
         # Stage 2 starts from stage 1's best epoch: the chief reads it, the others receive it.
         if chief:
@@ -296,10 +306,11 @@ def train_captioner(
                 steps=steps,
                 config=stage2_config,
                 run_dir=run_dir / "stage2",
-                identity=identity,
+                stage="stage2",
             )
             # the final model is the better of the two stages' best on the monitored metric:
-            # end to end does not always improve on the frozen encoder's decoder
+            # end to end does not always improve on the frozen encoder's decoder. Both bests
+            # are the chief's (its metrics, its resumed state), so every worker chooses alike.
             if second.best.get(config.monitor, -1.0) >= first.best.get(config.monitor, -1.0):
                 chosen = "stage2"
             if chief and chosen == "stage2":

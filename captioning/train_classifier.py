@@ -24,7 +24,7 @@ from captioning.runs import (
 )
 from captioning.training.loop import FitResult, fit, make_optimizer
 from captioning.training.strategy import is_chief, make_strategy, strategy_name
-from captioning.training.sync import experiment_identity
+from captioning.training.sync import agree, experiment_identity
 
 
 class ClassificationTask:
@@ -78,8 +78,11 @@ def train_classifier(
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     chief = is_chief(strategy)
     resolved = cfg.to_dict(config)
+    # before any variable exists: the workers would otherwise build different models
+    agree(strategy, "the experiment", experiment_identity(resolved, data=data.manifest_sha256))
     with RunLock(run_dir) if chief else contextlib.nullcontext():
-        resuming = check_resume(run_dir, resolved, frozen_sections=("data", "model"))
+        # only the chief's run folder counts: another worker's local folder decides nothing
+        resuming = chief and check_resume(run_dir, resolved, frozen_sections=("data", "model"))
         if chief:
             write_json(run_dir / "config.json", resolved)
             write_json(
@@ -126,7 +129,6 @@ def train_classifier(
             steps=steps,
             config=config.train,
             run_dir=run_dir,
-            identity=experiment_identity(resolved, data.manifest_sha256),
         )
         if chief:
             write_json(

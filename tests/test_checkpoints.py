@@ -8,7 +8,12 @@ import pytest
 
 from captioning.config import ModelConfig
 from captioning.models.classifier import build_classifier
-from captioning.training.checkpoints import TrainingState, restore_latest, save_checkpoint
+from captioning.training.checkpoints import (
+    TrainingState,
+    restore_from_chief,
+    restore_latest,
+    save_checkpoint,
+)
 
 from helpers import TINY
 
@@ -38,6 +43,23 @@ def test_round_trip_restores_every_variable_including_batch_norm_statistics(tmp_
     state = restore_latest(tmp_path, fresh, fresh_opt)
     assert state.epoch == 2 and state.best == 0.5
     assert same(model, fresh) and int(fresh_opt.iterations.numpy()) == 17
+
+
+def test_the_state_a_resumed_run_decides_from_survives_the_checkpoint_and_the_wire(tmp_path):
+    import tensorflow as tf
+
+    best = {"findings": 0.1 + 0.2, "loss": 1 / 3, "epoch": 2}  # floats that round-trip exactly
+    state = TrainingState(epoch=4, best=best["findings"], best_metrics=best)
+    assert TrainingState.from_json(TrainingState().to_json()) == TrainingState()  # -inf
+    assert TrainingState.from_json(state.to_json()) == state
+    model, optimizer = model_and_optimizer(0)
+    save_checkpoint(tmp_path, model, optimizer, state)
+    fresh, fresh_opt = model_and_optimizer(1)
+    strategy = tf.distribute.get_strategy()
+    assert restore_from_chief(tmp_path, fresh, fresh_opt, strategy, chief=True) == state
+    assert same(model, fresh)
+    nothing = restore_from_chief(tmp_path / "none", fresh, fresh_opt, strategy, chief=True)
+    assert nothing == TrainingState()
 
 
 def test_only_the_newest_checkpoints_are_kept(tmp_path):

@@ -2,9 +2,11 @@
 
 Two ``captioning train classifier`` (and ``train captioner``) worker processes, each in its own
 working folder (as if on two hosts without a shared filesystem), train together through
-``TF_CONFIG``; one of them is killed mid-run; ``MirroredStrategy`` over two logical CPUs is
-compared with one device, for the classifier and for the captioner's stage 1. The fast tests
-check the pieces (sharding, batch split, messages) in this process.
+``TF_CONFIG``; one of them is killed mid-run; both are killed mid-run and resumed (captioner,
+patience on); workers given other data or another config refuse to start; a single-process
+captioner is killed in each stage and resumes to the uninterrupted result; ``MirroredStrategy``
+over two logical CPUs is compared with one device, for the classifier and for the captioner's
+stage 1. The fast tests check the pieces (sharding, batch split, messages) in this process.
 """
 
 from __future__ import annotations
@@ -134,13 +136,23 @@ def test_lost_worker_message_names_the_dead_task_not_this_one():
     assert "lost worker 1 (127.0.0.1:2222)" in lost_worker_message(silent, Strategy())
 
 
-def test_experiment_identity_ignores_host_local_settings():
+def test_experiment_identity_names_each_setting_and_ignores_host_local_ones():
     a = {"data": {"root": "/a", "per_class_limit": 8}, "train": {"strategy": "auto", "seed": 0}}
     b = {"data": {"root": "/b", "per_class_limit": 8}, "train": {"strategy": "multiworker"}}
     b["train"]["seed"] = 0
-    assert experiment_identity(a, "sha") == experiment_identity(b, "sha")
+    assert (
+        experiment_identity(a, data="sha")
+        == experiment_identity(b, data="sha")
+        == {
+            "data.per_class_limit": "8",
+            "train.seed": "0",
+            "data": "sha",
+        }
+    )
     b["train"]["seed"] = 1
-    assert fingerprint(experiment_identity(a)) != fingerprint(experiment_identity(b))
+    differs = {k for k, v in experiment_identity(b).items() if experiment_identity(a)[k] != v}
+    assert differs == {"train.seed"}
+    assert fingerprint("a") != fingerprint("b")
 
 
 def test_strategy_option_overrides_the_config():
@@ -246,6 +258,7 @@ class Cluster:
         self.encoder = encoder  # a classifier run folder: train a captioner on it
         self.ports = free_ports(n)
         self.attempt = 0
+        self.extra: dict[int, list[str]] = {}  # more arguments for one worker (later ones win)
         self.procs: list[subprocess.Popen] = []
         for i in range(n):
             (base / "hosts" / str(i)).mkdir(parents=True, exist_ok=True)
@@ -279,7 +292,7 @@ class Cluster:
             log = open(self.log(i), "w")  # noqa: SIM115 (closed with the process)
             self.procs.append(
                 subprocess.Popen(
-                    self.command(),
+                    [*self.command(), *self.extra.get(i, [])],
                     cwd=self.base / "hosts" / str(i),
                     env=child_env(TF_CONFIG=tf_config),
                     stdout=log,
@@ -312,6 +325,14 @@ class Cluster:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+    def wait_for(self, path: Path) -> None:
+        """Until ``path`` exists (the chief writes it); fail if the chief exits first."""
+        deadline = time.monotonic() + WORKER_TIMEOUT_S
+        while not path.exists():
+            assert time.monotonic() < deadline, self.output(0)[-3000:]
+            assert self.procs[0].poll() is None, self.output(0)[-3000:]
+            time.sleep(0.05)
 
     def digest(self, i: int) -> str:
         found = re.findall(r"final weights sha256: ([0-9a-f]{64})", self.output(i))
@@ -608,3 +629,130 @@ def test_mirrored_over_two_cpus_matches_one_device_for_captioner_stage1(tmp_path
     assert one["best"]["epoch"] == two["best"]["epoch"]
     assert one["best"]["loss"] == pytest.approx(two["best"]["loss"], abs=1e-4)
     assert one["best"]["word_accuracy"] == pytest.approx(two["best"]["word_accuracy"])
+
+
+# ---------------------------------------------------------------- slow: agreement and resume
+
+
+@pytest.mark.slow
+def test_workers_with_other_data_or_config_refuse_to_start_and_name_it(
+    tiny_data, tiny_captioned_data, cluster_factory
+):
+    from captioning.data.dataset import PreparedData
+
+    cluster = cluster_factory(tiny_data, epochs=1)
+    # another prepared dataset and another architecture: before the check ran ahead of model
+    # building, the differing variables' initial-value broadcast hung instead
+    cluster.extra[1] = ["--data", str(tiny_captioned_data), "--set", "model.widths=[4,8,16]"]
+    cluster.start()
+    codes = cluster.wait()
+    for i, (data, widths) in enumerate(
+        [(tiny_data, "[4, 8, 8]"), (tiny_captioned_data, "[4, 8, 16]")]
+    ):
+        output = cluster.output(i)
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert codes[i] != 0 and len(errors) == 1, output[-3000:]
+        named = re.findall(r"(\S+) \(this worker: ([^)]*)\)", errors[0])
+        assert errors[0].startswith("error: workers disagree on the experiment: ")
+        assert named == [("data", PreparedData(data).manifest_sha256), ("model.widths", widths)]
+    assert not (cluster.base / "hosts" / "0" / "run").exists()  # nothing written
+
+
+# A rate this small leaves the captions of every epoch as they were, so the monitored metric
+# never improves after epoch 1 and patience 1 ends each stage after epoch 2 (of 3): a known
+# place, where a worker missing the chief's best epoch after a resume would train on alone.
+PLATEAU = [
+    "train.learning_rate=1e-9",
+    "finetune.learning_rate=1e-9",
+    "train.patience=1",
+    "finetune.epochs=3",
+]
+
+
+@pytest.mark.slow
+def test_a_resumed_two_worker_captioner_stops_every_worker_at_the_same_epoch(
+    tiny_captioned_data, tiny_encoder, cluster_factory
+):
+    cluster = cluster_factory(tiny_captioned_data, epochs=3, encoder=tiny_encoder)
+    cluster.extra = {i: [x for s in PLATEAU for x in ("--set", s)] for i in range(2)}
+    cluster.start()
+    run = cluster.base / "hosts" / "0" / "run"
+    cluster.wait_for(run / "stage2" / "checkpoints" / "epoch-0001")
+    cluster.kill()  # both workers, in stage 2's epoch 2 (its validation alone takes seconds)
+    assert not (run / "metrics.json").exists()
+
+    cluster.start()  # the very same commands
+    assert cluster.wait() == [0, 0], [cluster.output(i)[-3000:] for i in range(2)]
+    resumed = re.findall(r"(stage\d): resuming .* after epoch (\d)", cluster.output(0))
+    assert resumed == [("stage1", "2"), ("stage2", "1")], resumed
+    stops = [re.findall(r"stage\d: stopped after epoch .*", cluster.output(i)) for i in (0, 1)]
+    early = "of 3 (early stop: no better val findings for 1 epochs)"
+    expected = [f"stage1: stopped after epoch 2 {early}", f"stage2: stopped after epoch 2 {early}"]
+    assert stops[0] == stops[1] == expected
+    assert cluster.digest(0) == cluster.digest(1)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["weights_sha256"] == cluster.digest(0)
+    assert [int(r["epoch"]) for r in read_log(run / "stage2")] == [1, 2]
+
+
+@pytest.fixture
+def spawned():
+    """Processes a test starts, each in its own session; those still running are killed."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_a_captioner_killed_in_each_stage_resumes_to_the_uninterrupted_result(
+    tiny_captioned_data, tiny_encoder, tmp_path, spawned
+):
+    sets = [
+        x for s in [*TINY_CAPTIONER, "train.epochs=5", "finetune.epochs=3"] for x in ("--set", s)
+    ]
+
+    def start(run: Path, log: Path) -> subprocess.Popen:
+        command = [
+            sys.executable, "-m", "captioning.cli", "train", "captioner", "--smoke",
+            "--data", str(tiny_captioned_data), "--encoder", str(tiny_encoder),
+            "--run-dir", str(run), "--strategy", "default", *sets,
+        ]  # fmt: skip
+        with open(log, "w") as out:
+            spawned.append(subprocess.Popen(
+                command, env=child_env(), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            ))  # fmt: skip
+        return spawned[-1]
+
+    def finish(proc: subprocess.Popen, log: Path) -> str:
+        assert proc.wait(timeout=WORKER_TIMEOUT_S) == 0, log.read_text()[-3000:]
+        return log.read_text()
+
+    whole = start(tmp_path / "whole", tmp_path / "whole.txt")  # beside the others: 2 cores
+    run, logs = tmp_path / "killed", [tmp_path / f"attempt{i}.txt" for i in range(3)]
+    for attempt, stage in enumerate(["stage1", "stage2"]):
+        proc = start(run, logs[attempt])
+        deadline = time.monotonic() + WORKER_TIMEOUT_S
+        while not (run / stage / "checkpoints" / "epoch-0001").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, logs[attempt].read_text()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert not (run / "metrics.json").exists()
+    finish(start(run, logs[2]), logs[2])
+    finish(whole, tmp_path / "whole.txt")
+    for attempt, stage, epochs in [(1, "stage1", 5), (2, "stage2", 3)]:  # resumed mid-stage
+        output = logs[attempt].read_text()
+        resumed = re.search(rf"{stage}: resuming .* after epoch (\d)", output)
+        assert resumed and int(resumed.group(1)) < epochs, output[-3000:]
+
+    uninterrupted, killed = (
+        json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("whole", "killed")
+    )
+    for key in ("weights_sha256", "chosen_stage", "best_val"):
+        assert killed[key] == uninterrupted[key], key
+    for stage in ("stage1", "stage2"):
+        assert killed[stage]["best_val"] == uninterrupted[stage]["best_val"]

@@ -7,12 +7,17 @@ the previous one is used. Each checkpoint is written in a temporary folder and r
 place, so a crash mid-save never hides the last good one. Arrays load with
 ``allow_pickle=False``: a checkpoint cannot carry code.
 
+Under a multi-worker strategy ``restore_from_chief`` restores on the chief only and sends the
+variables and the whole ``TrainingState`` to the other workers: every decision a resumed run
+makes (start epoch, best epoch, patience, the captioner's stage choice) is the chief's.
+
 (``tf.train.Checkpoint`` silently skipped the batch-norm statistics of layers nested in a
 custom layer under Keras 3, so resumed runs drifted; plain arrays by variable order do not.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,17 +28,28 @@ from pathlib import Path
 import numpy as np
 
 from captioning.atomic import atomic_path
+from captioning.training import sync
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainingState:
-    """Loop counters saved beside the variables."""
+    """Loop counters saved beside the variables: everything a resumed run decides from."""
 
     epoch: int = 0  # epochs completed
     best: float = float("-inf")  # best validation score so far
+    # validation metrics of the best epoch and its "epoch" (patience counts from it)
     best_metrics: dict | None = None
+
+    def to_json(self) -> str:
+        """The state as JSON (floats round-trip exactly, -inf included)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainingState:
+        """The inverse of ``to_json``."""
+        return cls(**json.loads(text))
 
 
 def _variables(model, optimizer) -> list:
@@ -53,9 +69,7 @@ def save_checkpoint(folder: Path, model, optimizer, state: TrainingState, keep: 
         np.savez(tmp / "variables.npz", **arrays)
         digest = hashlib.sha256((tmp / "variables.npz").read_bytes()).hexdigest()
         meta = {
-            "epoch": state.epoch,
-            "best": state.best,
-            "best_metrics": state.best_metrics,
+            **dataclasses.asdict(state),
             "variables_sha256": digest,
             "count": len(arrays),
         }
@@ -92,3 +106,12 @@ def _restore(candidate: Path, model, optimizer) -> TrainingState:
     for variable, value in zip(variables, values, strict=True):
         variable.assign(value)
     return TrainingState(epoch=meta["epoch"], best=meta["best"], best_metrics=meta["best_metrics"])
+
+
+def restore_from_chief(folder: Path, model, optimizer, strategy, chief: bool) -> TrainingState:
+    """The chief restores its newest checkpoint in ``folder``; then every worker holds the
+    chief's variables and its ``TrainingState`` (a fresh one when there is no checkpoint).
+    The other workers need no access to ``folder`` and cannot decide from state of their own."""
+    state = (restore_latest(folder, model, optimizer) if chief else None) or TrainingState()
+    sync.from_first_replica(strategy, _variables(model, optimizer), [])
+    return TrainingState.from_json(sync.text_from_first_replica(strategy, state.to_json()))

@@ -10,10 +10,12 @@ Multi-worker runs (``MultiWorkerMirroredStrategy``) need every process to issue 
 collectives in the same order, so: the global batch must split evenly over the replicas;
 every worker runs exactly ``steps`` training steps and the same number of validation steps
 (the dataset functions give each worker enough batches, empty ones where its share of the
-validation set runs out); the metrics each worker sees are all-reduced sums, so every
-worker takes the chief's ``best`` decisions; on resume the chief's checkpoint is broadcast to
-all. Only the chief writes files; the other workers keep everything in memory. A worker that
-dies makes the survivors raise ``WorkerLostError`` naming it (see ``strategy``).
+validation set runs out); the validation metrics every decision is taken from (best epoch,
+early stopping) are the chief's; on resume the chief's checkpoint, variables and counters
+(best metrics and their epoch included), is broadcast to all (``restore_from_chief``), so
+every worker stops at the same epoch. Only the chief writes files; the other workers keep
+everything in memory. A worker that dies makes the survivors raise ``WorkerLostError``
+naming it (see ``strategy``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from captioning.config import TrainConfig
 from captioning.data.pipeline import DatasetFn
 from captioning.errors import RunError
 from captioning.training import sync
-from captioning.training.checkpoints import TrainingState, restore_latest, save_checkpoint
+from captioning.training.checkpoints import restore_from_chief, save_checkpoint
 from captioning.training.history import History
 from captioning.training.strategy import (
     LOST_WORKER_ERRORS,
@@ -108,17 +110,18 @@ def fit(
     config: TrainConfig,
     run_dir: Path,
     best_model_name: str = "best_model.keras",
-    identity: str = "",
+    stage: str = "",
 ) -> FitResult:
     """Train ``model`` for ``config.epochs`` epochs of ``steps`` steps, resuming if the run
-    folder holds a checkpoint. Model and optimizer must have been built in ``strategy.scope()``.
-    ``identity`` (e.g. data checksum and resolved config) must be equal on every worker.
+    folder holds a checkpoint. Model and optimizer must have been built in ``strategy.scope()``
+    (after ``sync.agree`` on the experiment, under a multi-worker strategy). ``stage`` names
+    this fit in messages (e.g. ``stage1``); the workers check that they run the same one.
     """
     check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
     with reporting_lost_workers(strategy):
         return _fit(
             task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
-            best_model_name, identity,
+            best_model_name, stage,
         )  # fmt: skip
 
 
@@ -147,27 +150,21 @@ def reporting_lost_workers(strategy: tf.distribute.Strategy):
 
 def _fit(
     task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
-    best_model_name, identity,
+    best_model_name, stage,
 ) -> FitResult:  # fmt: skip
     chief = is_chief(strategy)
-    sync.agree(
-        strategy,
-        "the experiment",
-        f"{identity}|steps={steps}|epochs={config.epochs}|batch={config.batch_size}",
-    )
+    patience = getattr(config, "patience", None)
+    # what decides the collectives this fit issues (the command agreed on the rest)
+    loop = {"stage": stage, "steps": steps, "epochs": config.epochs, "patience": patience}
+    loop["batch_size"] = config.batch_size
+    sync.agree(strategy, "the training loop", {k: str(v) for k, v in loop.items()})
     with strategy.scope():
         optimizer.build(model.trainable_variables)  # slots exist before a restore fills them
-    # The chief restores its newest checkpoint; the other workers receive it from the chief.
-    state = (restore_latest(run_dir / "checkpoints", model, optimizer) if chief else None) or (
-        TrainingState()
-    )
-    epoch, state.best = sync.from_first_replica(
-        strategy, [*model.weights, *optimizer.variables], [state.epoch, state.best]
-    )
-    state.epoch = int(epoch)
+    state = restore_from_chief(run_dir / "checkpoints", model, optimizer, strategy, chief)
     result = FitResult(resumed_from=state.epoch, best=state.best_metrics or {})
+    label = f"{stage}: " if stage else ""
     if state.epoch and chief:
-        print(f"resuming {run_dir} after epoch {state.epoch}")
+        print(f"{label}resuming {run_dir} after epoch {state.epoch}")
     history = History(run_dir, resume_epoch=state.epoch) if chief else None
     global_batch = config.batch_size
 
@@ -199,11 +196,10 @@ def _fit(
 
     start = time.perf_counter()
     validate = getattr(task, "validate", None)
-    patience = getattr(config, "patience", None)
+    stopped = ""
     for epoch in range(state.epoch, config.epochs):
         if patience and state.best_metrics and epoch - state.best_metrics["epoch"] >= patience:
-            if chief:
-                print(f"early stop: no better val {task.monitor} for {patience} epochs")
+            stopped = f" (early stop: no better val {task.monitor} for {patience} epochs)"
             break
         tic = time.perf_counter()
         train_ds = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: train_fn(ctx, e))
@@ -227,7 +223,8 @@ def _fit(
         train_metrics = task.summarize(sums)
         val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
         if validate is not None:
-            val_metrics.update(_from_chief(strategy, validate(model)))
+            val_metrics.update(validate(model))
+        val_metrics = _from_chief(strategy, val_metrics)
         row = {
             "epoch": epoch + 1,
             **{f"train_{k}": v for k, v in train_metrics.items()},
@@ -250,6 +247,7 @@ def _fit(
             history.append(row)
             print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))
         result.epochs_run += 1
+    print(f"{label}stopped after epoch {state.epoch} of {config.epochs}{stopped}")  # every worker
     result.seconds = time.perf_counter() - start
     result.chief = chief
     result.weights_sha256 = weights_digest(model)
@@ -257,7 +255,7 @@ def _fit(
 
 
 def _from_chief(strategy, metrics: dict[str, float]) -> dict[str, float]:
-    """The chief's values of host-side metrics (``task.validate`` runs eagerly on each
+    """The chief's values of the validation metrics (``task.validate`` runs eagerly on each
     worker): every worker then takes the same best-epoch and early-stopping decisions, even
     where another host's floating point would round a generated caption differently."""
     if not metrics:  # nothing to send (an empty all-reduce crashes MirroredStrategy)
