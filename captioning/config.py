@@ -55,6 +55,8 @@ class ModelConfig:
     depth: int = field(default=1, metadata=_check(">0"))  # conv layers per stage
     feature_size: int = field(default=8, metadata=_check(">0"))  # side of the spatial map
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))
+    # cnn: add the image's cumulative intensity histogram to the pooled vector
+    histogram: bool = True
 
 
 @dataclass

@@ -8,7 +8,7 @@ from captioning.config import ModelConfig
 from captioning.errors import RunError
 from captioning.models.classifier import build_classifier, load_model
 from captioning.models.encoder import build_encoder
-from captioning.models.layers import ConvBlock, GrayscaleToRGB
+from captioning.models.layers import ConvBlock, GrayscaleToRGB, IntensityHistogram
 
 from helpers import TINY
 
@@ -20,9 +20,10 @@ def pixels(n=2, seed=0):
 @pytest.mark.parametrize(
     ("kwargs", "map_shape", "pooled"),
     [
-        (TINY, (8, 8, 8), 8),
-        ({**TINY, "feature_size": 4}, (8, 8, 8), 8),
-        ({"widths": [4, 8, 8, 16], "feature_size": 4}, (4, 4, 16), 16),
+        (TINY, (8, 8, 8), 8 + 510),  # the map's mean + the intensity histogram
+        ({**TINY, "histogram": False}, (8, 8, 8), 8),
+        ({**TINY, "feature_size": 4}, (8, 8, 8), 8 + 510),
+        ({"widths": [4, 8, 8, 16], "feature_size": 4}, (4, 4, 16), 16 + 510),
         ({"name": "seed_replica"}, (6, 6, 128), 6 * 6 * 128),
     ],
 )
@@ -70,3 +71,16 @@ def test_model_with_lambda_layer_is_refused(tmp_path):
 def test_missing_model_file_is_one_clear_error(tmp_path):
     with pytest.raises(RunError, match="no such model file"):
         load_model(tmp_path / "absent.keras")
+
+
+def test_intensity_histogram_counts_shares_at_or_above_each_level():
+    images = np.random.default_rng(1).integers(0, 256, (3, 64, 64)).astype("uint8")
+    images[1] = np.clip(images[1], 40, 255)  # a raised background: minimum 40
+    shares = np.asarray(IntensityHistogram()(images[..., None].astype("float32")))
+    assert shares.shape == (3, 510)
+    for t in (1, 32, 200, 255):
+        np.testing.assert_allclose(shares[:, t - 1], (images >= t).mean(axis=(1, 2)), atol=1e-6)
+        above = images.astype(int) - images.min(axis=(1, 2), keepdims=True)
+        np.testing.assert_allclose(shares[:, 255 + t - 1], (above >= t).mean(axis=(1, 2)), atol=1e-6)
+    layer = IntensityHistogram.from_config(IntensityHistogram(levels=16).get_config())
+    assert layer.levels == 16

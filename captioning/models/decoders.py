@@ -115,9 +115,10 @@ class AttentionDecoder(_LSTMDecoder):
         e = w . tanh(W_f f_p + W_h h),  alpha = softmax_p(e),  z = beta(h) * sum_p alpha_p f_p,
 
     with the gate beta = sigmoid(W_b h); the LSTM reads [embedding(word), z]. The state starts
-    from the mean of the feature map or, with ``init_from_map``, from the mean and the whole
-    flattened map (a linear read-out of every position, which sees where the anatomy is and how
-    much of the frame it covers: the findings are read far better from it than from the mean).
+    from the encoder's ``pooled`` vector (the map's mean and, where the encoder has them, the
+    image's intensity statistics) or, with ``init_from_map``, from that and the whole flattened
+    map (a linear read-out of every position, which sees where the anatomy is and how much of
+    the frame it covers: the findings are read far better from it than from the mean).
     """
 
     has_attention = True
@@ -135,7 +136,8 @@ class AttentionDecoder(_LSTMDecoder):
 
     def build(self, input_shape):
         _, rows, cols, channels = input_shape["feature_map"]
-        self._build_common(channels * (1 + rows * cols) if self.init_from_map else channels)
+        pooled = input_shape["pooled"][-1]
+        self._build_common(pooled + channels * rows * cols if self.init_from_map else pooled)
         self.gate = layers.Dense(channels, activation="sigmoid", name="gate")  # (B, C) gate
         self.att_features.build((None, None, channels))
         self.att_hidden.build((None, self.hidden))
@@ -147,10 +149,10 @@ class AttentionDecoder(_LSTMDecoder):
     def initial_state(self, features, training=False):
         fmap = features["feature_map"]  # (B, S, S, C)
         flat = ops.reshape(fmap, (ops.shape(fmap)[0], -1, fmap.shape[-1]))  # (B, P, C)
-        start = mean = ops.mean(flat, axis=1)  # (B, C)
+        start = features["pooled"]  # (B, D)
         if self.init_from_map:
             whole = ops.reshape(flat, (ops.shape(flat)[0], -1))  # (B, P * C)
-            start = ops.concatenate([mean, whole], axis=-1)  # (B, C + P * C)
+            start = ops.concatenate([start, whole], axis=-1)  # (B, D + P * C)
         context = (flat, self.att_features(flat))  # (B, P, C), (B, P, A)
         return context, (self.init_h(start), self.init_c(start))
 

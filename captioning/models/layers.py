@@ -71,3 +71,40 @@ class GrayscaleToRGB(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 3)
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class IntensityHistogram(layers.Layer):
+    """First-order intensity statistics of raw grey levels, as radiomics pipelines compute them:
+    for every level t = 1 .. levels-1, the share of the frame at or above t, once on the grey
+    levels themselves and once above the image's own minimum (its background).
+
+    (B, H, W, 1) pixels in 0..levels-1 -> (B, 2 * (levels - 1)) shares in [0, 1]. No weights.
+
+    Why: a finding such as "how much of the frame is anatomy" or "how much of it is dense" is a
+    share of pixels past a grey level. Convolutions, ReLUs and average pooling only approximate
+    such a count, and the approximation is what costs captions near a finding's cut point; a
+    cumulative histogram states it exactly, and the layers after it learn which levels matter.
+    """
+
+    def __init__(self, levels: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.levels = levels
+
+    def call(self, pixels):
+        grey = ops.reshape(pixels, (ops.shape(pixels)[0], -1))  # (B, H*W), floats 0..levels-1
+        grey = ops.cast(ops.clip(ops.round(grey), 0, self.levels - 1), "int32")
+        above_min = grey - ops.min(grey, axis=1, keepdims=True)  # (B, H*W), background at 0
+        shares = []
+        for values in (grey, above_min):
+            counts = ops.cast(ops.bincount(values, minlength=self.levels), "float32")  # (B, L)
+            # share at or above level t: reverse cumulative sum of the counts, t = 1 .. L-1
+            at_or_above = ops.flip(ops.cumsum(ops.flip(counts, axis=1), axis=1), axis=1)
+            shares.append(at_or_above[:, 1:] / ops.cast(ops.shape(grey)[1], "float32"))
+        return ops.concatenate(shares, axis=-1)  # (B, 2 * (L - 1))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * (self.levels - 1))
+
+    def get_config(self):
+        return {**super().get_config(), "levels": self.levels}
