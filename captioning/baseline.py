@@ -8,7 +8,10 @@ split only (findings heads on the diagnostic images only). The rendered captions
 exactly like a captioner's (``evaluate_captioner.findings_scores``: parse-back, so the baseline
 and the LSTM models are compared on the same footing).
 
-Also here: ``measurement_margin``, the share of images whose measurement lies within a noise
+Also here: the pixel-rule oracle (``evaluate_oracle``), the ceiling every results table shows:
+the true class and the findings formulas applied to the image, verbalised with the same template,
+scored the same way; no model is involved, so it is 100% right by construction. And
+``measurement_margin``, the share of images whose measurement lies within a noise
 band of a cut point (a rough bound on what any reader of the pixels can reach).
 """
 
@@ -138,8 +141,6 @@ def evaluate_baseline(
     """Fit the heads on the train split of ``data_root`` (captions built), score on ``split``."""
     from captioning.data.caption_data import caption_frame
     from captioning.data.dataset import PreparedData
-    from captioning.evaluate_captioner import findings_scores, summarize_findings
-    from captioning.metrics import score_captions
     from captioning.models.classifier import load_model
 
     tic = time.perf_counter()
@@ -162,13 +163,8 @@ def evaluate_baseline(
     class_names = [data.classes[i] for i in np.argmax(logits, axis=1)]
     captions = verbalise(class_names, predicted, tset)
     references = [list(r) for r in truth[[c for c in truth if c.startswith("reference_")]].values]
-    scores = findings_scores(captions, truth, tset)
-    metrics = score_captions(captions, references)
     return {
-        **{k: (None if v is None else round(float(v), 6)) for k, v in metrics.items()},
-        "n": len(truth),
-        "caption_class_accuracy": round(float(np.mean(scores["class"])), 6),
-        "findings_accuracy": summarize_findings(scores),
+        **_score(captions, truth, tset),
         "split": split,
         "templates": tset.name,
         "heads": "linear softmax per field on frozen encoder pooled + flattened feature map",
@@ -179,4 +175,40 @@ def evaluate_baseline(
             {"path": p, "generated": g, "references": r}
             for p, g, r in zip(truth["path"], captions, references, strict=True)
         ][:20],
+    }
+
+
+def _score(captions, truth: pd.DataFrame, tset) -> dict:
+    """Caption metrics and parse-back accuracy of ``captions`` against ``truth``'s references."""
+    from captioning.evaluate_captioner import findings_scores, summarize_findings
+    from captioning.metrics import score_captions
+
+    references = [list(r) for r in truth[[c for c in truth if c.startswith("reference_")]].values]
+    scores = findings_scores(captions, truth, tset)
+    metrics = score_captions(captions, references)
+    return {
+        **{k: (None if v is None else round(float(v), 6)) for k, v in metrics.items()},
+        "n": len(truth),
+        "caption_class_accuracy": round(float(np.mean(scores["class"])), 6),
+        "findings_accuracy": summarize_findings(scores),
+    }
+
+
+def evaluate_oracle(data_root: str | Path, templates: str = "findings", split: str = "test"):
+    """The pixel-rule oracle: the true class and the findings measured by the formulas
+    (``captions.findings``), rendered with template 0 and scored like a captioner. A ceiling for
+    the results tables, not a model: it reads the labels and calls the formulas."""
+    from captioning.captions.build import read_captions
+    from captioning.data.dataset import PreparedData
+
+    data = PreparedData(data_root)
+    tset = load_template_set(templates)
+    truth = read_captions(data.root, tset.name).iloc[data.split(split).rows]
+    truth = truth.reset_index(drop=True)
+    captions = verbalise(truth["class"], truth, tset)
+    return {
+        **_score(captions, truth, tset),
+        "split": split,
+        "templates": tset.name,
+        "model": "pixel-rule oracle (true class + findings formulas, template 0): a ceiling",
     }

@@ -1,12 +1,15 @@
 """Template baseline ("classify, then verbalise") on a prepared dataset with captions built.
 
     python experiments/template_baseline.py CLASSIFIER_RUN DATA_ROOT [OUT_JSON] [SPLIT]
+    python experiments/template_baseline.py oracle DATA_ROOT [OUT_JSON] [SPLIT]
 
 Fits one linear head per finding (and the quality flag) on the classifier's frozen encoder
 features of the train split, renders template 0 with the predicted fields and the classifier's
 class, and scores the captions like a captioner's (BLEU, CIDEr-D, ROUGE-L, class and findings
-accuracy by parse-back). Also prints, per field, the share of diagnostic images of the split
-whose measurement lies within 1%, 2% and 5% of the field's 5-95% train range of its cut point.
+accuracy by parse-back). With ``oracle`` instead of a run: the pixel-rule oracle (true class +
+the findings formulas, template 0), the ceiling row of the results tables. Also prints, per
+field, the share of diagnostic images of the split whose measurement lies within 1%, 2% and 5%
+of the field's 5-95% train range of its cut point.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 
 import numpy as np
 
-from captioning.baseline import evaluate_baseline, measurement_margin
+from captioning.baseline import evaluate_baseline, evaluate_oracle, measurement_margin
 from captioning.captions.build import load_cutpoints
 from captioning.captions.findings import FIELDS, MEASURE_OF, is_diagnostic, measure
 from captioning.data.dataset import PreparedData
@@ -41,7 +44,10 @@ def margins(root: str, split: str) -> dict:
 
 
 def main(run: str, root: str, out: str | None = None, split: str = "test") -> None:
-    report = evaluate_baseline(run, root, split=split)
+    if run == "oracle":
+        report = evaluate_oracle(root, split=split)
+    else:
+        report = evaluate_baseline(run, root, split=split)
     report["margins"] = margins(root, split)
     summary = {k: v for k, v in report.items() if k != "captions"}
     print(json.dumps(summary, indent=2))

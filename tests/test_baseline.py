@@ -40,3 +40,15 @@ def test_heads_learn_separable_fields_and_captions_parse_back():
 def test_measurement_margin():
     assert measurement_margin(np.array([0.0, 0.9, 1.05, 3.0]), [1.0], 0.2) == pytest.approx(0.5)
     assert measurement_margin(np.array([]), [1.0], 0.2) == 0.0
+
+
+def test_pixel_rule_oracle_is_the_ceiling_on_real_images(mednist_small):
+    from captioning.baseline import evaluate_oracle
+    from captioning.captions.build import build_captions
+
+    build_captions(mednist_small)
+    report = evaluate_oracle(mednist_small, split="val")
+    assert report["n"] > 0
+    assert report["caption_class_accuracy"] == 1.0
+    assert all(v == 1.0 for v in report["findings_accuracy"].values()), report
+    assert "ceiling" in report["model"]
