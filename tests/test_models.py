@@ -81,6 +81,7 @@ def test_intensity_histogram_counts_shares_at_or_above_each_level():
     for t in (1, 32, 200, 255):
         np.testing.assert_allclose(shares[:, t - 1], (images >= t).mean(axis=(1, 2)), atol=1e-6)
         above = images.astype(int) - images.min(axis=(1, 2), keepdims=True)
-        np.testing.assert_allclose(shares[:, 255 + t - 1], (above >= t).mean(axis=(1, 2)), atol=1e-6)
+        expected = (above >= t).mean(axis=(1, 2))
+        np.testing.assert_allclose(shares[:, 255 + t - 1], expected, atol=1e-6)
     layer = IntensityHistogram.from_config(IntensityHistogram(levels=16).get_config())
     assert layer.levels == 16
