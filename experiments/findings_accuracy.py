@@ -12,9 +12,9 @@ a model's errors are near the cut points (a reading limit) or anywhere (a modell
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
-import itertools
 from pathlib import Path
 
 import matplotlib
