@@ -63,6 +63,7 @@ class Captioner:
 
         import captioning.models.decoders  # noqa: F401  (registers the decoder layers)
         from captioning.decoding import CaptionSearch
+        from captioning.models.captioner import image_features
         from captioning.models.classifier import load_model
 
         self.run_dir = Path(run_dir)
@@ -95,7 +96,7 @@ class Captioner:
 
         @tf.function(reduce_retracing=True)
         def encode(pixels):
-            features = encoder(pixels, training=False)
+            features = image_features(encoder, pixels)
             return features, head(features["pooled"])  # logits (B, K)
 
         self._encode = encode

@@ -55,8 +55,6 @@ class ModelConfig:
     depth: int = field(default=1, metadata=_check(">0"))  # conv layers per stage
     feature_size: int = field(default=8, metadata=_check(">0"))  # side of the spatial map
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))
-    # cnn: add the image's cumulative intensity histogram to the pooled vector
-    histogram: bool = True
 
 
 @dataclass
@@ -122,6 +120,9 @@ class DecoderConfig:
     # attention decoder: the initial LSTM state reads the whole flattened feature map (and its
     # mean), not only the mean; a linear read-out of the map states the findings far better
     init_from_map: bool = True
+    # the initial state also reads each finding from a linear read-out of the image's intensity
+    # statistics, fitted by least squares on the training split (decoders._LSTMDecoder)
+    readout: bool = True
     # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
     attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))  # before the output layer

@@ -42,6 +42,8 @@ import keras
 
 from captioning import config as cfg
 from captioning.atomic import atomic_path
+from captioning.captions.build import load_cutpoints
+from captioning.captions.findings import cut_distances, measure
 from captioning.captions.templates import load_template_set
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
 from captioning.data.caption_data import (
@@ -227,13 +229,12 @@ def train_captioner(
             name: encode_images(encoder, part.images)
             for name, part in (("train", train), ("val", val))
         }
-        feature_shape = cached["train"]["feature_map"].shape[1:]
+        readout = len(tset.fields) if dec.readout else 0
         with strategy.scope():
-            decoder = build_decoder(dec.kind, len(vocab), **settings)
-            stage1 = build_feature_model(
-                decoder, feature_shape, cached["train"]["pooled"].shape[1], dec.max_length
-            )
+            decoder = build_decoder(dec.kind, len(vocab), readout=readout, **settings)
+            stage1 = build_feature_model(decoder, cached["train"], dec.max_length)
             optimizer = make_optimizer(config.train, steps * config.train.epochs)
+        readout_rmse = fit_findings_readout(decoder, cached["train"], train.images, data, tset)
         first = fit(
             task=task(validator(lambda _m: cached["val"])),
             model=stage1,
@@ -333,6 +334,9 @@ def train_captioner(
                         first.seconds + (second.seconds if second else 0.0), 2
                     ),
                     "parameters": int(model.count_params()),
+                    # fit of the findings read-out on the train split, in its targets' unit
+                    # (1% of each measurement's standard deviation)
+                    "readout_rmse": readout_rmse,
                     "steps_per_epoch": steps,
                     "global_batch_size": config.train.batch_size,
                     "vocabulary_size": len(vocab),
@@ -352,6 +356,16 @@ def train_captioner(
         weights_sha256=digest,
     )
     return run_dir, result
+
+
+def fit_findings_readout(decoder, cached: dict, images, data, tset) -> float | None:
+    """Fit the decoder's findings read-out (if it has one) by least squares on the training
+    images' statistics; targets: each finding's distance from its cut point
+    (``findings.cut_distances``). Returns the fit's RMSE, or None without a read-out."""
+    if decoder.readout is None:
+        return None
+    targets = cut_distances(measure(images), load_cutpoints(data.root), tset.fields)
+    return round(decoder.fit_readout(cached["statistics"], targets), 6)
 
 
 def _stage_summary(result) -> dict:

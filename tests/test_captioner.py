@@ -23,7 +23,8 @@ VOCAB = 10
 def feature_model(kind, max_length):
     keras.utils.set_random_seed(0)
     decoder = build_decoder(kind, VOCAB, embed_dim=8, hidden=8, attention_dim=8)
-    return build_feature_model(decoder, (4, 4, 6), 6, max_length)
+    shapes = {"feature_map": np.zeros((1, 4, 4, 6)), "pooled": np.zeros((1, 6))}
+    return build_feature_model(decoder, shapes, max_length)
 
 
 def batch(max_length, n=8, seed=0):

@@ -96,3 +96,27 @@ def test_attention_decoder_initial_state_from_the_whole_map(tmp_path):
     loaded = load_model(tmp_path / "decoder.keras")
     np.testing.assert_allclose(loaded(x)["logits"], model(x)["logits"], atol=1e-6)
     assert build_decoder("show_tell", 10, hidden=8, init_from_map=True).hidden == 8
+
+
+@pytest.mark.parametrize("kind", ["show_tell", "attention"])
+def test_findings_readout_is_fitted_by_least_squares_and_never_trained(kind, tmp_path):
+    rng = np.random.default_rng(1)
+    statistics = rng.uniform(0, 1, (200, 12))
+    truth = rng.normal(size=(12, 2))
+    targets = statistics @ truth + [0.5, -2.0]  # an exact linear function of the statistics
+    decoder = build_decoder(kind, 10, embed_dim=8, hidden=8, attention_dim=8, readout=2)
+    x = {**inputs(), "statistics": statistics[:2].astype("float32")}
+    before = np.asarray(decoder(x)["logits"])
+    rmse = decoder.fit_readout(statistics, targets, ridge=1e-9)
+    assert rmse < 1e-4
+    np.testing.assert_allclose(decoder.readout.get_weights()[0], truth, atol=1e-3)
+    assert not np.allclose(np.asarray(decoder(x)["logits"]), before)  # the state reads it
+    assert all("readout" not in w.path for w in decoder.trainable_weights)
+    # saved and loaded with the model, fitted weights included
+    symbols = {k: keras.Input(v.shape[1:], dtype=v.dtype, name=k) for k, v in x.items()}
+    model = keras.Model(symbols, decoder(symbols))
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        np.asarray(loaded(x)["logits"]), np.asarray(model(x)["logits"]), atol=1e-6
+    )

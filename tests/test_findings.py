@@ -111,3 +111,19 @@ def test_real_images_stable_and_fitted_on_train_only(mednist_small):
     for field, values in FIELDS.items():
         assert set(ok[field]) <= set(values)
         assert ok[field].nunique() >= 2, field
+
+
+def test_cut_distances_are_signed_hundredths_of_the_spread():
+    import pandas as pd
+
+    from captioning.captions.findings import cut_distances
+
+    m = pd.DataFrame({"std": [9.0] * 4, "extent": [0.1, 0.3, 0.5, 0.7]})
+    m["density"], m["brightness"] = m["extent"], m["extent"] * 100
+    cuts = {"version": CUTPOINTS_VERSION, "cuts": {f: [0.4] for f in FIELDS}}
+    cuts["cuts"]["brightness"] = [40.0]
+    d = cut_distances(m, cuts, ["extent", "brightness"])
+    spread = np.std([0.1, 0.3, 0.5, 0.7])
+    np.testing.assert_allclose(d[:, 0], (m["extent"] - 0.4) / (0.01 * spread))
+    np.testing.assert_allclose(d[:, 1], d[:, 0])  # the same in any unit
+    assert (np.sign(d[:, 0]) == [-1, -1, 1, 1]).all()

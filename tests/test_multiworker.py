@@ -581,7 +581,7 @@ config = TrainConfig(epochs=2, batch_size=8, learning_rate=1e-2, warmup_steps=0)
 def build():
     decoder = build_decoder("attention", vocab, embed_dim=8, hidden=8, attention_dim=8,
                             dropout=0.0)
-    return build_feature_model(decoder, (2, 2, 8), 8, length)
+    return build_feature_model(decoder, features, length)
 
 keras.utils.set_random_seed(0)
 initial = build().get_weights()

@@ -177,3 +177,18 @@ def borderline_share(measurements: pd.DataFrame, cutpoints: dict, fraction=0.02)
         gaps = np.abs(v[:, None] - np.asarray(cutpoints["cuts"][field])[None, :]).min(axis=1)
         out[field] = float(np.mean(gaps < width))
     return out
+
+
+def cut_distances(measurements: pd.DataFrame, cutpoints: dict, fields) -> np.ndarray:
+    """(N, K) float64: for each finding in ``fields``, the measurement's signed distance from
+    its cut point, in hundredths of the measurement's standard deviation over these rows.
+
+    The targets of the captioner's findings read-out (fitted on the training split): the sign
+    is the finding, and the unit makes an image 1% of a spread away from the cut read as 1."""
+    cuts = check_cutpoints(cutpoints)["cuts"]
+    columns = []
+    for field in fields:
+        values = measurements[MEASURE_OF[field]].to_numpy(np.float64)
+        unit = 0.01 * max(float(values.std()), 1e-12)
+        columns.append((values - cuts[field][0]) / unit)
+    return np.stack(columns, axis=1) if columns else np.zeros((len(measurements), 0))

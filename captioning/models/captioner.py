@@ -8,30 +8,40 @@ import numpy as np
 import tensorflow as tf
 
 from captioning.models.encoder import pixel_input
+from captioning.models.layers import IntensityHistogram
+
+
+def image_features(encoder: keras.Model, pixels, training=False) -> dict:
+    """What a decoder reads of an image: the encoder's ``feature_map`` (B, S, S, C) and
+    ``pooled`` (B, C), and ``statistics`` (B, 510), the image's cumulative intensity histogram
+    (``IntensityHistogram``), which the findings read-out uses. ``pixels``: (B, 64, 64, 1)."""
+    statistics = IntensityHistogram(name="statistics")(pixels)  # no weights: a new one is free
+    return {**encoder(pixels, training=training), "statistics": statistics}
 
 
 def encode_images(encoder: keras.Model, images: np.ndarray, batch: int = 512) -> dict:
-    """The encoder's outputs for uint8 images (N, 64, 64), as float16 numpy arrays."""
+    """``image_features`` of uint8 images (N, 64, 64) as numpy arrays: the encoder's outputs
+    as float16 (a cache for stage 1), the statistics as float32 (shares are multiples of
+    1/4096, finer than float16 resolves near 1)."""
 
     @tf.function(reduce_retracing=True)
     def forward(x):
-        return encoder(x, training=False)
+        return image_features(encoder, x)
 
-    parts: dict[str, list] = {"feature_map": [], "pooled": []}
+    parts: dict[str, list] = {"feature_map": [], "pooled": [], "statistics": []}
     for i in range(0, len(images), batch):
         out = forward(tf.cast(images[i : i + batch], tf.float32)[..., None])
         for key in parts:
-            parts[key].append(out[key].numpy().astype(np.float16))
+            dtype = np.float32 if key == "statistics" else np.float16
+            parts[key].append(out[key].numpy().astype(dtype))
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def build_feature_model(decoder, feature_shape, pooled_dim, max_length: int) -> keras.Model:
-    """Stage 1: cached features + tokens -> caption logits (and attention)."""
-    inputs = {
-        "feature_map": keras.Input(feature_shape, name="feature_map"),
-        "pooled": keras.Input((pooled_dim,), name="pooled"),
-        "tokens": keras.Input((max_length,), dtype="int32", name="tokens"),
-    }
+def build_feature_model(decoder, features: dict, max_length: int) -> keras.Model:
+    """Stage 1: cached features + tokens -> caption logits (and attention). ``features``:
+    name -> array (N, ...) as ``encode_images`` returns them (only the shapes are used)."""
+    inputs = {k: keras.Input(v.shape[1:], name=k) for k, v in features.items()}
+    inputs["tokens"] = keras.Input((max_length,), dtype="int32", name="tokens")
     out = decoder(inputs)
     outputs = {"caption_logits": out["logits"]}
     if "attention" in out:
@@ -45,7 +55,7 @@ def build_captioner(encoder, head, decoder, max_length: int) -> keras.Model:
     Sub-layers by name: ``encoder``, ``logits`` (head), ``decoder``."""
     pixels = pixel_input()
     tokens = keras.Input((max_length,), dtype="int32", name="tokens")
-    features = encoder(pixels)
+    features = image_features(encoder, pixels)
     out = decoder({**features, "tokens": tokens})
     outputs = {"caption_logits": out["logits"], "class_logits": head(features["pooled"])}
     if "attention" in out:

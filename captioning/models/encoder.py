@@ -2,8 +2,7 @@
 
 Every encoder is a Keras functional model with one input, raw pixels (B, 64, 64, 1) in
 0..255 (scaling is inside the model, so a saved model needs no outside preprocessing), and two
-outputs: ``feature_map`` (B, S, S, C) for attention decoders and ``pooled`` (B, D), the image
-vector (the map's mean, followed by the intensity statistics when ``histogram`` is on).
+outputs: ``feature_map`` (B, S, S, C) for attention decoders and ``pooled`` (B, C).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from keras import layers
 
 from captioning.config import ModelConfig
 from captioning.data.images import IMAGE_SIZE
-from captioning.models.layers import BN_MOMENTUM, ConvBlock, GrayscaleToRGB, IntensityHistogram
+from captioning.models.layers import BN_MOMENTUM, ConvBlock, GrayscaleToRGB
 
 
 def pixel_input() -> keras.KerasTensor:
@@ -27,11 +26,6 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
 
     Default widths [16, 32, 64, 64]: 64x64 -> stem 32x32x16 -> 16x16x32 -> 8x8x64 -> 8x8x64.
     Striding early is what makes it fast on a CPU: most of the work is on 16x16 and 8x8 maps.
-
-    With ``histogram`` (default), ``pooled`` also holds the image's cumulative intensity
-    histogram (``IntensityHistogram``, batch-normalised): (B, 64 + 510) for the default widths.
-    The captions' findings are shares of pixels past grey levels, which the convolutions only
-    approximate (experiments/findings_accuracy.md).
     """
     pixels = pixel_input()
     x = layers.Rescaling(1 / 255.0, name="scale")(pixels)
@@ -46,13 +40,7 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
         pool = size > config.feature_size
         x = ConvBlock(width, depth=config.depth, pool=pool, name=f"stage{i + 1}")(x)
         size = size // 2 if pool else size
-    pooled = layers.GlobalAveragePooling2D(name="pool")(x)  # (B, C)
-    if config.histogram:
-        shares = IntensityHistogram(name="histogram")(pixels)  # (B, 510), most near 0 or 1
-        shares = layers.BatchNormalization(
-            momentum=BN_MOMENTUM, synchronized=True, name="histogram_bn"
-        )(shares)  # standardised, so a linear read-out finds a cut point in few steps
-        pooled = layers.Concatenate(name="pooled")([pooled, shares])  # (B, C + 510)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(pixels, {"feature_map": x, "pooled": pooled}, name="encoder")
 
 
