@@ -30,9 +30,11 @@ class _LSTMDecoder(layers.Layer):
     findings read-out.
 
     With ``readout`` = K > 0, a linear layer reads K numbers from the image's intensity
-    statistics (``features["statistics"]``) and the LSTM's initial state reads them beside the
-    image vector. Its weights are fitted by least squares (``fit_readout``) to each finding's
-    measurement relative to its cut point, and are never changed by gradient steps: the findings
+    statistics (``features["statistics"]``); the LSTM's initial state reads them beside the
+    image vector, and every step's gates read them too (as the attention context is read), so
+    a finding stated late in the caption does not depend on the state carrying it. The
+    read-out's weights are fitted by least squares (``fit_readout``) to each finding's
+    measurement relative to its cut point, and never changed by gradient steps: the findings
     are shares of pixels past grey levels, which the statistics state exactly and a linear map
     recovers to ~1e-4 of their spread, whereas the caption loss alone leaves the LSTM's own
     read-out of them at 97-99% per field (experiments/findings_accuracy.md).
@@ -59,6 +61,9 @@ class _LSTMDecoder(layers.Layer):
         self.readout_size = readout
         # (B, 510) statistics -> (B, K); fitted, not trained
         self.readout = layers.Dense(readout, trainable=False, name="readout") if readout else None
+        self.readout_gates = (  # (B, K) -> (B, 4H), the read-out's share of every step's gates
+            layers.Dense(4 * hidden, use_bias=False, name="readout_gates") if readout else None
+        )
         self.embedding = layers.Embedding(vocab_size, embed_dim, name="embedding")
         self.init_h = layers.Dense(hidden, activation="tanh", name="init_h")
         self.init_c = layers.Dense(hidden, name="init_c")
@@ -70,6 +75,7 @@ class _LSTMDecoder(layers.Layer):
     def _build_common(self, init_dim: int, input_shape) -> None:
         if self.readout is not None:
             self.readout.build((None, input_shape["statistics"][-1]))
+            self.readout_gates.build((None, self.readout_size))
             init_dim += self.readout_size
         self.embedding.build((None,))
         self.init_h.build((None, init_dim))
@@ -78,15 +84,26 @@ class _LSTMDecoder(layers.Layer):
         self.recurrent.build((None, self.hidden))
         self.out.build((None, self.hidden))
 
-    def _start_state(self, start, features):
-        """(h, c) from the image vector ``start`` (B, D) and, with a read-out, its K numbers."""
-        if self.readout is not None:
-            start = ops.concatenate([start, self.readout(features["statistics"])], axis=-1)
-        return self.init_h(start), self.init_c(start)  # each (B, H)
+    def _start(self, start, features):
+        """The initial state (h, c), each (B, H), from the image vector ``start`` (B, D) and,
+        with a read-out, its K numbers; and the read-out's fixed share of every step's gates:
+        a tuple holding one (B, 4H) tensor, or empty without a read-out."""
+        if self.readout is None:
+            return (self.init_h(start), self.init_c(start)), ()
+        found = self.readout(features["statistics"])  # (B, K)
+        start = ops.concatenate([start, found], axis=-1)
+        return (self.init_h(start), self.init_c(start)), (self.readout_gates(found),)
 
-    def fit_readout(self, statistics: np.ndarray, targets: np.ndarray, ridge: float = 1e-3):
-        """Set the read-out to the ridge least-squares fit of ``targets`` (N, K) on
-        ``statistics`` (N, F) of the training images (closed form, float64)."""
+    @staticmethod
+    def _fixed_gates(extra):
+        """The read-out's share of the gates (B, 4H) from ``_start``'s tuple, or 0.0."""
+        return extra[0] if extra else 0.0
+
+    def fit_readout(self, statistics: np.ndarray, targets: np.ndarray, ridge: float = 1e-8):
+        """Set the read-out to the least-squares fit of ``targets`` (N, K) on ``statistics``
+        (N, F) of the training images (closed form, float64). ``ridge`` x N on the diagonal only
+        keeps the solve stable (the shares of neighbouring levels are nearly collinear): a
+        stronger one blurs the fit near the cut points, where it matters."""
         x = np.concatenate([statistics.astype(np.float64), np.ones((len(statistics), 1))], 1)
         gram = x.T @ x + ridge * len(x) * np.eye(x.shape[1])
         solution = np.linalg.solve(gram, x.T @ targets.astype(np.float64))  # (F + 1, K)
@@ -123,17 +140,20 @@ class ShowTellDecoder(_LSTMDecoder):
         self.built = True
 
     def initial_state(self, features, training=False):
-        return (), self._start_state(features["pooled"], features)  # no context; (h, c)
+        state, extra = self._start(features["pooled"], features)
+        return extra, state  # context: only the read-out's share of the gates, if any
 
     def step(self, tokens, state, context, training=False):
-        gates = self.word_gates(self.embedding(tokens))  # (B, 4H)
+        gates = self.word_gates(self.embedding(tokens)) + self._fixed_gates(context)  # (B, 4H)
         h, c = self._lstm(gates, state)
         return self.out(self.drop(h, training=training)), (h, c), None  # (B, V)
 
     def call(self, inputs, training=None):
         tokens = inputs["tokens"]  # (B, T)
-        _, state = self.initial_state(inputs, training=training)
+        extra, state = self.initial_state(inputs, training=training)
         gates = self.word_gates(self.embedding(tokens))  # (B, T, 4H), all steps at once
+        if extra:
+            gates = gates + extra[0][:, None, :]
         hs = []
         for t in range(tokens.shape[1]):
             state = self._lstm(gates[:, t], state)
@@ -187,11 +207,11 @@ class AttentionDecoder(_LSTMDecoder):
         if self.init_from_map:
             whole = ops.reshape(flat, (ops.shape(flat)[0], -1))  # (B, P * C)
             start = ops.concatenate([mean, whole], axis=-1)  # (B, C + P * C)
-        context = (flat, self.att_features(flat))  # (B, P, C), (B, P, A)
-        return context, self._start_state(start, features)
+        state, extra = self._start(start, features)
+        return (flat, self.att_features(flat), *extra), state  # (B, P, C), (B, P, A)[, (B, 4H)]
 
     def _attend(self, state, context):
-        flat, projected = context
+        flat, projected = context[:2]
         scores = self.att_score(
             ops.tanh(projected + ops.expand_dims(self.att_hidden(state[0]), 1))
         )  # (B, P, 1)
@@ -202,17 +222,18 @@ class AttentionDecoder(_LSTMDecoder):
     def step(self, tokens, state, context, training=False):
         context_part, alpha = self._attend(state, context)
         gates = self.word_gates(self.embedding(tokens)) + context_part
-        h, c = self._lstm(gates, state)
+        h, c = self._lstm(gates + self._fixed_gates(context[2:]), state)
         return self.out(self.drop(h, training=training)), (h, c), alpha
 
     def call(self, inputs, training=None):
         tokens = inputs["tokens"]  # (B, T)
         context, state = self.initial_state(inputs, training=training)
         word_part = self.word_gates(self.embedding(tokens))  # (B, T, 4H)
+        fixed = self._fixed_gates(context[2:])  # (B, 4H) or 0.0
         hs, alphas = [], []
         for t in range(tokens.shape[1]):
             context_part, alpha = self._attend(state, context)
-            state = self._lstm(word_part[:, t] + context_part, state)
+            state = self._lstm(word_part[:, t] + context_part + fixed, state)
             hs.append(state[0])
             alphas.append(alpha)
         h = ops.stack(hs, axis=1)  # (B, T, H)
