@@ -118,10 +118,12 @@ class DecoderConfig:
     hidden: int = field(default=128, metadata=_check(">0"))  # LSTM units
     attention_dim: int = field(default=128, metadata=_check(">0"))  # additive attention width
     # attention decoder: the initial LSTM state reads the whole flattened feature map (and its
-    # mean), not only the mean; a linear read-out of the map states the findings far better
-    init_from_map: bool = True
-    # the initial state also reads each finding from a linear read-out of the image's intensity
-    # statistics, fitted by least squares on the training split (decoders._LSTMDecoder)
+    # mean), not only the mean. Off by default: the findings read-out (below) states the
+    # findings, and the initial state is 4,096 inputs smaller without the map
+    init_from_map: bool = False
+    # the initial state and every step also read each finding from a linear read-out of the
+    # image's intensity statistics, fitted by least squares on the training split
+    # (decoders._LSTMDecoder); off: the LSTM reads the findings from the CNN features alone
     readout: bool = True
     # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
     attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
