@@ -42,12 +42,16 @@ CAPTIONER_KEYS = (
     "ece",
     "out_of_scope",
     "out_of_scope_rate",
+    "template_share",
 )
 TRAINING_KEYS = (
     "parameters",
     "epochs_run",
     "best_val",
     "chosen_stage",
+    "stage1",  # captioner: each stage's best validation metrics (frozen vs end to end)
+    "stage2",
+    "readout_rmse",
     "peak_rss_mib",
     "train_seconds_this_process",
     "weights_sha256",
