@@ -143,9 +143,31 @@ CAPTIONER_COLUMNS = (
     ("density", lambda m: pct(m.get("findings_accuracy", {}).get("density"), 1)),
     ("brightness", lambda m: pct(m.get("findings_accuracy", {}).get("brightness"), 1)),
     ("all right", lambda m: pct(m.get("findings_accuracy", {}).get("all"), 1)),
-    ("ECE", lambda m: num(m.get("ece"))),
+    ("ECE % class / worst finding", lambda m: ece_text(m.get("ece"))),
     ("out of scope", lambda m: pct(m.get("out_of_scope_rate"), 2)),
 )
+
+
+def ece_text(ece) -> str:
+    """``0.04 / 0.61``: the class's expected calibration error and the largest of the findings',
+    in percent; a dash where the evaluation had no calibration."""
+    if not isinstance(ece, dict) or ece.get("class") is None:
+        return DASH
+    findings = [v for k, v in ece.items() if k != "class" and v is not None]
+    worst = f"{100 * max(findings):.2f}" if findings else DASH
+    return f"{100 * ece['class']:.2f} / {worst}"
+
+
+def mean_metrics(metrics: list[dict]) -> dict:
+    """The mean of each number (nested dicts included) over ``metrics``; keys all share."""
+    out = {}
+    for key, value in metrics[0].items():
+        values = [m.get(key) for m in metrics]
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in values):
+            out[key] = mean_metrics(values)
+        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            out[key] = statistics.mean(values)
+    return out
 
 
 def captioner_results(artifacts: dict) -> list[dict]:
@@ -166,8 +188,15 @@ def captioner(artifacts: dict) -> str:
         row(["model", *(name for name, _ in CAPTIONER_COLUMNS)]),
         row(["---", *("---:" for _ in CAPTIONER_COLUMNS)]),
     ]
-    for art in results:
-        lines.append(row([art["label"], *(cell(art["metrics"]) for _, cell in CAPTIONER_COLUMNS)]))
+    for label, arts in grouped(results):
+        seeds = [a.get("seed") for a in arts]
+        for art in arts:
+            name = label if len(arts) == 1 else f"{label}, seed {art.get('seed')}"
+            lines.append(row([name, *(cell(art["metrics"]) for _, cell in CAPTIONER_COLUMNS)]))
+        if len(arts) > 1:  # the mean over seeds, in bold
+            mean = mean_metrics([a["metrics"] for a in arts])
+            name = f"**{label}, mean of seeds {', '.join(map(str, seeds))}**"
+            lines.append(row([name, *(f"**{cell(mean)}**" for _, cell in CAPTIONER_COLUMNS)]))
     return "\n".join(lines) + "\n\n" + sources(results)
 
 

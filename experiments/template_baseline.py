@@ -3,6 +3,9 @@
     python experiments/template_baseline.py CLASSIFIER_RUN DATA_ROOT [OUT_JSON] [SPLIT]
     python experiments/template_baseline.py oracle DATA_ROOT [OUT_JSON] [SPLIT]
 
+With ``--record NAME`` after the arguments, the result is also written as a captioner-table
+artifact, ``experiments/results/captioner/NAME.json``, with its provenance.
+
 Fits one linear head per finding (and the quality flag) on the classifier's frozen encoder
 features of the train split, renders template 0 with the predicted fields and the classifier's
 class, and scores the captions like a captioner's (BLEU, CIDEr-D, ROUGE-L, class and findings
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +47,47 @@ def margins(root: str, split: str) -> dict:
     return out
 
 
-def main(run: str, root: str, out: str | None = None, split: str = "test") -> None:
+LABELS = {
+    "oracle": "pixel-rule oracle: true class + findings formulas, template 0 (a ceiling)",
+    "baseline": "template baseline: classifier + linear head per field, template 0",
+}
+
+
+def record(report: dict, name: str, kind: str, root: str, argv: list[str]) -> Path:
+    """Write ``report``'s headline metrics as a captioner-table artifact with provenance."""
+    from captioning.provenance import provenance
+
+    data = PreparedData(root)
+    command = "python experiments/template_baseline.py " + " ".join(
+        "DATA" if a == root else a for a in argv
+    )
+    keys = ("n", "bleu1", "bleu2", "bleu3", "bleu4", "bleu4_nltk", "cider", "rouge_l")
+    metrics = {k: report[k] for k in keys if k in report}
+    metrics["caption_class_accuracy"] = report["caption_class_accuracy"]
+    metrics["findings_accuracy"] = report["findings_accuracy"]
+    artifact = {
+        "name": name,
+        "label": LABELS[kind],
+        "kind": kind,
+        "seed": report.get("seed"),
+        "evaluate_split": report["split"],
+        **provenance(command, data.card),
+        "metrics": metrics,
+    }
+    out = Path(__file__).resolve().parent / "results" / "captioner" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(artifact, indent=2) + "\n")
+    return out
+
+
+def main(argv: list[str]) -> None:
+    name = None
+    if "--record" in argv:
+        i = argv.index("--record")
+        name, argv = argv[i + 1], argv[:i] + argv[i + 2 :]
+    run, root, *rest = argv
+    out = rest[0] if rest else None
+    split = rest[1] if len(rest) > 1 else "test"
     if run == "oracle":
         report = evaluate_oracle(root, split=split)
     else:
@@ -54,7 +98,10 @@ def main(run: str, root: str, out: str | None = None, split: str = "test") -> No
     if out:
         with open(out, "w") as fh:
             json.dump(report, fh, indent=2)
+    if name:
+        kind = "oracle" if run == "oracle" else "baseline"
+        print(f"written to {record(report, name, kind, root, sys.argv[1:])}")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

@@ -85,7 +85,7 @@ def test_an_unknown_table_is_refused(copy):
         tables.run(copy, check=True)
 
 
-def fake_captioner_run(root: Path, ece: float | None) -> tuple[Path, Path]:
+def fake_captioner_run(root: Path, ece: dict | None) -> tuple[Path, Path]:
     """A captioner run folder as an older version wrote it (no code/data/machine blocks)."""
     run = root / "run"
     run.mkdir()
@@ -121,7 +121,8 @@ def fake_captioner_run(root: Path, ece: float | None) -> tuple[Path, Path]:
 
 
 def test_record_writes_an_artifact_the_captioner_table_renders(tmp_path):
-    run, evaluation = fake_captioner_run(tmp_path, ece=0.0123)
+    ece = {"class": 0.0123, "extent": 0.02, "density": None}
+    run, evaluation = fake_captioner_run(tmp_path, ece=ece)
     results = tmp_path / "experiments/results"
     args = ["--eval", str(evaluation), "--name", "tiny", "--label", "tiny captioner"]
     assert record.main([str(run), *args, "--results", str(results)]) == 0
@@ -138,7 +139,7 @@ def test_record_writes_an_artifact_the_captioner_table_renders(tmp_path):
     cells = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
     assert cells == [
         "tiny captioner", "0.500", "1.250", "0.750", "100.00%",
-        "50.0%", "25.0%", "100.0%", "25.0%", "0.012", "–",
+        "50.0%", "25.0%", "100.0%", "25.0%", "1.23 / 2.00", "–",
     ]  # fmt: skip
     assert "data copy not recorded" in text and "machine not recorded" in text
 
@@ -162,3 +163,16 @@ def test_provenance_names_the_data_copy_and_the_machine():
     state = git_state(ROOT)
     if state["commit"] is not None:
         assert len(state["commit"]) == 40 and isinstance(state["dirty"], bool)
+
+
+def test_captioner_rows_of_several_seeds_get_their_mean():
+    arts = []
+    for seed, acc in ((0, 0.99), (1, 0.97)):
+        metrics = {"bleu4": 0.5 + seed, "findings_accuracy": {"all": acc}}
+        arts.append({"label": "cap", "seed": seed, "metrics": metrics, "_path": f"{seed}.json"})
+    text = tables.RENDERERS["captioner"]({"results": {"captioner": arts}, "benchmarks": {}})
+    rows = [r for r in text.splitlines() if r.startswith("| ")][2:]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "cap, seed 0", "cap, seed 1", "**cap, mean of seeds 0, 1**",
+    ]  # fmt: skip
+    assert "**1.000**" in rows[2] and "**98.0%**" in rows[2]
