@@ -147,7 +147,8 @@ def _caption(args) -> int:
 def _calibrate(args) -> int:
     from captioning.calibrate import calibrate_run
 
-    print(json.dumps(calibrate_run(Path(args.run_dir), args.method, args.keep), indent=2))
+    keep = {} if args.keep is None else {"keep": args.keep}
+    print(json.dumps(calibrate_run(Path(args.run_dir), args.method, **keep), indent=2))
     return 0
 
 
@@ -251,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal = commands.add_parser("calibrate", help="fit a run's out-of-scope rule and temperatures")
     cal.add_argument("run_dir", help="a classifier or captioner run folder")
     cal.add_argument("--method", default="mahalanobis", choices=("msp", "energy", "mahalanobis"))
-    cal.add_argument("--keep", type=float, default=0.995, help="share of val kept in scope")
+    cal.add_argument("--keep", type=float, help="share of val kept in scope (default 0.997)")
     cal.set_defaults(func=_calibrate)
     quick = commands.add_parser(
         "quickstart", help="the whole job: prepare, classifier, captioner, evaluation, report"

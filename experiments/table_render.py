@@ -135,14 +135,14 @@ def classifier(artifacts: dict) -> str:
 
 
 CAPTIONER_COLUMNS = (
-    ("BLEU-4", lambda m: num(m.get("bleu4"))),
+    ("BLEU-4", lambda m: num(m.get("bleu4"), 4)),
     ("CIDEr-D", lambda m: num(m.get("cider"))),
-    ("ROUGE-L", lambda m: num(m.get("rouge_l"))),
+    ("ROUGE-L", lambda m: num(m.get("rouge_l"), 4)),
     ("class", lambda m: pct(m.get("caption_class_accuracy"), 2)),
-    ("extent", lambda m: pct(m.get("findings_accuracy", {}).get("extent"), 1)),
-    ("density", lambda m: pct(m.get("findings_accuracy", {}).get("density"), 1)),
-    ("brightness", lambda m: pct(m.get("findings_accuracy", {}).get("brightness"), 1)),
-    ("all right", lambda m: pct(m.get("findings_accuracy", {}).get("all"), 1)),
+    ("extent", lambda m: pct(m.get("findings_accuracy", {}).get("extent"), 2)),
+    ("density", lambda m: pct(m.get("findings_accuracy", {}).get("density"), 2)),
+    ("brightness", lambda m: pct(m.get("findings_accuracy", {}).get("brightness"), 2)),
+    ("all right", lambda m: pct(m.get("findings_accuracy", {}).get("all"), 2)),
     ("ECE % class / worst finding", lambda m: ece_text(m.get("ece"))),
     ("out of scope", lambda m: pct(m.get("out_of_scope_rate"), 2)),
 )
@@ -302,10 +302,12 @@ def headline(artifacts: dict) -> str:
             row(["classifier accuracy", f"{mean} (errors {errors} of {n:,}; seeds {seeds})"])
         )
     caps = [a for a in captioner_results(artifacts) if a.get("headline")]
-    for art in caps:
-        m = art["metrics"]
-        cells = ", ".join(f"{name} {cell(m)}" for name, cell in CAPTIONER_COLUMNS[:8])
-        lines.append(row([f"captioner: {art['label']}", cells]))
+    for label, arts in grouped(caps):  # several seeds: their mean
+        m = mean_metrics([a["metrics"] for a in arts])
+        cells = ", ".join(f"{name} {cell(m)}" for name, cell in CAPTIONER_COLUMNS)
+        if len(arts) > 1:
+            label += f" (mean of seeds {', '.join(str(a.get('seed')) for a in arts)})"
+        lines.append(row([f"captioner: {label}", cells]))
     if not caps:
         lines.append(row(["captioner", "no recorded result yet (see experiments/README.md)"]))
     used += caps

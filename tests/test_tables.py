@@ -138,8 +138,8 @@ def test_record_writes_an_artifact_the_captioner_table_renders(tmp_path):
     text = tables.RENDERERS["captioner"]({"results": {"captioner": [art]}, "benchmarks": {}})
     cells = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
     assert cells == [
-        "tiny captioner", "0.500", "1.250", "0.750", "100.00%",
-        "50.0%", "25.0%", "100.0%", "25.0%", "1.23 / 2.00", "–",
+        "tiny captioner", "0.5000", "1.250", "0.7500", "100.00%",
+        "50.00%", "25.00%", "100.00%", "25.00%", "1.23 / 2.00", "–",
     ]  # fmt: skip
     assert "data copy not recorded" in text and "machine not recorded" in text
 
@@ -175,4 +175,4 @@ def test_captioner_rows_of_several_seeds_get_their_mean():
     assert [r.split("|")[1].strip() for r in rows] == [
         "cap, seed 0", "cap, seed 1", "**cap, mean of seeds 0, 1**",
     ]  # fmt: skip
-    assert "**1.000**" in rows[2] and "**98.0%**" in rows[2]
+    assert "**1.0000**" in rows[2] and "**98.00%**" in rows[2]
