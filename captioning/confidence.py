@@ -18,11 +18,11 @@ architecture: only on ``decoder({"feature_map", "pooled", "tokens"}) -> {"logits
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from captioning.captions.findings import FIELDS
+from captioning.captions.parse import phrase_table
 from captioning.captions.templates import TemplateSet
 from captioning.captions.tokenize import tokenize
 
@@ -38,24 +38,10 @@ class FieldLogits:
     chosen: np.ndarray
 
 
-@lru_cache(maxsize=16)
-def _phrase_table(tset: TemplateSet) -> tuple[dict, int]:
-    """tokens -> (kind, value) for the set's class and field phrases; the longest length."""
-    table: dict[tuple[str, ...], tuple[str, str]] = {}
-    for class_name, phrases in tset.classes.items():
-        for p in phrases:
-            table[tuple(tokenize(p))] = ("class", class_name)
-    for kind, values in tset.phrases.items():
-        for value, phrases in values.items():
-            for p in phrases:
-                table[tuple(tokenize(p))] = (kind, value)
-    return table, max(len(k) for k in table)
-
-
 def locate_fields(words: list[str], tset: TemplateSet) -> dict[str, tuple[int, tuple, str]]:
     """Field -> (position, phrase tokens, value) of the first phrase of each field in ``words``,
     scanning as parse-back does (longest phrase first at each position)."""
-    table, longest = _phrase_table(tset)
+    table, longest = phrase_table(tset)
     found: dict[str, tuple[int, tuple, str]] = {}
     i = 0
     while i < len(words):

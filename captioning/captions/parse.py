@@ -47,6 +47,13 @@ class Parsed:
         return not self.missing and all(fields.get(f) == v for f, v in self.fields.items())
 
 
+def phrase_table(tset: TemplateSet) -> tuple[dict[tuple[str, ...], tuple[str, str]], int]:
+    """tokens -> (kind, value) for every class and field phrase of the set, and the longest
+    phrase's length: what parse-back matches a caption's words against."""
+    table, _, longest = _grammar(tset)
+    return table, longest
+
+
 @lru_cache(maxsize=16)
 def _grammar(tset: TemplateSet) -> tuple[dict[tuple[str, ...], tuple[str, str]], frozenset, int]:
     """Phrase table (tokens -> (kind, value)), filler vocabulary, longest phrase length."""
