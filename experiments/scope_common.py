@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,36 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 sys.path.insert(0, str(ROOT))
 
-from captioning.provenance import machine  # noqa: E402
+from captioning.provenance import git_state, provenance  # noqa: E402
 
-
-def commit() -> str:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it."""
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0
-    return head + ("+dirty" if dirty else "")
-
-
-START_COMMIT = commit()  # the code the study ran, even if the checkout moves on meanwhile
+START_CODE = git_state(ROOT)  # the code the study ran, even if the checkout moves on meanwhile
 
 
 def record(name: str, result: dict, data: dict, out: str | None = None) -> Path:
-    """Write ``result`` with command, commit, data, machine and date to
-    ``experiments/results/<name>.json`` (or ``out``)."""
-    from captioning.runs import package_versions
-
+    """Write ``result`` with the project's provenance (command, code, machine, versions, date)
+    and ``data`` to ``experiments/results/<name>.json`` (or ``out``)."""
     path = Path(out) if out else RESULTS / f"{name}.json"
-    payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": shlex.join(["python", *sys.argv]).replace(f"{ROOT}/", ""),
-        "commit": START_COMMIT,
-        "data": data,
-        "machine": machine(),
-        "versions": package_versions(),
-        **result,
-    }
+    command = shlex.join(["python", *sys.argv]).replace(f"{ROOT}/", "")
+    payload = {**provenance(command), "code": START_CODE, "data": data, **result}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"written to {path}")
