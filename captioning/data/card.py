@@ -40,8 +40,10 @@ def write_data_card(
     skipped: list[dict],
     empty_classes: list[str],
     settings: dict,
+    extra_markdown: list[str] = (),
 ) -> dict:
-    """Write ``data_card.json`` and ``data_card.md`` into ``folder``; return the card."""
+    """Write ``data_card.json`` and ``data_card.md`` into ``folder``; return the card.
+    ``extra_markdown``: lines appended to the Markdown (a caption source's text statistics)."""
     counts = pd.crosstab(manifest["class"], manifest["split"]).reindex(
         index=classes, columns=list(SPLITS), fill_value=0
     )
@@ -65,19 +67,22 @@ def write_data_card(
         **settings,
     }
     (folder / "data_card.json").write_text(json.dumps(card, indent=2))
-    (folder / "data_card.md").write_text(render_markdown(card))
+    extra = "".join(f"{line}\n" for line in ["", *extra_markdown]) if extra_markdown else ""
+    (folder / "data_card.md").write_text(render_markdown(card) + extra)
     return card
 
 
 def render_markdown(card: dict) -> str:
     """A short human-readable summary of the card."""
     lines = [
-        "# Prepared MedNIST: data card",
+        f"# Prepared {card.get('title', 'MedNIST')}: data card",
         "",
         f"Source: `{card['source']}`"
         + (f" (md5 `{card['archive_md5']}`)" if card.get("archive_md5") else ""),
         f"Split: seed {card['seed']}, fractions {card['fractions']}, stratified by class, "
-        "grouped by content md5.",
+        "grouped by content md5."
+        if card.get("split_from", "seeded") == "seeded"
+        else f"Split: as given in {card['split_from']}.",
         f"Manifest sha256: `{card['manifest_sha256']}`",
         "",
         "| class | " + " | ".join(SPLITS) + " | total |",

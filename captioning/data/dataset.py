@@ -62,7 +62,14 @@ class PreparedData:
         self.manifest = pd.read_csv(
             manifest_path,
             keep_default_na=False,
-            dtype={"path": str, "class": str, "md5": str, "split": str},
+            dtype={
+                "path": str,
+                "class": str,
+                "md5": str,
+                "split": str,
+                "study": str,
+                "images": str,
+            },
         )
         self.classes: list[str] = self.card["classes"]
 

@@ -65,8 +65,12 @@ def fetch(url: str, downloads: Path, md5: str | None = None) -> Path:
     return archive.download(url, Path(downloads) / Path(url).name, expected)
 
 
-def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
-    """Prepare ``root`` from ``options.source``; return the data card as a dict."""
+def prepare(root: Path, options: PrepareOptions, downloads: Path, builder=None) -> dict:
+    """Prepare ``root`` from ``options.source``; return the data card as a dict.
+
+    ``builder(folder, options, downloads) -> card`` fills the hidden folder (default: a MedNIST
+    archive, URL or class folder; ``captioning.data.sources.prepare`` passes the caption-file
+    one), so every kind of dataset gets the same refusal rules and all-or-nothing swap."""
     root = Path(root).resolve()
     _check_options(options)
     if (root / "data_card.json").exists():
@@ -82,7 +86,7 @@ def prepare(root: Path, options: PrepareOptions, downloads: Path) -> dict:
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     try:
-        card = _build(building, options, downloads)
+        card = (builder or _build)(building, options, downloads)
         _move_into_place(building, root)
     except OSError as err:  # disk full, file-size limit, permissions
         reason = err.strerror or str(err)

@@ -1,0 +1,190 @@
+"""``captioning data prepare --captions FILE --images DIR``: a caption file (CSV, JSONL or an
+R2Gen ``annotation.json``) and its image folder into a prepared dataset, in the layout MedNIST
+gets (``captioning.data.prepare``: built in a hidden folder, moved into place when complete)::
+
+    manifest.csv         path (the image the encoder reads), class, label, md5, width, height,
+                         split, study, images (all the study's images, '|'-joined)
+    images.npy           decoded with the same rules as MedNIST (any size, any channels)
+    data_card.json/.md   counts, skipped images, duplicates, the caption source and its text
+                         statistics (lengths, vocabulary, OOV rate on val and test)
+    captions/references.csv           path, split, class, study, reference_0..k-1
+    captions/references_card.json/.md the text statistics and a few examples
+
+Safety as for MedNIST: an image path that is absolute or leaves the image folder refuses the
+whole file with one line; an image that is missing or unreadable is skipped and listed in the
+card (``--strict``: refused instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from captioning.captions.text import TextRules
+from captioning.captions.text_card import text_stats, text_stats_markdown
+from captioning.data.card import write_data_card
+from captioning.data.folder import decode_files, printable_path
+from captioning.data.images import IMAGE_SIZE
+from captioning.data.prepare import PrepareOptions, prepare
+from captioning.data.sources import FORMATS, REFERENCES_FILE, detect_format
+from captioning.data.sources.records import Record, check_records, inside
+from captioning.data.split import grouped_stratified_split
+from captioning.errors import DataError
+from captioning.paths import captioning_home, default_data_root
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaptionFileOptions(PrepareOptions):
+    """``PrepareOptions`` plus the caption file, its image folder, format and text rules."""
+
+    images: str = ""
+    format: str | None = None
+    rules: TextRules = field(default_factory=TextRules)
+
+
+def default_root(captions: Path) -> Path:
+    """``$CAPTIONING_HOME/<name>``: the caption file's name without suffix, or its folder's name
+    for an ``annotation.json`` (R2Gen keeps one per dataset folder); never MedNIST's folder."""
+    captions = captions.expanduser().resolve()
+    name = captions.parent.name if captions.name == "annotation.json" else captions.stem
+    root = captioning_home() / (name or "captions")
+    return root.with_name(root.name + "-captions") if root == default_data_root() else root
+
+
+def prepare_caption_file(root: Path, options: CaptionFileOptions) -> dict:
+    """Prepare ``root`` from the caption file ``options.source``; return the data card."""
+    return prepare(root, options, downloads=captioning_home() / "downloads", builder=_build)
+
+
+def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dict:
+    captions = Path(options.source).expanduser().resolve()
+    image_dir = Path(options.images).expanduser().resolve()
+    if not captions.is_file():
+        raise DataError(f"{captions}: no such caption file")
+    if not image_dir.is_dir():
+        raise DataError(f"{image_dir}: no such image folder")
+    fmt = options.format or detect_format(captions)
+    if fmt not in FORMATS:
+        raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    kind, reader = FORMATS[fmt]
+    records = reader(captions)
+    check_records(records, captions)
+    files = [inside(image_dir, r.images[0], r.where) for r in records]
+    for record in records:  # the other images are not read, but must not point outside either
+        for other in record.images[1:]:
+            inside(image_dir, other, record.where)
+    missing = [f for f in files if not f.exists()]
+    skipped = [
+        {"path": printable_path(f.relative_to(image_dir)), "reason": "no such file"}
+        for f in dict.fromkeys(missing)
+    ]
+    if missing and options.strict:
+        raise DataError(f"{missing[0]}: no such file (--strict)")
+    present = [f for f in files if f.exists()]
+    pixels, rows, unreadable = decode_files(list(dict.fromkeys(present)), image_dir, options.strict)
+    skipped += unreadable
+    for entry in skipped[: len(skipped) - len(unreadable)]:
+        log.warning("skipped %s: %s", image_dir / entry["path"], entry["reason"])
+    decoded = {row["path"]: (i, row) for i, row in enumerate(rows)}
+    keep = [
+        (record, decoded[path])
+        for record, f in zip(records, files, strict=True)
+        if (path := f.relative_to(image_dir).as_posix()) in decoded
+    ]
+    if not keep:
+        raise DataError(f"{image_dir}: none of the {len(records)} images could be read")
+    manifest, references = _manifest(keep, options)
+    np.save(building / "images.npy", pixels[[row_index for _, (row_index, _) in keep]])
+    manifest.to_csv(building / "manifest.csv", index=False)
+    checksum = hashlib.sha256((building / "manifest.csv").read_bytes()).hexdigest()
+    stats = text_stats(references, manifest["split"].tolist(), options.rules)
+    classes = sorted(c for c in manifest["class"].unique() if c)
+    source = {
+        "kind": kind,
+        "format": fmt,
+        "captions_file": str(captions),
+        "has_labels": bool(classes),
+        "has_truth": False,
+        "text": options.rules.to_dict(),
+    }
+    _write_references(building, manifest, references, stats, source)
+    return write_data_card(
+        building,
+        manifest,
+        classes=classes,
+        manifest_sha256=checksum,
+        skipped=skipped,
+        empty_classes=[],
+        settings={
+            "title": f"{captions.name} ({kind} captions)",
+            "image_dir": str(image_dir),
+            "image_dir_is_external": True,
+            "seed": options.seed,
+            "fractions": list(options.fractions),
+            "split_from": "the caption file" if records[0].split else "seeded",
+            "per_class_limit": None,
+            "strict": options.strict,
+            "image_size": IMAGE_SIZE,
+            "source": str(captions),
+            "caption_source": source,
+            "text": stats,
+        },
+        extra_markdown=text_stats_markdown(stats),
+    )
+
+
+def _manifest(keep: list[tuple[Record, tuple]], options) -> tuple[pd.DataFrame, list]:
+    """The manifest rows of the kept records, split; and their references, aligned."""
+    classes = sorted({r.label for r, _ in keep if r.label is not None})
+    ids = {name: i for i, name in enumerate(classes)}
+    manifest = pd.DataFrame(
+        {
+            "path": [row["path"] for _, (_, row) in keep],
+            "class": [r.label or "" for r, _ in keep],
+            "label": [ids.get(r.label, -1) for r, _ in keep],  # -1: the source has no labels
+            "md5": [row["md5"] for _, (_, row) in keep],
+            "width": [row["width"] for _, (_, row) in keep],
+            "height": [row["height"] for _, (_, row) in keep],
+            "split": [r.split for r, _ in keep],
+            "study": [r.study or "" for r, _ in keep],
+            "images": ["|".join(r.images) for r, _ in keep],
+        }
+    )
+    if keep[0][0].split is None:  # seeded, grouped by content: no image in two splits
+        manifest["split"] = grouped_stratified_split(
+            manifest["label"].to_numpy(),
+            manifest["md5"].to_numpy(),
+            options.fractions,
+            options.seed,
+        )
+    return manifest, [r.references for r, _ in keep]
+
+
+def _write_references(building: Path, manifest, references, stats: dict, source: dict) -> None:
+    """``captions/references.csv`` and the caption card beside it."""
+    width = max(len(r) for r in references)
+    frame = manifest[["path", "split", "class", "study"]].copy()
+    for i in range(width):
+        frame[f"reference_{i}"] = [r[i] if i < len(r) else "" for r in references]
+    out = building / "captions"
+    out.mkdir()
+    frame.to_csv(out / f"{REFERENCES_FILE}.csv", index=False)
+    examples = [
+        {"path": p, "split": s, "references": r[:3]}
+        for p, s, r in zip(frame["path"], frame["split"], references, strict=True)
+        if s == "train"
+    ][:3]
+    card = {"caption_source": source, "text": stats, "examples": examples}
+    (out / f"{REFERENCES_FILE}_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    lines = [f"# Caption card: {Path(source['captions_file']).name} ({source['kind']})", ""]
+    lines += [*text_stats_markdown(stats), "", "Examples (train):", ""]
+    lines += [f"- `{e['path']}`: {e['references'][0]}" for e in examples]
+    (out / f"{REFERENCES_FILE}_card.md").write_text("\n".join(lines) + "\n")

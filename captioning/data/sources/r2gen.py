@@ -1,0 +1,63 @@
+"""The ``r2gen`` caption source: the ``annotation.json`` that R2Gen, R2GenCMN and their
+successors use for IU X-Ray and MIMIC-CXR::
+
+    {"train": [{"id": ..., "report": "...", "image_path": ["CXR1_1_IM-0001/0.png", ...],
+                "split": "train"}, ...],
+     "val": [...], "test": [...]}
+
+One record per entry (a study): its report is the one reference, its split the list it is in,
+its images the ``image_path`` list, relative to the image folder (R2Gen's ``image_dir``). IU
+X-Ray studies have two images (frontal, lateral): the encoder reads the first, as R2Gen's
+single-image baselines do; the manifest keeps all of them (see docs/datasets.md). The entries
+have no class label. Extra keys (``study_id``, ``subject_id`` in MIMIC-CXR) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from captioning.data.sources.records import Record
+from captioning.data.split import SPLITS
+from captioning.errors import DataError
+
+
+def read_annotation(path: Path) -> list[Record]:
+    """Records of an R2Gen ``annotation.json`` (see the module doc)."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(payload, dict) or not set(SPLITS) & set(payload):
+        raise DataError(f"{path}: an R2Gen annotation file is an object with train/val/test lists")
+    records = []
+    for split in SPLITS:
+        entries = payload.get(split, [])
+        if not isinstance(entries, list):
+            raise DataError(f"{path}: '{split}' must be a list of studies")
+        for i, entry in enumerate(entries):
+            where = f"{path}: {split}[{i}]"
+            if not isinstance(entry, dict):
+                raise DataError(f"{where}: not an object")
+            report, images = entry.get("report"), entry.get("image_path")
+            if not isinstance(report, str):
+                raise DataError(f"{where}: 'report' must be text")
+            if isinstance(images, str):
+                images = [images]
+            if not isinstance(images, list) or not images:
+                raise DataError(f"{where}: 'image_path' must be a non-empty list of paths")
+            if not all(isinstance(p, str) for p in images):
+                raise DataError(f"{where}: 'image_path' must list text paths")
+            study = entry.get("id")
+            records.append(
+                Record(
+                    images=tuple(p.strip() for p in images),
+                    references=[report],
+                    split=split,
+                    study=None if study is None else str(study),
+                    where=where,
+                )
+            )
+    return records
