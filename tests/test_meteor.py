@@ -76,3 +76,12 @@ def test_no_pycocoevalcap_is_a_reason_not_a_number(monkeypatch, tmp_path):
     score, reason = corpus_meteor([["a"]], [[["a"]]])
     assert score is None
     assert "pycocoevalcap is not installed" in reason
+
+
+def test_score_captions_reports_meteor_or_why_not(monkeypatch, tmp_path):
+    from captioning.metrics import score_captions
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    scores = score_captions(HYPOTHESES, REFERENCES, meteor=True)
+    assert scores["meteor"] is None and "no Java runtime" in scores["meteor_missing"]
+    assert "meteor" not in score_captions(HYPOTHESES, REFERENCES)  # only when asked

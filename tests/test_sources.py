@@ -260,3 +260,18 @@ def test_text_stats_count_oov_on_val_and_test():
     assert stats["length"]["histogram"] == {"1": 1, "2": 2, "3": 2}
     assert stats["references_per_image"] == {"1": 3, "2": 1}
     assert stats["cut_share"] == 0
+
+
+def test_fewer_references_fill_their_slots_in_turn():
+    import pandas as pd
+
+    from captioning.data.caption_data import encode_references, reference_tokens
+
+    frame = pd.DataFrame(
+        {"reference_0": ["a b", "c"], "reference_1": ["b", ""], "reference_2": ["a", ""]}
+    )
+    vocab = Vocabulary.from_captions(["a b", "c"])
+    refs = encode_references(frame, vocab, 4)  # (2, 3, 5)
+    assert refs.shape == (2, 3, 5)
+    assert (refs[1, 0] == refs[1, 1]).all() and (refs[1, 1] == refs[1, 2]).all()
+    assert reference_tokens(frame) == [[["a", "b"], ["b"], ["a"]], [["c"]]]

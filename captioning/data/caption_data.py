@@ -51,17 +51,31 @@ def reference_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("reference_")]
 
 
+def row_references(frame: pd.DataFrame) -> list[list[str]]:
+    """Each row's reference texts. A free-text source may give an image fewer references than
+    the table has columns: its empty cells are not references and are left out."""
+    cols = reference_columns(frame)
+    return [[t for t in row if t] for row in frame[cols].itertuples(index=False)]
+
+
 def encode_references(frame: pd.DataFrame, vocab: Vocabulary, max_length: int) -> np.ndarray:
-    """(N, R, max_length + 1) int32: every reference of every row, ``<start>``-prefixed."""
+    """(N, R, max_length + 1) int32: every reference of every row, ``<start>``-prefixed.
+
+    A row with fewer than R references repeats its own in turn to fill the R slots, so the
+    per-epoch draw of one slot always gives one of the image's references (never an empty
+    caption); templated captions fill every slot and are encoded unchanged."""
+    texts = row_references(frame)
+    width = len(reference_columns(frame))
+    filled = [[refs[i % len(refs)] if refs else "" for i in range(width)] for refs in texts]
     return np.stack(
-        [vocab.encode_batch(frame[c], max_length) for c in reference_columns(frame)], axis=1
+        [vocab.encode_batch([row[i] for row in filled], max_length) for i in range(width)],
+        axis=1,
     )
 
 
-def reference_tokens(frame: pd.DataFrame) -> list[list[list[str]]]:
-    """Tokenised references per row, for BLEU."""
-    cols = reference_columns(frame)
-    return [[tokenize(text) for text in row] for row in frame[cols].itertuples(index=False)]
+def reference_tokens(frame: pd.DataFrame, split=tokenize) -> list[list[list[str]]]:
+    """Tokenised references per row, for BLEU (``split``: the source's tokeniser)."""
+    return [[split(text) for text in refs] for refs in row_references(frame)]
 
 
 def caption_dataset_fn(
