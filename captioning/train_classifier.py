@@ -11,6 +11,7 @@ import tensorflow as tf
 from captioning import config as cfg
 from captioning.data.dataset import PreparedData
 from captioning.data.pipeline import make_dataset_fn, steps_per_epoch
+from captioning.errors import DataError
 from captioning.models.classifier import build_classifier
 from captioning.paths import default_data_root
 from captioning.provenance import data_provenance, git_state, machine
@@ -68,6 +69,11 @@ def train_classifier(
     root = Path(data_root or config.data.root or default_data_root()).expanduser().resolve()
     config.data.root = str(root)
     data = PreparedData(root)
+    if not data.classes:  # a caption file without a label column (see docs/datasets.md)
+        raise DataError(
+            f"{root}: the dataset's captions have no class labels; a classifier needs them "
+            "(a 'label' column in the caption file)"
+        )
     run_dir = Path(run_dir or default_run_dir("classifier")).resolve()
     train, val = (
         data.split(s, config.data.per_class_limit, config.data.exclude_classes)
