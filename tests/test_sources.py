@@ -275,3 +275,20 @@ def test_fewer_references_fill_their_slots_in_turn():
     assert refs.shape == (2, 3, 5)
     assert (refs[1, 0] == refs[1, 1]).all() and (refs[1, 1] == refs[1, 2]).all()
     assert reference_tokens(frame) == [[["a", "b"], ["b"], ["a"]], [["c"]]]
+
+
+def test_a_link_leading_out_of_the_image_folder_is_refused(reports, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.png").write_bytes(reports["images"].joinpath("study002/frontal.png").read_bytes())
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "link").symlink_to(outside)
+    captions = tmp_path / "linked.csv"
+    captions.write_text("image,caption\nlink/x.png,through a link\n")
+    result = cli(
+        "data", "prepare", "--captions", str(captions), "--images", str(images),
+        "--root", str(tmp_path / "ds"), home=tmp_path,
+    )  # fmt: skip
+    one_line_error(result, f"{captions}:2", "escapes the image folder")
+    assert not (tmp_path / "ds").exists()
