@@ -22,6 +22,8 @@ import numpy as np
 
 from captioning.captions.findings import FIELDS, QUALITY_VALUES
 from captioning.confidence import CALIBRATION_FILE
+from captioning.data.sources import caption_source
+from captioning.errors import DataError
 from captioning.evaluate import run_split
 from captioning.metrics.calibration import (
     class_groups,
@@ -39,6 +41,13 @@ def _splits(run: dict, config: dict):
     data = config.get("data", {})
     limit, exclude = data.get("per_class_limit"), data.get("exclude_classes", [])
     return dataset, dataset.split("train", limit, exclude), dataset.split("val", limit, exclude)
+
+
+def labels_apply(dataset, run: dict) -> bool:
+    """Whether the scope check and calibration apply to a run on ``dataset``: its images have
+    class labels, and they are the model's classes (a caption file without labels, or with
+    other classes than the encoder's, has none to fit them on)."""
+    return caption_source(dataset).has_labels and dataset.classes == run["classes"]
 
 
 def _ece_pair(probs_before, probs_after, chosen, truth) -> dict:
@@ -60,6 +69,11 @@ def calibrate_run(
     run_dir = Path(run_dir)
     run, config = read_json(run_dir / "run.json"), read_json(run_dir / "config.json")
     dataset, train, val = _splits(run, config)
+    if not labels_apply(dataset, run):
+        raise DataError(
+            f"{run_dir}: its dataset's captions have no class labels of the model's classes; "
+            "the scope check and calibration do not apply (see docs/datasets.md)"
+        )
     captioner = None
     if run.get("kind") == "captioner":
         from captioning.caption import Captioner
@@ -81,7 +95,7 @@ def calibrate_run(
     before = group_probs(val_logits, groups, 1.0, k)
     after = group_probs(val_logits, groups, temperatures["class"], k)
     ece = {"class": _ece_pair(before, after, val_logits.argmax(1), val.labels)}
-    if captioner is not None:
+    if captioner is not None and captioner.tset is not None and caption_source(dataset).has_truth:
         from captioning.data.caption_data import caption_frame
 
         truth = caption_frame(dataset, captioner.templates).iloc[val.rows].reset_index(drop=True)
