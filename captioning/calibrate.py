@@ -62,7 +62,7 @@ def calibrate_run(
     dataset, train, val = _splits(run, config)
     captioner = None
     if run.get("kind") == "captioner":
-        from captioning.caption import Captioner
+        from captioning.inference import Captioner
 
         captioner = Captioner(run_dir)
         model = captioner.model

@@ -132,16 +132,37 @@ def _evaluate(args) -> int:
 
 
 def _caption(args) -> int:
+    from captioning.bundled import resolve_run
     from captioning.caption import caption_files
 
+    targets = list(args.images)
+    if args.run is None and len(targets) > 1 and _is_captioner_run(targets[0]):
+        print(
+            f"note: 'caption RUN_DIR IMAGE...' is deprecated; use "
+            f"'caption IMAGE... --run {targets[0]}'",
+            file=sys.stderr,
+        )
+        args.run = targets.pop(0)
     return caption_files(
-        args.run_dir,
-        args.images,
+        resolve_run(args.run),
+        targets,
+        csv_path=args.csv,
         beam=args.beam,
         as_json=args.json,
         attention_dir=args.attention_dir,
         keep_out_of_scope=args.keep_out_of_scope,
     )
+
+
+def _is_captioner_run(path: str) -> bool:
+    """The old form's first argument: a folder holding a captioner run."""
+    meta = Path(path) / "run.json"
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("kind") == "captioner"
+    except (OSError, ValueError):
+        return False
 
 
 def _calibrate(args) -> int:
@@ -239,9 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=_evaluate)
 
-    cap = commands.add_parser("caption", help="caption image files with a captioner run")
-    cap.add_argument("run_dir", help="a run folder written by 'captioning train captioner'")
-    cap.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size")
+    cap = commands.add_parser("caption", help="caption image files and folders")
+    cap.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE_OR_FOLDER",
+        help="PNG, JPEG or DICOM files (any size), or folders of them (searched recursively)",
+    )
+    cap.add_argument(
+        "--run", help="a captioner run folder (default: the model bundled with the package)"
+    )
+    cap.add_argument("--csv", help="also write one row per image to this CSV file")
     cap.add_argument("--beam", type=int, help="beam width (default: the run's beam_width)")
     cap.add_argument("--json", action="store_true", help="one JSON object per image")
     cap.add_argument("--attention-dir", help="write attention overlays (PNG) here")

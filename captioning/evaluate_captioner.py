@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from captioning.caption import Captioner, write_attention_png
 from captioning.captions.build import caption_table, load_cutpoints
 from captioning.captions.findings import QUALITY_VALUES, compute_findings
 from captioning.captions.parse import parse_caption, template_share
@@ -37,8 +36,10 @@ from captioning.captions.templates import load_template_set
 from captioning.data.caption_data import caption_frame
 from captioning.errors import DataError
 from captioning.evaluate import run_split
+from captioning.inference import Captioner
 from captioning.metrics import score_captions
 from captioning.metrics.calibration import expected_calibration_error, write_reliability_png
+from captioning.overlays import write_attention_png
 from captioning.runs import write_json
 
 
