@@ -22,6 +22,7 @@ accuracy.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from captioning.captions.build import caption_table, load_cutpoints
-from captioning.captions.findings import QUALITY_VALUES, compute_findings
+from captioning.captions.build import CUTPOINTS_FILE, caption_table, load_cutpoints
+from captioning.captions.findings import QUALITY_VALUES, check_cutpoints, compute_findings
 from captioning.captions.parse import parse_caption, template_share
 from captioning.captions.templates import load_template_set
 from captioning.data.caption_data import caption_frame
@@ -121,7 +122,12 @@ def _external_truth(captioner: Captioner, source: Path, workdir: Path):
     from captioning.evaluate import load_labelled
 
     images, labels, paths, skipped = load_labelled(source, captioner.classes, workdir)
-    cutpoints = load_cutpoints(captioner.run["data_root"])
+    bundled = captioner.run_dir / CUTPOINTS_FILE  # a bundled run carries its own
+    cutpoints = (
+        check_cutpoints(json.loads(bundled.read_text()))
+        if bundled.is_file()
+        else load_cutpoints(captioner.run["data_root"])
+    )
     manifest = pd.DataFrame(
         {"path": paths, "split": "external", "class": [captioner.classes[i] for i in labels]}
     )

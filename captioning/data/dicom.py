@@ -4,8 +4,8 @@
 image looks as a radiologist's viewer shows it before the usual decoding rules apply:
 
 - the modality LUT or rescale slope/intercept first (stored values -> e.g. Hounsfield units);
-- then the VOI LUT, or the window centre and width, when the file has one (the first, if
-  several); without a window, the image's own min..max;
+- then the window centre and width (the first, if several), or else the VOI LUT, when the file
+  has one; without either, 8-bit pixels as stored and wider ones from their own min..max;
 - ``MONOCHROME1`` (low values bright) inverted, so bone is bright as in ``MONOCHROME2``;
 - colour (``RGB``, ``YBR_*``) converted to RGB by pydicom, then to luma like any RGB image;
 - the first frame of a multi-frame file.
@@ -55,6 +55,8 @@ def dicom_pixels(data: bytes) -> np.ndarray:
         low, high = centre - 0.5 - (width - 1) / 2, centre - 0.5 + (width - 1) / 2
     elif "VOILUTSequence" in dataset:
         values = apply_voi_lut(values, dataset, index=0).astype(np.float64)
+    elif pixels.dtype == np.uint8 and np.array_equal(values, pixels):  # 8-bit, no rescale
+        low, high = 0.0, 255.0
     gray = _to_uint8(values, low, high)
     return 255 - gray if photometric == "MONOCHROME1" else gray
 
