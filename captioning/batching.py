@@ -4,13 +4,17 @@ TensorFlow's caption call is CPU-bound and costs nearly the same for 1 image as 
 search runs a fixed number of steps per batch), so ``captioning serve`` does not caption each
 request on its own: requests queue their decoded images, and the worker takes everything
 queued (up to ``max_batch`` images) into one call, then hands each request its own entries.
-One thread also means the model is never called from two threads at once.
+It waits ``max_wait`` seconds after the first request for others to join: under load,
+requests answered together come back together, and without the wait the first one or two of
+them would be captioned alone, at the cost of a full batch. One thread also means the model
+is never called from two threads at once.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,11 +31,18 @@ class Job:
 
 class Batcher:
     """Calls ``caption(inputs, attention) -> entries`` (one entry per input, in order) from a
-    single thread, on the inputs of every job queued at the time, ``max_batch`` at most."""
+    single thread, on the inputs of every job queued within ``max_wait`` seconds of the first,
+    ``max_batch`` images at most."""
 
-    def __init__(self, caption: Callable[[list, bool], list[dict]], max_batch: int = 32):
+    def __init__(
+        self,
+        caption: Callable[[list, bool], list[dict]],
+        max_batch: int = 32,
+        max_wait: float = 0.05,
+    ):
         self.caption = caption
         self.max_batch = max_batch
+        self.max_wait = max_wait
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="captioning-batcher", daemon=True)
 
@@ -55,9 +66,10 @@ class Batcher:
             if job is None:
                 return
             jobs, images = [job], len(job.inputs)
+            deadline = time.monotonic() + self.max_wait
             while images < self.max_batch:
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if more is None:  # stop after this batch
