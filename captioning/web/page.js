@@ -20,11 +20,10 @@ async function loadHealth() {
   try {
     const health = await (await fetch("health")).json();
     const model = health.model;
-    const name = model.model_card ? model.model_card.name : `run ${model.run}`;
+    const name = model.model_card ? model.model_card.name : `run ${model.run} (${model.decoder} decoder)`;
     $("model").textContent =
-      `Model: ${name} (${model.decoder} decoder, commit ${(model.commit || "unknown").slice(0, 10)}). ` +
+      `Model: ${name}, commit ${(model.commit || "unknown").slice(0, 10)}. ` +
       `Up to ${health.limits.max_files} files of ${health.limits.max_upload_mb} MB each.`;
-    if (!health.stores_uploads) $("privacy").textContent = health.note + ".";
     tokenRequired = health.token_required;
     $("token-row").hidden = !tokenRequired;
   } catch (err) {
@@ -37,7 +36,7 @@ function colour(v) {
   const r = Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 3)));
   const g = Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 2)));
   const b = Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - 1)));
-  return [255 * r, 255 * g, 255 * b, 60 + 140 * v];
+  return [255 * r, 255 * g, 255 * b, 170 * v]; // no attention: the image shows through
 }
 
 function drawImage(canvas, picture, map, grid) {
@@ -81,8 +80,8 @@ function captionLine(entry, show) {
 
 function confidenceTable(entry) {
   const table = el("table", { className: "confidence" });
-  table.append(el("tr", {}, el("th", { textContent: "class" }), el("th", { textContent: "confidence" })));
-  table.append(el("tr", {}, el("td", { textContent: entry.class }), el("td", { textContent: percent(entry.prob) })));
+  table.append(el("tr", {}, el("th", { textContent: "the caption states" }), el("th", { textContent: "confidence" })));
+  table.append(el("tr", {}, el("td", { textContent: `class: ${entry.class}` }), el("td", { textContent: percent(entry.prob) })));
   for (const [name, p] of Object.entries(entry.confidence || {})) {
     if (name === "class") continue;
     table.append(el("tr", {}, el("td", { textContent: name }), el("td", { textContent: percent(p) })));
@@ -99,7 +98,8 @@ function showEntry(entry) {
   }
   const canvas = el("canvas", { width: SIDE, height: SIDE });
   const details = el("div", { className: "details" });
-  card.append(el("div", { className: "body" }, canvas, details));
+  const seen = el("figure", {}, canvas, el("figcaption", { className: "muted", textContent: "what the model read (64x64)" }));
+  card.append(el("div", { className: "body" }, seen, details));
   const picture = new Image();
   const att = entry.attention;
   let pinned = null;
