@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -208,9 +209,25 @@ def test_serve_warns_when_bound_beyond_loopback(tmp_path):
     assert "--token" in first
 
 
+@contextmanager
+def browser_page(url: str):
+    """A page of Debian's Chromium (driven by Playwright, no browser download) open at url."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    chromium = next(filter(None, map(shutil.which, names)))  # needs_chromium: one is there
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses root
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.mark.needs_chromium
 def test_the_page_in_a_real_browser(server, captioner, images, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
     picture = tmp_path / "holiday.png"
     picture.write_bytes(colourful_picture())
     (scope,) = expected(captioner, [(picture.name, picture.read_bytes())])
@@ -219,12 +236,7 @@ def test_the_page_in_a_real_browser(server, captioner, images, tmp_path):
     (want,) = expected(captioner, [(xray.name, xray.read_bytes())])
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
-    chromium = next(shutil.which(p) for p in ("chromium", "chromium-browser", "google-chrome"))
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=args)
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        page.goto(server)
+    with browser_page(server) as page:
         page.set_input_files("#file", str(xray))
         card = page.locator(".result[data-state=captioned]")
         card.wait_for(timeout=60_000)
@@ -248,5 +260,17 @@ def test_the_page_in_a_real_browser(server, captioner, images, tmp_path):
         assert NOT_AN_IMAGE in error.inner_text()
         assert NOT_AN_IMAGE in page.locator("#error").inner_text()
         page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
-        browser.close()
     assert (tmp_path / "captioned.png").stat().st_size > 10_000
+
+
+@pytest.mark.needs_chromium
+def test_the_page_asks_for_the_token(captioner, images):
+    with running(create_app(captioner, LIMITS, token="s3cret")) as url, browser_page(url) as page:
+        page.locator("#token").wait_for()  # shown: /health says a token is required
+        page.fill("#token", "wrong")
+        page.set_input_files("#file", str(images[5]))
+        page.locator("#error", has_text="missing or wrong API token").wait_for(timeout=60_000)
+        page.fill("#token", "s3cret")
+        page.set_input_files("#file", str(images[5]))
+        page.locator(".result[data-state=captioned] .caption").wait_for(timeout=60_000)
+        assert page.locator("#error").is_hidden()
