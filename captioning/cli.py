@@ -154,6 +154,21 @@ def _caption(args) -> int:
     )
 
 
+def _serve(args) -> int:
+    import os
+
+    from captioning.bundled import resolve_run
+    from captioning.serve import TOKEN_ENV, serve
+    from captioning.uploads import Limits
+
+    try:
+        limits = Limits(max_files=args.max_files, max_file_mb=args.max_upload_mb)
+    except ValueError as err:
+        raise CaptioningError(str(err)) from None
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    return serve(resolve_run(args.run), args.host, args.port, limits, token)
+
+
 def _is_captioner_run(path: str) -> bool:
     """The old form's first argument: a folder holding a captioner run."""
     meta = Path(path) / "run.json"
@@ -278,6 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-out-of-scope", action="store_true", help="caption out-of-scope images too, flagged"
     )
     cap.set_defaults(func=_caption)
+    srv = commands.add_parser("serve", help="caption over HTTP, with a page for people")
+    srv.add_argument(
+        "--run", help="a captioner run folder (default: the model bundled with the package)"
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    srv.add_argument(
+        "--max-upload-mb", type=float, default=10.0, help="largest file accepted (default: 10)"
+    )
+    srv.add_argument("--max-files", type=int, default=16, help="files per request (default: 16)")
+    srv.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on POST /caption "
+        "(default: $CAPTIONING_SERVE_TOKEN; none: open)",
+    )
+    srv.set_defaults(func=_serve)
     cal = commands.add_parser("calibrate", help="fit a run's out-of-scope rule and temperatures")
     cal.add_argument("run_dir", help="a classifier or captioner run folder")
     cal.add_argument("--method", default="mahalanobis", choices=("msp", "energy", "mahalanobis"))

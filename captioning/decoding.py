@@ -191,9 +191,12 @@ class CaptionSearch:
                 if with_attention:
                     alpha = tf.gather(tf.reshape(alpha, [batch, k, -1]), parent, batch_dims=1)
                     alpha = tf.where(was_done[..., None], 0.0, alpha)  # (B, k, P)
-                    attention = tf.gather(attention, parent, batch_dims=1) + (
+                    moved = tf.gather(attention, parent, batch_dims=1) + (
                         tf.cast(at_t, tf.float32)[None, None, :, None] * alpha[:, :, None, :]
                     )
+                    # keep the entry's static shape: with one image the loop starts at
+                    # (1, k, L, P) and the gather would return (None, k, L, P)
+                    attention = tf.ensure_shape(moved, attention.shape)
                 return t + 1, tf.reshape(word, [-1]), state, log_prob, length, done, seqs, attention
 
             loop = tf.while_loop(
