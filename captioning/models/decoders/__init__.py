@@ -1,0 +1,26 @@
+"""Caption decoders: the contract (``base.CaptionDecoder``), one module per decoder
+(``show_tell``, ``attention``, sharing ``lstm.LSTMDecoder``) and the registry that finds them.
+docs/decoders.md says how to add one."""
+
+from captioning.models.decoders.attention import AttentionDecoder
+from captioning.models.decoders.base import CaptionDecoder, register_decoder
+from captioning.models.decoders.lstm import LSTMDecoder
+from captioning.models.decoders.registry import (
+    build_decoder,
+    decoder_kinds,
+    decoder_settings,
+    decoders,
+)
+from captioning.models.decoders.show_tell import ShowTellDecoder
+
+__all__ = [
+    "AttentionDecoder",
+    "CaptionDecoder",
+    "LSTMDecoder",
+    "ShowTellDecoder",
+    "build_decoder",
+    "decoder_kinds",
+    "decoder_settings",
+    "decoders",
+    "register_decoder",
+]
