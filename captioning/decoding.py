@@ -67,7 +67,7 @@ class CaptionSearch:
         start_id: int,
         end_id: int,
         max_length: int,
-        length_alpha: float = 1.0,
+        length_alpha: float = 0.7,  # decoder.length_alpha's default
         phrasing: str = "best",
         phrasing_ratio: float = 0.5,
         phrasing_words: Iterable[int] = (),

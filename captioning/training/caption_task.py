@@ -50,7 +50,7 @@ class CaptionTask:
         attention_penalty: float = 0.0,
         class_weight: float = 0.0,
         validate_fn=None,
-        monitor: str = "bleu4",
+        monitor: str = "findings",  # the captioner config's default
         word_weights=None,
     ):
         self.attention_penalty, self.class_weight = attention_penalty, class_weight
