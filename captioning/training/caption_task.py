@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from captioning.captions.readback import findings_scores
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.decoding import CaptionSearch
-from captioning.evaluate_captioner import findings_scores
 from captioning.metrics import corpus_bleu
 
 
