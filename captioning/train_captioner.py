@@ -32,7 +32,6 @@ validation metrics over the collectives.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import keras
@@ -40,15 +39,17 @@ import keras
 from captioning import config as cfg
 from captioning.calibrate import calibrate_run
 from captioning.captions.vocabulary import VOCABULARY_FILE
-from captioning.runs import RunLock, check_resume, default_run_dir
+from captioning.runs import default_run_dir
 from captioning.training.captioner_setup import (
     BEST_MODEL,
     TrainingRun,
     agree_on_experiment,
     build_model,
     build_vocabulary,
+    is_resuming,
     load_caption_data,
     load_encoder_run,
+    run_lock,
     write_run_files,
 )
 from captioning.training.captioner_stages import (
@@ -98,25 +99,22 @@ def train_captioner(
         Path(run_dir or default_run_dir("captioner")).resolve(),
     )
     resolved = cfg.to_dict(config)
-    with RunLock(run.run_dir) if run.chief else contextlib.nullcontext():
-        # ---- build the vocabulary (only the chief's run folder decides on resuming)
-        resuming = run.chief and check_resume(
-            run.run_dir, resolved, frozen_sections=("data", "captions", "decoder")
-        )
+    with run_lock(run):
+        # ---- build the vocabulary (a resumed run's own), agree on the experiment, write it down
+        resuming = is_resuming(run, resolved)
         vocab_path = run.run_dir / VOCABULARY_FILE
         vocab = build_vocabulary(captions, vocab_path, resuming)
         agree_on_experiment(run, resolved, captions, vocab, encoder)
-        if run.chief:
-            write_run_files(
-                run,
-                resolved,
-                captions,
-                vocab,
-                encoder,
-                vocab_path=vocab_path,
-                resuming=resuming,
-                command=command,
-            )
+        write_run_files(
+            run,
+            resolved,
+            captions,
+            vocab,
+            encoder,
+            vocab_path=vocab_path,
+            resuming=resuming,
+            command=command,
+        )
         targets = caption_targets(run, captions, vocab)
         # ---- build the model: the encoder run's encoder and head, a new decoder
         parts = build_model(run, encoder, len(vocab), captions.template_set)
@@ -127,8 +125,7 @@ def train_captioner(
         # ---- choose the better stage and save it
         chosen = choose_stage(config.monitor, first, second)
         digest = save_chosen(run, model, chosen, stage1_weights)
-        if run.chief:
-            write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
+        write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
     if run.chief:  # the out-of-scope rule and confidence temperatures
         calibrate_run(run.run_dir)
     return run.run_dir, whole_run(first, second, digest)

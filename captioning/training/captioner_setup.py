@@ -9,6 +9,7 @@ validation reads back: another caption source replaces that step.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from captioning.models.classifier import load_model
 from captioning.models.decoders import CaptionDecoder, build_decoder
 from captioning.paths import default_data_root
 from captioning.provenance import data_provenance, git_state, machine
-from captioning.runs import package_versions, read_json, write_json
+from captioning.runs import RunLock, check_resume, package_versions, read_json, write_json
 from captioning.training import sync
 from captioning.training.strategy import strategy_name
 
@@ -73,6 +74,19 @@ class CaptionData:
     val: Split
     template_set: TemplateSet
     truth: pd.DataFrame | None
+
+
+def run_lock(run: TrainingRun):
+    """The chief's lock on the run folder (two runs never write one folder); none elsewhere."""
+    return RunLock(run.run_dir) if run.chief else contextlib.nullcontext()
+
+
+def is_resuming(run: TrainingRun, resolved: dict) -> bool:
+    """Whether the chief's run folder holds a run of this experiment to resume (data, captions
+    and decoder must not have changed); another worker's local folder decides nothing."""
+    return run.chief and check_resume(
+        run.run_dir, resolved, frozen_sections=("data", "captions", "decoder")
+    )
 
 
 def load_encoder_run(encoder_dir) -> EncoderRun:
@@ -144,7 +158,10 @@ def write_run_files(
     resuming: bool,
     command: str,
 ) -> None:
-    """The chief's ``config.json``, vocabulary and ``run.json`` (what, from what, where)."""
+    """The chief's ``config.json``, vocabulary and ``run.json`` (what, from what, where); the
+    other workers write nothing."""
+    if not run.chief:
+        return
     config, data = run.config, captions.data
     write_json(run.run_dir / "config.json", resolved)
     vocab.save(vocab_path)

@@ -250,7 +250,10 @@ def stage_summary(result: FitResult) -> dict:
 
 
 def write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest) -> None:
-    """The chief's ``metrics.json``: both stages, the choice, and what the run cost."""
+    """The chief's ``metrics.json``: both stages, the choice, and what the run cost (the other
+    workers write nothing)."""
+    if not run.chief:
+        return
     write_json(
         run.run_dir / "metrics.json",
         {
