@@ -1,5 +1,6 @@
 """Caption search: greedy and beam search, batched over images, for any decoder of
-``captioning.models.decoders`` (they share ``initial_state`` and ``step``).
+``captioning.models.decoders`` (the ``CaptionDecoder`` contract: ``initial_state``, ``step``,
+``has_attention``; docs/decoders.md).
 
 Each search is one ``tf.function`` around a ``tf.while_loop`` over time steps; every op inside
 works on the whole batch (B images, or B x k beams), so there is no Python loop per image or per
