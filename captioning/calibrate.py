@@ -22,7 +22,7 @@ import numpy as np
 
 from captioning.captions.findings import FIELDS, QUALITY_VALUES
 from captioning.confidence import CALIBRATION_FILE
-from captioning.evaluate import run_split
+from captioning.data.evaluation import run_split
 from captioning.metrics.calibration import (
     class_groups,
     expected_calibration_error,

@@ -1,5 +1,6 @@
 """Caption search: greedy and beam search, batched over images, for any decoder of
-``captioning.models.decoders`` (they share ``initial_state`` and ``step``).
+``captioning.models.decoders`` (the ``CaptionDecoder`` contract: ``initial_state``, ``step``,
+``has_attention``; docs/decoders.md).
 
 Each search is one ``tf.function`` around a ``tf.while_loop`` over time steps; every op inside
 works on the whole batch (B images, or B x k beams), so there is no Python loop per image or per
@@ -67,7 +68,7 @@ class CaptionSearch:
         start_id: int,
         end_id: int,
         max_length: int,
-        length_alpha: float = 1.0,
+        length_alpha: float = 0.7,  # decoder.length_alpha's default
         phrasing: str = "best",
         phrasing_ratio: float = 0.5,
         phrasing_words: Iterable[int] = (),
