@@ -29,9 +29,9 @@ def main() -> None:
 
     from common import record
 
-    from captioning.caption import Captioner
     from captioning.data.dataset import PreparedData
     from captioning.data.images import load_image
+    from captioning.inference import Captioner
     from captioning.runs import peak_rss_mib
 
     captioner = Captioner(args.run_dir)

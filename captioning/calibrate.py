@@ -22,9 +22,9 @@ import numpy as np
 
 from captioning.captions.findings import FIELDS, QUALITY_VALUES
 from captioning.confidence import CALIBRATION_FILE
+from captioning.data.evaluation import run_split
 from captioning.data.sources import caption_source
 from captioning.errors import DataError
-from captioning.evaluate import run_split
 from captioning.metrics.calibration import (
     class_groups,
     expected_calibration_error,
@@ -76,7 +76,7 @@ def calibrate_run(
         )
     captioner = None
     if run.get("kind") == "captioner":
-        from captioning.caption import Captioner
+        from captioning.inference import Captioner
 
         captioner = Captioner(run_dir)
         model = captioner.model

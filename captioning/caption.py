@@ -1,212 +1,95 @@
-"""Captioning images with a trained captioner run: ``captioning caption RUN_DIR IMAGE...``.
+"""``captioning caption IMAGE_OR_FOLDER... [--run RUN]``: captions for image files.
 
-``Captioner`` loads what a run folder holds (``best_model.keras``, ``vocabulary.json``, the
-config's decoding settings) and captions batches of decoded images: caption text, predicted
-class and its probability (from the classifier head kept in the end-to-end model), search
-scores and, for the attention decoder, attention weights per word.
-
-With the run's ``scope.json`` and ``calibration.json`` (written at the end of training, or by
-``captioning calibrate RUN_DIR`` for an older run) every image also gets an out-of-scope score
-(``captioning.scope``; an image over the threshold gets no caption unless
-``--keep-out-of-scope``) and a temperature-scaled confidence for its class and each finding
-(``captioning.confidence``). A run without them still captions, and says so in one line.
+Without ``--run`` the bundled model (``captioning.bundled``) captions, so a fresh install needs
+no training. Folders are walked recursively for PNG, JPEG and DICOM files; files named
+explicitly are always tried. Each file gets one line (or one JSON object with ``--json``), in
+order; ``--csv FILE`` also writes one row per file, atomically. A file that cannot be read gets
+an error entry and the rest are still captioned (exit code 1 if any failed); an out-of-scope
+image gets one line saying so and no caption (an answer, exit code 0).
 """
 
 from __future__ import annotations
 
+import csv
 import json
-import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from captioning.atomic import atomic_path
+from captioning.data.images import CAPTION_SUFFIXES, ImageError, load_image
+from captioning.inference import Captioner, caption_entries
+from captioning.overlays import write_attention_png
 
-from captioning.captions.sentence import run_template_set, to_sentence
-from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
-from captioning.confidence import (
-    FieldLogits,
-    concat_field_logits,
-    finding_logits,
-    load_calibration,
-)
-from captioning.data.images import ImageError, load_image
-from captioning.errors import RunError
-from captioning.metrics.calibration import class_groups, group_probs
-from captioning.phrasing import content_seeds, opening_words
-from captioning.runs import read_json
-from captioning.scope import Scope
+CHUNK = 512  # images decoded and captioned at a time: bounds memory on large folders
+CSV_COLUMNS = ("path", "caption", "class", "prob", "in_scope", "ood_score", "error")
 
 
-@dataclass
-class Captions:
-    """Results for N images."""
-
-    texts: list[str]
-    class_ids: np.ndarray  # (N,) int
-    probs: np.ndarray  # (N,) probability of the predicted class
-    scores: np.ndarray  # (N,) length-normalised log-probability of the caption
-    words: list[list[str]]
-    attention: np.ndarray | None  # (N, max_length, P) or None
-    class_logits: np.ndarray | None = None  # (N, K) raw head logits
-    field_logits: dict[str, FieldLogits] | None = None  # raw grouped logits per finding
-    confidence: dict[str, np.ndarray] | None = None  # name -> (N,) prob, NaN where not stated
-    ood_score: np.ndarray | None = None  # (N,) higher = further out; None without a scope
-    in_scope: np.ndarray | None = None  # (N,) bool; None without a scope
+def gather_images(targets: list[str]) -> list[str]:
+    """Files as given, folders expanded (recursively, sorted) to their image files."""
+    paths: list[str] = []
+    for target in targets:
+        folder = Path(target)
+        if folder.is_dir():
+            found = sorted(
+                str(p) for p in folder.rglob("*") if p.suffix.lower() in CAPTION_SUFFIXES
+            )
+            paths.extend(found or [target])  # an empty folder: reported as an error entry
+        else:
+            paths.append(target)
+    return paths
 
 
-class Captioner:
-    """A captioner run folder, ready to caption uint8 images (N, 64, 64)."""
+def read_inputs(paths: list[str]) -> list[tuple[str, object]]:
+    """(path, decoded image or the one-line problem) per path."""
+    inputs = []
+    for path in paths:
+        try:
+            inputs.append((path, load_image(path)))
+        except ImageError as err:
+            problem = "folder has no PNG, JPEG or DICOM files" if Path(path).is_dir() else None
+            inputs.append((path, problem or err.problem))
+    return inputs
 
-    def __init__(self, run_dir: str | Path, phrasing: str | None = None):
-        import tensorflow as tf
 
-        import captioning.models.decoders  # noqa: F401  (registers the decoder layers)
-        from captioning.decoding import CaptionSearch
-        from captioning.models.captioner import image_features
-        from captioning.models.classifier import load_model
-
-        self.run_dir = Path(run_dir)
-        self.run = read_json(self.run_dir / "run.json")
-        if self.run.get("kind") != "captioner":
-            raise RunError(f"{self.run_dir}: not a captioner run (kind {self.run.get('kind')!r})")
-        self.config = read_json(self.run_dir / "config.json")
-        self.classes: list[str] = self.run["classes"]
-        self.templates: str = self.run["templates"]
-        self.vocab = Vocabulary.load(self.run_dir / VOCABULARY_FILE)
-        self.tset = run_template_set(self.templates)  # None: the run's set is gone
-        self.model = load_model(self.run_dir / "best_model.keras")
-        decoding = self.config["decoder"]
-        self.beam_width = int(decoding["beam_width"])
-        self.decoder = self.model.get_layer("decoder")
-        self.scope = Scope.load(self.run_dir)  # None for a run made before scopes
-        self.calibration = load_calibration(self.run_dir)  # None likewise
-        self.search = CaptionSearch(
-            self.decoder,
-            start_id=self.vocab.start_id,
-            end_id=self.vocab.end_id,
-            max_length=int(decoding["max_length"]),
-            length_alpha=float(decoding["length_alpha"]),
-            # runs from before the option: their own search ("best")
-            phrasing=phrasing or decoding.get("phrasing", "best"),
-            phrasing_ratio=float(decoding.get("phrasing_ratio", 0.5)),
-            phrasing_words=opening_words(self.tset, self.vocab.index) if self.tset else (),
+def missing_parts_note(captioner: Captioner, run_dir) -> str | None:
+    """One line for a run made before scopes and calibration, else None."""
+    missing = [
+        name
+        for name, have in (
+            ("out-of-scope scores", captioner.scope),
+            ("calibrated confidences", captioner.calibration),
         )
-        encoder, head = self.model.get_layer("encoder"), self.model.get_layer("logits")
+        if have is None
+    ]
+    if not missing:
+        return None
+    return (
+        f"note: {run_dir}: this run has no {' and no '.join(missing)} (made before they "
+        f"existed); add them with 'captioning calibrate {run_dir}'"
+    )
 
-        @tf.function(reduce_retracing=True)
-        def encode(pixels):
-            features = image_features(encoder, pixels)
-            return features, head(features["pooled"])  # logits (B, K)
 
-        self._encode = encode
-        self._tf = tf
-
-    @property
-    def has_attention(self) -> bool:
-        return bool(self.decoder.has_attention)
-
-    def caption(
-        self, images: np.ndarray, beam: int | None = None, attention=False, batch=512
-    ) -> Captions:
-        """Caption uint8 images (N, 64, 64); ``beam`` defaults to the run's ``beam_width``."""
-        tf = self._tf
-        width = self.beam_width if beam is None else int(beam)
-        if width < 1:
-            raise RunError(f"--beam must be at least 1, got {width}")
-        texts, words, logits, pooled, scores, maps = [], [], [], [], [], []
-        stated = self.tset.fields if self.tset else ()  # no set: no finding confidences
-        fields: dict[str, list[FieldLogits]] = {f: [] for f in stated}
-        for i in range(0, len(images), batch):
-            pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
-            features, z = self._encode(pixels)
-            seeds = content_seeds(images[i : i + batch])  # (b,) the phrasing choice's seeds
-            found = self.search.search(features, width, attention=attention, seeds=seeds)
-            logits.append(z.numpy())
-            pooled.append(features["pooled"].numpy())
-            if self.tset:
-                part = finding_logits(
-                    self.decoder,
-                    features,
-                    found.tokens,
-                    self.vocab.start_id,
-                    self.vocab.tokens,
-                    self.tset,
-                )
-                for name, value in part.items():
-                    fields[name].append(value)
-            scores.append(found.score)
-            if found.attention is not None:
-                maps.append(found.attention)
-            for row in found.tokens:
-                w = self.vocab.decode_tokens(row)
-                words.append(w)
-                texts.append(to_sentence(w, self.tset))  # the template's case and punctuation
-        k = len(self.classes)
-        logits = np.concatenate(logits) if logits else np.zeros((0, k), np.float32)
-        field_logits = {name: concat_field_logits(parts) for name, parts in fields.items()}
-        confidence = self.confidences(logits, field_logits)
-        ood = in_scope = None
-        if self.scope is not None and len(logits):
-            ood = self.scope.scores(np.concatenate(pooled), logits)
-            in_scope = self.scope.in_scope(ood)
-        return Captions(
-            texts=texts,
-            class_ids=logits.argmax(1),
-            probs=confidence["class"],
-            scores=np.concatenate(scores) if scores else np.zeros(0, np.float32),
-            words=words,
-            attention=np.concatenate(maps) if maps else None,
-            class_logits=logits,
-            field_logits=field_logits,
-            confidence=confidence,
-            ood_score=ood,
-            in_scope=in_scope,
+def format_line(entry: dict) -> str:
+    """The plain-text line for one entry (errors go to stderr, the rest to stdout)."""
+    if "error" in entry:
+        return f"error: {entry['path']}: {entry['error']}"
+    if "caption" not in entry:
+        return (
+            f"{entry['path']}: out of scope (score {entry['ood_score']:.4g} > threshold "
+            f"{entry['threshold']:.4g}): not a MedNIST-like image; no caption"
         )
-
-    def confidences(self, class_logits, field_logits, temperatures=None) -> dict[str, np.ndarray]:
-        """Name -> (N,) probability of the predicted class and of each stated finding (NaN
-        where the caption states none), scaled by ``temperatures`` (default: the run's
-        calibration, else 1)."""
-        if temperatures is None:
-            temperatures = self.calibration["temperatures"] if self.calibration else {}
-        n, k = class_logits.shape
-        probs = group_probs(class_logits, class_groups(n, k), temperatures.get("class", 1.0), k)
-        out = {"class": probs.max(1) if n else np.zeros(0)}
-        for name, f in field_logits.items():
-            values = group_probs(f.logits, f.groups, temperatures.get(name, 1.0), 2)
-            picked = values[np.arange(n), np.maximum(f.chosen, 0)]
-            out[name] = np.where(f.chosen >= 0, picked, np.nan)
-        return out
+    flag = (
+        f"[OUT OF SCOPE, score {entry['ood_score']:.4g}] " if entry.get("in_scope") is False else ""
+    )
+    return f"{entry['path']}: {flag}{entry['caption']}  [{entry['class']} {entry['prob']:.4f}]"
 
 
-def write_attention_png(image: np.ndarray, words: list[str], attention: np.ndarray, path: Path):
-    """The image, then one panel per word with its attention map (S x S, upsampled to the
-    image) overlaid in colour. ``attention``: (max_length, P) with P = S * S."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    side = math.isqrt(attention.shape[-1])
-    words = [*words, "<end>"][: len(attention)]
-    panels = len(words) + 1
-    cols = min(panels, 6)
-    rows = -(-panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.1 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    axes.flat[0].imshow(image, cmap="gray", vmin=0, vmax=255)
-    axes.flat[0].set_title("image", fontsize=8)
-    extent = (0, image.shape[1], image.shape[0], 0)
-    for ax, word, alpha in zip(axes.flat[1:], words, attention, strict=False):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-        ax.imshow(alpha.reshape(side, side), cmap="jet", alpha=0.45, extent=extent)
-        ax.set_title(word, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+def write_csv(entries: list[dict], path: Path) -> None:
+    """One row per file (``CSV_COLUMNS``), written to a temporary name and renamed."""
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(entries)
 
 
 def caption_files(
@@ -217,86 +100,38 @@ def caption_files(
     attention_dir: str | Path | None = None,
     out=sys.stdout,
     keep_out_of_scope: bool = False,
+    csv_path: str | Path | None = None,
 ) -> int:
-    """Caption image files; print one line (or JSON object) per file, in order. A file that
-    cannot be read gets an error entry and the rest are still captioned. An out-of-scope image
-    gets ``in_scope: false`` and its score instead of a caption (text: one line saying so),
-    unless ``keep_out_of_scope``; it is an answer, not an error. Returns the exit code (1 if
-    any file failed)."""
+    """Caption image files and folders; print one line (or JSON object) per file, in order.
+    Returns the exit code (1 if any file failed)."""
     captioner = Captioner(run_dir)
-    missing = [
-        name
-        for name, have in (
-            ("out-of-scope scores", captioner.scope),
-            ("calibrated confidences", captioner.calibration),
-        )
-        if have is None
-    ]
-    if missing:
-        print(
-            f"note: {run_dir}: this run has no {' and no '.join(missing)} (made before they "
-            f"existed); add them with 'captioning calibrate {run_dir}'",
-            file=sys.stderr,
-        )
+    note = missing_parts_note(captioner, run_dir)
+    if note:
+        print(note, file=sys.stderr)
+    files = gather_images(paths)
     entries: list[dict] = []
-    images, good = [], []
-    for i, path in enumerate(paths):
-        try:
-            images.append(load_image(path))
-            good.append(i)
-            entries.append({"path": path})
-        except ImageError as err:
-            entries.append({"path": path, "error": err.problem})
-    want_attention = attention_dir is not None and captioner.has_attention
-    if images:
-        result = captioner.caption(np.stack(images), beam=beam, attention=want_attention)
-        for j, i in enumerate(good):
-            entry = entries[i]
-            if result.in_scope is not None:
-                entry["in_scope"] = bool(result.in_scope[j])
-                entry["ood_score"] = round(float(result.ood_score[j]), 6)
-                if not entry["in_scope"]:
-                    entry["threshold"] = round(captioner.scope.threshold, 6)
-                    if not keep_out_of_scope:
-                        continue
-            entry.update(
-                caption=result.texts[j],
-                **{"class": captioner.classes[int(result.class_ids[j])]},
-                prob=round(float(result.probs[j]), 6),
-            )
-            if captioner.calibration is not None:
-                entry["confidence"] = {
-                    name: None if np.isnan(p[j]) else round(float(p[j]), 6)
-                    for name, p in result.confidence.items()
-                }
-            if want_attention:
-                name = f"{i:03d}_{Path(paths[i]).stem}.png"
-                write_attention_png(
-                    images[j], result.words[j], result.attention[j], Path(attention_dir) / name
-                )
-                entries[i]["attention_png"] = str(Path(attention_dir) / name)
-    for entry in entries:
-        if as_json:
-            print(json.dumps(entry), file=out)
-        elif "error" in entry:
-            print(f"error: {entry['path']}: {entry['error']}", file=sys.stderr)
-        elif "caption" not in entry:
-            print(
-                f"{entry['path']}: out of scope (score {entry['ood_score']:.4g} > threshold "
-                f"{entry['threshold']:.4g}): not a MedNIST-like image; no caption",
-                file=out,
-            )
-        elif entry.get("in_scope") is False:
-            print(
-                f"{entry['path']}: [OUT OF SCOPE, score {entry['ood_score']:.4g}] "
-                f"{entry['caption']}  [{entry['class']} {entry['prob']:.4f}]",
-                file=out,
-            )
-        else:
-            print(
-                f"{entry['path']}: {entry['caption']}  [{entry['class']} {entry['prob']:.4f}]",
-                file=out,
-            )
+    for start in range(0, len(files), CHUNK):
+        inputs = read_inputs(files[start : start + CHUNK])
+        chunk = caption_entries(
+            captioner,
+            inputs,
+            beam=beam,
+            keep_out_of_scope=keep_out_of_scope,
+            attention=attention_dir is not None,
+        )
+        for i, entry in enumerate(chunk):
+            maps = entry.pop("attention", None)
+            if maps is not None:
+                name = Path(attention_dir) / f"{start + i:03d}_{Path(entry['path']).stem}.png"
+                write_attention_png(inputs[i][1], maps["words"], maps["maps"], name)
+                entry["attention_png"] = str(name)
+            if as_json:
+                print(json.dumps(entry), file=out)
+            else:
+                print(format_line(entry), file=sys.stderr if "error" in entry else out)
+        entries.extend(chunk)
+    if csv_path is not None:
+        write_csv(entries, Path(csv_path))
     if attention_dir is not None and not captioner.has_attention:
         print("note: this decoder has no attention; no overlays written", file=sys.stderr)
     return 1 if any("error" in e for e in entries) else 0

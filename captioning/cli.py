@@ -208,16 +208,52 @@ def _evaluate(args) -> int:
 
 
 def _caption(args) -> int:
+    from captioning.bundled import resolve_run
     from captioning.caption import caption_files
 
+    targets = list(args.images)
+    if args.run is None and len(targets) > 1 and _is_captioner_run(targets[0]):
+        print(
+            f"note: 'caption RUN_DIR IMAGE...' is deprecated; use "
+            f"'caption IMAGE... --run {targets[0]}'",
+            file=sys.stderr,
+        )
+        args.run = targets.pop(0)
     return caption_files(
-        args.run_dir,
-        args.images,
+        resolve_run(args.run),
+        targets,
+        csv_path=args.csv,
         beam=args.beam,
         as_json=args.json,
         attention_dir=args.attention_dir,
         keep_out_of_scope=args.keep_out_of_scope,
     )
+
+
+def _serve(args) -> int:
+    import os
+
+    from captioning.bundled import resolve_run
+    from captioning.serve import TOKEN_ENV, serve
+    from captioning.uploads import Limits
+
+    try:
+        limits = Limits(max_files=args.max_files, max_file_mb=args.max_upload_mb)
+    except ValueError as err:
+        raise CaptioningError(str(err)) from None
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    return serve(resolve_run(args.run), args.host, args.port, limits, token)
+
+
+def _is_captioner_run(path: str) -> bool:
+    """The old form's first argument: a folder holding a captioner run."""
+    meta = Path(path) / "run.json"
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("kind") == "captioner"
+    except (OSError, ValueError):
+        return False
 
 
 def _calibrate(args) -> int:
@@ -320,9 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(func=_evaluate)
 
-    cap = commands.add_parser("caption", help="caption image files with a captioner run")
-    cap.add_argument("run_dir", help="a run folder written by 'captioning train captioner'")
-    cap.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size")
+    cap = commands.add_parser("caption", help="caption image files and folders")
+    cap.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE_OR_FOLDER",
+        help="PNG, JPEG or DICOM files (any size), or folders of them (searched recursively)",
+    )
+    cap.add_argument(
+        "--run", help="a captioner run folder (default: the model bundled with the package)"
+    )
+    cap.add_argument("--csv", help="also write one row per image to this CSV file")
     cap.add_argument("--beam", type=int, help="beam width (default: the run's beam_width)")
     cap.add_argument("--json", action="store_true", help="one JSON object per image")
     cap.add_argument("--attention-dir", help="write attention overlays (PNG) here")
@@ -330,6 +374,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-out-of-scope", action="store_true", help="caption out-of-scope images too, flagged"
     )
     cap.set_defaults(func=_caption)
+    srv = commands.add_parser("serve", help="caption over HTTP, with a page for people")
+    srv.add_argument(
+        "--run", help="a captioner run folder (default: the model bundled with the package)"
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    srv.add_argument(
+        "--max-upload-mb", type=float, default=10.0, help="largest file accepted (default: 10)"
+    )
+    srv.add_argument("--max-files", type=int, default=16, help="files per request (default: 16)")
+    srv.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on POST /caption "
+        "(default: $CAPTIONING_SERVE_TOKEN; none: open)",
+    )
+    srv.set_defaults(func=_serve)
     cal = commands.add_parser("calibrate", help="fit a run's out-of-scope rule and temperatures")
     cal.add_argument("run_dir", help="a classifier or captioner run folder")
     cal.add_argument("--method", default="mahalanobis", choices=("msp", "energy", "mahalanobis"))

@@ -113,7 +113,9 @@ class CaptionsConfig:
 class DecoderConfig:
     """The LSTM decoder and how captions are generated from it."""
 
-    kind: str = field(default="attention", metadata=_check("in:attention,show_tell"))
+    # a registered decoder (captioning.models.decoders.registry); each decoder's constructor
+    # takes the settings below it names, and its defaults agree with these (tests/test_config.py)
+    kind: str = field(default="attention", metadata=_check("decoder"))
     embed_dim: int = field(default=64, metadata=_check(">0"))
     hidden: int = field(default=128, metadata=_check(">0"))  # LSTM units
     attention_dim: int = field(default=128, metadata=_check(">0"))  # additive attention width
@@ -123,7 +125,7 @@ class DecoderConfig:
     init_from_map: bool = False
     # the initial state and every step also read each finding from a linear read-out of the
     # image's intensity statistics, fitted by least squares on the training split
-    # (decoders._LSTMDecoder); off: the LSTM reads the findings from the CNN features alone
+    # (decoders.lstm.LSTMDecoder); off: the LSTM reads the findings from the CNN features alone
     readout: bool = True
     # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
     attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
@@ -261,14 +263,17 @@ def validate(config, prefix: str = "") -> None:
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not _satisfies(v, rule):
+                shown = f"one of {', '.join(_decoder_kinds())}" if rule == "decoder" else rule
                 raise ConfigError(
-                    f"config key '{prefix}{f.name}' = {value!r} is out of range ({rule})"
+                    f"config key '{prefix}{f.name}' = {value!r} is out of range ({shown})"
                 )
     if isinstance(config, ModelConfig) and (not config.widths or min(config.widths) <= 0):
         raise ConfigError(f"config key '{prefix}widths' needs at least one positive width")
 
 
 def _satisfies(value, rule: str) -> bool:
+    if rule == "decoder":
+        return value in _decoder_kinds()
     if rule.startswith("in:"):
         return value in rule[3:].split(",")
     if not math.isfinite(value):  # inf passes '> 0'; nan fails every comparison anyway
@@ -280,6 +285,14 @@ def _satisfies(value, rule: str) -> bool:
     if rule == "[0,1)":
         return 0 <= value < 1
     raise AssertionError(f"unknown rule {rule}")
+
+
+def _decoder_kinds() -> tuple[str, ...]:
+    """The registered decoder kinds. Imported here, not at the top: the registry imports Keras,
+    which only captioner configs need (the registry imports nothing of this module)."""
+    from captioning.models.decoders.registry import decoder_kinds
+
+    return decoder_kinds()
 
 
 def parse_override(text: str) -> tuple[str, Any]:

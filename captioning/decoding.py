@@ -1,5 +1,6 @@
 """Caption search: greedy and beam search, batched over images, for any decoder of
-``captioning.models.decoders`` (they share ``initial_state`` and ``step``).
+``captioning.models.decoders`` (the ``CaptionDecoder`` contract: ``initial_state``, ``step``,
+``has_attention``; docs/decoders.md).
 
 Each search is one ``tf.function`` around a ``tf.while_loop`` over time steps; every op inside
 works on the whole batch (B images, or B x k beams), so there is no Python loop per image or per
@@ -67,7 +68,7 @@ class CaptionSearch:
         start_id: int,
         end_id: int,
         max_length: int,
-        length_alpha: float = 1.0,
+        length_alpha: float = 0.7,  # decoder.length_alpha's default
         phrasing: str = "best",
         phrasing_ratio: float = 0.5,
         phrasing_words: Iterable[int] = (),
@@ -191,9 +192,12 @@ class CaptionSearch:
                 if with_attention:
                     alpha = tf.gather(tf.reshape(alpha, [batch, k, -1]), parent, batch_dims=1)
                     alpha = tf.where(was_done[..., None], 0.0, alpha)  # (B, k, P)
-                    attention = tf.gather(attention, parent, batch_dims=1) + (
+                    moved = tf.gather(attention, parent, batch_dims=1) + (
                         tf.cast(at_t, tf.float32)[None, None, :, None] * alpha[:, :, None, :]
                     )
+                    # keep the entry's static shape: with one image the loop starts at
+                    # (1, k, L, P) and the gather would return (None, k, L, P)
+                    attention = tf.ensure_shape(moved, attention.shape)
                 return t + 1, tf.reshape(word, [-1]), state, log_prob, length, done, seqs, attention
 
             loop = tf.while_loop(

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix
 
-from captioning.data import archive
-from captioning.data.dataset import PreparedData
-from captioning.data.folder import decode_files, list_class_images
-from captioning.errors import DataError, RunError
+from captioning.data.evaluation import load_labelled, run_split
+from captioning.errors import DataError
+from captioning.evaluate_captioner import evaluate_captioner_run
 from captioning.models.classifier import load_model
 from captioning.runs import read_json, write_json
 
@@ -36,28 +35,6 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> n
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
-
-
-def load_labelled(source: Path, classes: list[str], workdir: Path):
-    """Images, labels, paths and skipped files from a folder or ``.tar.gz`` laid out
-    ``<root>/<Class>/<image>``. Class names must be among the model's ``classes``."""
-    if not source.exists():
-        raise DataError(f"{source}: no such folder or archive")
-    if source.is_file():
-        archive.extract(source, workdir / "images")
-        source = workdir / "images"
-    image_dir = archive.find_class_root(source)
-    files, found_classes, _ = list_class_images(image_dir, None)
-    unknown = sorted(set(found_classes) - set(classes))
-    if unknown:
-        raise DataError(
-            f"{image_dir}: class folders unknown to the model: {', '.join(unknown)} "
-            f"(the model knows {', '.join(classes)})"
-        )
-    pixels, rows, skipped = decode_files(files, image_dir)
-    index = {name: i for i, name in enumerate(classes)}
-    labels = np.array([index[r["class"]] for r in rows], dtype=np.int32)
-    return pixels, labels, [r["path"] for r in rows], skipped
 
 
 def classification_report_dict(labels, probs, paths, classes) -> dict:
@@ -128,26 +105,6 @@ def write_confusion(report: dict, stem: Path) -> None:
     plt.close(fig)
 
 
-def run_split(run: dict, split: str):
-    """The run's own prepared dataset and its ``split``, with what was evaluated; refuses a
-    dataset re-prepared since training (its split could overlap the training images)."""
-    dataset = PreparedData(run["data_root"])
-    if dataset.manifest_sha256 != run["manifest_sha256"]:
-        raise RunError(
-            f"{dataset.root}: dataset changed since the run was trained "
-            "(manifest checksum differs); evaluate with --data instead"
-        )
-    if split not in set(dataset.manifest["split"]):
-        raise DataError(f"{dataset.root}: no split named '{split}'")
-    evaluated = {
-        "data": str(dataset.root),
-        "split": split,
-        "skipped": [],
-        "manifest_sha256": dataset.manifest_sha256,
-    }
-    return dataset, dataset.split(split), evaluated
-
-
 def evaluate_run(
     run_dir: Path,
     data: str | None = None,
@@ -161,8 +118,6 @@ def evaluate_run(
     run_dir = Path(run_dir)
     run = read_json(run_dir / "run.json")
     if run.get("kind") == "captioner":
-        from captioning.evaluate_captioner import evaluate_captioner_run
-
         return evaluate_captioner_run(run_dir, data=data, split=split, out=out, beam=beam)
     classes = run["classes"]
     model = load_model(run_dir / "best_model.keras")

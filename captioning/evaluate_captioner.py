@@ -22,6 +22,7 @@ accuracy.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -29,54 +30,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from captioning.caption import Captioner, write_attention_png
-from captioning.captions.build import caption_table, load_cutpoints
-from captioning.captions.findings import QUALITY_VALUES, compute_findings
-from captioning.captions.parse import parse_caption, template_share
+from captioning.captions.build import CUTPOINTS_FILE, caption_table, load_cutpoints
+from captioning.captions.findings import check_cutpoints, compute_findings
+from captioning.captions.parse import template_share
+from captioning.captions.readback import findings_scores
 from captioning.captions.templates import load_template_set
 from captioning.data.caption_data import caption_frame
+from captioning.data.evaluation import load_labelled, run_split
 from captioning.errors import DataError
-from captioning.evaluate import run_split
+from captioning.inference import Captioner
 from captioning.metrics import score_captions
 from captioning.metrics.calibration import expected_calibration_error, write_reliability_png
+from captioning.overlays import write_attention_png
 from captioning.runs import write_json
 
 
 def _references(frame: pd.DataFrame) -> list[list[str]]:
     cols = [c for c in frame.columns if c.startswith("reference_")]
     return [list(row) for row in frame[cols].itertuples(index=False)]
-
-
-def findings_scores(generated: list[str], truth: pd.DataFrame, tset) -> dict:
-    """Per-image correctness of the class and of each field, read back from the captions.
-
-    ``truth``: columns class, quality and the findings. Returns {name: bool array or None}:
-    None marks images where the field is not scored (a non-diagnostic image's findings)."""
-    parsed = [parse_caption(text, tset) for text in generated]
-    diagnostic = (truth["quality"] == QUALITY_VALUES[0]).to_numpy()
-    out = {
-        "class": np.array([p.class_name == c for p, c in zip(parsed, truth["class"], strict=True)]),
-        "quality": np.array(
-            [p.quality == q for p, q in zip(parsed, truth["quality"], strict=True)]
-        ),
-    }
-    for field in tset.fields:
-        right = np.array(
-            [p.fields.get(field) == v for p, v in zip(parsed, truth[field], strict=True)]
-        )
-        out[field] = np.where(diagnostic, right, False), diagnostic
-    out["all"] = np.array(
-        [
-            p.matches(c, dict(r._asdict()))
-            for p, c, r in zip(
-                parsed,
-                truth["class"],
-                truth[["quality", *tset.fields]].itertuples(index=False),
-                strict=True,
-            )
-        ]
-    )
-    return out
 
 
 def _mean(values, where=None) -> float | None:
@@ -117,10 +88,13 @@ def calibration_curves(result, scores: dict, labels: np.ndarray) -> dict:
 def _external_truth(captioner: Captioner, source: Path, workdir: Path):
     """Images and ground-truth captions for a labelled folder/archive never prepared: findings
     are measured with the cut points stored with the run's dataset."""
-    from captioning.evaluate import load_labelled
-
     images, labels, paths, skipped = load_labelled(source, captioner.classes, workdir)
-    cutpoints = load_cutpoints(captioner.run["data_root"])
+    bundled = captioner.run_dir / CUTPOINTS_FILE  # a bundled run carries its own
+    cutpoints = (
+        check_cutpoints(json.loads(bundled.read_text()))
+        if bundled.is_file()
+        else load_cutpoints(captioner.run["data_root"])
+    )
     manifest = pd.DataFrame(
         {"path": paths, "split": "external", "class": [captioner.classes[i] for i in labels]}
     )

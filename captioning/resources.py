@@ -1,5 +1,6 @@
-"""Package data: the built-in caption template sets (``captioning/templates``) and the default
-experiment configs (``captioning/configs``), located with ``importlib.resources`` so they are
+"""Package data: the built-in caption template sets (``captioning/templates``), the default
+experiment configs (``captioning/configs``) and the bundled pretrained model
+(``captioning/pretrained``), located with ``importlib.resources`` so they are
 found from a wheel or a plain ``pip install .`` as well as from a source checkout."""
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from captioning.errors import CaptioningError
 
 TEMPLATES = "templates"
 CONFIGS = "configs"
+PRETRAINED = "pretrained"
 
 
 def package_folder(kind: str) -> Path:
-    """The installed folder of ``kind`` (``TEMPLATES`` or ``CONFIGS``)."""
+    """The installed folder of ``kind`` (``TEMPLATES``, ``CONFIGS`` or ``PRETRAINED``)."""
     folder = importlib.resources.files("captioning") / kind
     if not isinstance(folder, Path):  # only a zipped install would do this; pip unpacks wheels
         raise CaptioningError(f"{folder}: the package's {kind} must be files on disk")

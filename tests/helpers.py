@@ -20,3 +20,24 @@ def squares(n=48, classes=3, seed=0):
     for i, k in enumerate(labels):
         images[i, 24:40, 4 + 20 * k : 20 + 20 * k] = 220
     return images, labels.astype(np.int32)
+
+
+def cli(*args: str, cwd, env: dict | None = None, timeout: int = 600):
+    """Run ``python -m captioning.cli ARGS`` in ``cwd`` with this checkout first on the path;
+    the completed process (text stdout/stderr)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "captioning.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )

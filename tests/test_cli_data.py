@@ -89,7 +89,7 @@ def test_good_folder_succeeds(tmp_path, out):
     assert "Traceback" not in result.stderr
     # each skipped file is named with its problem in the warnings
     assert "empty.png" in result.stderr and "empty file" in result.stderr
-    assert "text.jpeg" in result.stderr and "not a PNG or JPEG" in result.stderr
+    assert "text.jpeg" in result.stderr and "not a PNG, JPEG or DICOM" in result.stderr
     card = json.loads((out / "ds" / "data_card.json").read_text())
     assert {s["path"] for s in card["skipped"]} == {"CXR/empty.png", "Hand/text.jpeg"}
     assert sorted(p.name for p in out.iterdir()) == ["ds"]

@@ -79,6 +79,14 @@ def test_attention_weights_are_distributions_over_the_map():
         np.testing.assert_allclose(row[n:], 0.0)
 
 
+def test_beam_attention_for_one_image():
+    # one image: the loop starts at a static (1, k, L, P) that the beam's gather must keep
+    _, search, features = tiny("attention", seed=2, batch=1)
+    found = search.beam(features, 3, attention=True)
+    assert found.attention.shape == (1, MAX_LENGTH, 16)
+    np.testing.assert_allclose(found.attention[0, : found.length[0]].sum(-1), 1.0, rtol=1e-5)
+
+
 def test_show_tell_has_no_attention():
     _, search, features = tiny("show_tell")
     assert search.greedy(features, attention=True).attention is None

@@ -88,7 +88,7 @@ def test_photographs_and_noise_are_out_of_scope_through_the_cli(scoped_captioner
     for j in range(3):
         files.append(work / f"noise{j}.png")
         Image.fromarray(rng.integers(0, 256, (64 * (j + 1),) * 2, dtype=np.uint8)).save(files[-1])
-    done = cli("caption", str(run), *map(str, files), "--json", cwd=work)
+    done = cli("caption", "--run", str(run), *map(str, files), "--json", cwd=work)
     assert done.returncode == 0, done.stderr[-2000:]
     entries = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["path"] for e in entries] == list(map(str, files))
@@ -97,7 +97,9 @@ def test_photographs_and_noise_are_out_of_scope_through_the_cli(scoped_captioner
         assert entry["ood_score"] > entry["threshold"]
         assert "caption" not in entry
     mednist = sorted((mednist_small / "images").rglob("*.jpeg"))[::40]  # one per class
-    done = cli("caption", str(run), *map(str, mednist), "--json", "--keep-out-of-scope", cwd=work)
+    done = cli(
+        "caption", "--run", str(run), *map(str, mednist), "--json", "--keep-out-of-scope", cwd=work
+    )
     for entry in map(json.loads, done.stdout.splitlines()):
         assert isinstance(entry["in_scope"], bool) and "caption" in entry
         assert set(entry["confidence"]) == {"class", *FIELDS}

@@ -22,12 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from captioning.captions.findings import FIELDS, QUALITY_VALUES
+from captioning.captions.spotting import SLOT as _SLOT
+from captioning.captions.spotting import spot_phrases
 from captioning.errors import DataError
 from captioning.resources import TEMPLATES, package_folder
 
 DEFAULT_TEMPLATE_SET = "findings"
 TEMPLATES_ENV = "CAPTIONING_TEMPLATES"  # user folders of sets, searched before the built-ins
-_SLOT = re.compile(r"\{([a-z_]+)\}")
 
 
 def templates_dir() -> Path:
@@ -190,8 +191,6 @@ def _shape_problem(raw: dict) -> str | None:
 
 def _grammar_problem(tset: TemplateSet) -> str | None:
     """Slots must match the set's fields, and every rendering must parse back to itself."""
-    from captioning.captions.parse import parse_caption  # parse imports this module
-
     diagnostic_slots = {"class", *tset.fields}
     for i, template in enumerate(tset.templates):
         slots = _SLOT.findall(template)
@@ -209,7 +208,7 @@ def _grammar_problem(tset: TemplateSet) -> str | None:
                 cases.append({"quality": QUALITY_VALUES[1]})
             for fields in cases:
                 text = render(class_name, fields, tset, i)
-                parsed = parse_caption(text, tset)
+                parsed = spot_phrases(text, tset)
                 if not parsed.matches(class_name, fields) or parsed.unknown_words:
                     return f"ambiguous: reference {i} '{text}' parses as {parsed}"
     return None

@@ -1,4 +1,4 @@
-"""Decode any PNG or JPEG into the 64x64 8-bit grayscale array every model here reads.
+"""Decode any PNG, JPEG or DICOM file into the 64x64 8-bit grayscale array every model here reads.
 
 Conversions (the same for data preparation, evaluation and captioning):
 
@@ -9,6 +9,8 @@ Conversions (the same for data preparation, evaluation and captioning):
 - Any size: padded with black to a centred square (keeps the aspect ratio), then resized to
   64x64 with Pillow's area-averaging ``reduce``/``BOX`` filter, or bilinear when enlarging.
 - More than ``MAX_PIXELS`` pixels: refused before decoding (decompression-bomb guard).
+- DICOM (recognised by its ``DICM`` marker, whatever the file name): through its own window
+  first (``captioning.data.dicom``; needs the optional ``pydicom``), then the rules above.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from captioning.data.dicom import DICOM_SUFFIXES, dicom_pixels, is_dicom
 from captioning.errors import CaptioningError
 
 IMAGE_SIZE = 64
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger than any radiograph, far below a bomb
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+CAPTION_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES  # what `caption FOLDER` picks up
 
 # Our MAX_PIXELS check refuses big images before Pillow decodes them, so Pillow's own
 # warning (at ~89 megapixels) would only add noise. Filtered once here rather than with
@@ -44,7 +48,8 @@ class ImageError(CaptioningError, ValueError):
 def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
     """Read ``source`` (a path or the file's bytes) as a (64, 64) uint8 array.
 
-    Raises ``ImageError`` for anything that is not a readable PNG/JPEG image; never another type.
+    Raises ``ImageError`` for anything that is not a readable PNG/JPEG/DICOM image; never
+    another type.
     ``name`` labels bytes in error messages.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
@@ -68,10 +73,12 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
 
 
 def decode_image(data: bytes, label: str = "<bytes>") -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode PNG/JPEG bytes: the (64, 64) uint8 array and the original (width, height).
+    """Decode PNG/JPEG/DICOM bytes: the (64, 64) uint8 array and the original (width, height).
 
     See the module doc for the conversions. Raises ``ImageError`` only.
     """
+    if is_dicom(data):
+        return _decode_dicom(data, label)
     try:
         image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
         width, height = image.size
@@ -84,11 +91,28 @@ def decode_image(data: bytes, label: str = "<bytes>") -> tuple[np.ndarray, tuple
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(label, "not a PNG or JPEG image") from None
+        raise ImageError(label, "not a PNG, JPEG or DICOM image") from None
     except Image.DecompressionBombError:
         raise ImageError(label, "image too large (decompression-bomb guard)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(label, f"corrupt or truncated image ({err})") from None
+
+
+def _decode_dicom(data: bytes, label: str) -> tuple[np.ndarray, tuple[int, int]]:
+    try:
+        pixels = dicom_pixels(data)
+    except ImportError:
+        raise ImageError(
+            label, 'DICOM file, but pydicom is not installed (pip install "captioning[dicom]")'
+        ) from None
+    except Exception as err:  # pydicom raises many types for damaged files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ImageError(label, f"unreadable DICOM file ({first})") from None
+    height, width = pixels.shape[:2]
+    if width * height > MAX_PIXELS:
+        raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
+    image = Image.fromarray(pixels, mode="RGB" if pixels.ndim == 3 else "L")
+    return _to_gray_square(image), (width, height)
 
 
 def _to_gray_square(image: Image.Image) -> np.ndarray:

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from captioning.captions.readback import findings_scores
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.decoding import CaptionSearch
-from captioning.evaluate_captioner import findings_scores
 from captioning.metrics import corpus_bleu
 
 
@@ -50,7 +50,7 @@ class CaptionTask:
         attention_penalty: float = 0.0,
         class_weight: float = 0.0,
         validate_fn=None,
-        monitor: str = "bleu4",
+        monitor: str = "findings",  # the captioner config's default
         word_weights=None,
     ):
         self.attention_penalty, self.class_weight = attention_penalty, class_weight

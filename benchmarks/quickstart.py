@@ -1,0 +1,117 @@
+"""The whole job against the seed notebook, in one invocation on one machine:
+
+    pip install -e ".[bench]"                       # tf_keras, for the seed notebook
+    python benchmarks/quickstart.py --source /path/to/MedNIST.tar.gz [--out FILE] [--smoke]
+
+1. ``captioning quickstart`` (prepare, classifier, its evaluation, captioner, its evaluation,
+   report) in a subprocess: wall seconds per stage, read from its progress lines as they
+   stream, and the peak resident memory of each stage (the process's RSS sampled every 0.1 s);
+2. the seed notebook's training alone (``benchmarks/seed_notebook.py``: Keras 2
+   ImageDataGenerator + ``model.fit``, 5 epochs) on the data quickstart prepared.
+
+Writes ``seed_notebook_seconds``, ``quickstart_seconds``, ``ratio`` (quickstart over the seed
+notebook), ``stages`` (name -> seconds), ``peak_rss_mib`` (stage -> MiB) and the machine to
+``experiments/benchmarks/quickstart.json`` (default). Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import record
+
+STAGE_LINE = re.compile(r"^\[\d+/\d+\] (.+)$")  # quickstart's "[i/n] stage" progress line
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` now (0 once it has exited)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_quickstart(source: str, out: Path, smoke: bool) -> dict:
+    """Run ``captioning quickstart``; per-stage seconds (its own timings) and peak RSS."""
+    command = [sys.executable, "-m", "captioning.cli", "quickstart", "--source", source]
+    command += ["--out", str(out), *(["--smoke"] if smoke else [])]
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
+    stage, peaks, seconds = ["start"], {}, {}
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss_mib(proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        if match := STAGE_LINE.match(line.strip()):
+            stage[0] = match.group(1)
+        elif match := re.match(rf"^\s+{re.escape(stage[0])}: ([\d.]+) s", line):
+            seconds[stage[0]] = float(match.group(1))
+    code = proc.wait()
+    done.set()
+    sampler.join()
+    if code != 0:
+        raise SystemExit(f"quickstart failed (exit {code}): {shlex.join(command)}")
+    return {
+        "command": shlex.join(command),
+        "seconds": round(time.perf_counter() - start, 1),
+        "stages": seconds,
+        "peak_rss_mib": {k: round(v) for k, v in peaks.items() if k != "start"},
+    }
+
+
+def run_seed_notebook(data: Path, smoke: bool) -> dict:
+    """The seed notebook's training (its own JSON line: ``train_seconds``, accuracy)."""
+    command = [sys.executable, str(Path(__file__).with_name("seed_notebook.py"))]
+    command += ["--data", str(data), *(["--epochs", "1", "--limit", "256"] if smoke else [])]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"seed notebook failed: {done.stderr.strip().splitlines()[-1:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "command": shlex.join(command)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--source", required=True, help="MedNIST archive, URL or folder")
+    parser.add_argument("--out", help="default: experiments/benchmarks/quickstart.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny run to check the script")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-quickstart-") as tmp:
+        quick = run_quickstart(args.source, Path(tmp) / "quickstart", args.smoke)
+        data = Path(tmp) / "quickstart" / "mednist"
+        card = json.loads((data / "data_card.json").read_text())
+        seed = run_seed_notebook(data, args.smoke)
+    result = {
+        "smoke": args.smoke,
+        "seed_notebook_seconds": seed["train_seconds"],
+        "quickstart_seconds": quick["seconds"],
+        "ratio": round(quick["seconds"] / seed["train_seconds"], 2),
+        "stages": quick["stages"],
+        "peak_rss_mib": quick["peak_rss_mib"],
+        "quickstart": quick,
+        "seed_notebook": seed,
+    }
+    print(json.dumps(result, indent=2))
+    record("quickstart", result, args.out, data_card=card)
+
+
+if __name__ == "__main__":
+    main()

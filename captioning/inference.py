@@ -1,0 +1,226 @@
+"""A trained captioner, ready to caption decoded images: the one inference path that
+``captioning caption``, ``serve``, ``evaluate`` and ``calibrate`` share.
+
+``Captioner`` loads what a run folder holds (``best_model.keras`` with ``safe_mode=True``,
+``vocabulary.json``, the config's decoding settings) and captions batches of decoded images:
+caption text, predicted class and its probability (from the classifier head kept in the
+end-to-end model), search scores and, for the attention decoder, attention weights per word.
+
+With the run's ``scope.json`` and ``calibration.json`` (written at the end of training, or by
+``captioning calibrate RUN_DIR`` for an older run) every image also gets an out-of-scope score
+(``captioning.scope``; an image over the threshold gets no caption unless asked) and a
+temperature-scaled confidence for its class and each finding (``captioning.confidence``).
+``caption_entries`` turns results into the JSON entries users see (CLI ``--json`` and the
+HTTP service alike).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from captioning.captions.sentence import run_template_set, to_sentence
+from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
+from captioning.confidence import (
+    FieldLogits,
+    concat_field_logits,
+    finding_logits,
+    load_calibration,
+)
+from captioning.errors import RunError
+from captioning.metrics.calibration import class_groups, group_probs
+from captioning.phrasing import content_seeds, opening_words
+from captioning.runs import read_json
+from captioning.scope import Scope
+
+
+@dataclass
+class Captions:
+    """Results for N images."""
+
+    texts: list[str]
+    class_ids: np.ndarray  # (N,) int
+    probs: np.ndarray  # (N,) probability of the predicted class
+    scores: np.ndarray  # (N,) length-normalised log-probability of the caption
+    words: list[list[str]]
+    attention: np.ndarray | None  # (N, max_length, P) or None
+    class_logits: np.ndarray | None = None  # (N, K) raw head logits
+    field_logits: dict[str, FieldLogits] | None = None  # raw grouped logits per finding
+    confidence: dict[str, np.ndarray] | None = None  # name -> (N,) prob, NaN where not stated
+    ood_score: np.ndarray | None = None  # (N,) higher = further out; None without a scope
+    in_scope: np.ndarray | None = None  # (N,) bool; None without a scope
+
+
+class Captioner:
+    """A captioner run folder, ready to caption uint8 images (N, 64, 64)."""
+
+    def __init__(self, run_dir: str | Path, phrasing: str | None = None):
+        import tensorflow as tf
+
+        import captioning.models.decoders  # noqa: F401  (registers the decoder layers)
+        from captioning.decoding import CaptionSearch
+        from captioning.models.captioner import image_features
+        from captioning.models.classifier import load_model
+
+        self.run_dir = Path(run_dir)
+        self.run = read_json(self.run_dir / "run.json")
+        if self.run.get("kind") != "captioner":
+            raise RunError(f"{self.run_dir}: not a captioner run (kind {self.run.get('kind')!r})")
+        self.config = read_json(self.run_dir / "config.json")
+        self.classes: list[str] = self.run["classes"]
+        self.templates: str = self.run["templates"]
+        self.vocab = Vocabulary.load(self.run_dir / VOCABULARY_FILE)
+        self.tset = run_template_set(self.templates)  # None: the run's set is gone
+        self.model = load_model(self.run_dir / "best_model.keras")
+        decoding = self.config["decoder"]
+        self.beam_width = int(decoding["beam_width"])
+        self.decoder = self.model.get_layer("decoder")
+        self.scope = Scope.load(self.run_dir)  # None for a run made before scopes
+        self.calibration = load_calibration(self.run_dir)  # None likewise
+        self.search = CaptionSearch(
+            self.decoder,
+            start_id=self.vocab.start_id,
+            end_id=self.vocab.end_id,
+            max_length=int(decoding["max_length"]),
+            length_alpha=float(decoding["length_alpha"]),
+            # runs from before the option: their own search ("best")
+            phrasing=phrasing or decoding.get("phrasing", "best"),
+            phrasing_ratio=float(decoding.get("phrasing_ratio", 0.5)),
+            phrasing_words=opening_words(self.tset, self.vocab.index) if self.tset else (),
+        )
+        encoder, head = self.model.get_layer("encoder"), self.model.get_layer("logits")
+
+        @tf.function(reduce_retracing=True)
+        def encode(pixels):
+            features = image_features(encoder, pixels)
+            return features, head(features["pooled"])  # logits (B, K)
+
+        self._encode = encode
+        self._tf = tf
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(self.decoder.has_attention)
+
+    def caption(
+        self, images: np.ndarray, beam: int | None = None, attention=False, batch=512
+    ) -> Captions:
+        """Caption uint8 images (N, 64, 64); ``beam`` defaults to the run's ``beam_width``."""
+        tf = self._tf
+        width = self.beam_width if beam is None else int(beam)
+        if width < 1:
+            raise RunError(f"--beam must be at least 1, got {width}")
+        texts, words, logits, pooled, scores, maps = [], [], [], [], [], []
+        stated = self.tset.fields if self.tset else ()  # no set: no finding confidences
+        fields: dict[str, list[FieldLogits]] = {f: [] for f in stated}
+        for i in range(0, len(images), batch):
+            pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
+            features, z = self._encode(pixels)
+            seeds = content_seeds(images[i : i + batch])  # (b,) the phrasing choice's seeds
+            found = self.search.search(features, width, attention=attention, seeds=seeds)
+            logits.append(z.numpy())
+            pooled.append(features["pooled"].numpy())
+            if self.tset:
+                part = finding_logits(
+                    self.decoder,
+                    features,
+                    found.tokens,
+                    self.vocab.start_id,
+                    self.vocab.tokens,
+                    self.tset,
+                )
+                for name, value in part.items():
+                    fields[name].append(value)
+            scores.append(found.score)
+            if found.attention is not None:
+                maps.append(found.attention)
+            for row in found.tokens:
+                w = self.vocab.decode_tokens(row)
+                words.append(w)
+                texts.append(to_sentence(w, self.tset))  # the template's case and punctuation
+        k = len(self.classes)
+        logits = np.concatenate(logits) if logits else np.zeros((0, k), np.float32)
+        field_logits = {name: concat_field_logits(parts) for name, parts in fields.items()}
+        confidence = self.confidences(logits, field_logits)
+        ood = in_scope = None
+        if self.scope is not None and len(logits):
+            ood = self.scope.scores(np.concatenate(pooled), logits)
+            in_scope = self.scope.in_scope(ood)
+        return Captions(
+            texts=texts,
+            class_ids=logits.argmax(1),
+            probs=confidence["class"],
+            scores=np.concatenate(scores) if scores else np.zeros(0, np.float32),
+            words=words,
+            attention=np.concatenate(maps) if maps else None,
+            class_logits=logits,
+            field_logits=field_logits,
+            confidence=confidence,
+            ood_score=ood,
+            in_scope=in_scope,
+        )
+
+    def confidences(self, class_logits, field_logits, temperatures=None) -> dict[str, np.ndarray]:
+        """Name -> (N,) probability of the predicted class and of each stated finding (NaN
+        where the caption states none), scaled by ``temperatures`` (default: the run's
+        calibration, else 1)."""
+        if temperatures is None:
+            temperatures = self.calibration["temperatures"] if self.calibration else {}
+        n, k = class_logits.shape
+        probs = group_probs(class_logits, class_groups(n, k), temperatures.get("class", 1.0), k)
+        out = {"class": probs.max(1) if n else np.zeros(0)}
+        for name, f in field_logits.items():
+            values = group_probs(f.logits, f.groups, temperatures.get(name, 1.0), 2)
+            picked = values[np.arange(n), np.maximum(f.chosen, 0)]
+            out[name] = np.where(f.chosen >= 0, picked, np.nan)
+        return out
+
+
+def caption_entries(
+    captioner: Captioner,
+    inputs: list[tuple[str, np.ndarray | str]],
+    beam: int | None = None,
+    keep_out_of_scope: bool = False,
+    attention: bool = False,
+) -> list[dict]:
+    """One JSON-ready entry per input, in order. ``inputs``: (name, decoded (64, 64) uint8
+    image, or the one-line problem that kept it from being read). A problem becomes
+    ``{"path", "error"}``; the others are captioned in one batch. An out-of-scope image gets
+    ``in_scope: false``, its score and the threshold instead of a caption (an answer, not an
+    error) unless ``keep_out_of_scope``. With ``attention`` (attention decoders only), each
+    captioned entry also carries ``"attention": {"words": [...], "maps": (L, P) array}``
+    (not JSON-ready: the caller renders or converts it)."""
+    entries = [
+        {"path": name} if isinstance(item, np.ndarray) else {"path": name, "error": item}
+        for name, item in inputs
+    ]
+    good = [i for i, (_, item) in enumerate(inputs) if isinstance(item, np.ndarray)]
+    if not good:
+        return entries
+    want_attention = attention and captioner.has_attention
+    images = np.stack([inputs[i][1] for i in good])
+    result = captioner.caption(images, beam=beam, attention=want_attention)
+    for j, i in enumerate(good):
+        entry = entries[i]
+        if result.in_scope is not None:
+            entry["in_scope"] = bool(result.in_scope[j])
+            entry["ood_score"] = round(float(result.ood_score[j]), 6)
+            if not entry["in_scope"]:
+                entry["threshold"] = round(captioner.scope.threshold, 6)
+                if not keep_out_of_scope:
+                    continue
+        entry.update(
+            caption=result.texts[j],
+            **{"class": captioner.classes[int(result.class_ids[j])]},
+            prob=round(float(result.probs[j]), 6),
+        )
+        if captioner.calibration is not None:
+            entry["confidence"] = {
+                name: None if np.isnan(p[j]) else round(float(p[j]), 6)
+                for name, p in result.confidence.items()
+            }
+        if want_attention:
+            entry["attention"] = {"words": result.words[j], "maps": result.attention[j]}
+    return entries

@@ -1,0 +1,218 @@
+"""The captioner trainer's first steps: the encoder run, the caption data and its truth, the
+vocabulary, the run's files, and the model (encoder, head and a fresh decoder).
+
+Each step is a function of what the steps before it returned (see
+``captioning.train_captioner.train_captioner``, which calls them in order). ``load_caption_data``
+is the one place that decides which captions the captioner learns and which truth its
+validation reads back: another caption source replaces that step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import tensorflow as tf
+
+from captioning.captions.templates import TemplateSet, load_template_set
+from captioning.captions.vocabulary import Vocabulary
+from captioning.config import CaptionerConfig, DecoderConfig
+from captioning.data.caption_data import caption_frame, reference_columns
+from captioning.data.dataset import PreparedData, Split
+from captioning.errors import RunError
+from captioning.models.classifier import load_model
+from captioning.models.decoders import CaptionDecoder, build_decoder
+from captioning.paths import default_data_root
+from captioning.provenance import data_provenance, git_state, machine
+from captioning.runs import RunLock, check_resume, package_versions, read_json, write_json
+from captioning.training import sync
+from captioning.training.strategy import strategy_name
+
+BEST_MODEL = "best_model.keras"
+
+
+@dataclass
+class TrainingRun:
+    """What every step reads: the resolved config, the distribution strategy, whether this
+    process is the chief (the only one that writes files) and the run folder."""
+
+    config: CaptionerConfig
+    strategy: tf.distribute.Strategy
+    chief: bool
+    run_dir: Path
+
+
+@dataclass
+class EncoderRun:
+    """The classifier run whose encoder the captioner starts from (``run.json`` as read)."""
+
+    path: Path
+    run: dict
+
+    @property
+    def digest(self) -> str:
+        """sha256 of its best model: the workers of a run must start from the same one."""
+        return hashlib.sha256((self.path / BEST_MODEL).read_bytes()).hexdigest()
+
+
+@dataclass
+class CaptionData:
+    """The captions the captioner learns and the truth its validation reads back.
+
+    ``frame`` has one row per image of the dataset (columns ``reference_<i>``, the class,
+    quality and the template set's findings); ``train`` and ``val`` index it; ``truth`` is the
+    validation images' class, quality and findings (one row each, in ``val`` order), or None
+    for captions without structured truth (then validation scores BLEU-4 only)."""
+
+    data: PreparedData
+    frame: pd.DataFrame
+    train: Split
+    val: Split
+    template_set: TemplateSet
+    truth: pd.DataFrame | None
+
+
+def run_lock(run: TrainingRun):
+    """The chief's lock on the run folder (two runs never write one folder); none elsewhere."""
+    return RunLock(run.run_dir) if run.chief else contextlib.nullcontext()
+
+
+def is_resuming(run: TrainingRun, resolved: dict) -> bool:
+    """Whether the chief's run folder holds a run of this experiment to resume (data, captions
+    and decoder must not have changed); another worker's local folder decides nothing."""
+    return run.chief and check_resume(
+        run.run_dir, resolved, frozen_sections=("data", "captions", "decoder")
+    )
+
+
+def load_encoder_run(encoder_dir) -> EncoderRun:
+    """The ``--encoder`` folder, checked to be a classifier run."""
+    path = Path(encoder_dir).expanduser().resolve()
+    run = read_json(path / "run.json")
+    if run.get("kind") != "classifier":
+        raise RunError(f"{path}: --encoder needs a classifier run folder")
+    return EncoderRun(path, run)
+
+
+def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=None) -> CaptionData:
+    """Open the prepared dataset (``--data``, else the config's, else the encoder's, else the
+    default root; written back to ``config.data.root``), check its classes are the encoder's,
+    and build its captions from ``config.captions.templates`` and the truth they state."""
+    root = data_root or config.data.root or encoder.run["data_root"] or default_data_root()
+    root = Path(root).expanduser().resolve()
+    config.data.root = str(root)
+    data = PreparedData(root)
+    if data.classes != encoder.run["classes"]:
+        raise RunError(
+            f"{encoder.path}: trained on classes {encoder.run['classes']}, not {data.classes}"
+        )
+    frame = caption_frame(data, config.captions.templates)
+    # the whole validation split: the captions' metrics are computed on all of it, and
+    # ``train.max_eval_batches`` limits only the validation loss
+    train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
+    tset = load_template_set(config.captions.templates)
+    truth = frame.iloc[val.rows][["class", "quality", *tset.fields]]
+    return CaptionData(data, frame, train, val, tset, truth)
+
+
+def build_vocabulary(captions: CaptionData, path: Path, resuming: bool) -> Vocabulary:
+    """A resumed run's saved vocabulary, else every word of the training split's references."""
+    if resuming and path.exists():
+        return Vocabulary.load(path)
+    train_rows = captions.frame.iloc[captions.train.rows]
+    return Vocabulary.from_captions(
+        text for c in reference_columns(captions.frame) for text in train_rows[c]
+    )
+
+
+def agree_on_experiment(
+    run: TrainingRun, resolved: dict, captions: CaptionData, vocab: Vocabulary, encoder: EncoderRun
+) -> None:
+    """Fail unless every worker has the same config, data, vocabulary and encoder: called
+    before any file is written and any variable exists (workers that built different models
+    would hang, not fail)."""
+    sync.agree(
+        run.strategy,
+        "the experiment",
+        sync.experiment_identity(
+            resolved,
+            data=captions.data.manifest_sha256,
+            vocabulary="|".join(vocab.tokens),
+            encoder=encoder.digest,
+        ),
+    )
+
+
+def write_run_files(
+    run: TrainingRun,
+    resolved: dict,
+    captions: CaptionData,
+    vocab: Vocabulary,
+    encoder: EncoderRun,
+    *,
+    vocab_path: Path,
+    resuming: bool,
+    command: str,
+) -> None:
+    """The chief's ``config.json``, vocabulary and ``run.json`` (what, from what, where); the
+    other workers write nothing."""
+    if not run.chief:
+        return
+    config, data = run.config, captions.data
+    write_json(run.run_dir / "config.json", resolved)
+    vocab.save(vocab_path)
+    write_json(
+        run.run_dir / "run.json",
+        {
+            "command": command,
+            "seed": config.train.seed,
+            "kind": "captioner",
+            "decoder": config.decoder.kind,
+            "templates": config.captions.templates,
+            "encoder_run": str(encoder.path),
+            "manifest_sha256": data.manifest_sha256,
+            "data_root": config.data.root,
+            "classes": data.classes,
+            "split_sizes": {"train": len(captions.train), "val": len(captions.val)},
+            "vocabulary_size": len(vocab),
+            "strategy": strategy_name(run.strategy),
+            "replicas": run.strategy.num_replicas_in_sync,
+            "resumed": resuming,
+            "versions": package_versions(),
+            "code": git_state(),
+            "data": data_provenance(data.card),
+            "machine": machine(),
+        },
+    )
+
+
+@dataclass
+class CaptionerParts:
+    """The pretrained encoder and class head (from the encoder run) and the new decoder."""
+
+    encoder: object  # keras.Model: pixels -> feature map
+    head: object  # keras layer: pooled features -> class logits
+    decoder: CaptionDecoder
+
+
+def build_model(
+    run: TrainingRun, encoder: EncoderRun, vocab_size: int, template_set: TemplateSet
+) -> CaptionerParts:
+    """The encoder run's encoder and class head, and a new decoder of the config's kind (not
+    yet built; with a findings read-out of the set's fields when ``decoder.readout`` is on),
+    all created under the strategy (the encoder trains in stage 2: its variables are
+    mirrored)."""
+    dec: DecoderConfig = run.config.decoder
+    readout = len(template_set.fields) if dec.readout else 0
+    with run.strategy.scope():
+        classifier = load_model(encoder.path / BEST_MODEL)
+        # every other ``[decoder]`` setting the decoder's constructor takes, by name
+        settings = {
+            k: v for k, v in dataclasses.asdict(dec).items() if k not in ("kind", "readout")
+        }
+        decoder = build_decoder(dec.kind, vocab_size, readout=readout, **settings)
+    return CaptionerParts(classifier.get_layer("encoder"), classifier.get_layer("logits"), decoder)

@@ -1,0 +1,106 @@
+"""The decoder contract and registry: every registered decoder keeps ``CaptionDecoder``'s
+contract, its defaults agree with the shipped config, and saved names never change."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from captioning import config as cfg
+from captioning.decoding import CaptionSearch
+from captioning.models.decoders import (
+    AttentionDecoder,
+    CaptionDecoder,
+    ShowTellDecoder,
+    build_decoder,
+    decoder_kinds,
+    decoder_settings,
+    decoders,
+)
+from captioning.training.caption_task import CaptionTask
+
+VOCAB, BATCH, STEPS = 10, 2, 4
+TINY = {"embed_dim": 8, "hidden": 8, "attention_dim": 8}
+
+
+def features(seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "feature_map": tf.constant(rng.normal(size=(BATCH, 4, 4, 6)), tf.float32),
+        "pooled": tf.constant(rng.normal(size=(BATCH, 6)), tf.float32),
+        "statistics": tf.constant(rng.uniform(size=(BATCH, 510)), tf.float32),
+    }
+
+
+def test_the_registry_finds_both_decoders_and_the_config_takes_its_kinds():
+    assert decoders() == {"attention": AttentionDecoder, "show_tell": ShowTellDecoder}
+    assert cfg.DecoderConfig().kind in decoder_kinds()
+    for kind in decoder_kinds():
+        assert cfg.load_config(cfg.CaptionerConfig, overrides=[f"decoder.kind={kind}"])
+    with pytest.raises(cfg.ConfigError, match="one of attention, show_tell"):
+        cfg.load_config(cfg.CaptionerConfig, overrides=["decoder.kind=transformer"])
+    with pytest.raises(ValueError, match="unknown decoder kind 'lstm'"):
+        build_decoder("lstm", VOCAB)
+
+
+def test_saved_names_are_unchanged():
+    # the registered name is written into every .keras file: renaming breaks loading old runs
+    assert keras.saving.get_registered_name(ShowTellDecoder) == "captioning>ShowTellDecoder"
+    assert keras.saving.get_registered_name(AttentionDecoder) == "captioning>AttentionDecoder"
+
+
+@pytest.mark.parametrize("kind", sorted(decoders()))
+def test_constructor_defaults_agree_with_the_config(kind):
+    """Each decoder's constructor defaults are its defaults; the [decoder] table's must equal
+    them wherever it names the same setting (``readout`` is a switch there, a count here)."""
+    defaults = cfg.DecoderConfig()
+    settings = decoder_settings(decoders()[kind])
+    shared = set(settings) & {f for f in vars(defaults) if f != "readout"}
+    for name in shared:
+        assert settings[name] == getattr(defaults, name), f"{kind}.{name} drifted from config"
+    # get_config is the other half of the single source: it holds every setting
+    decoder = build_decoder(kind, VOCAB)
+    assert set(settings) <= set(decoder.get_config())
+    assert {k: decoder.get_config()[k] for k in settings} == settings
+
+
+def test_search_and_task_defaults_agree_with_the_config():
+    search = inspect.signature(CaptionSearch.__init__).parameters
+    assert search["length_alpha"].default == cfg.DecoderConfig().length_alpha
+    assert search["phrasing_ratio"].default == cfg.DecoderConfig().phrasing_ratio
+    assert CaptionTask().monitor == cfg.CaptionerConfig().monitor
+
+
+def test_build_decoder_gives_each_decoder_only_its_settings():
+    every = {**TINY, "init_from_map": True, "dropout": 0.1, "max_length": 5, "beam_width": 3}
+    show_tell = build_decoder("show_tell", VOCAB, **every)
+    attention = build_decoder("attention", VOCAB, **every)
+    assert "init_from_map" not in show_tell.get_config() and show_tell.hidden == 8
+    assert attention.init_from_map and attention.attention_dim == 8
+    assert show_tell.name == attention.name == "decoder"
+
+
+@pytest.mark.parametrize("kind", sorted(decoders()))
+@pytest.mark.parametrize("readout", [0, 3])
+def test_initial_state_then_steps_equals_teacher_forcing(kind, readout):
+    """The contract caption search relies on: ``initial_state`` and one ``step`` per word
+    give the logits (and attention) that ``call`` gives for the whole sequence."""
+    keras.utils.set_random_seed(0)
+    decoder = build_decoder(kind, VOCAB, readout=readout, **TINY)
+    assert isinstance(decoder, CaptionDecoder) and decoder.kind == kind
+    feats = features()
+    tokens = np.random.default_rng(1).integers(0, VOCAB, (BATCH, STEPS)).astype("int32")
+    forced = decoder({**feats, "tokens": tf.constant(tokens)})
+    if "readout" in decoder_settings(type(decoder)):  # a decoder may have no read-out
+        assert (decoder.readout is not None) == bool(readout)
+    context, state = decoder.initial_state(feats)
+    assert all(t.shape[0] == BATCH for t in (*context, *state))  # batch first: beams gather
+    for t in range(STEPS):
+        logits, state, attention = decoder.step(tf.constant(tokens[:, t]), state, context)
+        np.testing.assert_allclose(logits, forced["logits"][:, t], rtol=1e-4, atol=1e-5)
+        if decoder.has_attention:
+            np.testing.assert_allclose(attention, forced["attention"][:, t], atol=1e-5)
+        else:
+            assert attention is None and "attention" not in forced
