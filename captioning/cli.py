@@ -112,9 +112,13 @@ def _train(args) -> int:
         "command": _command_line(),
     }
     if args.train_command == "captioner":
+        from captioning.bundled import resolve_run
         from captioning.train_captioner import train_captioner
 
-        run_dir, result = train_captioner(encoder_dir=args.encoder, **options)
+        # any classifier run; without one, the MedNIST classifier bundled with the package
+        run_dir, result = train_captioner(
+            encoder_dir=resolve_run(args.encoder, "classifier"), **options
+        )
     else:
         from captioning.train_classifier import train_classifier
 
@@ -337,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cap.add_argument("--data", help="prepared dataset folder (default: the encoder run's dataset)")
     cap.add_argument(
-        "--encoder", required=True, metavar="CLASSIFIER_RUN_DIR", help="a classifier run folder"
+        "--encoder",
+        metavar="CLASSIFIER_RUN_DIR",
+        help="any classifier run folder, trained on any dataset (default: the MedNIST classifier "
+        "bundled with the package)",
     )
     add_train_options(cap, "captioner")
     cap.set_defaults(func=_train)

@@ -1,7 +1,8 @@
 """``captioning evaluate RUN_DIR`` for captioner runs: caption metrics and clinical-style checks.
 
 The report (JSON) has the caption metrics of ``captioning.metrics`` (``bleu1``..``bleu4`` as
-coco-caption defines them, ``bleu4_nltk``, ``cider`` (CIDEr-D), ``rouge_l``),
+coco-caption defines them, ``bleu4_nltk``, ``cider`` (CIDEr-D), ``rouge_l``, ``meteor``: the
+coco-caption jar's, null with ``meteor_missing`` giving the reason where it cannot run),
 ``caption_class_accuracy`` (the class read back from each generated caption with the template
 set's parser), ``findings_accuracy`` per field (quality on every image; each finding of the
 set on the images whose true quality is diagnostic; ``all`` = class and every finding
@@ -18,6 +19,10 @@ caption states it), a reliability diagram ``reliability_<tag>.png``, and ``out_o
 (count) and ``out_of_scope_rate``. Every caption metric still counts every image: an
 out-of-scope image is scored with the caption it would have had, so abstaining never raises
 accuracy.
+
+A run trained on a caption source without structured truth (a caption file of free text, see
+docs/datasets.md) is scored by ``captioning.evaluate_references`` instead: the same metric
+table, and the parse-back metrics reported as not applicable.
 """
 
 from __future__ import annotations
@@ -116,6 +121,8 @@ def evaluate_captioner_run(
     ``phrasing`` overrides the run's ``decoder.phrasing`` ('best' or 'varied')."""
     run_dir = Path(run_dir)
     captioner = Captioner(run_dir, phrasing=phrasing)
+    if captioner.run.get("caption_source", "templates") != "templates":
+        return _evaluate_free_text(captioner, data, split, out, beam)
     tset = load_template_set(captioner.templates)
     with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:
         if data:
@@ -137,7 +144,7 @@ def evaluate_captioner_run(
     result = captioner.caption(images, beam=width)
     seconds = time.perf_counter() - tic
     references = _references(frame)
-    metrics = score_captions(result.texts, references)
+    metrics = score_captions(result.texts, references, meteor=True)
     scores = findings_scores(result.texts, frame, tset)
     classes = captioner.classes
     true_class = frame["class"].to_numpy()
@@ -163,7 +170,10 @@ def evaluate_captioner_run(
             ),
         }
     report = {
-        **{k: (None if v is None else round(float(v), 6)) for k, v in metrics.items()},
+        **{
+            k: (v if v is None or isinstance(v, str) else round(float(v), 6))
+            for k, v in metrics.items()
+        },
         "n": len(labels),
         "caption_class_accuracy": _mean(scores["class"]),
         "accuracy": _mean(result.class_ids == labels),
@@ -234,6 +244,19 @@ def evaluate_captioner_run(
     if out:
         write_json(out, report)
     return report
+
+
+def _evaluate_free_text(captioner, data, split: str, out, beam) -> dict:
+    """A run on a caption file: its own split, scored against the references only."""
+    from captioning.evaluate_references import evaluate_reference_run
+
+    if data:
+        raise DataError(
+            f"{captioner.run_dir}: --data (a labelled image folder) applies to runs on "
+            "templated captions; prepare new data with 'data prepare --captions' instead"
+        )
+    dataset, part, evaluated = run_split(captioner.run, split)
+    return evaluate_reference_run(captioner, dataset, part, evaluated, out, beam, split)
 
 
 def write_samples(report: dict, path: Path, per_class: int = 2) -> None:

@@ -32,6 +32,7 @@ validation metrics over the collectives.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import keras
@@ -66,6 +67,7 @@ from captioning.training.loop import FitResult
 from captioning.training.strategy import is_chief, make_strategy
 
 __all__ = ["BEST_MODEL", "train_captioner"]
+log = logging.getLogger(__name__)
 
 
 def train_captioner(
@@ -126,6 +128,8 @@ def train_captioner(
         chosen = choose_stage(config.monitor, first, second)
         digest = save_chosen(run, model, chosen, stage1_weights)
         write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
-    if run.chief:  # the out-of-scope rule and confidence temperatures
+    if run.chief and captions.labelled:  # the out-of-scope rule and confidence temperatures
         calibrate_run(run.run_dir)
+    elif run.chief:
+        log.info("no class labels of the encoder's classes: scope and calibration not applicable")
     return run.run_dir, whole_run(first, second, digest)

@@ -42,7 +42,10 @@ class CaptionTask:
     ``word_weights`` (V,): each target word's cross-entropy is scaled by its weight, and a
     caption's loss is the weighted mean over its words. Upweighting the finding words makes
     the decoder pay for a wrong finding, which otherwise costs about as much as choosing
-    another of the references' equivalent phrasings."""
+    another of the references' equivalent phrasings.
+
+    ``labelled`` False: the images have no class label of the head's classes (a caption file
+    without them): no class loss and no accuracy."""
 
     def __init__(
         self,
@@ -52,8 +55,10 @@ class CaptionTask:
         validate_fn=None,
         monitor: str = "findings",  # the captioner config's default
         word_weights=None,
+        labelled: bool = True,
     ):
         self.attention_penalty, self.class_weight = attention_penalty, class_weight
+        self.labelled = labelled
         self.validate_fn, self.monitor = validate_fn, monitor
         self.word_weights = None if word_weights is None else tf.constant(word_weights)
 
@@ -91,7 +96,7 @@ class CaptionTask:
             "correct_words": tf.reduce_sum(correct_words * mask),
             "count": tf.cast(tf.shape(target)[0], tf.float32),
         }
-        if "class_logits" in out:
+        if "class_logits" in out and self.labelled:
             labels = targets["label"]
             class_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, out["class_logits"])
             if self.class_weight:

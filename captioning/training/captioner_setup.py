@@ -4,7 +4,8 @@ vocabulary, the run's files, and the model (encoder, head and a fresh decoder).
 Each step is a function of what the steps before it returned (see
 ``captioning.train_captioner.train_captioner``, which calls them in order). ``load_caption_data``
 is the one place that decides which captions the captioner learns and which truth its
-validation reads back: another caption source replaces that step.
+validation reads back: it asks the dataset's caption source (``captioning.data.sources``:
+MedNIST's templates, or a caption file of free text) for them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -23,6 +26,7 @@ from captioning.captions.vocabulary import Vocabulary
 from captioning.config import CaptionerConfig, DecoderConfig
 from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
+from captioning.data.sources import CaptionSource, caption_source
 from captioning.errors import RunError
 from captioning.models.classifier import load_model
 from captioning.models.decoders import CaptionDecoder, build_decoder
@@ -33,6 +37,7 @@ from captioning.training import sync
 from captioning.training.strategy import strategy_name
 
 BEST_MODEL = "best_model.keras"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,17 +68,21 @@ class EncoderRun:
 class CaptionData:
     """The captions the captioner learns and the truth its validation reads back.
 
-    ``frame`` has one row per image of the dataset (columns ``reference_<i>``, the class,
-    quality and the template set's findings); ``train`` and ``val`` index it; ``truth`` is the
-    validation images' class, quality and findings (one row each, in ``val`` order), or None
-    for captions without structured truth (then validation scores BLEU-4 only)."""
+    ``frame`` has one row per image of the dataset (columns ``reference_<i>``, the class and,
+    for templates, quality and the template set's findings); ``train`` and ``val`` index it;
+    ``truth`` is the validation images' class, quality and findings (one row each, in ``val``
+    order), or None for captions without structured truth (free text: then validation scores
+    BLEU-4 only, and ``template_set`` is None too). ``labelled``: the splits' labels are the
+    encoder's classes (else they are -1, and no class loss or accuracy is computed)."""
 
     data: PreparedData
     frame: pd.DataFrame
     train: Split
     val: Split
-    template_set: TemplateSet
+    template_set: TemplateSet | None
     truth: pd.DataFrame | None
+    source: CaptionSource | None = None
+    labelled: bool = True
 
 
 def run_lock(run: TrainingRun):
@@ -100,23 +109,51 @@ def load_encoder_run(encoder_dir) -> EncoderRun:
 
 def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=None) -> CaptionData:
     """Open the prepared dataset (``--data``, else the config's, else the encoder's, else the
-    default root; written back to ``config.data.root``), check its classes are the encoder's,
-    and build its captions from ``config.captions.templates`` and the truth they state."""
+    default root; written back to ``config.data.root``) and ask its caption source for the
+    captions. Templates: the classes must be the encoder's, and the captions come from
+    ``config.captions.templates`` with the truth they state. A caption file: its references,
+    no truth (``monitor`` becomes ``bleu4``), its labels only when they are the encoder's
+    classes; ``decoder.max_length`` grows to hold the source's own maximum length."""
     root = data_root or config.data.root or encoder.run["data_root"] or default_data_root()
     root = Path(root).expanduser().resolve()
     config.data.root = str(root)
     data = PreparedData(root)
-    if data.classes != encoder.run["classes"]:
+    source = caption_source(data)
+    labelled = source.has_labels and data.classes == encoder.run["classes"]
+    if source.kind == "templates" and not labelled:
         raise RunError(
             f"{encoder.path}: trained on classes {encoder.run['classes']}, not {data.classes}"
         )
-    frame = caption_frame(data, config.captions.templates)
     # the whole validation split: the captions' metrics are computed on all of it, and
     # ``train.max_eval_batches`` limits only the validation loss
     train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
-    tset = load_template_set(config.captions.templates)
-    truth = frame.iloc[val.rows][["class", "quality", *tset.fields]]
-    return CaptionData(data, frame, train, val, tset, truth)
+    if source.has_truth:
+        frame = caption_frame(data, config.captions.templates)
+        tset = load_template_set(config.captions.templates)
+        truth = frame.iloc[val.rows][["class", "quality", *tset.fields]]
+        return CaptionData(data, frame, train, val, tset, truth, source, labelled)
+    _fit_config_to_free_text(config, source)
+    if not labelled:  # -1: no label (the class loss and accuracy leave these images out)
+        train, val = (
+            dataclasses.replace(p, labels=np.full_like(p.labels, -1)) for p in (train, val)
+        )
+    return CaptionData(data, source.frame(data), train, val, None, None, source, labelled)
+
+
+def _fit_config_to_free_text(config: CaptionerConfig, source: CaptionSource) -> None:
+    """Settings that only make sense with structured truth, changed (and said) for a source
+    without it; recorded in the run's ``config.json``."""
+    if config.monitor != "bleu4":
+        log.info("captions without structured truth: monitoring bleu4, not %s", config.monitor)
+        config.monitor = "bleu4"
+    limit = source.rules.max_length
+    if limit is not None and config.decoder.max_length < limit + 1:  # + 1: <end>
+        log.info(
+            "decoder.max_length %d -> %d: the source's own + <end>",
+            config.decoder.max_length,
+            limit + 1,
+        )
+        config.decoder.max_length = limit + 1
 
 
 def build_vocabulary(captions: CaptionData, path: Path, resuming: bool) -> Vocabulary:
@@ -124,8 +161,9 @@ def build_vocabulary(captions: CaptionData, path: Path, resuming: bool) -> Vocab
     if resuming and path.exists():
         return Vocabulary.load(path)
     train_rows = captions.frame.iloc[captions.train.rows]
+    rules = captions.source.rules if captions.source else None  # None: the one rule
     return Vocabulary.from_captions(
-        text for c in reference_columns(captions.frame) for text in train_rows[c]
+        (text for c in reference_columns(captions.frame) for text in train_rows[c]), rules=rules
     )
 
 
@@ -172,7 +210,9 @@ def write_run_files(
             "seed": config.train.seed,
             "kind": "captioner",
             "decoder": config.decoder.kind,
-            "templates": config.captions.templates,
+            "templates": config.captions.templates if captions.template_set else None,
+            "caption_source": captions.source.kind if captions.source else "templates",
+            "labelled": captions.labelled,
             "encoder_run": str(encoder.path),
             "manifest_sha256": data.manifest_sha256,
             "data_root": config.data.root,
@@ -200,14 +240,14 @@ class CaptionerParts:
 
 
 def build_model(
-    run: TrainingRun, encoder: EncoderRun, vocab_size: int, template_set: TemplateSet
+    run: TrainingRun, encoder: EncoderRun, vocab_size: int, template_set: TemplateSet | None
 ) -> CaptionerParts:
     """The encoder run's encoder and class head, and a new decoder of the config's kind (not
     yet built; with a findings read-out of the set's fields when ``decoder.readout`` is on),
     all created under the strategy (the encoder trains in stage 2: its variables are
     mirrored)."""
     dec: DecoderConfig = run.config.decoder
-    readout = len(template_set.fields) if dec.readout else 0
+    readout = len(template_set.fields) if dec.readout and template_set else 0
     with run.strategy.scope():
         classifier = load_model(encoder.path / BEST_MODEL)
         # every other ``[decoder]`` setting the decoder's constructor takes, by name

@@ -51,7 +51,7 @@ class CaptionTargets:
     vocab: Vocabulary
     encoded: dict[str, np.ndarray]
     val_references: list
-    word_weights: np.ndarray
+    word_weights: np.ndarray | None
     steps: int
 
 
@@ -62,15 +62,15 @@ def caption_targets(run: TrainingRun, captions: CaptionData, vocab: Vocabulary) 
         name: encode_references(frame.iloc[part.rows], vocab, config.decoder.max_length)
         for name, part in (("train", captions.train), ("val", captions.val))
     }
-    weights = word_weights(
-        vocab, field_words(captions.template_set), config.decoder.field_word_weight
+    tset = captions.template_set  # None for free text: no finding words to weigh
+    weights = (
+        word_weights(vocab, field_words(tset), config.decoder.field_word_weight) if tset else None
     )
     steps = steps_per_epoch(
         len(captions.train), config.train.batch_size, config.train.max_steps_per_epoch
     )
-    return CaptionTargets(
-        vocab, encoded, reference_tokens(frame.iloc[captions.val.rows]), weights, steps
-    )
+    val_references = reference_tokens(frame.iloc[captions.val.rows], vocab.tokenize)
+    return CaptionTargets(vocab, encoded, val_references, weights, steps)
 
 
 def caption_task(
@@ -93,6 +93,7 @@ def caption_task(
         validate_fn=validator,
         monitor=run.config.monitor,
         word_weights=targets.word_weights,
+        labelled=captions.labelled,
     )
 
 
