@@ -63,6 +63,11 @@ def missing_parts_note(captioner: Captioner, run_dir) -> str | None:
     ]
     if not missing:
         return None
+    if captioner.run.get("labelled") is False:  # a caption file without the encoder's classes
+        return (
+            f"note: {run_dir}: no out-of-scope check or calibrated confidences: its training "
+            "captions have no class labels of the encoder's classes"
+        )
     return (
         f"note: {run_dir}: this run has no {' and no '.join(missing)} (made before they "
         f"existed); add them with 'captioning calibrate {run_dir}'"

@@ -52,13 +52,33 @@ def work(tmp_path_factory) -> dict:
     ok(cli("data", "prepare", "--captions", str(reports["csv"]), "--images", images, cwd=folder))
     ok(cli("data", "prepare", "--captions", str(reports["r2gen"]), "--images", images, cwd=folder))
     labelled, r2gen = folder / "home" / "reports", folder / "home" / "iu_tiny"
-    ok(cli("train", "classifier", "--data", str(labelled), "--smoke", "--run-dir", "clf", cwd=folder))
+    ok(
+        cli(
+            "train",
+            "classifier",
+            "--data",
+            str(labelled),
+            "--smoke",
+            "--run-dir",
+            "clf",
+            cwd=folder,
+        )
+    )
     for name, data in (("cap_r2gen", r2gen), ("cap_file", labelled)):
         ok(
             cli(
-                "train", "captioner", "--data", str(data), "--encoder", "clf", "--smoke",
-                "--run-dir", name, *TINY, cwd=folder,
-            )  # fmt: skip
+                "train",
+                "captioner",
+                "--data",
+                str(data),
+                "--encoder",
+                "clf",
+                "--smoke",
+                "--run-dir",
+                name,
+                *TINY,
+                cwd=folder,
+            )
         )
     return {"folder": folder, "reports": reports, "r2gen": r2gen, "labelled": labelled}
 

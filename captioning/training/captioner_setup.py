@@ -216,7 +216,7 @@ def write_run_files(
             "encoder_run": str(encoder.path),
             "manifest_sha256": data.manifest_sha256,
             "data_root": config.data.root,
-            "classes": data.classes,
+            "classes": encoder.run["classes"],  # the head's (templates: the data's too)
             "split_sizes": {"train": len(captions.train), "val": len(captions.val)},
             "vocabulary_size": len(vocab),
             "strategy": strategy_name(run.strategy),
