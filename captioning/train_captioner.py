@@ -25,6 +25,11 @@ run), ``metrics.json`` (with ``chosen_stage``), and last ``scope.json``/``scope.
 ``calibration.json``: the out-of-scope rule and confidence temperatures fitted on the training
 and validation splits (``captioning.calibrate``).
 
+The captions come from the dataset's caption source (``captioning.data.sources``): MedNIST's
+templates as above, or a caption file of free text, which trains the same two stages with the
+source's tokenisation, BLEU-4 monitoring, and the class loss, scope and calibration only where
+its labels are the encoder's classes (docs/datasets.md).
+
 Under ``--strategy multiworker`` (see docs/multiworker.md) only the chief writes any of these;
 the other workers keep everything in memory and receive the chief's best stage-1 weights and
 validation metrics over the collectives.
