@@ -64,22 +64,12 @@ def work(tmp_path_factory) -> dict:
             cwd=folder,
         )
     )
-    for name, data in (("cap_r2gen", r2gen), ("cap_file", labelled)):
-        ok(
-            cli(
-                "train",
-                "captioner",
-                "--data",
-                str(data),
-                "--encoder",
-                "clf",
-                "--smoke",
-                "--run-dir",
-                name,
-                *TINY,
-                cwd=folder,
-            )
-        )
+    # the r2gen captioner on the MedNIST classifier bundled with the package (no --encoder),
+    # the file captioner on the classifier of its own labels
+    runs = [("cap_r2gen", r2gen, []), ("cap_file", labelled, ["--encoder", "clf"])]
+    for name, data, encoder in runs:
+        command = ["train", "captioner", "--data", str(data), *encoder, "--smoke"]
+        ok(cli(*command, "--run-dir", name, *TINY, cwd=folder))
     return {"folder": folder, "reports": reports, "r2gen": r2gen, "labelled": labelled}
 
 
@@ -89,6 +79,7 @@ def test_r2gen_captioner_trains_evaluates_and_captions(work):
     run = folder / "cap_r2gen"
     meta = json.loads((run / "run.json").read_text())
     assert meta["caption_source"] == "r2gen" and meta["templates"] is None
+    assert meta["encoder_run"].endswith("pretrained/classifier") and len(meta["classes"]) == 6
     vocab = json.loads((run / "vocabulary.json").read_text())
     assert vocab["text"]["min_count"] == 3  # the source's rules travel with the run
     assert not (run / "scope.json").exists()  # no labels: no scope, no calibration
