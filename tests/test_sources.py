@@ -95,7 +95,7 @@ def test_csv_layout(reports, tmp_path):
     assert len(data.manifest) == n and data.images.shape == (n, 64, 64)
     skipped = {s["path"]: s["reason"] for s in data.card["skipped"]}
     assert skipped == {
-        "study000/frontal.png": "not a PNG or JPEG image",
+        "study000/frontal.png": "not a PNG, JPEG or DICOM image",
         "study001/frontal.png": "no such file",
     }
     assert "study000/frontal.png" in result.stderr and "study001/frontal.png" in result.stderr
