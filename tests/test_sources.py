@@ -292,3 +292,8 @@ def test_a_link_leading_out_of_the_image_folder_is_refused(reports, tmp_path):
     )  # fmt: skip
     one_line_error(result, f"{captions}:2", "escapes the image folder")
     assert not (tmp_path / "ds").exists()
+
+
+def test_template_captions_are_refused_on_a_caption_file(prepared, tmp_path):
+    result = cli("data", "captions", "--root", str(prepared["r2gen"]), home=tmp_path)
+    one_line_error(result, str(prepared["r2gen"]), "r2gen caption file, not from templates")

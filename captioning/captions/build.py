@@ -104,6 +104,12 @@ def build_captions(root: str | Path, templates: str | Path = DEFAULT_TEMPLATE_SE
     """Write captions, cut points and the caption card for the dataset at ``root``; return the
     card. ``templates`` is a set name (see ``captions.templates``), a ``.toml`` file or a folder."""
     data = PreparedData(root)
+    kind = (data.card.get("caption_source") or {}).get("kind", "templates")
+    if kind != "templates":  # a caption file brought its own references (docs/datasets.md)
+        raise DataError(
+            f"{data.root}: its captions come from a {kind} caption file, not from templates; "
+            "'data captions' renders templates for class-folder datasets such as MedNIST"
+        )
     tset = load_template_set(templates)
     unknown = [c for c in data.classes if c not in tset.classes]
     if unknown:
