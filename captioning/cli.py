@@ -155,6 +155,8 @@ def _calibrate(args) -> int:
 def _export(args) -> int:
     from captioning.export import export_run
 
+    if not args.verbose:  # SavedModel saving logs renamed captured inputs at INFO (absl)
+        logging.getLogger("absl").setLevel(logging.WARNING)
     body = export_run(args.run, args.out, fmt=args.format, beam=args.beam, command=_command_line())
     print(
         f"exported {body['run']} (beam {body['beam']}) as {args.format} to {args.out}: "

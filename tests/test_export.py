@@ -210,3 +210,77 @@ def test_tf_phrasing_seeds_equal_numpy():
     low, high = seeds.content_seed_halves(tf.constant(images))
     picked = seeds.choose_first(tf.constant(probs), low, high, tf.constant(eligible), 0.3)
     np.testing.assert_array_equal(picked.numpy(), choose_first(probs, got, words, 0.3))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An untrained tiny captioner run (show-and-tell decoder, every image in scope, no
+    calibration): its captions are rarely renderings of the set, so the rule-written text,
+    greedy search and a run without finding confidences are what get exported."""
+    from captioning import config as cfg
+    from captioning.captions.findings import FIELDS
+    from captioning.captions.templates import load_template_set, render
+    from captioning.captions.vocabulary import Vocabulary
+    from captioning.models.captioner import build_captioner
+    from captioning.models.classifier import build_classifier
+    from captioning.models.decoders import build_decoder
+    from captioning.runs import write_json
+    from captioning.scope import METHODS, encoder_outputs, fit_scope
+
+    classes = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
+    run = tmp_path_factory.mktemp("tiny_run")
+    tset = load_template_set("findings")
+    values = {f: v[0] for f, v in FIELDS.items()}
+    vocab = Vocabulary.from_captions(render(c, values, tset, i) for c in classes for i in range(5))
+    config = cfg.CaptionerConfig()
+    config.decoder.max_length = 10
+    clf = build_classifier(cfg.ModelConfig(widths=[4, 8]), len(classes))
+    decoder = build_decoder("show_tell", len(vocab), embed_dim=8, hidden=8)
+    model = build_captioner(clf.get_layer("encoder"), clf.get_layer("logits"), decoder, 10)
+    model.save(run / "best_model.keras")
+    vocab.save(run / "vocabulary.json")
+    write_json(run / "config.json", cfg.to_dict(config))
+    write_json(run / "run.json", {"kind": "captioner", "classes": classes, "templates": "findings"})
+    images = np.random.default_rng(0).integers(0, 256, (40, 64, 64), dtype=np.uint8)
+    pooled, logits = encoder_outputs(model, images)
+    scope = fit_scope(pooled[:30], np.arange(30) % 6, pooled[30:], logits[30:], method="energy")
+    scope.thresholds = {m: 1e9 for m in METHODS}
+    scope.save(run)
+    return run
+
+
+@pytest.mark.slow
+def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
+    import tensorflow as tf
+
+    from captioning.caption import Captioner
+    from captioning.cli import main
+    from captioning.export.text import renderings
+
+    out = tmp_path / "greedy"
+    assert main(["export", "--run", str(tiny_run), "--out", str(out), "--beam", "1"]) == 0
+    assert "beam 1" in capsys.readouterr().out
+    body = json.loads((out / "export.json").read_text())
+    assert body["beam"] == 1 and body["files"] == ["saved_model"] and body["command"]
+    assert not any(k.startswith("confidence_") for k in body["signatures"]["serving_default"])
+    images = np.random.default_rng(1).integers(0, 256, (12, 64, 64), dtype=np.uint8)
+    images[:4] //= 8  # darker: other words, other phrasing
+    captioner = Captioner(tiny_run)
+    expected = captioner.caption(images, beam=1)
+    rendered = set(renderings(captioner.tset).values())
+    assert any(t not in rendered for t in expected.texts)  # the rule-written path is exercised
+    got = tf.saved_model.load(str(out / "saved_model")).signatures["serving_pixels"](
+        pixels=tf.constant(images)
+    )
+    assert [c.decode() for c in got["caption"].numpy()] == expected.texts
+    np.testing.assert_allclose(got["class_probability"].numpy(), expected.probs, atol=1e-5)
+    np.testing.assert_allclose(got["ood_score"].numpy(), expected.ood_score, rtol=1e-5)
+    np.testing.assert_allclose(got["score"].numpy(), expected.scores, atol=1e-5)
+    # an empty batch is a valid request
+    none = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"](
+        images=tf.constant([], tf.string)
+    )
+    assert none["caption"].shape == (0,)
+    # the output folder is never overwritten
+    assert main(["export", "--run", str(tiny_run), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err

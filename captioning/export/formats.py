@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from captioning.errors import CaptioningError
+from captioning.quiet import stderr_to_devnull
 
 KEEP = "use --format saved_model"
 
@@ -50,7 +51,8 @@ def to_litert(saved: Path, staging: Path) -> list[str]:
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        model = converter.convert()
+        with stderr_to_devnull():  # the converter prints its own MLIR errors: ours is one line
+            model = converter.convert()
     except Exception as err:  # ConverterError and friends: the message lists the failed ops
         raise FormatError(
             f"litert: cannot export: LiteRT's built-in ops cannot run this model's image-file "

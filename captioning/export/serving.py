@@ -107,6 +107,18 @@ class ServingModel(tf.Module):
                 better, score, wide_score
             )
 
+        def caption_or_empty(pixels, errors):
+            """``caption``, or empty outputs for an empty batch (batch norm needs a row)."""
+            strings = ("caption", "class", "error")
+            names = [*strings, "class_probability", "in_scope", "ood_score", "score"]
+            names += [f"confidence_{name}" for name in self.finding_names]
+
+            def empty():
+                dtypes = {"in_scope": tf.bool, **{k: tf.string for k in strings}}
+                return {k: tf.zeros([0], dtypes.get(k, tf.float32)) for k in names}
+
+            return tf.cond(tf.shape(pixels)[0] > 0, lambda: caption(pixels, errors), empty)
+
         def caption(pixels, errors):
             """(B, 64, 64) uint8, (B,) error strings -> the output dictionary."""
             x = tf.cast(pixels, tf.float32)[..., None]
@@ -152,11 +164,11 @@ class ServingModel(tf.Module):
         @tf.function(input_signature=[files_spec])
         def from_files(images):
             pixels, errors = tf_images.decode_images(images)
-            return caption(pixels, errors)
+            return caption_or_empty(pixels, errors)
 
         @tf.function(input_signature=[pixels_spec])
         def from_pixels(pixels):
-            return caption(pixels, tf.fill([tf.shape(pixels)[0]], ""))
+            return caption_or_empty(pixels, tf.fill([tf.shape(pixels)[0]], ""))
 
         self.serving_default = from_files
         self.serving_pixels = from_pixels
