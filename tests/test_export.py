@@ -284,3 +284,21 @@ def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
     # the output folder is never overwritten
     assert main(["export", "--run", str(tiny_run), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_sentence_table_equals_to_sentence():
+    """Every rendering of the set, and token rows that are none (rule-written), as text."""
+    import tensorflow as tf
+
+    from captioning.captions.sentence import to_sentence
+    from captioning.captions.templates import load_template_set
+    from captioning.export.text import SentenceTable, renderings
+
+    tset = load_template_set("findings")
+    rows = [key.split() for key in list(renderings(tset))[::7]]
+    rows += [["chest", "ct", "x-ray", "pa"], ["mri"], [], ["this", "is", "<unk>", "non-diagnostic"]]
+    width = max(map(len, rows))
+    words = tf.constant([r + [""] * (width - len(r)) for r in rows])
+    mask = tf.constant([[i < len(r) for i in range(width)] for r in rows])
+    got = [t.decode() for t in SentenceTable(tset)(words, mask).numpy()]
+    assert got == [to_sentence(r, tset) for r in rows]

@@ -69,7 +69,7 @@ class ServingModel(tf.Module):
         scope = captioner.scope
         self.threshold = float(scope.threshold) if scope is not None else None
         tset = captioner.tset
-        self.sentences = SentenceTable(tset, vocab.tokens)
+        self.sentences = SentenceTable(tset)
         with_findings = tset is not None and captioner.calibration is not None
         self.findings = FindingTable(tset, vocab.tokens) if with_findings else None
         self.finding_names = list(self.findings.fields) if with_findings else []

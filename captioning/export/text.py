@@ -60,7 +60,7 @@ def renderings(tset) -> dict[str, str]:
 class SentenceTable(tf.Module):
     """Word rows -> sentences, as ``to_sentence`` (``tset`` may be None: rules only)."""
 
-    def __init__(self, tset, vocab_tokens: list[str]):
+    def __init__(self, tset):
         super().__init__(name="sentences")
         known = renderings(tset) if tset is not None else {}
         self.sentences = _table(list(known), list(known.values()), SENTINEL)
