@@ -7,7 +7,9 @@ TensorFlow offers, or refused with one line saying why.
   refusal names the first ops it could not lower.
 - ``onnx``: the ``tf2onnx`` converter (``python -m tf2onnx.convert --saved-model``), which is
   what Keras's own ONNX export calls for the TensorFlow backend; refused when it is not
-  installed or when the conversion fails.
+  installed or when the conversion fails. With tf2onnx 1.17 it fails on this model: its lookup
+  tables are not found, the seed's int64 bit shifts have no conversion, and the PNG signature
+  (a non-UTF-8 string constant) stops it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,20 @@ def to_litert(saved: Path, staging: Path) -> list[str]:
     return ["model.tflite"]
 
 
+def _onnx_problem(log: str) -> str:
+    """What tf2onnx's log says it could not convert, in a few words."""
+    kinds = sorted(
+        set(re.findall(r"Failed to convert node .*?tf2onnx\.onnx_opset\.\w+\.(\w+)", log))
+    )
+    problems = [f"no conversion for {', '.join(kinds[:4])}"] if kinds else []
+    if "Could not find table resource" in log:
+        problems.append("lookup tables")
+    last = log.strip().splitlines()[-1].strip() if log.strip() else "no output"
+    if re.match(r"\w+(Error|Exception)\b", last):  # it stopped on an exception: say which
+        problems.append(last[:120])
+    return "; ".join(problems) or last[:200]
+
+
 def to_onnx(saved: Path, staging: Path) -> list[str]:
     """``staging/model.onnx`` from the SavedModel's ``serving_default`` with tf2onnx."""
     done = subprocess.run(
@@ -70,8 +86,9 @@ def to_onnx(saved: Path, staging: Path) -> list[str]:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0 or not (staging / "model.onnx").is_file():
-        errors = [line for line in done.stderr.splitlines() if "rror" in line] or ["no output"]
-        raise FormatError(f"onnx: cannot export: tf2onnx failed ({errors[-1][:200]}); {KEEP}")
+        raise FormatError(
+            f"onnx: cannot export: tf2onnx failed ({_onnx_problem(done.stderr)}); {KEEP}"
+        )
     return ["model.onnx"]
 
 
