@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 import sys
 import tarfile
 import textwrap
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from captioning.data.images import load_image
+from captioning.data.images import ImageError, load_image
 
 N_IMAGES = 50
 
@@ -184,13 +186,24 @@ def test_tf_decoding_equals_pillow(tmp_path):
         encode(rng.integers(0, 60000, (90, 90), dtype=np.uint16), "PNG"),
         encode(rng.integers(0, 256, (80, 65, 3), dtype=np.uint8), "PNG", palette=True),
     ]
-    pixels, errors = decode_images(tf.constant([*files, b"", b"GIF89a..."]))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 9000, 5000, 8, 0, 0, 0, 0)  # 45 megapixels, grey
+    huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    bad = [b"", b"GIF89a...", huge]
+    pixels, errors = decode_images(tf.constant([*files, *bad]))
     expected = np.stack([load_image(f) for f in files])
     np.testing.assert_array_equal(pixels.numpy()[: len(files)], expected)
-    assert [e.decode() for e in errors.numpy()] == [""] * len(files) + [
-        "empty file (0 bytes)",
-        "not a PNG or JPEG image",
-    ]
+    problems = []
+    for data in bad:
+        with pytest.raises(ImageError) as caught:
+            load_image(data)
+        problems.append(caught.value.problem)
+    assert [e.decode() for e in errors.numpy()] == [""] * len(files) + problems
 
 
 def test_tf_phrasing_seeds_equal_numpy():
