@@ -160,8 +160,9 @@ def test_unsupported_formats_refused_in_one_line(fmt, tmp_path):
 
 
 def test_tf_decoding_equals_pillow(tmp_path):
-    """PNG (grey, 16-bit, RGB, RGBA, grey+alpha, palette) and JPEG (grey, colour, large
-    enough for Pillow's reduced-scale decoding), square or not, small or large."""
+    """PNG (grey, 1-bit, 16-bit, RGB, RGBA, grey+alpha, palette, with a transparent colour) and
+    JPEG (grey, colour, large enough for Pillow's reduced-scale decoding), square or not, small
+    or large; and the files that become error rows."""
     import tensorflow as tf
 
     from captioning.export.images import decode_images
@@ -171,7 +172,8 @@ def test_tf_decoding_equals_pillow(tmp_path):
     def encode(array, fmt, **kw):
         out = io.BytesIO()
         image = Image.fromarray(array)
-        (image.quantize(32) if kw.pop("palette", False) else image).save(out, format=fmt, **kw)
+        colours = kw.pop("palette", 0)
+        (image.quantize(colours) if colours else image).save(out, format=fmt, **kw)
         return out.getvalue()
 
     files = [
@@ -184,7 +186,14 @@ def test_tf_decoding_equals_pillow(tmp_path):
         encode(rng.integers(0, 256, (130, 130, 4), dtype=np.uint8), "PNG"),
         encode(rng.integers(0, 256, (77, 91, 2), dtype=np.uint8)[..., 0], "PNG"),
         encode(rng.integers(0, 60000, (90, 90), dtype=np.uint16), "PNG"),
-        encode(rng.integers(0, 256, (80, 65, 3), dtype=np.uint8), "PNG", palette=True),
+        encode(rng.integers(0, 256, (80, 65, 3), dtype=np.uint8), "PNG", palette=32),
+        encode(
+            rng.integers(0, 256, (80, 60, 3), dtype=np.uint8), "PNG", palette=16, transparency=3
+        ),
+        encode(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8), "PNG", palette=8, bits=4),
+        encode(rng.random((70, 70)) > 0.5, "PNG"),  # 1-bit
+        encode(rng.integers(0, 256, (64, 64), dtype=np.uint8), "PNG", transparency=7),
+        encode(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "PNG", transparency=(1, 2, 3)),
     ]
 
     def chunk(kind: bytes, data: bytes) -> bytes:

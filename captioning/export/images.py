@@ -14,10 +14,10 @@ arrays that ``load_image`` (Pillow) gives, with TensorFlow alone. What is reprod
   shrinking, ``BILINEAR`` when enlarging): its coefficients, 22-bit integer weights and 8-bit
   rounding between the passes are computed here the way ``Resample.c`` does.
 
-Not reproduced (Pillow differs; tests/test_export.py says where): CMYK/Adobe JPEGs, PNGs with
-a transparent grey colour (``tRNS`` on a grey image). A file that does not start like a PNG or
-JPEG, an empty one and one over ``MAX_PIXELS`` get an error row instead of pixels; a file that
-starts like one but is corrupt makes the whole call fail (graph ops cannot catch errors).
+Not reproduced: CMYK/Adobe JPEGs, which ``decode_jpeg`` refuses (the call fails); 16-bit
+colour PNGs are untested. A file that does not start like a PNG or JPEG, an empty one and one
+over ``MAX_PIXELS`` get an error row instead of pixels; a file that starts like one but is
+corrupt makes the whole call fail (graph ops cannot catch errors).
 """
 
 from __future__ import annotations
