@@ -215,6 +215,7 @@ def test_tf_decoding_equals_pillow(tmp_path):
     assert [e.decode() for e in errors.numpy()] == [""] * len(files) + problems
 
 
+@pytest.mark.slow  # tracing the unrolled SHA-256 rounds takes ~10 s
 def test_tf_phrasing_seeds_equal_numpy():
     import tensorflow as tf
 
