@@ -139,7 +139,8 @@ def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_p
     assert expected[N_IMAGES]["in_scope"] is False and "caption" not in expected[N_IMAGES]
     assert rows[N_IMAGES]["in_scope"] is False and rows[N_IMAGES]["caption"] == ""
     # the text file: an error entry in the CLI, a flagged row (not a failed call) here
-    assert expected[-1]["error"] == rows[-1]["error"] == "not a PNG or JPEG image"
+    assert expected[-1]["error"] == "not a PNG, JPEG or DICOM image"
+    assert rows[-1]["error"] == "not a PNG or JPEG image"  # the SavedModel reads no DICOM
     assert rows[-1]["in_scope"] is False and rows[-1]["caption"] == ""
     # the uint8 signature captions the decoded pixels the same way
     assert served["pixel_captions"] == [r["caption"] for r in rows[:-1]]
