@@ -268,6 +268,20 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from captioning.export import export_run
+
+    if not args.verbose:  # SavedModel saving logs renamed captured inputs at INFO (absl)
+        logging.getLogger("absl").setLevel(logging.WARNING)
+    body = export_run(args.run, args.out, fmt=args.format, beam=args.beam, command=_command_line())
+    print(
+        f"exported {body['run']} (beam {body['beam']}) as {args.format} to {args.out}: "
+        f"{', '.join(body['files'])} ({body['saved_model_bytes'] / 1e6:.1f} MB SavedModel, "
+        f"{body['export_seconds']:.0f} s)"
+    )
+    return 0
+
+
 def _quickstart(args) -> int:
     from captioning.quickstart import quickstart
 
@@ -402,6 +416,19 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--method", default="mahalanobis", choices=("msp", "energy", "mahalanobis"))
     cal.add_argument("--keep", type=float, help="share of val kept in scope (default 0.997)")
     cal.set_defaults(func=_calibrate)
+    exp = commands.add_parser(
+        "export", help="write a captioner as a self-contained model for serving (SavedModel)"
+    )
+    exp.add_argument("--run", help="a captioner run folder (default: the bundled model)")
+    exp.add_argument("--out", required=True, help="output folder (must not exist, or be empty)")
+    exp.add_argument(
+        "--format",
+        default="saved_model",
+        choices=("saved_model", "onnx", "litert"),
+        help="saved_model (default); onnx and litert are tried and refused when they fail",
+    )
+    exp.add_argument("--beam", type=int, help="beam width, fixed (default: the run's beam_width)")
+    exp.set_defaults(func=_export)
     quick = commands.add_parser(
         "quickstart", help="the whole job: prepare, classifier, captioner, evaluation, report"
     )

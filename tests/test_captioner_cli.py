@@ -4,16 +4,13 @@ caption files (one of them unreadable), evaluate."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from captioning.captions.findings import FIELDS
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import cli
+
 TINY_DECODER = [
     "--set",
     "decoder.hidden=16",
@@ -22,21 +19,6 @@ TINY_DECODER = [
     "--set",
     "decoder.attention_dim=8",
 ]
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "captioning.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -216,13 +216,13 @@ def test_zero_byte_file(tmp_path):
 def test_text_file_named_png(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("this is not an image\n")
-    assert_refused(path, str(path), "not a png or jpeg")
+    assert_refused(path, str(path), "not a png, jpeg or dicom")
 
 
 def test_other_image_format_is_refused(tmp_path):
     path = tmp_path / "scan.png"  # a GIF in disguise
     Image.new("L", (8, 8)).save(path, "GIF")
-    assert_refused(path, str(path), "not a png or jpeg")
+    assert_refused(path, str(path), "not a png, jpeg or dicom")
 
 
 def test_directory_named_like_an_image(tmp_path):

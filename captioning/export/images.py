@@ -1,0 +1,195 @@
+"""``captioning.data.images`` in TensorFlow ops, for the exported serving model.
+
+The serving signature takes encoded files and must turn them into the same (64, 64) uint8
+arrays that ``load_image`` (Pillow) gives, with TensorFlow alone. What is reproduced, and how:
+
+- JPEG: Pillow decodes with ``draft("L", (64, 64))``: libjpeg's own grayscale output (the Y
+  channel of a colour file) at the largest DCT scale 1/8, 1/4, 1/2 that keeps both sides >= 64,
+  with the accurate integer DCT. ``tf.io.decode_jpeg(channels=1, ratio=s,
+  dct_method="INTEGER_ACCURATE")`` is the same libjpeg call (``ratio`` is picked per file).
+- PNG: 8-bit grey as is; 16-bit grey rescaled from its own min..max (rounding half to even, as
+  numpy does); colour through ITU-R 601 luma in Pillow's fixed point; alpha composited on black
+  with Pillow's fixed-point ``alpha_composite`` first.
+- Pad to a centred black square, then Pillow's two-pass fixed-point resampling (``BOX`` when
+  shrinking, ``BILINEAR`` when enlarging): its coefficients, 22-bit integer weights and 8-bit
+  rounding between the passes are computed here the way ``Resample.c`` does.
+
+Not reproduced: CMYK/Adobe JPEGs, which ``decode_jpeg`` refuses (the call fails); 16-bit
+colour PNGs are untested. A file that does not start like a PNG or JPEG, an empty one and one
+over ``MAX_PIXELS`` get an error row instead of pixels; a file that starts like one but is
+corrupt makes the whole call fail (graph ops cannot catch errors).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from captioning.data.images import IMAGE_SIZE, MAX_PIXELS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+PRECISION_BITS = 22  # Pillow's Resample.c, 8-bit images: 32 - 8 - 2
+
+
+def _luma(rgb):
+    """(H, W, 3) int32 -> (H, W) int32: Pillow's ``convert("L")``, L24(rgb) >> 16."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return (r * 19595 + g * 38470 + b * 7471 + 0x8000) // 65536
+
+
+def _on_black(colour, alpha):
+    """Pillow's ``alpha_composite`` of a colour channel (int32) with ``alpha`` on opaque
+    black: SHIFTFORDIV255(c * a * 128 + 128 << 7) >> 7."""
+    t = colour * alpha * 128 + (0x80 << 7)
+    return ((t // 256 + t) // 256) // 128  # non-negative: // is >>
+
+
+def _png_gray(data):
+    """An 8- or 16-bit PNG -> (H, W) int32 grey levels 0..255, as ``_to_gray_square``."""
+    header = tf.io.decode_raw(tf.strings.substr(data, 24, 2), tf.uint8)
+    depth, colour_type = tf.cast(header[0], tf.int32), tf.cast(header[1], tf.int32)
+
+    def grey16():  # Pillow mode I;16: min..max -> 0..255, np.round (half to even)
+        x = tf.cast(tf.io.decode_png(data, channels=1, dtype=tf.uint16)[..., 0], tf.float64)
+        low, high = tf.reduce_min(x), tf.reduce_max(x)
+        scaled = tf.where(high > low, (x - low) * (255.0 / tf.maximum(high - low, 1.0)), 0.0)
+        return tf.cast(tf.round(scaled), tf.int32)
+
+    def eight_bit():  # grey, grey+alpha, RGB, RGBA, palette (expanded by libpng)
+        x = tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint8), tf.int32)  # (H, W, C)
+        channels = tf.shape(x)[-1]
+        grey = x[..., :1]
+        colour = tf.cond(channels >= 3, lambda: x[..., :3], lambda: tf.tile(grey, [1, 1, 3]))
+        alpha = tf.cond(
+            tf.equal(channels % 2, 0), lambda: x[..., -1:], lambda: tf.fill(tf.shape(grey), 255)
+        )
+        composited = tf.where(tf.equal(channels % 2, 0), _on_black(colour, alpha), colour)
+        return tf.cond(channels >= 2, lambda: _luma(composited), lambda: grey[..., 0])
+
+    return tf.cond((depth == 16) & (colour_type == 0), grey16, eight_bit)
+
+
+def _jpeg_gray(data, width, height):
+    """A JPEG -> (H', W') int32 at Pillow's draft scale (1, 2, 4 or 8)."""
+    scale = tf.minimum(width // IMAGE_SIZE, height // IMAGE_SIZE)
+    branch = tf.where(scale >= 8, 3, tf.where(scale >= 4, 2, tf.where(scale >= 2, 1, 0)))
+
+    def decode(ratio):
+        return lambda: tf.io.decode_jpeg(
+            data, channels=1, ratio=ratio, dct_method="INTEGER_ACCURATE"
+        )[..., 0]
+
+    pixels = tf.switch_case(branch, [decode(1), decode(2), decode(4), decode(8)])
+    return tf.cast(pixels, tf.int32)
+
+
+def _weights(in_size, filter_name: str):
+    """(64, in_size) float64: Pillow's fixed-point resampling weights (precompute_coeffs and
+    normalize_coeffs_8bpc) for one axis, as a dense matrix."""
+    size = tf.cast(in_size, tf.float64)
+    scale = size / IMAGE_SIZE
+    filterscale = tf.maximum(scale, 1.0)
+    support = (0.5 if filter_name == "box" else 1.0) * filterscale
+    centre = (tf.range(IMAGE_SIZE, dtype=tf.float64) + 0.5) * scale  # (64,)
+    trunc = lambda v: tf.cast(tf.cast(v, tf.int64), tf.float64)  # noqa: E731  C's (int)
+    xmin = tf.maximum(trunc(centre - support + 0.5), 0.0)[:, None]  # (64, 1)
+    xmax = tf.minimum(trunc(centre + support + 0.5), size)[:, None]
+    x = tf.range(in_size, dtype=tf.float64)[None, :]  # (1, in) absolute input positions
+    u = (x - centre[:, None] + 0.5) / filterscale
+    if filter_name == "box":
+        w = tf.where((u > -0.5) & (u <= 0.5), 1.0, 0.0)
+    else:
+        w = tf.maximum(1.0 - tf.abs(u), 0.0)
+    w = tf.where((x >= xmin) & (x < xmax), w, 0.0)
+    total = tf.reduce_sum(w, 1, keepdims=True)
+    w = tf.where(total != 0.0, w / tf.where(total != 0.0, total, 1.0), w)
+    one = float(1 << PRECISION_BITS)
+    return tf.where(w < 0, trunc(-0.5 + w * one), trunc(0.5 + w * one))
+
+
+def _clip8(acc):
+    """Pillow's clip8 of a fixed-point sum (float64 holding an integer) -> int32."""
+    shifted = tf.floor(acc / float(1 << PRECISION_BITS))
+    return tf.cast(tf.clip_by_value(shifted, 0.0, 255.0), tf.int32)
+
+
+def _resample(square, filter_name: str):
+    """(S, S) int32 -> (64, 64) int32: horizontal pass, 8-bit rounding, vertical pass."""
+    w = _weights(tf.shape(square)[0], filter_name)  # (64, S) same for both axes (square)
+    half = float(1 << (PRECISION_BITS - 1))
+    # integer products and sums stay below 2**53: exact in float64 whatever the order
+    rows = _clip8(tf.matmul(tf.cast(square, tf.float64), w, transpose_b=True) + half)  # (S, 64)
+    return _clip8(tf.matmul(w, tf.cast(rows, tf.float64)) + half)  # (64, 64)
+
+
+def square_and_resize(grey):
+    """(H, W) int32 -> (64, 64) uint8: centred black square, then Pillow's resize."""
+    height, width = tf.shape(grey)[0], tf.shape(grey)[1]
+    side = tf.maximum(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    square = tf.pad(grey, [[top, side - height - top], [left, side - width - left]])
+    out = tf.case(
+        [
+            (tf.equal(side, IMAGE_SIZE), lambda: square),
+            (side < IMAGE_SIZE, lambda: _resample(square, "bilinear")),
+        ],
+        default=lambda: _resample(square, "box"),
+    )
+    return tf.cast(tf.reshape(out, [IMAGE_SIZE, IMAGE_SIZE]), tf.uint8)
+
+
+def _size(data, is_png):
+    """(width, height) int64 from the PNG header or the JPEG frame header."""
+
+    def jpeg():
+        shape = tf.io.extract_jpeg_shape(data, output_type=tf.int32)
+        return tf.cast(tf.stack([shape[1], shape[0]]), tf.int64)
+
+    return tf.cond(is_png, lambda: _png_size(data), jpeg)
+
+
+def _png_size(data):
+    """IHDR width and height (big-endian uint32 at bytes 16 and 20) as int64 (2,)."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64)
+    raw = tf.reshape(raw, [2, 4])
+    return raw[:, 0] * 2**24 + raw[:, 1] * 2**16 + raw[:, 2] * 2**8 + raw[:, 3]
+
+
+def decode_one(data):
+    """One encoded file (scalar string) -> ((64, 64) uint8, error string; '' when fine)."""
+    length = tf.strings.length(data)
+    is_png = tf.equal(tf.strings.substr(data, 0, 8), PNG_MAGIC) & (length >= 26)
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), JPEG_MAGIC)
+    blank = tf.zeros([IMAGE_SIZE, IMAGE_SIZE], tf.uint8)
+
+    def known():
+        size = _size(data, is_png)
+        too_big = size[0] * size[1] > MAX_PIXELS
+        message = tf.strings.format(
+            "image too large ({}x{} > " + f"{MAX_PIXELS:,}" + " pixels)", (size[0], size[1])
+        )
+
+        def pixels():
+            width, height = tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)
+            grey = tf.cond(is_png, lambda: _png_gray(data), lambda: _jpeg_gray(data, width, height))
+            return square_and_resize(grey), tf.constant("")
+
+        return tf.cond(too_big, lambda: (blank, message), pixels)
+
+    def unknown():
+        problem = tf.where(tf.equal(length, 0), "empty file (0 bytes)", "not a PNG or JPEG image")
+        return blank, problem
+
+    return tf.cond(is_png | is_jpeg, known, unknown)
+
+
+def decode_images(files):
+    """(N,) string of encoded files -> (N, 64, 64) uint8 pixels and (N,) error strings."""
+    return tf.map_fn(
+        decode_one,
+        files,
+        fn_output_signature=(
+            tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE], tf.uint8),
+            tf.TensorSpec([], tf.string),
+        ),
+    )

@@ -1,0 +1,329 @@
+"""``captioning export``: the SavedModel of the bundled captioner, loaded by plain TensorFlow in a
+process that never imports ``captioning``, gives the captions ``captioning caption`` gives on
+50 real MedNIST images; its TF image decoding and phrasing seeds equal the numpy/Pillow ones;
+formats that do not convert are refused with one line and leave nothing behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import sys
+import tarfile
+import textwrap
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captioning.data.images import ImageError, load_image
+
+N_IMAGES = 50
+
+# Runs in a fresh interpreter: plain TensorFlow only, and it checks that.
+LOAD_AND_CALL = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    folder, listing, pixels_file = sys.argv[1:4]
+    model = tf.saved_model.load(folder)
+    files = [open(p, "rb").read() for p in json.load(open(listing))]
+    out = model.signatures["serving_default"](images=tf.constant(files))
+    rows = [
+        {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item())
+         for k, v in ((k, t.numpy()) for k, t in out.items())}
+        for i in range(len(files))
+    ]
+    pixels = model.signatures["serving_pixels"](pixels=tf.constant(np.load(pixels_file)))
+    same = [p.decode() for p in pixels["caption"].numpy()]
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] == "captioning")
+    print(json.dumps({"rows": rows, "pixel_captions": same, "leaked": leaked}))
+    """
+)
+
+
+def _real_images(archive, n: int) -> list[tuple[str, bytes]]:
+    """``n`` JPEG members of the archive, spread over its classes (every 40th per class)."""
+    picked: dict[str, list] = {}
+    seen: dict[str, int] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if not member.isfile() or not member.name.endswith(".jpeg"):
+                continue
+            cls = member.name.split("/")[-2]
+            seen[cls] = seen.get(cls, 0) + 1
+            if seen[cls] % 40 == 1 and len(picked.setdefault(cls, [])) < n:
+                picked[cls].append((member.name, tar.extractfile(member).read()))
+    rows = [item for group in zip(*picked.values(), strict=False) for item in group]
+    return rows[:n]
+
+
+def _photo_like(seed: int = 0) -> bytes:
+    """A colourful 96x128 RGB 'photograph': smooth gradients and blocks, no anatomy."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:96, 0:128]
+    rgb = np.stack([x * 2, y * 2 + 40, 255 - x - y], -1).astype(np.float64)
+    for _ in range(6):
+        r, c = rng.integers(0, 80), rng.integers(0, 110)
+        rgb[r : r + 16, c : c + 18] = rng.integers(0, 256, 3)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from captioning.bundled import bundled_run
+    from captioning.export import export_run
+
+    out = tmp_path_factory.mktemp("export") / "model"
+    body = export_run(None, out, command="pytest")
+    return bundled_run("captioner"), out, body
+
+
+@pytest.mark.slow
+def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_path):
+    from captioning.caption import caption_files
+
+    run, out, body = exported
+    assert (out / "export.json").is_file() and json.loads((out / "export.json").read_text())
+    assert body["signatures"]["serving_default"]["inputs"] == {
+        "images": {"dtype": "string", "shape": [None]}
+    }
+    paths = []
+    for name, data in _real_images(mednist_archive, N_IMAGES):
+        paths.append(tmp_path / name.replace("/", "_"))
+        paths[-1].write_bytes(data)
+    assert len(paths) == N_IMAGES
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(_photo_like())
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all\n")
+    files = [str(p) for p in [*paths, photo, text]]
+    listing = tmp_path / "files.json"
+    listing.write_text(json.dumps(files))
+    np.save(tmp_path / "pixels.npy", np.stack([load_image(p) for p in files[:-1]]))
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_CALL, str(out / "saved_model"), str(listing),
+         str(tmp_path / "pixels.npy")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    assert served["leaked"] == []
+    cli = io.StringIO()
+    caption_files(run, files, as_json=True, out=cli)
+    expected = [json.loads(line) for line in cli.getvalue().splitlines()]
+    rows = served["rows"]
+    same = sum(
+        e.get("caption", "") == r["caption"] and e.get("class", r["class"]) == r["class"]
+        for e, r in zip(expected[:N_IMAGES], rows[:N_IMAGES], strict=True)
+    )
+    scoped = sum(e["in_scope"] for e in expected[:N_IMAGES])
+    print(f"\n{same}/{N_IMAGES} real images ({scoped} in scope): same caption and class as the CLI")
+    assert same == N_IMAGES
+    for e, r in zip(expected[:-1], rows[:-1], strict=True):
+        assert r["error"] == ""
+        assert r["in_scope"] == e["in_scope"]
+        assert r["ood_score"] == pytest.approx(e["ood_score"], rel=1e-4, abs=1e-3)
+        if e["in_scope"]:
+            assert r["class_probability"] == pytest.approx(e["prob"], abs=1e-4)
+            for name, p in e["confidence"].items():
+                if name != "class":
+                    got = r[f"confidence_{name}"]
+                    assert np.isnan(got) if p is None else got == pytest.approx(p, abs=1e-4)
+    # the photograph: out of scope in both, no caption in both
+    assert expected[N_IMAGES]["in_scope"] is False and "caption" not in expected[N_IMAGES]
+    assert rows[N_IMAGES]["in_scope"] is False and rows[N_IMAGES]["caption"] == ""
+    # the text file: an error entry in the CLI, a flagged row (not a failed call) here
+    assert expected[-1]["error"] == "not a PNG, JPEG or DICOM image"
+    assert rows[-1]["error"] == "not a PNG or JPEG image"  # the SavedModel reads no DICOM
+    assert rows[-1]["in_scope"] is False and rows[-1]["caption"] == ""
+    # the uint8 signature captions the decoded pixels the same way
+    assert served["pixel_captions"] == [r["caption"] for r in rows[:-1]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_unsupported_formats_refused_in_one_line(fmt, tmp_path):
+    out = tmp_path / "model"
+    done = subprocess.run(
+        [sys.executable, "-m", "captioning.cli", "export", "--out", str(out), "--format", fmt],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode != 0
+    assert len(lines) == 1 and lines[0].startswith(f"error: {fmt}: "), done.stderr[-2000:]
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_tf_decoding_equals_pillow(tmp_path):
+    """PNG (grey, 1-bit, 16-bit, RGB, RGBA, grey+alpha, palette, with a transparent colour) and
+    JPEG (grey, colour, large enough for Pillow's reduced-scale decoding), square or not, small
+    or large; and the files that become error rows."""
+    import tensorflow as tf
+
+    from captioning.export.images import decode_images
+
+    rng = np.random.default_rng(0)
+
+    def encode(array, fmt, **kw):
+        out = io.BytesIO()
+        image = Image.fromarray(array)
+        colours = kw.pop("palette", 0)
+        (image.quantize(colours) if colours else image).save(out, format=fmt, **kw)
+        return out.getvalue()
+
+    files = [
+        encode(rng.integers(0, 256, (64, 64), dtype=np.uint8), "JPEG"),
+        encode(rng.integers(0, 256, (300, 200, 3), dtype=np.uint8), "JPEG"),
+        encode(rng.integers(0, 256, (530, 530), dtype=np.uint8), "JPEG", quality=70),
+        encode(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), "JPEG"),
+        encode(rng.integers(0, 256, (100, 70, 3), dtype=np.uint8), "PNG"),
+        encode(rng.integers(0, 256, (30, 50), dtype=np.uint8), "PNG"),
+        encode(rng.integers(0, 256, (130, 130, 4), dtype=np.uint8), "PNG"),
+        encode(rng.integers(0, 256, (77, 91, 2), dtype=np.uint8)[..., 0], "PNG"),
+        encode(rng.integers(0, 60000, (90, 90), dtype=np.uint16), "PNG"),
+        encode(rng.integers(0, 256, (80, 65, 3), dtype=np.uint8), "PNG", palette=32),
+        encode(
+            rng.integers(0, 256, (80, 60, 3), dtype=np.uint8), "PNG", palette=16, transparency=3
+        ),
+        encode(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8), "PNG", palette=8, bits=4),
+        encode(rng.random((70, 70)) > 0.5, "PNG"),  # 1-bit
+        encode(rng.integers(0, 256, (64, 64), dtype=np.uint8), "PNG", transparency=7),
+        encode(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "PNG", transparency=(1, 2, 3)),
+    ]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 9000, 5000, 8, 0, 0, 0, 0)  # 45 megapixels, grey
+    huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    bad = [b"", b"GIF89a...", huge]
+    pixels, errors = decode_images(tf.constant([*files, *bad]))
+    expected = np.stack([load_image(f) for f in files])
+    np.testing.assert_array_equal(pixels.numpy()[: len(files)], expected)
+    problems = []
+    for data in bad:
+        with pytest.raises(ImageError) as caught:
+            load_image(data)
+        # the same words, less DICOM, which the SavedModel does not read
+        problems.append(caught.value.problem.replace("PNG, JPEG or DICOM", "PNG or JPEG"))
+    assert [e.decode() for e in errors.numpy()] == [""] * len(files) + problems
+
+
+@pytest.mark.slow  # tracing the unrolled SHA-256 rounds takes ~10 s
+def test_tf_phrasing_seeds_equal_numpy():
+    import tensorflow as tf
+
+    from captioning.export import seeds
+    from captioning.phrasing import choose_first, content_seeds
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (6, 64, 64), dtype=np.uint8)
+    images[0] = 0  # a blank image
+    got = seeds.content_seeds(tf.constant(images)).numpy()
+    np.testing.assert_array_equal(got, content_seeds(images))
+    probs = rng.random((6, 12)).astype(np.float32) ** 4
+    words = [2, 5, 7, 8, 11]
+    eligible = np.isin(np.arange(12), words)
+    low, high = seeds.content_seed_halves(tf.constant(images))
+    picked = seeds.choose_first(tf.constant(probs), low, high, tf.constant(eligible), 0.3)
+    np.testing.assert_array_equal(picked.numpy(), choose_first(probs, got, words, 0.3))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An untrained tiny captioner run (show-and-tell decoder, every image in scope, no
+    calibration): its captions are rarely renderings of the set, so the rule-written text,
+    greedy search and a run without finding confidences are what get exported."""
+    from captioning import config as cfg
+    from captioning.captions.findings import FIELDS
+    from captioning.captions.templates import load_template_set, render
+    from captioning.captions.vocabulary import Vocabulary
+    from captioning.models.captioner import build_captioner
+    from captioning.models.classifier import build_classifier
+    from captioning.models.decoders import build_decoder
+    from captioning.runs import write_json
+    from captioning.scope import METHODS, encoder_outputs, fit_scope
+
+    classes = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
+    run = tmp_path_factory.mktemp("tiny_run")
+    tset = load_template_set("findings")
+    values = {f: v[0] for f, v in FIELDS.items()}
+    vocab = Vocabulary.from_captions(render(c, values, tset, i) for c in classes for i in range(5))
+    config = cfg.CaptionerConfig()
+    config.decoder.max_length = 10
+    clf = build_classifier(cfg.ModelConfig(widths=[4, 8]), len(classes))
+    decoder = build_decoder("show_tell", len(vocab), embed_dim=8, hidden=8)
+    model = build_captioner(clf.get_layer("encoder"), clf.get_layer("logits"), decoder, 10)
+    model.save(run / "best_model.keras")
+    vocab.save(run / "vocabulary.json")
+    write_json(run / "config.json", cfg.to_dict(config))
+    write_json(run / "run.json", {"kind": "captioner", "classes": classes, "templates": "findings"})
+    images = np.random.default_rng(0).integers(0, 256, (40, 64, 64), dtype=np.uint8)
+    pooled, logits = encoder_outputs(model, images)
+    scope = fit_scope(pooled[:30], np.arange(30) % 6, pooled[30:], logits[30:], method="energy")
+    scope.thresholds = {m: 1e9 for m in METHODS}
+    scope.save(run)
+    return run
+
+
+@pytest.mark.slow
+def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
+    import tensorflow as tf
+
+    from captioning.caption import Captioner
+    from captioning.cli import main
+    from captioning.export.text import renderings
+
+    out = tmp_path / "greedy"
+    assert main(["export", "--run", str(tiny_run), "--out", str(out), "--beam", "1"]) == 0
+    assert "beam 1" in capsys.readouterr().out
+    body = json.loads((out / "export.json").read_text())
+    assert body["beam"] == 1 and body["files"] == ["saved_model"] and body["command"]
+    assert not any(k.startswith("confidence_") for k in body["signatures"]["serving_default"])
+    images = np.random.default_rng(1).integers(0, 256, (12, 64, 64), dtype=np.uint8)
+    images[:4] //= 8  # darker: other words, other phrasing
+    captioner = Captioner(tiny_run)
+    expected = captioner.caption(images, beam=1)
+    rendered = set(renderings(captioner.tset).values())
+    assert any(t not in rendered for t in expected.texts)  # the rule-written path is exercised
+    got = tf.saved_model.load(str(out / "saved_model")).signatures["serving_pixels"](
+        pixels=tf.constant(images)
+    )
+    assert [c.decode() for c in got["caption"].numpy()] == expected.texts
+    np.testing.assert_allclose(got["class_probability"].numpy(), expected.probs, atol=1e-5)
+    np.testing.assert_allclose(got["ood_score"].numpy(), expected.ood_score, rtol=1e-5)
+    np.testing.assert_allclose(got["score"].numpy(), expected.scores, atol=1e-5)
+    # an empty batch is a valid request
+    none = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"](
+        images=tf.constant([], tf.string)
+    )
+    assert none["caption"].shape == (0,)
+    # the output folder is never overwritten
+    assert main(["export", "--run", str(tiny_run), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_sentence_table_equals_to_sentence():
+    """Every rendering of the set, and token rows that are none (rule-written), as text."""
+    import tensorflow as tf
+
+    from captioning.captions.sentence import to_sentence
+    from captioning.captions.templates import load_template_set
+    from captioning.export.text import SentenceTable, renderings
+
+    tset = load_template_set("findings")
+    rows = [key.split() for key in list(renderings(tset))[::7]]
+    rows += [["chest", "ct", "x-ray", "pa"], ["mri"], [], ["this", "is", "<unk>", "non-diagnostic"]]
+    width = max(map(len, rows))
+    words = tf.constant([r + [""] * (width - len(r)) for r in rows])
+    mask = tf.constant([[i < len(r) for i in range(width)] for r in rows])
+    got = [t.decode() for t in SentenceTable(tset)(words, mask).numpy()]
+    assert got == [to_sentence(r, tset) for r in rows]
