@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tiny_reports import make_reports
 
+pytestmark = pytest.mark.slow  # three small trainings (about two minutes on two cores)
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "decoder.hidden=8", "--set", "decoder.embed_dim=8"]
 TINY += ["--set", "decoder.attention_dim=8"]
@@ -73,7 +74,6 @@ def work(tmp_path_factory) -> dict:
     return {"folder": folder, "reports": reports, "r2gen": r2gen, "labelled": labelled}
 
 
-@pytest.mark.slow
 def test_r2gen_captioner_trains_evaluates_and_captions(work):
     folder = work["folder"]
     run = folder / "cap_r2gen"
@@ -105,7 +105,6 @@ def test_r2gen_captioner_trains_evaluates_and_captions(work):
     assert json.loads(result.stdout.strip().splitlines()[0])["caption"]
 
 
-@pytest.mark.slow
 def test_labelled_file_captioner_gets_scope_and_calibration(work):
     folder = work["folder"]
     run = folder / "cap_file"
