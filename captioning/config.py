@@ -89,6 +89,9 @@ class TrainConfig:
     max_eval_batches: int | None = field(default=None, metadata=_check(">0"))
     # stop after this many epochs without a better monitored validation metric (None: never)
     patience: int | None = field(default=None, metadata=_check(">0"))
+    # compile the train step with XLA (one replica only; the model is unchanged): see
+    # experiments/speed.md for what it buys on a CPU
+    jit_compile: bool = False
 
 
 @dataclass
