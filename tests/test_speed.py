@@ -19,8 +19,9 @@ from helpers import TINY, squares
 
 
 def run_fit(run_dir, model, task, train_fn, val_fn, jit: bool, steps=3):
-    config = TrainConfig(epochs=1, batch_size=16, learning_rate=1e-2, warmup_steps=0)
-    config.jit_compile = jit
+    config = TrainConfig(
+        epochs=1, batch_size=16, learning_rate=1e-2, warmup_steps=0, jit_compile=jit
+    )
     strategy = tf.distribute.get_strategy()
     with strategy.scope():
         optimizer = make_optimizer(config, steps)

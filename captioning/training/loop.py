@@ -261,7 +261,7 @@ def _fit(
 def jit_compile(config: TrainConfig, strategy: tf.distribute.Strategy) -> bool:
     """Whether to compile the train step with XLA: ``train.jit_compile`` on one replica (the
     optimizer's cross-replica merge of several replicas cannot run inside XLA)."""
-    return bool(getattr(config, "jit_compile", False)) and strategy.num_replicas_in_sync == 1
+    return config.jit_compile and strategy.num_replicas_in_sync == 1
 
 
 def _from_chief(strategy, metrics: dict[str, float]) -> dict[str, float]:
