@@ -159,7 +159,7 @@ class FinetuneConfig:
 
 
 def _captioner_stage1() -> TrainConfig:
-    # XLA: the decoder's 24 small LSTM steps fuse; 1.26x the step throughput on a CPU
+    # XLA: the decoder's 24 small LSTM steps fuse; 1.2x the step throughput on a CPU
     # (experiments/speed.md); the model and its results are unchanged within rounding
     return TrainConfig(epochs=5, learning_rate=3e-3, warmup_steps=50, patience=3, jit_compile=True)
 
