@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--out", help="default: experiments/benchmarks/quickstart.json")
     parser.add_argument("--smoke", action="store_true", help="tiny run to check the script")
     args = parser.parse_args()
+    load_before = os.getloadavg()  # other work on the machine slows both alike
     with tempfile.TemporaryDirectory(prefix="bench-quickstart-") as tmp:
         quick = run_quickstart(args.source, Path(tmp) / "quickstart", args.smoke)
         data = Path(tmp) / "quickstart" / "mednist"
@@ -101,6 +103,7 @@ def main() -> None:
         seed = run_seed_notebook(data, args.smoke)
     result = {
         "smoke": args.smoke,
+        "load_average_before": load_before,
         "seed_notebook_seconds": seed["train_seconds"],
         "quickstart_seconds": quick["seconds"],
         "ratio": round(quick["seconds"] / seed["train_seconds"], 2),

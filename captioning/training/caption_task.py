@@ -12,6 +12,7 @@ from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.decoding import CaptionSearch
 from captioning.metrics import corpus_bleu
+from captioning.training import timing
 
 
 def word_weights(vocab: Vocabulary, words, weight: float) -> np.ndarray:
@@ -158,17 +159,22 @@ class BleuValidator:
 
     def __call__(self, model) -> dict:
         search = self.search_for(model)
-        features = self.features_of(model)
+        with timing.phase("validation_features"):  # stage 2: the encoder on every image
+            features = self.features_of(model)
         n = len(self.references)
         hyps = []
-        for i in range(0, n, self.batch):
-            part = {k: tf.constant(v[i : i + self.batch], tf.float32) for k, v in features.items()}
-            hyps += [self.vocab.decode_tokens(row) for row in search.greedy(part).tokens]
-        metrics = {"bleu4": corpus_bleu(hyps, self.references)[3]}
-        if self.truth is not None:
-            metrics.update(
-                findings_metrics([" ".join(h) for h in hyps], self.truth, self.template_set)
-            )
+        with timing.phase("greedy_decoding"):
+            for i in range(0, n, self.batch):
+                part = {
+                    k: tf.constant(v[i : i + self.batch], tf.float32) for k, v in features.items()
+                }
+                hyps += [self.vocab.decode_tokens(row) for row in search.greedy(part).tokens]
+        with timing.phase("caption_metrics"):
+            metrics = {"bleu4": corpus_bleu(hyps, self.references)[3]}
+            if self.truth is not None:
+                metrics.update(
+                    findings_metrics([" ".join(h) for h in hyps], self.truth, self.template_set)
+                )
         return metrics
 
 

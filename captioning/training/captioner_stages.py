@@ -177,7 +177,11 @@ def train_stage2(
     if not ft.epochs:
         return None
     stage2_config = dataclasses.replace(
-        config.train, epochs=ft.epochs, learning_rate=ft.learning_rate, warmup_steps=0
+        config.train,
+        epochs=ft.epochs,
+        learning_rate=ft.learning_rate,
+        warmup_steps=0,
+        jit_compile=ft.jit_compile,
     )
     with run.strategy.scope():
         optimizer = ScaledRateAdamW(

@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from captioning.atomic import atomic_path
@@ -115,3 +116,17 @@ def restore_from_chief(folder: Path, model, optimizer, strategy, chief: bool) ->
     state = (restore_latest(folder, model, optimizer) if chief else None) or TrainingState()
     sync.from_first_replica(strategy, _variables(model, optimizer), [])
     return TrainingState.from_json(sync.text_from_first_replica(strategy, state.to_json()))
+
+
+def weights_digest(model: keras.Model) -> str:
+    """sha256 of every weight's bytes, in order: workers that agree print the same digest."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` file beside ``path`` and rename it into place."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)

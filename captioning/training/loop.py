@@ -21,22 +21,24 @@ naming it (see ``strategy``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from captioning.atomic import atomic_path
 from captioning.config import TrainConfig
 from captioning.data.pipeline import DatasetFn
 from captioning.errors import RunError
-from captioning.training import sync
-from captioning.training.checkpoints import restore_from_chief, save_checkpoint
+from captioning.training import sync, timing
+from captioning.training.checkpoints import (
+    restore_from_chief,
+    save_checkpoint,
+    save_model_atomically,
+    weights_digest,
+)
 from captioning.training.history import History
 from captioning.training.strategy import (
     LOST_WORKER_ERRORS,
@@ -118,7 +120,7 @@ def fit(
     this fit in messages (e.g. ``stage1``); the workers check that they run the same one.
     """
     check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
-    with reporting_lost_workers(strategy):
+    with reporting_lost_workers(strategy), timing.scope(stage or "fit"):
         return _fit(
             task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
             best_model_name, stage,
@@ -186,7 +188,7 @@ def _fit(
             k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in stats.items()
         }
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile(config, strategy))
     def train_step(batch):
         return reduce(strategy.run(train_step_fn, args=(batch,)))
 
@@ -211,19 +213,19 @@ def _fit(
         )
         print(f"epoch {epoch + 1}/{config.epochs}") if chief else None
         sums: dict[str, float] = {}
-        for step, batch in enumerate(train_ds):
+        for step, batch in enumerate(timing.timed_iter(train_ds, "input_wait")):
             if step >= steps:
                 break
-            stats = train_step(batch)
+            # the first step of a fit traces (and compiles) the step: timed apart
+            with timing.phase("train_steps" if step or result.epochs_run else "first_step"):
+                sums = _accumulate(sums, train_step(batch))  # as floats: the step is done
             if step % 20 == 0 or step == steps - 1:
-                sums = _accumulate(sums, stats) if step else {k: float(v) for k, v in stats.items()}
                 bar.update(step + 1, list(task.summarize(sums).items()))
-            else:
-                sums = _accumulate(sums, stats)
         train_metrics = task.summarize(sums)
-        val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
+        with timing.phase("validation_steps"):
+            val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
         if validate is not None:
-            val_metrics.update(validate(model))
+            val_metrics.update(validate(model))  # its own phases (decoding, metrics)
         val_metrics = _from_chief(strategy, val_metrics)
         row = {
             "epoch": epoch + 1,
@@ -240,9 +242,11 @@ def _fit(
             )
             result.best = state.best_metrics
             if chief:
-                save_model_atomically(model, run_dir / best_model_name)
+                with timing.phase("checkpointing"):
+                    save_model_atomically(model, run_dir / best_model_name)
         if chief:  # variables are identical on every worker: one copy is enough
-            save_checkpoint(run_dir / "checkpoints", model, optimizer, state)
+            with timing.phase("checkpointing"):
+                save_checkpoint(run_dir / "checkpoints", model, optimizer, state)
         if history is not None:
             history.append(row)
             print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))
@@ -252,6 +256,12 @@ def _fit(
     result.chief = chief
     result.weights_sha256 = weights_digest(model)
     return result
+
+
+def jit_compile(config: TrainConfig, strategy: tf.distribute.Strategy) -> bool:
+    """Whether to compile the train step with XLA: ``train.jit_compile`` on one replica (the
+    optimizer's cross-replica merge of several replicas cannot run inside XLA)."""
+    return config.jit_compile and strategy.num_replicas_in_sync == 1
 
 
 def _from_chief(strategy, metrics: dict[str, float]) -> dict[str, float]:
@@ -279,17 +289,3 @@ def evaluate(eval_step, strategy, val_fn: DatasetFn, task: Task, max_batches: in
             break
         sums = _accumulate(sums, eval_step(batch))
     return task.summarize(sums)
-
-
-def weights_digest(model: keras.Model) -> str:
-    """sha256 of every weight's bytes, in order: workers that agree print the same digest."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-    return digest.hexdigest()
-
-
-def save_model_atomically(model: keras.Model, path: Path) -> None:
-    """Save a ``.keras`` file beside ``path`` and rename it into place."""
-    with atomic_path(path) as tmp:
-        model.save(tmp)
