@@ -272,6 +272,32 @@ def speed_rows(bench: dict) -> list[list[str]]:
             ("one image from a file (read, decode, caption, beam 3)", latency),
         ):
             rows.append([what, ours, "no reference run", DASH, where])
+    if "quickstart" in bench:
+        q = bench["quickstart"]
+        rows.append(
+            [
+                "the whole job: `captioning quickstart` vs the seed notebook's training alone",
+                f"{q['quickstart_seconds']:.1f} s",
+                f"{q['seed_notebook_seconds']:.1f} s",
+                f"quickstart takes {q['ratio']:g}x the seed's training",
+                cpu(q),
+            ]
+        )
+    if "serve_load" in bench:
+        server, cli = bench["serve_load"]["server"], bench["serve_load"]["cli"]
+        lat = server["latency"]
+        rows.append(
+            [
+                f"`captioning serve`: {server['requests']} requests, {server['concurrency']} at "
+                "a time, one image each",
+                f"{server['requests_per_s']:.0f} requests/s, p50 {lat['p50_ms']:.0f} ms, "
+                f"p95 {lat['p95_ms']:.0f} ms",
+                f"`captioning caption` on the same images, one process: {cli['wall_s']:.1f} s",
+                f"{server['requests_per_s'] / cli['images_per_s']:.1f}x the CLI's images/s (its "
+                f"time includes {cli['one_image_wall_s']:.1f} s of start-up)",
+                cpu(bench["serve_load"]),
+            ]
+        )
     return rows
 
 
@@ -283,7 +309,8 @@ def speed(artifacts: dict) -> str:
         row(["---", "---:", "---:", "---", "---"]),
         *(row(r) for r in speed_rows(bench)),
     ]
-    used = [bench[k] for k in ("classifier", "bleu_speed", "captioner") if k in bench]
+    names = ("classifier", "bleu_speed", "captioner", "quickstart", "serve_load")
+    used = [bench[k] for k in names if k in bench]
     return "\n".join(lines) + "\n\n" + sources(used)
 
 
