@@ -22,7 +22,7 @@ def squares(n=48, classes=3, seed=0):
     return images, labels.astype(np.int32)
 
 
-def cli(*args: str, cwd, env: dict | None = None, timeout: int = 600):
+def cli(*args: str, cwd=None, env: dict | None = None, timeout: int = 600):
     """Run ``python -m captioning.cli ARGS`` in ``cwd`` with this checkout first on the path;
     the completed process (text stdout/stderr)."""
     import os

@@ -5,9 +5,7 @@ tokenisation rules free text uses."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +21,12 @@ from captioning.data.images import load_image
 from captioning.data.sources import caption_source
 from captioning.data.sources.prepare import default_root
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import cli as run_cli
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "CAPTIONING_HOME": str(home),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "captioning.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    """The command line with its own ``CAPTIONING_HOME``."""
+    return run_cli(*args, env={"CAPTIONING_HOME": str(home)}, timeout=300)
 
 
 def one_line_error(result, *parts: str) -> None:

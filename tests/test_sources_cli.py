@@ -6,36 +6,24 @@ caption an image."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from tiny_reports import make_reports
 
+from helpers import cli as run_cli
+
 pytestmark = pytest.mark.slow  # three small trainings (about two minutes on two cores)
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "decoder.hidden=8", "--set", "decoder.embed_dim=8"]
 TINY += ["--set", "decoder.attention_dim=8"]
 METRIC_KEYS = {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "meteor_missing", "rouge_l", "cider"}
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "CAPTIONING_HOME": str(cwd / "home"),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "captioning.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=900,
-    )
+    """The command line in ``cwd``, with its own ``CAPTIONING_HOME`` there."""
+    return run_cli(*args, cwd=cwd, env={"CAPTIONING_HOME": str(cwd / "home")}, timeout=900)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
