@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "captioning"
 # the modules behind the command line: each is a command or a command's own report
 COMMANDS = {
     "cli",
+    "cli_data",
     "train_classifier",
     "train_captioner",
     "evaluate",

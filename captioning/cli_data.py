@@ -1,0 +1,170 @@
+"""The ``captioning data`` commands: ``prepare`` (MedNIST, or a caption file with
+``--captions``) and ``captions`` (MedNIST's template captions). ``captioning.cli`` adds them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from captioning.errors import DataError
+
+
+def add_data_commands(commands) -> None:
+    """The ``data`` subcommands, on the top-level subparsers ``commands``."""
+    data = commands.add_parser("data", help="prepare datasets").add_subparsers(
+        dest="data_command", required=True
+    )
+    prep = data.add_parser("prepare", help="download/extract MedNIST, decode, split, cache")
+    prep.add_argument(
+        "--source",
+        help="URL, .tar.gz archive or folder <root>/<Class>/<image> "
+        "(default: $CAPTIONING_MEDNIST_SOURCE, else the official MedNIST archive)",
+    )
+    prep.add_argument(
+        "--root",
+        help="output folder (default: $CAPTIONING_HOME/mednist; with --captions, "
+        "$CAPTIONING_HOME/<the caption file's name>)",
+    )
+    prep.add_argument(
+        "--md5",
+        help="expected md5 of the archive (default: the official one for "
+        "the official URL, or <archive>.md5 beside a local archive)",
+    )
+    prep.add_argument("--strict", action="store_true", help="an unreadable image is an error")
+    prep.add_argument("--per-class-limit", type=int, help="keep the first N images per class")
+    prep.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    prep.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        default=(0.8, 0.1, 0.1),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split fractions (default 0.8 0.1 0.1)",
+    )
+    prep.add_argument("--force", action="store_true", help="rebuild an existing dataset")
+    add_caption_file_options(prep)
+    prep.set_defaults(func=_data_prepare)
+    caps = data.add_parser("captions", help="templated captions with findings for every image")
+    caps.add_argument("--root", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
+    caps.add_argument(
+        "--templates",
+        default="findings",
+        help="template set: a name (built in, or in a folder of $CAPTIONING_TEMPLATES), a .toml "
+        "file, or a folder holding one set (default: findings)",
+    )
+    caps.set_defaults(func=_data_captions)
+
+
+def _data_prepare(args) -> int:
+    from captioning.data.prepare import PrepareOptions, default_source, prepare
+    from captioning.paths import captioning_home, default_data_root
+
+    if args.captions or args.images:
+        return _data_prepare_captions(args)
+
+    options = PrepareOptions(
+        source=args.source or default_source(),
+        md5=args.md5,
+        strict=args.strict,
+        per_class_limit=args.per_class_limit,
+        seed=args.seed,
+        fractions=tuple(args.fractions),
+        force=args.force,
+    )
+    root = Path(args.root) if args.root else default_data_root()
+    card = prepare(root, options, downloads=captioning_home() / "downloads")
+    sizes = ", ".join(f"{k} {v:,}" for k, v in card["split_sizes"].items())
+    print(
+        f"prepared {card['n_images']:,} images in {len(card['classes'])} classes ({sizes}); "
+        f"{len(card['skipped'])} skipped; {card['duplicates']['groups']} duplicate groups"
+    )
+    print(f"dataset: {root.resolve()}  (see data_card.md)")
+    return 0
+
+
+def _data_prepare_captions(args) -> int:
+    """``data prepare --captions FILE --images DIR``: a caption file (see docs/datasets.md)."""
+    from captioning.captions.text import TextRules
+    from captioning.data.sources import detect_format
+    from captioning.data.sources.prepare import (
+        CaptionFileOptions,
+        default_root,
+        prepare_caption_file,
+    )
+
+    if not (args.captions and args.images):
+        raise DataError("--captions FILE and --images DIR go together")
+    if args.source or args.md5 or args.per_class_limit:
+        raise DataError("--source, --md5 and --per-class-limit do not apply to --captions")
+    fmt = args.format or detect_format(Path(args.captions))
+    r2gen = {"min_count": 3, "max_length": 60} if fmt == "r2gen" else {}  # R2Gen's IU X-Ray
+    rules = TextRules(
+        lowercase=not args.keep_case,
+        punctuation=args.punctuation,
+        min_count=args.min_count or r2gen.get("min_count", 1),
+        max_length=args.max_length or r2gen.get("max_length"),
+    )
+    options = CaptionFileOptions(
+        source=args.captions,
+        strict=args.strict,
+        seed=args.seed,
+        fractions=tuple(args.fractions),
+        force=args.force,
+        images=args.images,
+        format=fmt,
+        rules=rules,
+    )
+    root = Path(args.root) if args.root else default_root(Path(args.captions))
+    card = prepare_caption_file(root, options)
+    sizes = ", ".join(f"{k} {v:,}" for k, v in card["split_sizes"].items())
+    text = card["text"]
+    print(
+        f"prepared {card['n_images']:,} images with {text['n_references']:,} "
+        f"{card['caption_source']['kind']} captions ({sizes}); {len(card['skipped'])} skipped; "
+        f"vocabulary {text['vocabulary_size']:,} words; "
+        + (f"{len(card['classes'])} classes" if card["classes"] else "no class labels")
+    )
+    print(f"dataset: {root.resolve()}  (see data_card.md)")
+    return 0
+
+
+def _data_captions(args) -> int:
+    from captioning.captions.build import build_captions
+    from captioning.paths import default_data_root
+
+    root = Path(args.root) if args.root else default_data_root()
+    card = build_captions(root, args.templates)
+    print(
+        f"captioned {card['n_images']:,} images with template set '{card['template_set']}' "
+        f"(references per image: {card['n_references']}, "
+        f"vocabulary {card['vocabulary_size']['all']})"
+    )
+    print(f"captions: {root.resolve() / 'captions'}  (see {card['template_set']}_card.md)")
+    return 0
+
+
+def add_caption_file_options(prep: argparse.ArgumentParser) -> None:
+    """``data prepare`` from a caption file instead of MedNIST (see docs/datasets.md)."""
+    group = prep.add_argument_group("a caption file instead of MedNIST (docs/datasets.md)")
+    group.add_argument(
+        "--captions", metavar="FILE", help="CSV, JSONL or R2Gen annotation.json of captions"
+    )
+    group.add_argument("--images", metavar="DIR", help="folder the file's image paths are in")
+    group.add_argument(
+        "--format", choices=("csv", "jsonl", "r2gen"), help="default: from the file's name"
+    )
+    group.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
+    group.add_argument(
+        "--punctuation",
+        choices=("drop", "keep"),
+        default="drop",
+        help="drop punctuation, or keep each mark as a token (default: drop)",
+    )
+    group.add_argument(
+        "--min-count",
+        type=int,
+        help="words seen fewer times in train become <unk> (default 1; r2gen: 3)",
+    )
+    group.add_argument(
+        "--max-length", type=int, help="cut captions at N tokens (default none; r2gen: 60)"
+    )
