@@ -41,3 +41,35 @@ def cli(*args: str, cwd=None, env: dict | None = None, timeout: int = 600):
         cwd=cwd,
         timeout=timeout,
     )
+
+
+CLASSES = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
+
+
+def tiny_captioner_run(run, decoder: str = "attention", max_length: int = 12):
+    """Write an untrained tiny captioner run folder (encoder widths [4, 8], decoder width 8,
+    the findings template set's vocabulary) into ``run``; return its Keras model, so the
+    caller can fit a scope on what it likes."""
+    from captioning import config as cfg
+    from captioning.captions.findings import FIELDS
+    from captioning.captions.templates import load_template_set, render
+    from captioning.captions.vocabulary import Vocabulary
+    from captioning.models.captioner import build_captioner
+    from captioning.models.classifier import build_classifier
+    from captioning.models.decoders import build_decoder
+    from captioning.runs import write_json
+
+    tset = load_template_set("findings")
+    values = {f: v[0] for f, v in FIELDS.items()}
+    vocab = Vocabulary.from_captions(render(c, values, tset, i) for c in CLASSES for i in range(5))
+    config = cfg.CaptionerConfig()
+    config.decoder.max_length = max_length
+    clf = build_classifier(cfg.ModelConfig(widths=[4, 8]), len(CLASSES))
+    sizes = {"attention_dim": 8} if decoder == "attention" else {}
+    layer = build_decoder(decoder, len(vocab), embed_dim=8, hidden=8, **sizes)
+    model = build_captioner(clf.get_layer("encoder"), clf.get_layer("logits"), layer, max_length)
+    model.save(run / "best_model.keras")
+    vocab.save(run / "vocabulary.json")
+    write_json(run / "config.json", cfg.to_dict(config))
+    write_json(run / "run.json", {"kind": "captioner", "classes": CLASSES, "templates": "findings"})
+    return model

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioning import config as cfg
 from captioning.captions.findings import FIELDS
-from captioning.captions.templates import load_template_set, render
-from captioning.captions.vocabulary import Vocabulary
 from captioning.confidence import CALIBRATION_FILE
 from captioning.runs import write_json
 from captioning.scope import METHODS, encoder_outputs, fit_scope
+
+from helpers import tiny_captioner_run
 
 CLASSES = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
 
@@ -25,23 +24,8 @@ CLASSES = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A captioner run folder: tiny encoder and decoder, untrained; scope fitted on noise."""
-    from captioning.models.captioner import build_captioner
-    from captioning.models.classifier import build_classifier
-    from captioning.models.decoders import build_decoder
-
     run = tmp_path_factory.mktemp("run")
-    tset = load_template_set("findings")
-    values = {f: v[0] for f, v in FIELDS.items()}
-    vocab = Vocabulary.from_captions(render(c, values, tset, i) for c in CLASSES for i in range(5))
-    config = cfg.CaptionerConfig()
-    config.decoder.max_length = 12
-    clf = build_classifier(cfg.ModelConfig(widths=[4, 8]), len(CLASSES))
-    decoder = build_decoder("attention", len(vocab), embed_dim=8, hidden=8, attention_dim=8)
-    model = build_captioner(clf.get_layer("encoder"), clf.get_layer("logits"), decoder, 12)
-    model.save(run / "best_model.keras")
-    vocab.save(run / "vocabulary.json")
-    write_json(run / "config.json", cfg.to_dict(config))
-    write_json(run / "run.json", {"kind": "captioner", "classes": CLASSES, "templates": "findings"})
+    model = tiny_captioner_run(run, "attention", max_length=12)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (60, 64, 64), dtype=np.uint8)
     pooled, logits = encoder_outputs(model, images)

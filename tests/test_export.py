@@ -20,6 +20,8 @@ from PIL import Image
 
 from captioning.data.images import ImageError, load_image
 
+from helpers import tiny_captioner_run
+
 N_IMAGES = 50
 
 # Runs in a fresh interpreter: plain TensorFlow only, and it checks that.
@@ -242,30 +244,10 @@ def tiny_run(tmp_path_factory):
     """An untrained tiny captioner run (show-and-tell decoder, every image in scope, no
     calibration): its captions are rarely renderings of the set, so the rule-written text,
     greedy search and a run without finding confidences are what get exported."""
-    from captioning import config as cfg
-    from captioning.captions.findings import FIELDS
-    from captioning.captions.templates import load_template_set, render
-    from captioning.captions.vocabulary import Vocabulary
-    from captioning.models.captioner import build_captioner
-    from captioning.models.classifier import build_classifier
-    from captioning.models.decoders import build_decoder
-    from captioning.runs import write_json
     from captioning.scope import METHODS, encoder_outputs, fit_scope
 
-    classes = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
     run = tmp_path_factory.mktemp("tiny_run")
-    tset = load_template_set("findings")
-    values = {f: v[0] for f, v in FIELDS.items()}
-    vocab = Vocabulary.from_captions(render(c, values, tset, i) for c in classes for i in range(5))
-    config = cfg.CaptionerConfig()
-    config.decoder.max_length = 10
-    clf = build_classifier(cfg.ModelConfig(widths=[4, 8]), len(classes))
-    decoder = build_decoder("show_tell", len(vocab), embed_dim=8, hidden=8)
-    model = build_captioner(clf.get_layer("encoder"), clf.get_layer("logits"), decoder, 10)
-    model.save(run / "best_model.keras")
-    vocab.save(run / "vocabulary.json")
-    write_json(run / "config.json", cfg.to_dict(config))
-    write_json(run / "run.json", {"kind": "captioner", "classes": classes, "templates": "findings"})
+    model = tiny_captioner_run(run, "show_tell", max_length=10)
     images = np.random.default_rng(0).integers(0, 256, (40, 64, 64), dtype=np.uint8)
     pooled, logits = encoder_outputs(model, images)
     scope = fit_scope(pooled[:30], np.arange(30) % 6, pooled[30:], logits[30:], method="energy")
