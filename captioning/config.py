@@ -159,9 +159,9 @@ class FinetuneConfig:
 
 
 def _captioner_stage1() -> TrainConfig:
-    # XLA: the decoder's 24 small LSTM steps fuse; 1.2x the step throughput on a CPU
-    # (experiments/speed.md); the model and its results are unchanged within rounding
-    return TrainConfig(epochs=5, learning_rate=3e-3, warmup_steps=50, patience=3, jit_compile=True)
+    # No XLA by default: it fuses the decoder's small LSTM steps (1.2x the step throughput on
+    # a CPU) but its compile costs ~12 s and ~600 MB of peak memory (experiments/speed.md)
+    return TrainConfig(epochs=5, learning_rate=3e-3, warmup_steps=50, patience=3)
 
 
 @dataclass

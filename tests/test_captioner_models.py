@@ -109,6 +109,10 @@ def test_findings_readout_is_fitted_by_least_squares_and_never_trained(kind, tmp
     before = np.asarray(decoder(x)["logits"])
     rmse = decoder.fit_readout(statistics, targets)
     assert rmse < 1e-4
+    fitted = decoder.readout.get_weights()
+    assert decoder.fit_readout(statistics, targets, chunk=64) == pytest.approx(rmse, abs=1e-9)
+    for chunked, whole in zip(decoder.readout.get_weights(), fitted, strict=True):
+        np.testing.assert_allclose(chunked, whole, rtol=1e-9, atol=1e-12)  # 4 chunks, one sum
     np.testing.assert_allclose(decoder.readout.get_weights()[0], truth, atol=1e-3)
     assert not np.allclose(np.asarray(decoder(x)["logits"]), before)  # the state reads it
     assert decoder.readout.weights and not decoder.readout.trainable_weights

@@ -107,3 +107,37 @@ def test_two_writers_of_one_run_folder_are_refused(tmp_path):
         pass
     with RunLock(tmp_path):  # released after the first holder left
         pass
+
+
+def test_pipelines_gather_rows_on_the_host_and_release_the_arrays_with_their_datasets():
+    """Batches hold exactly the arrays' rows in the epoch's order; once the dataset function
+    and its datasets are gone, so are the arrays (TensorFlow keeps every function given to
+    ``numpy_function`` for the life of the process: it must not keep the arrays too)."""
+    import gc
+    import weakref
+
+    from captioning.data.pipeline import epoch_order, host_gather
+
+    images, labels = squares()  # (48, 64, 64) uint8, (48,)
+    targets = {"label": labels, "twice": labels * 2}
+    fn = make_dataset_fn(images, targets, 16, training=True, seed=3)
+    batches = list(fn(tf.distribute.InputContext(), 1))
+    order = epoch_order(len(images), 3, 1)[: 16 * len(batches)]
+    pixels = np.concatenate([x.numpy() for x, _ in batches])
+    assert pixels.dtype == np.float32 and pixels.shape[1:] == (64, 64, 1)
+    np.testing.assert_array_equal(pixels[..., 0], images[order])
+    np.testing.assert_array_equal(
+        np.concatenate([y["twice"] for _, y in batches]), 2 * labels[order]
+    )
+
+    big = np.arange(4000, dtype=np.float16).reshape(1000, 4)
+    alive = weakref.ref(big)
+    gather = host_gather({"x": big})
+    ds = tf.data.Dataset.range(1000).batch(300).map(gather)
+    assert [tuple(b["x"].shape) for b in ds] == [(300, 4), (300, 4), (300, 4), (100, 4)]
+    del big, gather
+    gc.collect()
+    assert alive() is not None  # the dataset still needs it
+    del ds
+    gc.collect()
+    assert alive() is None

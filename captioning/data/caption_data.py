@@ -14,7 +14,13 @@ from captioning.captions.templates import load_template_set
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.dataset import PreparedData
-from captioning.data.pipeline import DatasetFn, distribution_ready, epoch_order, eval_slices
+from captioning.data.pipeline import (
+    DatasetFn,
+    distribution_ready,
+    epoch_order,
+    eval_slices,
+    host_gather,
+)
 from captioning.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -97,15 +103,17 @@ def caption_dataset_fn(
     validation is split by ``eval_slices`` (every worker the same number of batches).
     """
     n, n_refs = references.shape[:2]
-    inputs_t = {k: tf.constant(v) for k, v in inputs.items()}
-    refs_t, labels_t = tf.constant(references), tf.constant(labels)
+    # the arrays stay in numpy: a batch's rows are gathered on the host (no second copy)
+    rows_of = host_gather({**inputs, "_references": references, "_label": labels})
 
     def gather(indices, choice):
-        x = {k: tf.cast(tf.gather(v, indices), tf.float32) for k, v in inputs_t.items()}
+        rows = rows_of(indices)
+        refs, label = rows.pop("_references"), rows.pop("_label")  # (b, R, L + 1), (b,)
+        x = {k: tf.cast(v, tf.float32) for k, v in rows.items()}
         if "pixels" in x:
             x["pixels"] = x["pixels"][..., None]  # (b, 64, 64, 1)
-        tokens = tf.gather(tf.gather(refs_t, indices), choice, batch_dims=1)  # (b, L + 1)
-        return x, {"tokens": tokens, "label": tf.gather(labels_t, indices)}
+        tokens = tf.gather(refs, choice, batch_dims=1)  # (b, L + 1)
+        return x, {"tokens": tokens, "label": label}
 
     def dataset_fn(context: tf.distribute.InputContext, epoch: int = 0) -> tf.data.Dataset:
         batch = context.get_per_replica_batch_size(global_batch)

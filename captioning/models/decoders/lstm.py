@@ -87,17 +87,33 @@ class LSTMDecoder(CaptionDecoder):
         """The read-out's share of the gates (B, 4H) from ``_start``'s tuple, or 0.0."""
         return extra[0] if extra else 0.0
 
-    def fit_readout(self, statistics: np.ndarray, targets: np.ndarray, ridge: float = 1e-8):
+    def fit_readout(
+        self, statistics: np.ndarray, targets: np.ndarray, ridge: float = 1e-8, chunk: int = 4096
+    ):
         """Set the read-out to the least-squares fit of ``targets`` (N, K) on ``statistics``
         (N, F) of the training images (closed form, float64). ``ridge`` x N on the diagonal only
         keeps the solve stable (the shares of neighbouring levels are nearly collinear): a
-        stronger one blurs the fit near the cut points, where it matters."""
-        x = np.concatenate([statistics.astype(np.float64), np.ones((len(statistics), 1))], 1)
-        gram = x.T @ x + ridge * len(x) * np.eye(x.shape[1])
-        solution = np.linalg.solve(gram, x.T @ targets.astype(np.float64))  # (F + 1, K)
+        stronger one blurs the fit near the cut points, where it matters. The normal equations
+        are summed over chunks of rows: a float64 copy of all of them would be ~350 MB more."""
+        n = len(statistics)
+        features = statistics.shape[1] + 1  # + the bias column
+        gram = ridge * n * np.eye(features)  # (F + 1, F + 1)
+        moment = np.zeros((features, targets.shape[1]))  # (F + 1, K)
+        for start in range(0, n, chunk):
+            x, y = _with_bias(statistics[start : start + chunk]), targets[start : start + chunk]
+            gram += x.T @ x
+            moment += x.T @ y
+        solution = np.linalg.solve(gram, moment)  # (F + 1, K)
         self.readout.set_weights([solution[:-1], solution[-1]])
-        residual = x @ solution - targets
-        return float(np.sqrt(np.mean(residual**2)))  # RMSE, in the targets' units
+        squared = sum(
+            float(
+                (
+                    (_with_bias(statistics[i : i + chunk]) @ solution - targets[i : i + chunk]) ** 2
+                ).sum()
+            )
+            for i in range(0, n, chunk)
+        )
+        return float(np.sqrt(squared / targets.size))  # RMSE, in the targets' units
 
     def _lstm(self, gates, state):
         """One LSTM update from the input's share of the gates (B, 4H) and (h, c)."""
@@ -116,3 +132,8 @@ class LSTMDecoder(CaptionDecoder):
             "dropout": self.dropout,
             "readout": self.readout_size,
         }
+
+
+def _with_bias(statistics: np.ndarray) -> np.ndarray:
+    """(n, F) -> (n, F + 1) float64: the statistics and a column of ones."""
+    return np.concatenate([statistics.astype(np.float64), np.ones((len(statistics), 1))], 1)
