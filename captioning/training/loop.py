@@ -204,7 +204,10 @@ def _fit(
             stopped = f" (early stop: no better val {task.monitor} for {patience} epochs)"
             break
         tic = time.perf_counter()
-        train_ds = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: train_fn(ctx, e))
+        with timing.phase("dataset_setup"):
+            train_ds = strategy.distribute_datasets_from_function(
+                lambda ctx, e=epoch: train_fn(ctx, e)
+            )
         bar = keras.utils.Progbar(
             steps,
             stateful_metrics=["loss", "accuracy"],
@@ -248,13 +251,15 @@ def _fit(
             with timing.phase("checkpointing"):
                 save_checkpoint(run_dir / "checkpoints", model, optimizer, state)
         if history is not None:
-            history.append(row)
+            with timing.phase("history"):
+                history.append(row)
             print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))
         result.epochs_run += 1
     print(f"{label}stopped after epoch {state.epoch} of {config.epochs}{stopped}")  # every worker
     result.seconds = time.perf_counter() - start
     result.chief = chief
-    result.weights_sha256 = weights_digest(model)
+    with timing.phase("weights_digest"):
+        result.weights_sha256 = weights_digest(model)
     return result
 
 
