@@ -24,58 +24,36 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-from common import record
+from common import record, run_sampled
 
 STAGE_LINE = re.compile(r"^\[\d+/\d+\] (.+)$")  # quickstart's "[i/n] stage" progress line
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` now (0 once it has exited)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def run_quickstart(source: str, out: Path, smoke: bool) -> dict:
     """Run ``captioning quickstart``; per-stage seconds (its own timings) and peak RSS."""
     command = [sys.executable, "-m", "captioning.cli", "quickstart", "--source", source]
     command += ["--out", str(out), *(["--smoke"] if smoke else [])]
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
-    stage, peaks, seconds = ["start"], {}, {}
-    done = threading.Event()
+    seconds = {}
+    stage = ["start"]
 
-    def sample():
-        while not done.is_set():
-            peaks[stage[0]] = max(peaks.get(stage[0], 0.0), rss_mib(proc.pid))
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    for line in proc.stdout:
-        sys.stdout.write(line)
+    def on_line(line: str) -> str | None:
         if match := STAGE_LINE.match(line.strip()):
             stage[0] = match.group(1)
-        elif match := re.match(rf"^\s+{re.escape(stage[0])}: ([\d.]+) s", line):
+            return stage[0]
+        if match := re.match(rf"^\s+{re.escape(stage[0])}: ([\d.]+) s", line):
             seconds[stage[0]] = float(match.group(1))
-    code = proc.wait()
-    done.set()
-    sampler.join()
-    if code != 0:
-        raise SystemExit(f"quickstart failed (exit {code}): {shlex.join(command)}")
+        return None
+
+    run = run_sampled(command, on_line)
+    if run["code"] != 0:
+        raise SystemExit(f"quickstart failed (exit {run['code']}): {shlex.join(command)}")
     return {
         "command": shlex.join(command),
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": run["seconds"],
         "stages": seconds,
-        "peak_rss_mib": {k: round(v) for k, v in peaks.items() if k != "start"},
+        "peak_rss_mib": {k: v for k, v in run["peak_rss_mib"].items() if k != "run"},
     }
 
 
