@@ -283,6 +283,31 @@ def speed_rows(bench: dict) -> list[list[str]]:
                 cpu(q),
             ]
         )
+        stages = q["stages"]
+        rows.append(
+            [
+                "captioner training (both stages, scope and calibration) vs the classifier's, "
+                "inside that quickstart",
+                f"{stages['captioner']:.1f} s",
+                f"{stages['classifier']:.1f} s",
+                f"captioner takes {stages['captioner'] / stages['classifier']:.2f}x the "
+                "classifier's time",
+                cpu(q),
+            ]
+        )
+    if "memory" in bench:
+        m = bench["memory"]
+        worst = max(m["peak_rss_mib"], key=m["peak_rss_mib"].get)
+        rows.append(
+            [
+                f"peak resident memory, the largest of {len(m['peak_rss_mib'])} commands "
+                "(each its own process: prepare, both trainings and evaluations, caption, export)",
+                f"{m['largest_peak_mib']:,} MiB (`{worst}`)",
+                f"limit {m['limit_mib']:,} MiB",
+                "within the limit" if m["within_limit"] else "over the limit",
+                cpu(m),
+            ]
+        )
     if "serve_load" in bench:
         server, cli = bench["serve_load"]["server"], bench["serve_load"]["cli"]
         lat = server["latency"]
