@@ -19,7 +19,7 @@ def image_features(encoder: keras.Model, pixels, training=False) -> dict:
     return {**encoder(pixels, training=training), "statistics": statistics}
 
 
-def encode_images(encoder: keras.Model, images: np.ndarray, batch: int = 512) -> dict:
+def encode_images(encoder: keras.Model, images: np.ndarray, batch: int = 256) -> dict:
     """``image_features`` of uint8 images (N, 64, 64) as numpy arrays: the encoder's outputs
     as float16 (a cache for stage 1), the statistics as float32 (shares are multiples of
     1/4096, finer than float16 resolves near 1)."""
