@@ -85,12 +85,13 @@ def finding_logits(
 ) -> dict[str, FieldLogits]:
     """Grouped logits of every finding of ``tset`` for captions ``tokens`` (N, L) (word ids,
     ``<end>`` then padding), generated from ``features`` (the encoder's outputs for the N
-    images)."""
+    images). ``decoder``: the decoder in inference mode, a function of its inputs (a traced
+    ``tf.function`` of it, as ``inference.Captioner`` passes, runs far faster than eagerly)."""
     import tensorflow as tf
 
     n, length = tokens.shape
     inputs = np.concatenate([np.full((n, 1), start_id, np.int32), tokens[:, :-1]], 1)  # (N, L)
-    out = decoder({**features, "tokens": tf.constant(inputs, tf.int32)}, training=False)
+    out = decoder({**features, "tokens": tf.constant(inputs, tf.int32)})
     logits = out["logits"].numpy()  # (N, L, V): logits[:, t] scores word t of the caption
     index = {w: i for i, w in enumerate(vocab_tokens)}
     result = {}
