@@ -99,9 +99,11 @@ class Captioner:
 
         decoder = self.decoder
 
+        # the decoder on given captions, for the finding confidences; traced (run eagerly, one
+        # call took ~150 ms)
         @tf.function(reduce_retracing=True)
-        def teacher_forced(inputs):  # the decoder on given captions, for finding confidences
-            return decoder(inputs, training=False)  # eager, it ran ~150 ms per call
+        def teacher_forced(inputs):
+            return decoder(inputs, training=False)
 
         self._encode, self._teacher_forced = encode, teacher_forced
         self._tf = tf

@@ -258,8 +258,7 @@ def _fit(
     print(f"{label}stopped after epoch {state.epoch} of {config.epochs}{stopped}")  # every worker
     result.seconds = time.perf_counter() - start
     result.chief = chief
-    with timing.phase("weights_digest"):
-        result.weights_sha256 = weights_digest(model)
+    result.weights_sha256 = weights_digest(model)
     return result
 
 

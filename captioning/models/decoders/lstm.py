@@ -100,19 +100,16 @@ class LSTMDecoder(CaptionDecoder):
         gram = ridge * n * np.eye(features)  # (F + 1, F + 1)
         moment = np.zeros((features, targets.shape[1]))  # (F + 1, K)
         for start in range(0, n, chunk):
-            x, y = _with_bias(statistics[start : start + chunk]), targets[start : start + chunk]
+            rows = slice(start, start + chunk)
+            x = _with_bias(statistics[rows])  # (chunk, F + 1)
             gram += x.T @ x
-            moment += x.T @ y
+            moment += x.T @ targets[rows]
         solution = np.linalg.solve(gram, moment)  # (F + 1, K)
         self.readout.set_weights([solution[:-1], solution[-1]])
-        squared = sum(
-            float(
-                (
-                    (_with_bias(statistics[i : i + chunk]) @ solution - targets[i : i + chunk]) ** 2
-                ).sum()
-            )
-            for i in range(0, n, chunk)
-        )
+        squared = 0.0
+        for start in range(0, n, chunk):
+            rows = slice(start, start + chunk)
+            squared += float(((_with_bias(statistics[rows]) @ solution - targets[rows]) ** 2).sum())
         return float(np.sqrt(squared / targets.size))  # RMSE, in the targets' units
 
     def _lstm(self, gates, state):
