@@ -3,7 +3,7 @@
 Shuffling is a seeded permutation per epoch (the same on every worker, so sharding splits one
 order; and the same after a resume, so a resumed run sees the batches it would have seen).
 Batches are gathered from the in-memory uint8 images on the host (``host_gather``), augmented
-as whole batches by Keras preprocessing layers, and prefetched while the model trains on the
+(``augment.RandomAffine``, one warp per image), and prefetched while the model trains on the
 previous batch.
 """
 
@@ -12,41 +12,13 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from captioning.config import AugmentConfig
+from captioning.data.augment import build_augmenter
 
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
-
-
-def build_augmenter(config: AugmentConfig, seed: int) -> keras.Sequential | None:
-    """Keras preprocessing layers for training batches (B, 64, 64, 1) float32; None if all off.
-
-    Out-of-image pixels are filled with 0 (black, like air on a radiograph)."""
-    steps = []
-    if config.translate:
-        steps.append(
-            keras.layers.RandomTranslation(
-                config.translate, config.translate, fill_mode="constant", seed=seed
-            )
-        )
-    if config.zoom:
-        steps.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed + 1))
-    if config.rotate:
-        steps.append(
-            keras.layers.RandomRotation(config.rotate, fill_mode="constant", seed=seed + 2)
-        )
-    if config.shear:
-        steps.append(
-            keras.layers.RandomShear(
-                config.shear, config.shear, fill_mode="constant", seed=seed + 3
-            )
-        )
-    if config.flip:
-        steps.append(keras.layers.RandomFlip("horizontal", seed=seed + 4))
-    return keras.Sequential(steps, name="augment") if steps else None
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
