@@ -10,7 +10,8 @@ one epoch each (captioner: ``train.epochs=1``, ``finetune.epochs=1``) and the de
 otherwise. Phases per fit: ``first_step`` (tracing + first step), ``train_steps`` (the other
 steps, input pipeline included), ``validation_steps``, ``validation_features`` and
 ``greedy_decoding`` (captioner), ``caption_metrics`` (BLEU + read-back), ``checkpointing``;
-``input_wait`` (waiting for the next training batch); ``other`` is the fit's seconds minus
+``input_wait`` (waiting for the next training batch), ``input_teardown`` (deleting an
+epoch's iterator); ``other`` is the fit's seconds minus
 those (progress bar, logs, dataset set-up). The captioner's steps outside its fits (feature
 cache, read-out fit, model loads, calibration) are timed by wrapping them (``instrument``).
 

@@ -216,7 +216,8 @@ def _fit(
         )
         print(f"epoch {epoch + 1}/{config.epochs}") if chief else None
         sums: dict[str, float] = {}
-        for step, batch in enumerate(timing.timed_iter(train_ds, "input_wait")):
+        batches = iter(train_ds)
+        for step, batch in enumerate(timing.timed_iter(batches, "input_wait")):
             if step >= steps:
                 break
             # the first step of a fit traces (and compiles) the step: timed apart
@@ -224,6 +225,8 @@ def _fit(
                 sums = _accumulate(sums, train_step(batch))  # as floats: the step is done
             if step % 20 == 0 or step == steps - 1:
                 bar.update(step + 1, list(task.summarize(sums).items()))
+        with timing.phase("input_teardown"):
+            del batches, train_ds  # joins the pipeline's threads
         train_metrics = task.summarize(sums)
         with timing.phase("validation_steps"):
             val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
