@@ -21,7 +21,9 @@ def pixels(n=2, seed=0):
     ("kwargs", "map_shape", "pooled"),
     [
         (TINY, (8, 8, 8), 8),
-        ({**TINY, "feature_size": 4}, (8, 8, 8), 8),
+        ({**TINY, "stem_stride": 2}, (8, 8, 8), 8),  # 64 -> stem 32 -> 16 -> 8
+        ({**TINY, "stem_stride": 2, "feature_size": 4}, (8, 8, 8), 8),  # two pools only
+        ({**TINY, "feature_size": 4}, (4, 4, 8), 8),  # 64 -> stem 16 -> 8 -> 4
         ({"widths": [4, 8, 8, 16], "feature_size": 4}, (4, 4, 16), 16),
         ({"name": "seed_replica"}, (6, 6, 128), 6 * 6 * 128),
     ],
@@ -33,7 +35,7 @@ def test_encoder_returns_feature_map_and_pooled_vector(kwargs, map_shape, pooled
 
 
 def test_feature_size_stops_pooling():
-    # 64 -> stem 32 -> 16 -> 8: the map stops shrinking at feature_size, however deep
+    # 64 -> stem 16 -> 8: the map stops shrinking at feature_size, however deep
     out = build_encoder(ModelConfig(widths=[4, 8, 8, 8, 8], feature_size=8))(pixels())
     assert tuple(out["feature_map"].shape[1:3]) == (8, 8)
 
