@@ -51,6 +51,9 @@ def copy_run(run: Path, kind: str, out: Path) -> dict:
             shutil.copy2(run / name, target / name)
     meta["command"] = scrub(meta.get("command", ""))
     meta["data_root"] = None  # the bundled captioner carries its cut points (below)
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["root"] = None  # the machine's data folder: not part of the model
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     if kind == "captioner":
         meta["encoder_run"] = "../classifier"
         cutpoints = Path(json.loads((run / "run.json").read_text())["data_root"])
@@ -106,6 +109,7 @@ def render_card(card: dict) -> str:
     test, data = card["test"], card["data"]
     sizes = " / ".join(f"{k} {v:,}" for k, v in data["split_sizes"].items())
     pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    errors = f"{test['classifier_errors']} error" + ("" if test["classifier_errors"] == 1 else "s")
     fields = ", ".join(f"{k} {pct(v)}" for k, v in test["findings_accuracy"].items())
     ece = ", ".join(f"{k} {pct(v)}" for k, v in test["ece"].items())
     commands = "\n".join(
@@ -137,7 +141,7 @@ then `python experiments/bundle_model.py CLASSIFIER_RUN CAPTIONER_RUN`.
 
 | metric | value |
 |---|---:|
-| classifier accuracy | {pct(test["classifier_accuracy"])} ({test["classifier_errors"]} errors) |
+| classifier accuracy | {pct(test["classifier_accuracy"])} ({errors}) |
 | class stated in the caption | {pct(test["caption_class_accuracy"])} |
 | every finding and the class right (all right) | {pct(test["all_right"])} |
 | findings | {fields} |
