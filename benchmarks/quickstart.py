@@ -7,11 +7,15 @@
    report) in a subprocess: wall seconds per stage, read from its progress lines as they
    stream, and the peak resident memory of each stage (the process's RSS sampled every 0.1 s);
 2. the seed notebook's training alone (``benchmarks/seed_notebook.py``: Keras 2
-   ImageDataGenerator + ``model.fit``, 5 epochs) on the data quickstart prepared.
+   ImageDataGenerator + ``model.fit``, 5 epochs) on the data quickstart prepared;
+3. the previous default classifier on the same data (``captioning train classifier --set
+   model.stem_stride=2 --set train.epochs=5``: the architecture and epochs before the stride-4
+   stem, on today's input pipeline), the reference of the captioner's speed target.
 
 Writes ``seed_notebook_seconds``, ``quickstart_seconds``, ``ratio`` (quickstart over the seed
-notebook), ``stages`` (name -> seconds), ``peak_rss_mib`` (stage -> MiB) and the machine to
-``experiments/benchmarks/quickstart.json`` (default). Nothing here asserts a time.
+notebook), ``stages`` (name -> seconds), ``peak_rss_mib`` (stage -> MiB),
+``previous_classifier`` (its seconds) and ``captioner_over_previous_classifier`` and the machine
+to ``experiments/benchmarks/quickstart.json`` (default). Nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -67,6 +71,26 @@ def run_seed_notebook(data: Path, smoke: bool) -> dict:
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "command": shlex.join(command)}
 
 
+PREVIOUS_DEFAULT = ["model.stem_stride=2", "train.epochs=5"]  # the classifier before stride 4
+
+
+def run_previous_classifier(data: Path, run_dir: Path, smoke: bool) -> dict:
+    """Train the previous default classifier; its loop and command seconds."""
+    command = [sys.executable, "-m", "captioning.cli", "train", "classifier", "--data", str(data)]
+    command += ["--run-dir", str(run_dir), *(["--smoke"] if smoke else [])]
+    for override in PREVIOUS_DEFAULT:
+        command += ["--set", override]
+    run = run_sampled(command, lambda line: None)
+    if run["code"] != 0:
+        raise SystemExit(f"previous classifier failed (exit {run['code']}): {shlex.join(command)}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "command": shlex.join(command),
+        "seconds": round(metrics["train_seconds_this_process"], 1),  # the fit, as quickstart's
+        "command_seconds": run["seconds"],  # with start-up, data load and test evaluation
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", required=True, help="MedNIST archive, URL or folder")
@@ -79,6 +103,7 @@ def main() -> None:
         data = Path(tmp) / "quickstart" / "mednist"
         card = json.loads((data / "data_card.json").read_text())
         seed = run_seed_notebook(data, args.smoke)
+        previous = run_previous_classifier(data, Path(tmp) / "previous", args.smoke)
     result = {
         "smoke": args.smoke,
         "load_average_before": load_before,
@@ -87,6 +112,10 @@ def main() -> None:
         "ratio": round(quick["seconds"] / seed["train_seconds"], 2),
         "stages": quick["stages"],
         "peak_rss_mib": quick["peak_rss_mib"],
+        "previous_classifier": previous,
+        "captioner_over_previous_classifier": round(
+            quick["stages"]["captioner"] / previous["seconds"], 2
+        ),
         "quickstart": quick,
         "seed_notebook": seed,
     }
