@@ -33,7 +33,12 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
     x = layers.Rescaling(1 / 255.0, name="scale")(pixels)
     stride = config.stem_stride
     x = layers.Conv2D(
-        config.widths[0], max(3, stride), strides=stride, padding="same", use_bias=False, name="stem"
+        config.widths[0],
+        max(3, stride),
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        name="stem",
     )(x)
     # Synchronised batch norm (as in ConvBlock): replicas share the global batch statistics.
     stem_bn = layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name="stem_bn")
