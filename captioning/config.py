@@ -62,12 +62,13 @@ class ModelConfig:
 
 @dataclass
 class AugmentConfig:
-    """On-the-fly augmentation (Keras preprocessing layers) applied to training batches only."""
+    """On-the-fly augmentation (one random affine warp per image, ``data.augment``) applied to
+    training batches only."""
 
     translate: float = field(default=0.05, metadata=_check("[0,1)"))  # fraction of the side
-    zoom: float = field(default=0.05, metadata=_check("[0,1)"))
+    zoom: float = field(default=0.05, metadata=_check("[0,1)"))  # scale in [1 - zoom, 1 + zoom]
     rotate: float = field(default=0.0, metadata=_check("[0,1)"))  # fraction of a full turn
-    shear: float = field(default=0.0, metadata=_check("[0,1)"))
+    shear: float = field(default=0.0, metadata=_check("[0,1)"))  # x += k * y, |k| <= shear
     flip: bool = False  # horizontal flips (off by default: laterality is a finding)
 
 
