@@ -24,7 +24,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from common import record
-from levers import interleaved, make_step, with_ratios
+from levers import classifier_variant, interleaved, with_ratios
 
 VARIANTS = {  # name: ModelConfig overrides
     "default": {},
@@ -35,28 +35,11 @@ VARIANTS = {  # name: ModelConfig overrides
 
 
 def encoder_steps(images, labels, batch: int) -> dict:
-    """{variant: (step, batches, model, optimizer, parameters)} of the classifier variants."""
-    import tensorflow as tf
-
-    from captioning.config import ModelConfig, TrainConfig
-    from captioning.models.classifier import build_classifier
-    from captioning.train_classifier import ClassificationTask
-    from captioning.training.loop import make_optimizer
-
-    batches = [
-        (
-            tf.constant(images[i : i + batch, ..., None], tf.float32),
-            tf.constant(labels[i : i + batch]),
-        )
-        for i in range(0, len(images) - batch + 1, batch)
-    ]
-    out = {}
-    for name, overrides in VARIANTS.items():
-        model = build_classifier(ModelConfig(**overrides), 6)
-        optimizer = make_optimizer(TrainConfig(), 10_000)
-        step = make_step(ClassificationTask(), model, optimizer, jit=False)
-        out[name] = (step, batches, model, optimizer)
-    return out
+    """{variant: (step, batches, model, optimizer)} of the classifier variants (float32)."""
+    return {
+        name: classifier_variant(images, labels, batch, "float32", False, model=overrides)
+        for name, overrides in VARIANTS.items()
+    }
 
 
 def augmentation_ms(images, rounds: int, calls: int) -> dict:

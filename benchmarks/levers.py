@@ -61,8 +61,8 @@ def float32_outputs(model):
     return call
 
 
-def classifier_variant(images, labels, batch: int, policy: str, jit: bool):
-    """(step, batches) of the default classifier."""
+def classifier_variant(images, labels, batch: int, policy: str, jit: bool, model=None):
+    """(step, batches) of the default classifier (``model``: ``ModelConfig`` overrides)."""
     import keras
     import tensorflow as tf
 
@@ -73,7 +73,7 @@ def classifier_variant(images, labels, batch: int, policy: str, jit: bool):
 
     keras.config.set_dtype_policy(policy)
     try:
-        model = build_classifier(ModelConfig(), 6)
+        network = build_classifier(ModelConfig(**(model or {})), 6)
     finally:
         keras.config.set_dtype_policy("float32")
     optimizer = make_optimizer(TrainConfig(), 10_000)
@@ -85,7 +85,7 @@ def classifier_variant(images, labels, batch: int, policy: str, jit: bool):
         for i in range(0, len(images) - batch + 1, batch)
     ]
     task = ClassificationTask()
-    return make_step(task, model, optimizer, jit), batches, model, optimizer
+    return make_step(task, network, optimizer, jit), batches, network, optimizer
 
 
 def caption_variant(features, batch: int, policy: str, jit: bool, vocab: int, readout: int):
