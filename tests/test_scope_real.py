@@ -74,21 +74,22 @@ def scoped_captioner(mednist_small, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_photographs_and_noise_are_out_of_scope_through_the_cli(scoped_captioner, mednist_small):
+def test_photographs_and_noise_are_out_of_scope_through_the_cli(tmp_path):
+    """The shipped model (trained on the whole training split) turns away sample photographs
+    and noise. A model trained inside a test (32 images per class) is too weak for this: its
+    scores for one photograph crop sat within 4% of its threshold with either stem."""
     from sklearn.datasets import load_sample_images
 
-    work, run = scoped_captioner
-    assert {"scope.json", "scope.npz", "calibration.json"} <= {p.name for p in run.iterdir()}
     rng = np.random.default_rng(0)
     files = []
     for i, photo in enumerate(load_sample_images().images):
         for j, (y, x, side) in enumerate([(50, 100, 256), (150, 300, 128)]):
-            files.append(work / f"photo{i}_{j}.png")
+            files.append(tmp_path / f"photo{i}_{j}.png")
             Image.fromarray(photo[y : y + side, x : x + side]).save(files[-1])
     for j in range(3):
-        files.append(work / f"noise{j}.png")
+        files.append(tmp_path / f"noise{j}.png")
         Image.fromarray(rng.integers(0, 256, (64 * (j + 1),) * 2, dtype=np.uint8)).save(files[-1])
-    done = cli("caption", "--run", str(run), *map(str, files), "--json", cwd=work)
+    done = cli("caption", *map(str, files), "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     entries = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["path"] for e in entries] == list(map(str, files))
@@ -96,10 +97,19 @@ def test_photographs_and_noise_are_out_of_scope_through_the_cli(scoped_captioner
         assert entry["in_scope"] is False, (entry["path"], entry["ood_score"])
         assert entry["ood_score"] > entry["threshold"]
         assert "caption" not in entry
+
+
+@pytest.mark.slow
+def test_a_run_trained_here_gets_a_scope_and_states_it_for_each_image(
+    scoped_captioner, mednist_small
+):
+    work, run = scoped_captioner
+    assert {"scope.json", "scope.npz", "calibration.json"} <= {p.name for p in run.iterdir()}
     mednist = sorted((mednist_small / "images").rglob("*.jpeg"))[::40]  # one per class
     done = cli(
         "caption", "--run", str(run), *map(str, mednist), "--json", "--keep-out-of-scope", cwd=work
     )
+    assert done.returncode == 0, done.stderr[-2000:]
     for entry in map(json.loads, done.stdout.splitlines()):
         assert isinstance(entry["in_scope"], bool) and "caption" in entry
         assert set(entry["confidence"]) == {"class", *FIELDS}
