@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
     from captioning.metrics import corpus_bleu
-    from captioning.runs import package_versions
+    from captioning.utils.runs import package_versions
 
     hyps, refs = make_corpus(args.n, args.refs, args.seed)
     timings, scores = {}, {}

@@ -32,7 +32,7 @@ def main() -> None:
     from captioning.data.dataset import PreparedData
     from captioning.data.images import load_image
     from captioning.inference import Captioner
-    from captioning.runs import peak_rss_mib
+    from captioning.utils.runs import peak_rss_mib
 
     captioner = Captioner(args.run_dir)
     data = PreparedData(captioner.run["data_root"])

@@ -1,6 +1,6 @@
-"""What every benchmark records beside its numbers, in the schema of ``captioning.provenance``:
-the command, the code's commit, the data, the machine (CPU model, cores, AVX-512/AMX flags),
-the versions and the date."""
+"""What every benchmark records beside its numbers, in the schema of
+``captioning.utils.provenance``: the command, the code's commit, the data, the machine (CPU
+model, cores, AVX-512/AMX flags), the versions and the date."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def record(name: str, result: dict, out: str | None = None, data_card: dict | No
     ``data_card``: the prepared dataset's ``data_card.json`` when the benchmark read MedNIST
     (says development copy or full archive, and the manifest checksum); keys of
     ``result["data"]`` are kept beside those."""
-    from captioning.provenance import provenance
+    from captioning.utils.provenance import provenance
 
     path = Path(out) if out else RESULTS / f"{name}.json"
     payload = provenance(shlex.join(["python", *sys.argv]), data_card)

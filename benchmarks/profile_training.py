@@ -70,8 +70,8 @@ def train_step_flops(task, model, batch) -> int:
 def classifier_flops(config) -> int:
     import tensorflow as tf
 
+    from captioning.commands.train_classifier import ClassificationTask
     from captioning.models.classifier import build_classifier
-    from captioning.train_classifier import ClassificationTask
 
     model = build_classifier(config.model, 6)
     batch = (tf.zeros((BATCH, 64, 64, 1)), tf.zeros((BATCH,), tf.int32))
@@ -103,7 +103,7 @@ def captioner_flops(model_path: Path, max_length: int, attention_penalty: float)
 def instrument(timing) -> None:
     """Time the captioner command's steps outside its fits (each a ``phase`` while recording):
     the module attributes the command looks up when it calls them are wrapped."""
-    from captioning import train_captioner
+    from captioning.commands import train_captioner
     from captioning.training import captioner_stages
 
     def wrap(module, name):
@@ -149,9 +149,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from captioning import config as cfg
+    from captioning.commands.train_captioner import train_captioner
+    from captioning.commands.train_classifier import train_classifier
     from captioning.data.dataset import PreparedData
-    from captioning.train_captioner import train_captioner
-    from captioning.train_classifier import train_classifier
     from captioning.training import timing
 
     load_before = os.getloadavg()

@@ -146,9 +146,9 @@ def main() -> None:
     from common import record
 
     from captioning.bundled import resolve_run
-    from captioning.caption import read_inputs
+    from captioning.commands.caption import read_inputs
     from captioning.inference import Captioner, caption_entries
-    from captioning.provenance import data_copy
+    from captioning.utils.provenance import data_copy
 
     archive = Path(args.archive)
     work = Path(tempfile.mkdtemp(prefix="serve_load_"))

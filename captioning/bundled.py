@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from captioning.errors import RunError
-from captioning.resources import PRETRAINED, package_folder
+from captioning.utils.resources import PRETRAINED, package_folder
 
 KINDS = ("classifier", "captioner")
 CARD_FILES = ("MODEL_CARD.md", "model_card.json")

@@ -31,8 +31,8 @@ from captioning.metrics.calibration import (
     fit_temperature,
     group_probs,
 )
-from captioning.runs import read_json, write_json
 from captioning.scope import DEFAULT_KEEP, DEFAULT_METHOD, encoder_outputs, fit_scope
+from captioning.utils.runs import read_json, write_json
 
 
 def _splits(run: dict, config: dict):

@@ -9,9 +9,9 @@ import logging
 import sys
 from pathlib import Path
 
-from captioning import quiet
-from captioning.cli_data import add_data_commands
+from captioning.commands.data import add_data_commands
 from captioning.errors import CaptioningError
+from captioning.utils import quiet
 
 
 def _train(args) -> int:
@@ -26,14 +26,14 @@ def _train(args) -> int:
     }
     if args.train_command == "captioner":
         from captioning.bundled import resolve_run
-        from captioning.train_captioner import train_captioner
+        from captioning.commands.train_captioner import train_captioner
 
         # any classifier run; without one, the MedNIST classifier bundled with the package
         run_dir, result = train_captioner(
             encoder_dir=resolve_run(args.encoder, "classifier"), **options
         )
     else:
-        from captioning.train_classifier import train_classifier
+        from captioning.commands.train_classifier import train_classifier
 
         run_dir, result = train_classifier(**options)
     _report_training(run_dir, result)
@@ -82,7 +82,7 @@ def train_overrides(args) -> list[str]:
 
 
 def _evaluate(args) -> int:
-    from captioning.evaluate import evaluate_run
+    from captioning.commands.evaluate import evaluate_run
 
     report = evaluate_run(
         Path(args.run_dir),
@@ -99,7 +99,7 @@ def _evaluate(args) -> int:
 
 def _caption(args) -> int:
     from captioning.bundled import resolve_run
-    from captioning.caption import caption_files
+    from captioning.commands.caption import caption_files
 
     targets = list(args.images)
     if args.run is None and len(targets) > 1 and _is_captioner_run(targets[0]):
@@ -124,8 +124,8 @@ def _serve(args) -> int:
     import os
 
     from captioning.bundled import resolve_run
-    from captioning.serve import TOKEN_ENV, serve
-    from captioning.uploads import Limits
+    from captioning.serving.app import TOKEN_ENV, serve
+    from captioning.serving.uploads import Limits
 
     try:
         limits = Limits(max_files=args.max_files, max_file_mb=args.max_upload_mb)
@@ -169,7 +169,7 @@ def _export(args) -> int:
 
 
 def _quickstart(args) -> int:
-    from captioning.quickstart import quickstart
+    from captioning.commands.quickstart import quickstart
 
     quickstart(args.source, Path(args.out), smoke=args.smoke, command=_command_line())
     return 0

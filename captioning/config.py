@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from captioning.errors import CaptioningError
-from captioning.resources import CONFIGS, builtin_file, builtin_names
+from captioning.utils.resources import CONFIGS, builtin_file, builtin_names
 
 
 class ConfigError(CaptioningError, ValueError):

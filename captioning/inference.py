@@ -32,8 +32,8 @@ from captioning.confidence import (
 from captioning.errors import RunError
 from captioning.metrics.calibration import class_groups, group_probs
 from captioning.phrasing import content_seeds, opening_words
-from captioning.runs import read_json
 from captioning.scope import Scope
+from captioning.utils.runs import read_json
 
 
 @dataclass

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from captioning.atomic import atomic_path
 from captioning.errors import RunError
+from captioning.utils.atomic import atomic_path
 
 METHODS = ("msp", "energy", "mahalanobis")
 DEFAULT_METHOD = "mahalanobis"

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a source checkout without installing
 
 from captioning.bundled import RUN_FILES  # noqa: E402
-from captioning.captions.build import CAPTIONS_DIR, CUTPOINTS_FILE  # noqa: E402
+from captioning.data.template_captions import CAPTIONS_DIR, CUTPOINTS_FILE  # noqa: E402
 
 LIMIT_BYTES = 20_000_000  # the budget for the shipped model
 _ABSOLUTE = re.compile(r"(?<![\w.])/(?:[^\s/]+/)*([^\s/]+)")

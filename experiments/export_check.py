@@ -69,9 +69,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from captioning.bundled import resolve_run
-    from captioning.caption import caption_files
+    from captioning.commands.caption import caption_files
     from captioning.export import export_run
-    from captioning.provenance import provenance
+    from captioning.utils.provenance import provenance
 
     run = resolve_run(args.run)
     with tempfile.TemporaryDirectory() as tmp:

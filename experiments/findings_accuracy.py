@@ -20,11 +20,11 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from captioning.captions.build import load_cutpoints, read_captions
 from captioning.captions.findings import FIELDS, MEASURE_OF, is_diagnostic, measure
 from captioning.captions.parse import parse_caption
 from captioning.captions.templates import load_template_set
 from captioning.data.dataset import PreparedData
+from captioning.data.template_captions import load_cutpoints, read_captions
 
 # bin edges of |distance| as a fraction of the field's 5-95% training range
 EDGES = [0.0, 0.0025, 0.005, 0.01, 0.02, 0.05, np.inf]

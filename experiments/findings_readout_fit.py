@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from captioning.captions.build import load_cutpoints
 from captioning.captions.findings import FIELDS, MEASURE_OF, cut_distances, is_diagnostic, measure
 from captioning.data.dataset import PreparedData
+from captioning.data.template_captions import load_cutpoints
 from captioning.models.captioner import encode_images
 from captioning.models.classifier import load_model
 from captioning.models.decoders import build_decoder

@@ -88,7 +88,7 @@ def command_line(text: str | None) -> str | None:
 def data_block(run: dict) -> dict:
     """Development copy or full archive, and the manifest checksum, as the run recorded them;
     for older runs, from the data card if the dataset is still where it was."""
-    from captioning.provenance import data_provenance
+    from captioning.utils.provenance import data_provenance
 
     if isinstance(run.get("data"), dict):
         return run["data"]

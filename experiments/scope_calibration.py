@@ -17,8 +17,8 @@ from pathlib import Path
 
 from scope_common import RESULTS, record
 
-from captioning.evaluate import evaluate_run
-from captioning.runs import read_json
+from captioning.commands.evaluate import evaluate_run
+from captioning.utils.runs import read_json
 
 KEYS = ("n", "ece", "out_of_scope", "out_of_scope_rate", "scope", "findings_accuracy", "accuracy")
 

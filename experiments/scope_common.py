@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 sys.path.insert(0, str(ROOT))
 
-from captioning.provenance import git_state, provenance  # noqa: E402
+from captioning.utils.provenance import git_state, provenance  # noqa: E402
 
 START_CODE = git_state(ROOT)  # the code the study ran, even if the checkout moves on meanwhile
 
@@ -53,8 +53,8 @@ def run_scope(run_dir: Path):
     from captioning.calibrate import calibrate_run
     from captioning.data.dataset import PreparedData
     from captioning.models.classifier import load_model
-    from captioning.runs import read_json
     from captioning.scope import Scope
+    from captioning.utils.runs import read_json
 
     if Scope.load(run_dir) is None:
         calibrate_run(run_dir)

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from scope_common import detection, record
 
+from captioning.commands.train_classifier import train_classifier
 from captioning.data.dataset import PreparedData
 from captioning.models.classifier import load_model
 from captioning.scope import METHODS, encoder_outputs, fit_scope
-from captioning.train_classifier import train_classifier
 
 
 def one_class(data: PreparedData, held: str, work: Path, epochs: int, extra: list) -> dict:

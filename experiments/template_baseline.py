@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from captioning.baseline import evaluate_baseline, evaluate_oracle, measurement_margin
-from captioning.captions.build import load_cutpoints
 from captioning.captions.findings import FIELDS, MEASURE_OF, is_diagnostic, measure
 from captioning.data.dataset import PreparedData
+from captioning.data.template_captions import load_cutpoints
+from captioning.evaluation.baselines import evaluate_baseline, evaluate_oracle, measurement_margin
 
 
 def margins(root: str, split: str) -> dict:
@@ -55,7 +55,7 @@ LABELS = {
 
 def record(report: dict, name: str, kind: str, root: str, argv: list[str]) -> Path:
     """Write ``report``'s headline metrics as a captioner-table artifact with provenance."""
-    from captioning.provenance import provenance
+    from captioning.utils.provenance import provenance
 
     data = PreparedData(root)
     command = "python experiments/template_baseline.py " + " ".join(

@@ -43,7 +43,7 @@ def _archive_or_fail() -> Path:
         return path
     from captioning.data.prepare import default_source, fetch, is_url
     from captioning.errors import DataError
-    from captioning.paths import captioning_home
+    from captioning.utils.paths import captioning_home
 
     source = default_source()
     if not is_url(source):  # $CAPTIONING_MEDNIST_SOURCE names a local copy

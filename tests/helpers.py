@@ -57,7 +57,7 @@ def tiny_captioner_run(run, decoder: str = "attention", max_length: int = 12):
     from captioning.models.captioner import build_captioner
     from captioning.models.classifier import build_classifier
     from captioning.models.decoders import build_decoder
-    from captioning.runs import write_json
+    from captioning.utils.runs import write_json
 
     tset = load_template_set("findings")
     values = {f: v[0] for f, v in FIELDS.items()}

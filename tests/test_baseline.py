@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from captioning.baseline import FieldHeads, measurement_margin, verbalise
 from captioning.captions.findings import FIELDS
 from captioning.captions.parse import parse_caption
 from captioning.captions.templates import load_template_set
+from captioning.evaluation.baselines import FieldHeads, measurement_margin, verbalise
 
 
 def _toy(n=240, seed=0):
@@ -43,8 +43,8 @@ def test_measurement_margin():
 
 
 def test_pixel_rule_oracle_is_the_ceiling_on_real_images(mednist_small):
-    from captioning.baseline import evaluate_oracle
-    from captioning.captions.build import build_captions
+    from captioning.data.template_captions import build_captions
+    from captioning.evaluation.baselines import evaluate_oracle
 
     build_captions(mednist_small)
     report = evaluate_oracle(mednist_small, split="val")

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from captioning.batching import Batcher
+from captioning.serving.batching import Batcher
 
 
 class Recorder:

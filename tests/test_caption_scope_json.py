@@ -13,8 +13,8 @@ from PIL import Image
 
 from captioning.captions.findings import FIELDS
 from captioning.confidence import CALIBRATION_FILE
-from captioning.runs import write_json
 from captioning.scope import METHODS, encoder_outputs, fit_scope
+from captioning.utils.runs import write_json
 
 from helpers import tiny_captioner_run
 
@@ -44,7 +44,7 @@ def set_scope(run, threshold):
 
 
 def caption(run, files, **options) -> tuple[int, str]:
-    from captioning.caption import caption_files
+    from captioning.commands.caption import caption_files
 
     out = io.StringIO()
     code = caption_files(run, files, out=out, **options)

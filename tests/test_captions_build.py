@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from captioning.captions.build import load_cutpoints, read_captions
 from captioning.captions.findings import FIELDS
 from captioning.captions.parse import parse_caption
+from captioning.data.template_captions import load_cutpoints, read_captions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def test_a_user_set_by_folder_or_by_name_from_the_environment(captioned, tmp_pat
 
 
 def test_cutpoints_of_another_version_are_refitted(captioned, tmp_path):
-    from captioning.captions.build import build_captions
+    from captioning.data.template_captions import build_captions
 
     root = tmp_path / "old"
     shutil.copytree(captioned, root)

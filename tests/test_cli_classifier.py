@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from captioning.provenance import data_provenance
+from captioning.utils.provenance import data_provenance
 
 pytestmark = [pytest.mark.slow]
 TRAIN = [
@@ -163,7 +163,7 @@ def test_training_killed_then_resumed_matches_an_uninterrupted_run(dataset, trai
 
 
 def test_a_locked_run_folder_is_refused(trained, dataset):
-    from captioning.runs import RunLock
+    from captioning.utils.runs import RunLock
 
     with RunLock(trained):
         result = cli(

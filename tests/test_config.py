@@ -182,7 +182,7 @@ def test_a_set_key_keeps_the_other_defaults_of_its_table():
 
 def test_every_experiment_config_loads_and_the_built_in_ones_spell_out_the_defaults():
     from captioning.config import CaptionerConfig
-    from captioning.resources import CONFIGS, builtin_names, package_folder
+    from captioning.utils.resources import CONFIGS, builtin_names, package_folder
 
     kinds = {"captioner": CaptionerConfig}
     experiments = Path(__file__).resolve().parents[1] / "experiments"

@@ -88,7 +88,7 @@ def exported(tmp_path_factory):
 
 @pytest.mark.slow
 def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_path):
-    from captioning.caption import caption_files
+    from captioning.commands.caption import caption_files
 
     run, out, body = exported
     assert (out / "export.json").is_file() and json.loads((out / "export.json").read_text())
@@ -260,8 +260,8 @@ def tiny_run(tmp_path_factory):
 def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
     import tensorflow as tf
 
-    from captioning.caption import Captioner
     from captioning.cli import main
+    from captioning.commands.caption import Captioner
     from captioning.export.text import renderings
 
     out = tmp_path / "greedy"

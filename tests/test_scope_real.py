@@ -21,10 +21,10 @@ def test_a_left_out_class_is_flagged_far_more_often_than_the_kept_ones(mednist_s
     from sklearn.metrics import roc_auc_score
 
     from captioning.calibrate import calibrate_run
+    from captioning.commands.train_classifier import train_classifier
     from captioning.data.dataset import PreparedData
     from captioning.models.classifier import load_model
     from captioning.scope import Scope, encoder_outputs
-    from captioning.train_classifier import train_classifier
 
     held = "Hand"
     run, _ = train_classifier(

@@ -27,9 +27,9 @@ pytest.importorskip("fastapi")
 from captioning.bundled import resolve_run  # noqa: E402
 from captioning.data.images import load_image  # noqa: E402
 from captioning.inference import Captioner, caption_entries  # noqa: E402
-from captioning.runs import read_json  # noqa: E402
-from captioning.serve import create_app, running  # noqa: E402
-from captioning.uploads import Limits  # noqa: E402
+from captioning.serving.app import create_app, running  # noqa: E402
+from captioning.serving.uploads import Limits  # noqa: E402
+from captioning.utils.runs import read_json  # noqa: E402
 
 LIMITS = Limits(max_files=4, max_file_mb=2)
 NOT_AN_IMAGE = "not a PNG, JPEG or DICOM image"

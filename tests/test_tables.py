@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from captioning.provenance import data_copy, git_state, machine
+from captioning.utils.provenance import data_copy, git_state, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -85,7 +85,7 @@ def user_set(folder, name, source="class"):
 
 
 def test_built_in_sets_are_package_data():
-    from captioning.resources import TEMPLATES, package_folder
+    from captioning.utils.resources import TEMPLATES, package_folder
 
     for name in ("findings", "class"):
         assert load_template_set(name).path.parent == package_folder(TEMPLATES).resolve()

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from captioning.commands.train_classifier import ClassificationTask
 from captioning.config import ModelConfig, TrainConfig
 from captioning.data.pipeline import make_dataset_fn
 from captioning.errors import RunError
 from captioning.models.classifier import build_classifier, load_model
-from captioning.runs import RunLock, check_resume
-from captioning.train_classifier import ClassificationTask
 from captioning.training.loop import fit, make_optimizer
+from captioning.utils.runs import RunLock, check_resume
 
 from helpers import TINY, squares
 

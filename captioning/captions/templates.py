@@ -25,7 +25,7 @@ from captioning.captions.findings import FIELDS, QUALITY_VALUES
 from captioning.captions.spotting import SLOT as _SLOT
 from captioning.captions.spotting import spot_phrases
 from captioning.errors import DataError
-from captioning.resources import TEMPLATES, package_folder
+from captioning.utils.resources import TEMPLATES, package_folder
 
 DEFAULT_TEMPLATE_SET = "findings"
 TEMPLATES_ENV = "CAPTIONING_TEMPLATES"  # user folders of sets, searched before the built-ins

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from captioning.captions.build import build_captions, built_from, load_cutpoints, read_captions
 from captioning.captions.templates import load_template_set
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
@@ -20,6 +19,12 @@ from captioning.data.pipeline import (
     epoch_order,
     eval_slices,
     host_gather,
+)
+from captioning.data.template_captions import (
+    build_captions,
+    built_from,
+    load_cutpoints,
+    read_captions,
 )
 from captioning.errors import DataError
 

@@ -67,7 +67,7 @@ def export_run(
     started = time.perf_counter()
     import tensorflow as tf
 
-    from captioning.caption import Captioner
+    from captioning.commands.caption import Captioner
     from captioning.export.serving import ServingModel
 
     captioner = Captioner(run_dir)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from captioning.errors import CaptioningError
-from captioning.quiet import stderr_to_devnull
+from captioning.utils.quiet import stderr_to_devnull
 
 KEEP = "use --format saved_model"
 

@@ -57,7 +57,7 @@ def _scope_fn(scope):
 
 
 class ServingModel(tf.Module):
-    """A loaded ``captioning.caption.Captioner`` with its search fixed at ``beam`` wide."""
+    """A loaded ``captioning.commands.caption.Captioner`` with its search fixed at ``beam`` wide."""
 
     def __init__(self, captioner, beam: int):
         super().__init__(name="captioning_serving")

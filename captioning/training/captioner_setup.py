@@ -2,10 +2,10 @@
 vocabulary, the run's files, and the model (encoder, head and a fresh decoder).
 
 Each step is a function of what the steps before it returned (see
-``captioning.train_captioner.train_captioner``, which calls them in order). ``load_caption_data``
-is the one place that decides which captions the captioner learns and which truth its
-validation reads back: it asks the dataset's caption source (``captioning.data.sources``:
-MedNIST's templates, or a caption file of free text) for them.
+``captioning.commands.train_captioner.train_captioner``, which calls them in order).
+``load_caption_data`` is the one place that decides which captions the captioner learns and
+which truth its validation reads back: it asks the dataset's caption source
+(``captioning.data.sources``: MedNIST's templates, or a caption file of free text) for them.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from captioning.data.sources import CaptionSource, caption_source
 from captioning.errors import RunError
 from captioning.models.classifier import load_model
 from captioning.models.decoders import CaptionDecoder, build_decoder
-from captioning.paths import default_data_root
-from captioning.provenance import data_provenance, git_state, machine
-from captioning.runs import RunLock, check_resume, package_versions, read_json, write_json
 from captioning.training import sync
 from captioning.training.strategy import strategy_name
+from captioning.utils.paths import default_data_root
+from captioning.utils.provenance import data_provenance, git_state, machine
+from captioning.utils.runs import RunLock, check_resume, package_versions, read_json, write_json
 
 BEST_MODEL = "best_model.keras"
 log = logging.getLogger(__name__)

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from captioning.atomic import atomic_path
-from captioning.captions.build import load_cutpoints
 from captioning.captions.findings import cut_distances, measure
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.caption_data import caption_dataset_fn, encode_references, reference_tokens
 from captioning.data.pipeline import steps_per_epoch
+from captioning.data.template_captions import load_cutpoints
 from captioning.models.captioner import build_captioner, build_feature_model, encode_images
 from captioning.models.classifier import load_model
-from captioning.runs import peak_rss_mib, write_json
 from captioning.training import sync
 from captioning.training.caption_task import BleuValidator, CaptionTask, field_words, word_weights
 from captioning.training.captioner_setup import (
@@ -40,6 +38,8 @@ from captioning.training.loop import (
     weights_digest,
 )
 from captioning.training.optimizers import ScaledRateAdamW
+from captioning.utils.atomic import atomic_path
+from captioning.utils.runs import peak_rss_mib, write_json
 
 
 @dataclass

@@ -28,8 +28,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from captioning.atomic import atomic_path
 from captioning.training import sync
+from captioning.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

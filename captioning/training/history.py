@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from captioning.atomic import atomic_path
+from captioning.utils.atomic import atomic_path
 
 
 class History:

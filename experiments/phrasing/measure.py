@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from captioning.evaluate_captioner import evaluate_captioner_run
-from captioning.runs import package_versions
+from captioning.evaluation.captioner import evaluate_captioner_run
+from captioning.utils.runs import package_versions
 
 KEPT = ("bleu4", "cider", "rouge_l", "caption_class_accuracy", "findings_accuracy")
 

@@ -36,7 +36,7 @@ from captioning.data.sources import FORMATS, REFERENCES_FILE, detect_format
 from captioning.data.sources.records import Record, check_records, inside
 from captioning.data.split import grouped_stratified_split
 from captioning.errors import DataError
-from captioning.paths import captioning_home, default_data_root
+from captioning.utils.paths import captioning_home, default_data_root
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from captioning.data.evaluation import load_labelled, run_split
 from captioning.errors import DataError
-from captioning.evaluate_captioner import evaluate_captioner_run
+from captioning.evaluation.captioner import evaluate_captioner_run
 from captioning.models.classifier import load_model
-from captioning.runs import read_json, write_json
+from captioning.utils.runs import read_json, write_json
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -114,7 +114,7 @@ def evaluate_run(
 ) -> dict:
     """Evaluate the best model of ``run_dir``; write the report to ``out`` if given.
     Captioner runs (``run.json`` kind ``captioner``) get the caption report of
-    ``captioning.evaluate_captioner``; ``beam`` applies to them only."""
+    ``captioning.evaluation.captioner``; ``beam`` applies to them only."""
     run_dir = Path(run_dir)
     run = read_json(run_dir / "run.json")
     if run.get("kind") == "captioner":

@@ -18,8 +18,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from captioning.atomic import atomic_path
 from captioning.errors import RunError
+from captioning.utils.atomic import atomic_path
 
 PACKAGES = (
     "captioning",

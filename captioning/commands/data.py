@@ -57,7 +57,7 @@ def add_data_commands(commands) -> None:
 
 def _data_prepare(args) -> int:
     from captioning.data.prepare import PrepareOptions, default_source, prepare
-    from captioning.paths import captioning_home, default_data_root
+    from captioning.utils.paths import captioning_home, default_data_root
 
     if args.captions or args.images:
         return _data_prepare_captions(args)
@@ -129,8 +129,8 @@ def _data_prepare_captions(args) -> int:
 
 
 def _data_captions(args) -> int:
-    from captioning.captions.build import build_captions
-    from captioning.paths import default_data_root
+    from captioning.data.template_captions import build_captions
+    from captioning.utils.paths import default_data_root
 
     root = Path(args.root) if args.root else default_data_root()
     card = build_captions(root, args.templates)

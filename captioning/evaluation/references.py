@@ -26,7 +26,7 @@ from captioning.data.caption_data import row_references
 from captioning.data.sources import caption_source
 from captioning.metrics import score_captions
 from captioning.metrics.calibration import expected_calibration_error, write_reliability_png
-from captioning.runs import write_json
+from captioning.utils.runs import write_json
 
 NO_TRUTH = "the caption source states no class or findings to read back"
 NO_LABELS = "the caption source has no class labels of the encoder's classes"
@@ -112,7 +112,7 @@ def evaluate_reference_run(
         write_reliability_png(curves, artifacts / f"reliability_{tag}.png")
     _write_samples(report, artifacts / f"captions_{tag}.md")
     if captioner.has_attention:
-        from captioning.overlays import write_attention_png
+        from captioning.evaluation.overlays import write_attention_png
 
         shown = captioner.caption(part.images[:SAMPLES], beam=width, attention=True)
         for i in range(len(shown.words)):

@@ -45,7 +45,6 @@ import keras
 from captioning import config as cfg
 from captioning.calibrate import calibrate_run
 from captioning.captions.vocabulary import VOCABULARY_FILE
-from captioning.runs import default_run_dir
 from captioning.training.captioner_setup import (
     BEST_MODEL,
     TrainingRun,
@@ -70,6 +69,7 @@ from captioning.training.captioner_stages import (
 )
 from captioning.training.loop import FitResult
 from captioning.training.strategy import is_chief, make_strategy
+from captioning.utils.runs import default_run_dir
 
 __all__ = ["BEST_MODEL", "train_captioner"]
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from captioning.data.prepare import PrepareOptions, default_source, prepare
-from captioning.paths import captioning_home
-from captioning.report import write_report
+from captioning.evaluation.report import write_report
+from captioning.utils.paths import captioning_home
 
 STAGES = (
     "prepare",
@@ -54,9 +54,9 @@ class Progress:
 def quickstart(source: str | None, out: Path, smoke: bool, command: str) -> Path:
     """Run every stage into ``out``; return the report's path. An existing prepared dataset in
     ``out/mednist`` is reused; existing run folders resume (so a rerun finishes the job)."""
-    from captioning.evaluate import evaluate_run
-    from captioning.train_captioner import train_captioner
-    from captioning.train_classifier import train_classifier
+    from captioning.commands.evaluate import evaluate_run
+    from captioning.commands.train_captioner import train_captioner
+    from captioning.commands.train_classifier import train_classifier
 
     out = Path(out).expanduser().resolve()
     data, runs = out / "mednist", out / "runs"

@@ -180,7 +180,7 @@ def evaluate_baseline(
 
 def _score(captions, truth: pd.DataFrame, tset) -> dict:
     """Caption metrics and parse-back accuracy of ``captions`` against ``truth``'s references."""
-    from captioning.evaluate_captioner import findings_scores, summarize_findings
+    from captioning.evaluation.captioner import findings_scores, summarize_findings
     from captioning.metrics import score_captions
 
     references = [list(r) for r in truth[[c for c in truth if c.startswith("reference_")]].values]
@@ -198,8 +198,8 @@ def evaluate_oracle(data_root: str | Path, templates: str = "findings", split: s
     """The pixel-rule oracle: the true class and the findings measured by the formulas
     (``captions.findings``), rendered with template 0 and scored like a captioner. A ceiling for
     the results tables, not a model: it reads the labels and calls the formulas."""
-    from captioning.captions.build import read_captions
     from captioning.data.dataset import PreparedData
+    from captioning.data.template_captions import read_captions
 
     data = PreparedData(data_root)
     tset = load_template_set(templates)

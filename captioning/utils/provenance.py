@@ -92,7 +92,7 @@ def data_provenance(card: dict | None) -> dict:
 
 def provenance(command: str, data_card: dict | None = None) -> dict:
     """The provenance block of a result measured now, by ``command`` in this checkout."""
-    from captioning.runs import package_versions
+    from captioning.utils.runs import package_versions
 
     return {
         "schema": SCHEMA,

@@ -21,7 +21,7 @@ out-of-scope image is scored with the caption it would have had, so abstaining n
 accuracy.
 
 A run trained on a caption source without structured truth (a caption file of free text, see
-docs/datasets.md) is scored by ``captioning.evaluate_references`` instead: the same metric
+docs/datasets.md) is scored by ``captioning.evaluation.references`` instead: the same metric
 table, and the parse-back metrics reported as not applicable.
 """
 
@@ -35,19 +35,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from captioning.captions.build import CUTPOINTS_FILE, caption_table, load_cutpoints
 from captioning.captions.findings import check_cutpoints, compute_findings
 from captioning.captions.parse import template_share
 from captioning.captions.readback import findings_scores
 from captioning.captions.templates import load_template_set
 from captioning.data.caption_data import caption_frame
 from captioning.data.evaluation import load_labelled, run_split
+from captioning.data.template_captions import CUTPOINTS_FILE, caption_table, load_cutpoints
 from captioning.errors import DataError
+from captioning.evaluation.overlays import write_attention_png
 from captioning.inference import Captioner
 from captioning.metrics import score_captions
 from captioning.metrics.calibration import expected_calibration_error, write_reliability_png
-from captioning.overlays import write_attention_png
-from captioning.runs import write_json
+from captioning.utils.runs import write_json
 
 
 def _references(frame: pd.DataFrame) -> list[list[str]]:
@@ -248,7 +248,7 @@ def evaluate_captioner_run(
 
 def _evaluate_free_text(captioner, data, split: str, out, beam) -> dict:
     """A run on a caption file: its own split, scored against the references only."""
-    from captioning.evaluate_references import evaluate_reference_run
+    from captioning.evaluation.references import evaluate_reference_run
 
     if data:
         raise DataError(

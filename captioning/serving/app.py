@@ -11,8 +11,9 @@ Endpoints (FastAPI on uvicorn, the optional ``[serve]`` extra):
 - ``GET /``: the page (``captioning/web``; plain HTML and JavaScript, nothing fetched from
   elsewhere).
 
-Uploads are decoded from memory and never stored (``captioning.uploads``). The model is loaded
-once; one worker thread captions what concurrent requests queue (``captioning.batching``).
+Uploads are decoded from memory and never stored (``captioning.serving.uploads``). The model is
+loaded once; one worker thread captions what concurrent requests queue
+(``captioning.serving.batching``).
 """
 
 import asyncio
@@ -29,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from captioning.batching import Batcher
 from captioning.errors import CaptioningError
 from captioning.inference import Captioner, caption_entries
-from captioning.runs import read_json
-from captioning.uploads import Limits, Refused, decode_files, read_files, refusal_line
+from captioning.serving.batching import Batcher
+from captioning.serving.uploads import Limits, Refused, decode_files, read_files, refusal_line
+from captioning.utils.runs import read_json
 
 TOKEN_ENV = "CAPTIONING_SERVE_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -112,7 +113,7 @@ def create_app(
     from fastapi.responses import JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
-    from captioning.resources import package_folder
+    from captioning.utils.resources import package_folder
 
     limits = limits or Limits()
     captioner = run if isinstance(run, Captioner) else Captioner(run)

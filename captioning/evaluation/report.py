@@ -11,7 +11,7 @@ from pathlib import Path
 
 from captioning.captions import load_template_set, render
 from captioning.metrics import score_captions
-from captioning.runs import package_versions
+from captioning.utils.runs import package_versions
 
 
 def _load(path: Path) -> dict:

@@ -15,10 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-from captioning.atomic import atomic_path
 from captioning.data.images import CAPTION_SUFFIXES, ImageError, load_image
+from captioning.evaluation.overlays import write_attention_png
 from captioning.inference import Captioner, caption_entries
-from captioning.overlays import write_attention_png
+from captioning.utils.atomic import atomic_path
 
 CHUNK = 512  # images decoded and captioned at a time: bounds memory on large folders
 CSV_COLUMNS = ("path", "caption", "class", "prob", "in_scope", "ood_score", "error")

@@ -13,9 +13,12 @@ from captioning.data.dataset import PreparedData
 from captioning.data.pipeline import make_dataset_fn, steps_per_epoch
 from captioning.errors import DataError
 from captioning.models.classifier import build_classifier
-from captioning.paths import default_data_root
-from captioning.provenance import data_provenance, git_state, machine
-from captioning.runs import (
+from captioning.training.loop import FitResult, fit, make_optimizer
+from captioning.training.strategy import is_chief, make_strategy, strategy_name
+from captioning.training.sync import agree, experiment_identity
+from captioning.utils.paths import default_data_root
+from captioning.utils.provenance import data_provenance, git_state, machine
+from captioning.utils.runs import (
     RunLock,
     check_resume,
     default_run_dir,
@@ -23,9 +26,6 @@ from captioning.runs import (
     peak_rss_mib,
     write_json,
 )
-from captioning.training.loop import FitResult, fit, make_optimizer
-from captioning.training.strategy import is_chief, make_strategy, strategy_name
-from captioning.training.sync import agree, experiment_identity
 
 
 class ClassificationTask:

@@ -1,0 +1,1 @@
+"""Scoring runs: captioner and reference-run evaluation, baselines, reports, overlays."""

@@ -1,0 +1,1 @@
+"""``captioning serve``: the HTTP app, in-memory uploads with limits, request batching."""
