@@ -112,14 +112,20 @@ class Captioner:
     def has_attention(self) -> bool:
         return bool(self.decoder.has_attention)
 
+    def resolve_beam(self, beam: int | None) -> int:
+        """The beam width to decode with: ``beam``, or the run's ``beam_width`` when None. The
+        one place that applies that default and the >= 1 rule (CLI, service, export, evaluate)."""
+        width = self.beam_width if beam is None else int(beam)
+        if width < 1:
+            raise RunError(f"--beam must be at least 1, got {width}")
+        return width
+
     def caption(
         self, images: np.ndarray, beam: int | None = None, attention=False, batch=512
     ) -> Captions:
         """Caption uint8 images (N, 64, 64); ``beam`` defaults to the run's ``beam_width``."""
         tf = self._tf
-        width = self.beam_width if beam is None else int(beam)
-        if width < 1:
-            raise RunError(f"--beam must be at least 1, got {width}")
+        width = self.resolve_beam(beam)
         texts, words, logits, pooled, scores, maps = [], [], [], [], [], []
         stated = self.tset.fields if self.tset else ()  # no set: no finding confidences
         fields: dict[str, list[FieldLogits]] = {f: [] for f in stated}
