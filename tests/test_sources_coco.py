@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from tiny_reports import make_reports, report
 
+from captioning.captions.text import TextRules
 from captioning.data.dataset import PreparedData
 from captioning.data.sources import FORMATS, CaptionFormat, caption_source, detect_format
 from captioning.data.sources.coco import read_coco
+from captioning.data.sources.prepare import text_rules
 from captioning.data.sources.registry import Sample
 from captioning.errors import DataError
 
@@ -136,6 +138,15 @@ def test_a_new_format_is_one_registration(monkeypatch, tmp_path):
     monkeypatch.setitem(FORMATS, "tsv", fmt)
     assert detect_format(tmp_path / "x.tsv") == "tsv"
     assert "tsv" in sorted(FORMATS)
+
+
+def test_text_rules_take_the_format_defaults_unless_given():
+    assert text_rules("r2gen") == TextRules(min_count=3, max_length=60)  # R2Gen's IU X-Ray
+    assert text_rules("coco") == TextRules() == text_rules("csv")
+    assert text_rules("r2gen", min_count=1, max_length=100) == TextRules(max_length=100)
+    assert text_rules("coco", lowercase=False, punctuation="keep") == TextRules(
+        lowercase=False, punctuation="keep"
+    )
 
 
 def test_sample_parses_once(tmp_path):

@@ -3,19 +3,13 @@ knows about the image. The one place to start when adding a dataset (docs/datase
 
 A source gives, per image of a prepared dataset, its **references** (one or more captions)
 and, optionally, a **class label** (it enables ``train classifier``, the scope check and
-calibration) and **structured truth** (the fields parse-back metrics compare with). The
-``templates`` source renders MedNIST's captions from a template set (``data captions``); every
-other source is a caption file in a registered format (``registry.py``), one reader module
-each in this package:
+calibration) and **structured truth** (the fields parse-back metrics compare with).
 
-==========  ========  ============================================  ======
-format      kind      what it reads                                 labels
-==========  ========  ============================================  ======
-``csv``     file      image paths and captions (``file.py``)        when given
-``jsonl``   file      the same, one JSON object a line              when given
-``r2gen``   r2gen     R2Gen's ``annotation.json`` (``r2gen.py``)    no
-``coco``    coco      COCO captions json (``coco.py``)              no
-==========  ========  ============================================  ======
+The ``templates`` source renders MedNIST's captions from a template set (``data captions``):
+labels and truth. Every other source is a caption file in a registered format: one reader
+module each in this package (``file.py``: csv and jsonl; ``r2gen.py``; ``coco.py``; ...),
+which registers itself (``registry.py``); ``FORMATS`` lists them, ``detect_format`` picks one
+for a file. They have labels only when the file gives them, and no structured truth.
 
 ``captioning data prepare --captions FILE --images DIR`` reads a caption file into the folder
 layout MedNIST gets (``captioning.data.sources.prepare``), plus ``captions/references.csv``;
