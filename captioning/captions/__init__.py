@@ -1,4 +1,6 @@
-"""Templated captions for MedNIST: findings from pixels, template sets, parse-back, tokens."""
+"""Caption text: MedNIST's templated captions (findings from pixels, template sets, parse-back,
+cards) and the tokenisation, vocabulary and text statistics every caption source shares. It
+imports nothing from ``captioning.data``: the data package builds on it, not the other way."""
 
 from captioning.captions.findings import FIELDS, compute_findings, fit_cutpoints
 from captioning.captions.parse import Parsed, parse_caption

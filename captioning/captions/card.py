@@ -43,43 +43,7 @@ def caption_card(
 ) -> dict:
     """Summarise a caption table (columns path, split, class, quality, findings, references)."""
     refs = [c for c in frame.columns if c.startswith("reference_")]
-    lengths: Counter = Counter()
-    vocab_all: set[str] = set()
-    vocab_train: set[str] = set()
-    is_train = (frame["split"] == "train").to_numpy()
-    for col in refs:
-        for text, train in zip(frame[col], is_train, strict=True):
-            tokens = tokenize(text)
-            lengths[len(tokens)] += 1
-            vocab_all.update(tokens)
-            if train:
-                vocab_train.update(tokens)
-    n_lengths = sum(lengths.values())
-    diagnostic = frame[frame["quality"] == QUALITY_VALUES[0]]
-    fields = {}
-    for field in tset.fields:
-        fields[field] = {
-            "values": list(FIELDS[field]),
-            "balance": _balance(diagnostic[field], FIELDS[field]),
-            "balance_per_class": {
-                c: _balance(diagnostic.loc[diagnostic["class"] == c, field], FIELDS[field])
-                for c in classes
-            },
-            "class_only_accuracy": class_only_accuracy(frame, field),
-            "borderline_share": round(borderline.get(field, 0.0), 4),
-            "cuts": cutpoints["cuts"][field],
-        }
-    examples = {}
-    for c in classes:
-        rows = frame[(frame["class"] == c) & (frame["split"] == "train")].head(2)
-        examples[c] = [
-            {
-                "path": r["path"],
-                "fields": {k: r[k] for k in ("quality", *tset.fields)},
-                "references": [r[col] for col in refs],
-            }
-            for _, r in rows.iterrows()
-        ]
+    lengths, vocabulary = _lengths_and_vocabulary(frame, refs)
     quality = pd.crosstab(frame["class"], frame["quality"]).reindex(
         index=classes, columns=list(QUALITY_VALUES), fill_value=0
     )
@@ -93,18 +57,72 @@ def caption_card(
         "templates": {str(i): t for i, t in enumerate(tset.templates)},
         "n_images": len(frame),
         "n_references": len(refs),
-        "vocabulary_size": {"all": len(vocab_all), "train": len(vocab_train)},
+        "vocabulary_size": vocabulary,
         "length": {
             "min": min(lengths),
             "max": max(lengths),
-            "mean": round(sum(k * v for k, v in lengths.items()) / n_lengths, 2),
+            "mean": round(sum(k * v for k, v in lengths.items()) / sum(lengths.values()), 2),
             "histogram": {str(k): lengths[k] for k in sorted(lengths)},
         },
         "quality": {c: {q: int(quality.loc[c, q]) for q in QUALITY_VALUES} for c in classes},
-        "fields": fields,
+        "fields": _field_stats(frame, tset.fields, cutpoints, borderline, classes),
         "cutpoints": cutpoints,
-        "examples": examples,
+        "examples": _examples(frame, tset.fields, refs, classes),
     }
+
+
+def _lengths_and_vocabulary(frame: pd.DataFrame, refs: list[str]) -> tuple[Counter, dict]:
+    """Token count -> how many references have it; the vocabulary size, all and train."""
+    lengths: Counter = Counter()
+    vocab_all: set[str] = set()
+    vocab_train: set[str] = set()
+    is_train = (frame["split"] == "train").to_numpy()
+    for col in refs:
+        for text, train in zip(frame[col], is_train, strict=True):
+            tokens = tokenize(text)
+            lengths[len(tokens)] += 1
+            vocab_all.update(tokens)
+            if train:
+                vocab_train.update(tokens)
+    return lengths, {"all": len(vocab_all), "train": len(vocab_train)}
+
+
+def _field_stats(
+    frame: pd.DataFrame, fields, cutpoints: dict, borderline: dict, classes: list[str]
+) -> dict:
+    """Per finding field: its values, their balance (all and per class, diagnostic images),
+    the class-only accuracy, the borderline share and the cuts."""
+    diagnostic = frame[frame["quality"] == QUALITY_VALUES[0]]
+    return {
+        field: {
+            "values": list(FIELDS[field]),
+            "balance": _balance(diagnostic[field], FIELDS[field]),
+            "balance_per_class": {
+                c: _balance(diagnostic.loc[diagnostic["class"] == c, field], FIELDS[field])
+                for c in classes
+            },
+            "class_only_accuracy": class_only_accuracy(frame, field),
+            "borderline_share": round(borderline.get(field, 0.0), 4),
+            "cuts": cutpoints["cuts"][field],
+        }
+        for field in fields
+    }
+
+
+def _examples(frame: pd.DataFrame, fields, refs: list[str], classes: list[str]) -> dict:
+    """Two train images of each class: path, quality and findings, references."""
+    examples = {}
+    for c in classes:
+        rows = frame[(frame["class"] == c) & (frame["split"] == "train")].head(2)
+        examples[c] = [
+            {
+                "path": r["path"],
+                "fields": {k: r[k] for k in ("quality", *fields)},
+                "references": [r[col] for col in refs],
+            }
+            for _, r in rows.iterrows()
+        ]
+    return examples
 
 
 def card_markdown(card: dict) -> str:

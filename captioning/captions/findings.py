@@ -22,17 +22,12 @@ Every field has two values and one cut point ``c``: value < c -> first value, va
 second. The cut point is the quantile ``FITTED_QUANTILES[field]`` of the measurement over the
 diagnostic images of the TRAINING split, so val/test/new images are binned with the same number.
 
-Why two values and these quantiles (version 2; version 1 had three values per field cut at
-terciles, and a ``position`` field from the foreground centroid with a 1.5 px margin): a field is
-only worth stating if a model can read it from the image. Every measurement is unimodal within
-each class, so tercile cuts sit where many images are, and a linear head on the pretrained
-classifier's frozen encoder read v1 extent, density and position at only 92%, 86% and 81%. The
-quantiles here are, per measurement, the cut with the lowest class-only accuracy among those that
-head reads at about 95% or more (scanned on held-out images; a validation-split scan picks the
-same ones), so each field still varies within classes (the best class-only predictor stays near
-82-84%: see the caption card). Position was dropped: the centroid's offset is unimodal around
-the centre in every class, and no margin made it both readable and not almost constant. The
-study: ``experiments/findings_v2.md``.
+Why two values and these quantiles: a field is worth stating only if a model can read it from
+the image and the class alone does not give it away. Each quantile is the cut where a linear
+head on the frozen encoder still reads the field about 95% of the time while the best
+class-only predictor is weakest (the caption card gives that number per field). The study,
+and why version 1's three-valued fields and ``position`` were dropped:
+``experiments/findings_v2.md``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Training-batch augmentation: one random affine warp per image, in a single resampling pass.
 
-Keras' ``RandomTranslation``, ``RandomZoom``, ``RandomRotation`` and ``RandomShear`` each
-resample the whole batch; chained, the default recipe (translate + zoom) cost 6.1 ms per batch
-of 128 on a 2-core CPU, beside a 27 ms training step on the same cores. Composing the
-transforms into one matrix per image and resampling once: 3.3 ms (benchmarks/encoders.py).
+Why one warp: Keras' ``RandomTranslation``, ``RandomZoom``, ``RandomRotation`` and
+``RandomShear`` each resample the whole batch; composing the transforms into one matrix per
+image and resampling once costs about half as much, on the CPU beside every training step
+(measured in ``experiments/speed.md``).
 """
 
 from __future__ import annotations

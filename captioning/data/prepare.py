@@ -111,26 +111,8 @@ def _check_options(options: PrepareOptions) -> None:
 
 
 def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
-    source = options.source
-    provenance = {"source": source}
-    if is_url(source):
-        source_path = fetch(source, downloads, options.md5)
-        provenance["archive_md5"] = archive.md5_file(source_path)
-    else:
-        source_path = Path(source).expanduser().resolve()
-        if not source_path.exists():
-            raise DataError(f"{source_path}: no such archive or folder")
-        provenance["source"] = str(source_path)
-    if source_path.is_file():
-        expected = options.md5 or archive.sidecar_md5(source_path)
-        provenance["archive_md5"] = archive.verify_md5(source_path, expected)
-        archive.extract(source_path, building / "images", options.per_class_limit)
-        image_dir = archive.find_class_root(building / "images")
-        external = False
-    else:
-        image_dir = archive.find_class_root(source_path)
-        external = True
-
+    """Build MedNIST (or any class-folder dataset) in ``building``; return its data card."""
+    image_dir, external, provenance = _locate_images(building, options, downloads)
     files, classes, empty = list_class_images(image_dir, options.per_class_limit)
     if not classes:
         raise DataError(f"{image_dir}: no images found in any class folder")
@@ -171,6 +153,30 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
             **provenance,
         },
     )
+
+
+def _locate_images(
+    building: Path, options: PrepareOptions, downloads: Path
+) -> tuple[Path, bool, dict]:
+    """The class-folder root: an archive (downloaded first when a URL) is checked against its
+    md5 and extracted into ``building``; a folder is read where it is (``external``). Also
+    the provenance the card records (source, archive md5)."""
+    source = options.source
+    provenance = {"source": source}
+    if is_url(source):
+        source_path = fetch(source, downloads, options.md5)
+        provenance["archive_md5"] = archive.md5_file(source_path)
+    else:
+        source_path = Path(source).expanduser().resolve()
+        if not source_path.exists():
+            raise DataError(f"{source_path}: no such archive or folder")
+        provenance["source"] = str(source_path)
+    if not source_path.is_file():
+        return archive.find_class_root(source_path), True, provenance
+    expected = options.md5 or archive.sidecar_md5(source_path)
+    provenance["archive_md5"] = archive.verify_md5(source_path, expected)
+    archive.extract(source_path, building / "images", options.per_class_limit)
+    return archive.find_class_root(building / "images"), False, provenance
 
 
 def _move_into_place(building: Path, root: Path) -> None:

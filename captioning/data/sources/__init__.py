@@ -3,58 +3,55 @@ knows about the image. The one place to start when adding a dataset (docs/datase
 
 A source gives, per image of a prepared dataset, its **references** (one or more captions)
 and, optionally, a **class label** (it enables ``train classifier``, the scope check and
-calibration) and **structured truth** (the fields parse-back metrics compare with):
+calibration) and **structured truth** (the fields parse-back metrics compare with).
 
-==============  ==========================================  ======  ===============
-kind            what it reads                               labels  structured truth
-==============  ==========================================  ======  ===============
-``templates``   MedNIST class folders; captions rendered    yes     yes (class and
-                from a template set and pixel findings                findings)
-``file``        a CSV or JSONL of image paths and captions  when    no
-                (``captioning.data.sources.file``)          given
-``r2gen``       R2Gen's ``annotation.json`` (IU X-Ray,      no      no
-                MIMIC-CXR; ``captioning.data.sources.r2gen``)
-==============  ==========================================  ======  ===============
+The ``templates`` source renders MedNIST's captions from a template set (``data captions``):
+labels and truth. Every other source is a caption file in a registered format: one reader
+module each in this package (``file.py``: csv and jsonl; ``r2gen.py``; ``coco.py``; ...),
+which registers itself (``registry.py``); ``FORMATS`` lists them, ``detect_format`` picks one
+for a file. They have labels only when the file gives them, and no structured truth.
 
-``captioning data prepare --captions FILE --images DIR`` reads a ``file`` or ``r2gen`` source
-into the same folder layout MedNIST gets (``captioning.data.sources.prepare``), plus
-``captions/references.csv``; the data card's ``caption_source`` block says which source it
-is, and ``caption_source(data)`` gives the training and evaluation code what it needs.
+``captioning data prepare --captions FILE --images DIR`` reads a caption file into the folder
+layout MedNIST gets (``captioning.data.sources.prepare``), plus ``captions/references.csv``;
+the data card's ``caption_source`` block says which source it is, and ``caption_source(data)``
+gives the training and evaluation code what it needs.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from captioning.captions.text import TextRules
-from captioning.data.sources.file import read_csv, read_jsonl
-from captioning.data.sources.r2gen import read_annotation
+from captioning.data.sources.registry import FORMATS, CaptionFormat, detect_format, register
 from captioning.errors import DataError
 
-# file format -> (source kind, reader)
-FORMATS = {
-    "csv": ("file", read_csv),
-    "jsonl": ("file", read_jsonl),
-    "r2gen": ("r2gen", read_annotation),
-}
-KINDS = ("templates", "file", "r2gen")
+__all__ = [
+    "FORMATS",
+    "REFERENCES_FILE",
+    "CaptionFormat",
+    "CaptionSource",
+    "caption_source",
+    "detect_format",
+    "register",
+]
+
 REFERENCES_FILE = "references"  # captions/references.csv and references_card.{json,md}
+# modules of this package that are not reader modules (every other one registers a format)
+_NOT_READERS = {"prepare", "records", "registry"}
 
 
-def detect_format(path: Path) -> str:
-    """The format of a caption file from its name: ``.csv``, ``.jsonl``, or ``.json`` (an
-    R2Gen annotation file)."""
-    suffix = path.suffix.lower()
-    found = {".csv": "csv", ".jsonl": "jsonl", ".json": "r2gen"}.get(suffix)
-    if found is None:
-        raise DataError(
-            f"{path}: cannot tell the format from the name (.csv, .jsonl or an R2Gen "
-            "annotation .json); name it with --format csv|jsonl|r2gen"
-        )
-    return found
+def _import_readers() -> None:
+    """Import every reader module of this package, so each registers its format."""
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in _NOT_READERS and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_readers()
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ def caption_source(data) -> CaptionSource:
     written before sources had names, means ``templates``)."""
     info = data.card.get("caption_source") or {"kind": "templates"}
     kind = info.get("kind")
-    if kind not in KINDS:
+    if kind != "templates" and kind not in {f.kind for f in FORMATS.values()}:
         raise DataError(f"{data.root}: unknown caption source {kind!r} in the data card")
     if kind == "templates":
         return CaptionSource("templates", has_labels=True, has_truth=True, rules=TextRules())

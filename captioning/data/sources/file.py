@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from captioning.data.sources.records import Record, merge_by_image
+from captioning.data.sources.registry import CaptionFormat, register
 from captioning.errors import DataError
 
 KNOWN = ("image", "caption", "captions", "split", "label", "id")
@@ -108,3 +109,19 @@ def read_jsonl(path: Path) -> list[Record]:
             raise DataError(f"{where}: needs 'image' and 'caption' (or 'captions')")
         records.append(_record(values, where, None))
     return merge_by_image(records)
+
+
+register(
+    CaptionFormat(
+        "csv", "file", read_csv, suffixes=(".csv",), description="image,caption[,split,label,id]"
+    )
+)
+register(
+    CaptionFormat(
+        "jsonl",
+        "file",
+        read_jsonl,
+        suffixes=(".jsonl",),
+        description='one {"image", "caption" or "captions", ...} object a line',
+    )
+)

@@ -1,5 +1,5 @@
-"""``captioning data prepare --captions FILE --images DIR``: a caption file (CSV, JSONL or an
-R2Gen ``annotation.json``) and its image folder into a prepared dataset, in the layout MedNIST
+"""``captioning data prepare --captions FILE --images DIR``: a caption file (in any registered
+format: ``registry.py``) and its image folder into a prepared dataset, in the layout MedNIST
 gets (``captioning.data.prepare``: built in a hidden folder, moved into place when complete)::
 
     manifest.csv         path (the image the encoder reads), class, label, md5, width, height,
@@ -32,8 +32,9 @@ from captioning.data.card import write_data_card
 from captioning.data.folder import decode_files, printable_path
 from captioning.data.images import IMAGE_SIZE
 from captioning.data.prepare import PrepareOptions, prepare
-from captioning.data.sources import FORMATS, REFERENCES_FILE, detect_format
+from captioning.data.sources import REFERENCES_FILE
 from captioning.data.sources.records import Record, check_records, inside
+from captioning.data.sources.registry import CaptionFormat, detect_format, get_format
 from captioning.data.split import grouped_stratified_split
 from captioning.errors import DataError
 from captioning.utils.paths import captioning_home, default_data_root
@@ -64,36 +65,32 @@ def prepare_caption_file(root: Path, options: CaptionFileOptions) -> dict:
     return prepare(root, options, downloads=captioning_home() / "downloads", builder=_build)
 
 
+def text_rules(
+    fmt: str,
+    *,
+    lowercase: bool = True,
+    punctuation: str = "drop",
+    min_count: int | None = None,
+    max_length: int | None = None,
+) -> TextRules:
+    """The tokenisation rules for a caption file in format ``fmt``: what the user gave, else
+    the format's own defaults (``CaptionFormat.text_defaults``: R2Gen's ``min_count`` 3 and
+    ``max_length`` 60), else the one rule's (``min_count`` 1, no length limit)."""
+    defaults = get_format(fmt).text_defaults
+    return TextRules(
+        lowercase=lowercase,
+        punctuation=punctuation,
+        min_count=min_count or defaults.get("min_count", 1),
+        max_length=max_length or defaults.get("max_length"),
+    )
+
+
 def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dict:
-    captions = Path(options.source).expanduser().resolve()
-    image_dir = Path(options.images).expanduser().resolve()
-    if not captions.is_file():
-        raise DataError(f"{captions}: no such caption file")
-    if not image_dir.is_dir():
-        raise DataError(f"{image_dir}: no such image folder")
-    fmt = options.format or detect_format(captions)
-    if fmt not in FORMATS:
-        raise DataError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    kind, reader = FORMATS[fmt]
-    records = reader(captions)
-    check_records(records, captions)
+    """Build the dataset of a caption file in ``building``; return its data card."""
+    captions, image_dir, fmt = _inputs(options)
+    records = _read_records(captions, fmt, image_dir)
     files = [inside(image_dir, r.images[0], r.where) for r in records]
-    for record in records:  # the other images are not read, but must not point outside either
-        for other in record.images[1:]:
-            inside(image_dir, other, record.where)
-    missing = [f for f in files if not f.exists()]
-    skipped = [
-        {"path": printable_path(f.relative_to(image_dir)), "reason": "no such file"}
-        for f in dict.fromkeys(missing)
-    ]
-    if missing and options.strict:
-        raise DataError(f"{missing[0]}: no such file (--strict)")
-    present = [f for f in files if f.exists()]
-    pixels, rows, unreadable = decode_files(list(dict.fromkeys(present)), image_dir, options.strict)
-    skipped += unreadable
-    for entry in skipped[: len(skipped) - len(unreadable)]:
-        log.warning("skipped %s: %s", image_dir / entry["path"], entry["reason"])
-    decoded = {row["path"]: (i, row) for i, row in enumerate(rows)}
+    pixels, decoded, skipped = _decode(files, image_dir, options.strict)
     keep = [
         (record, decoded[path])
         for record, f in zip(records, files, strict=True)
@@ -108,14 +105,20 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
     stats = text_stats(references, manifest["split"].tolist(), options.rules)
     classes = sorted(c for c in manifest["class"].unique() if c)
     source = {
-        "kind": kind,
-        "format": fmt,
+        "kind": fmt.kind,
+        "format": fmt.name,
         "captions_file": str(captions),
         "has_labels": bool(classes),
         "has_truth": False,
         "text": options.rules.to_dict(),
     }
     _write_references(building, manifest, references, stats, source)
+    settings = {
+        "title": f"{captions.name} ({fmt.kind} captions)",
+        **_card_settings(captions, image_dir, options, seeded=records[0].split is None),
+        "caption_source": source,
+        "text": stats,
+    }
     return write_data_card(
         building,
         manifest,
@@ -123,22 +126,65 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
         manifest_sha256=checksum,
         skipped=skipped,
         empty_classes=[],
-        settings={
-            "title": f"{captions.name} ({kind} captions)",
-            "image_dir": str(image_dir),
-            "image_dir_is_external": True,
-            "seed": options.seed,
-            "fractions": list(options.fractions),
-            "split_from": "the caption file" if records[0].split else "seeded",
-            "per_class_limit": None,
-            "strict": options.strict,
-            "image_size": IMAGE_SIZE,
-            "source": str(captions),
-            "caption_source": source,
-            "text": stats,
-        },
+        settings=settings,
         extra_markdown=text_stats_markdown(stats),
     )
+
+
+def _card_settings(captions: Path, image_dir: Path, options, seeded: bool) -> dict:
+    """The data card's settings block for a caption file (as for MedNIST, plus its source)."""
+    return {
+        "image_dir": str(image_dir),
+        "image_dir_is_external": True,
+        "seed": options.seed,
+        "fractions": list(options.fractions),
+        "split_from": "seeded" if seeded else "the caption file",
+        "per_class_limit": None,
+        "strict": options.strict,
+        "image_size": IMAGE_SIZE,
+        "source": str(captions),
+    }
+
+
+def _inputs(options: CaptionFileOptions) -> tuple[Path, Path, CaptionFormat]:
+    """The caption file, the image folder and the format, each checked before anything is read."""
+    captions = Path(options.source).expanduser().resolve()
+    image_dir = Path(options.images).expanduser().resolve()
+    if not captions.is_file():
+        raise DataError(f"{captions}: no such caption file")
+    if not image_dir.is_dir():
+        raise DataError(f"{image_dir}: no such image folder")
+    return captions, image_dir, get_format(options.format or detect_format(captions))
+
+
+def _read_records(captions: Path, fmt: CaptionFormat, image_dir: Path) -> list[Record]:
+    """The file's records, checked; every image path of every study stays inside
+    ``image_dir`` (only the first image is read, but none may point outside)."""
+    records = fmt.read(captions)
+    check_records(records, captions)
+    for record in records:
+        for image in record.images:
+            inside(image_dir, image, record.where)
+    return records
+
+
+def _decode(files: list[Path], image_dir: Path, strict: bool):
+    """Decode each distinct file once: (pixels, relative path -> (row index, manifest row),
+    skipped). A missing file is skipped and logged (``strict``: refused), an unreadable one
+    skipped as ``decode_files`` says."""
+    missing = [f for f in files if not f.exists()]
+    skipped = [
+        {"path": printable_path(f.relative_to(image_dir)), "reason": "no such file"}
+        for f in dict.fromkeys(missing)
+    ]
+    if missing and strict:
+        raise DataError(f"{missing[0]}: no such file (--strict)")
+    for entry in skipped:
+        log.warning("skipped %s: %s", image_dir / entry["path"], entry["reason"])
+    present = [f for f in files if f.exists()]
+    pixels, rows, unreadable = decode_files(list(dict.fromkeys(present)), image_dir, strict)
+    decoded = {row["path"]: (i, row) for i, row in enumerate(rows)}
+    return pixels, decoded, skipped + unreadable
 
 
 def _manifest(keep: list[tuple[Record, tuple]], options) -> tuple[pd.DataFrame, list]:

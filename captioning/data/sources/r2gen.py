@@ -18,8 +18,17 @@ import json
 from pathlib import Path
 
 from captioning.data.sources.records import Record
+from captioning.data.sources.registry import CaptionFormat, Sample, register
 from captioning.data.split import SPLITS
 from captioning.errors import DataError
+
+
+def looks_like_annotation(sample: Sample) -> bool:
+    """An object with a train, val or test list (the entries are checked when read)."""
+    payload = sample.json
+    return isinstance(payload, dict) and any(
+        isinstance(payload.get(split), list) for split in SPLITS
+    )
 
 
 def read_annotation(path: Path) -> list[Record]:
@@ -61,3 +70,16 @@ def read_annotation(path: Path) -> list[Record]:
                 )
             )
     return records
+
+
+register(
+    CaptionFormat(
+        "r2gen",
+        "r2gen",
+        read_annotation,
+        suffixes=(".json",),
+        sniff=looks_like_annotation,
+        description='{"train"/"val"/"test": [{"id", "image_path", "report"}]}',
+        text_defaults={"min_count": 3, "max_length": 60},  # R2Gen's IU X-Ray settings
+    )
+)
