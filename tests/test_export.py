@@ -219,24 +219,54 @@ def test_tf_decoding_equals_pillow(tmp_path):
     assert [e.decode() for e in errors.numpy()] == [""] * len(files) + problems
 
 
+def varied_images() -> np.ndarray:
+    """Images the seeds must agree on: blank, white, one lit pixel, gradients, noise, and a
+    row-major order check (an image and its transpose)."""
+    rng = np.random.default_rng(3)
+    ramp = np.add.outer(2 * np.arange(64), np.arange(64)).astype(np.uint8)  # not symmetric
+    lit = np.zeros((64, 64), np.uint8)
+    lit[63, 63] = 1
+    images = [np.zeros((64, 64), np.uint8), np.full((64, 64), 255, np.uint8), lit, ramp]
+    images += [ramp * 3, (ramp * 3).T, *rng.integers(0, 256, (6, 64, 64), dtype=np.uint8)]
+    images += [rng.integers(0, 4, (64, 64), dtype=np.uint8) * 60]
+    return np.stack(images)
+
+
 @pytest.mark.slow  # tracing the unrolled SHA-256 rounds takes ~10 s
 def test_tf_phrasing_seeds_equal_numpy():
+    """The twin seeds: hashlib (CLI) and SHA-256 in TF ops (SavedModel), and their halves."""
     import tensorflow as tf
 
     from captioning.export import seeds
-    from captioning.phrasing import choose_first, content_seeds
+    from captioning.phrasing import content_seeds, seed_halves
 
-    rng = np.random.default_rng(3)
-    images = rng.integers(0, 256, (6, 64, 64), dtype=np.uint8)
-    images[0] = 0  # a blank image
-    got = seeds.content_seeds(tf.constant(images)).numpy()
-    np.testing.assert_array_equal(got, content_seeds(images))
-    probs = rng.random((6, 12)).astype(np.float32) ** 4
-    words = [2, 5, 7, 8, 11]
-    eligible = np.isin(np.arange(12), words)
+    images = varied_images()
+    expected = content_seeds(images)
+    assert len(set(expected.tolist())) == len(images)
+    np.testing.assert_array_equal(seeds.content_seeds(tf.constant(images)).numpy(), expected)
     low, high = seeds.content_seed_halves(tf.constant(images))
-    picked = seeds.choose_first(tf.constant(probs), low, high, tf.constant(eligible), 0.3)
-    np.testing.assert_array_equal(picked.numpy(), choose_first(probs, got, words, 0.3))
+    for got, want in zip((low, high), seed_halves(expected), strict=True):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "msp", "energy"])
+def test_tf_scores_equal_numpy(method):
+    """The twin scope scores and class probability: ``export.scores`` against ``Scope.scores``
+    and ``TrainedCaptioner.confidences``' numpy."""
+    from captioning.export.scores import class_probability, scope_score_fn
+    from captioning.metrics.calibration import class_groups, group_probs
+    from captioning.scope import fit_scope
+
+    rng = np.random.default_rng(7)
+    pooled = rng.normal(size=(80, 5)).astype(np.float32) + np.arange(80)[:, None] % 4
+    logits = rng.normal(size=(80, 4)).astype(np.float32) * 4
+    labels = np.arange(60) % 4
+    scope = fit_scope(pooled[:60], labels, pooled[60:], logits[60:], method=method)
+    got = scope_score_fn(scope)(pooled, logits).numpy()
+    np.testing.assert_allclose(got, scope.scores(pooled, logits), rtol=1e-9, atol=1e-9)
+    for temperature in (0.5, 1.0, 2.5):
+        expected = group_probs(logits, class_groups(80, 4), temperature, 4).max(1)
+        np.testing.assert_allclose(class_probability(logits, temperature), expected, rtol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +291,8 @@ def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
     import tensorflow as tf
 
     from captioning.cli import main
-    from captioning.commands.caption import Captioner
     from captioning.export.text import renderings
+    from captioning.inference import TrainedCaptioner
 
     out = tmp_path / "greedy"
     assert main(["export", "--run", str(tiny_run), "--out", str(out), "--beam", "1"]) == 0
@@ -272,7 +302,7 @@ def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
     assert not any(k.startswith("confidence_") for k in body["signatures"]["serving_default"])
     images = np.random.default_rng(1).integers(0, 256, (12, 64, 64), dtype=np.uint8)
     images[:4] //= 8  # darker: other words, other phrasing
-    captioner = Captioner(tiny_run)
+    captioner = TrainedCaptioner(tiny_run)
     expected = captioner.caption(images, beam=1)
     rendered = set(renderings(captioner.tset).values())
     assert any(t not in rendered for t in expected.texts)  # the rule-written path is exercised
