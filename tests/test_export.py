@@ -334,8 +334,55 @@ def test_sentence_table_equals_to_sentence():
     tset = load_template_set("findings")
     rows = [key.split() for key in list(renderings(tset))[::7]]
     rows += [["chest", "ct", "x-ray", "pa"], ["mri"], [], ["this", "is", "<unk>", "non-diagnostic"]]
+    # (no token ends in punctuation, by the tokenisation rule: the TF rule always adds '.')
+    rows += [["ct"], ["x-ray", "x-ray"], ["non-diagnostic"], ["a", "b", "c", "d", "e", "f", "g"]]
     width = max(map(len, rows))
     words = tf.constant([r + [""] * (width - len(r)) for r in rows])
     mask = tf.constant([[i < len(r) for i in range(width)] for r in rows])
     got = [t.decode() for t in SentenceTable(tset)(words, mask).numpy()]
     assert got == [to_sentence(r, tset) for r in rows]
+
+
+def test_finding_table_equals_numpy_confidences():
+    """The twin finding confidences: ``FindingTable`` (graph) against ``finding_logits`` and
+    ``TrainedCaptioner.confidences`` (numpy) on renderings of the set and other word rows,
+    with random decoder logits and temperatures."""
+    from types import SimpleNamespace
+
+    import tensorflow as tf
+
+    from captioning.captions.templates import load_template_set
+    from captioning.captions.vocabulary import SPECIALS
+    from captioning.confidence import finding_logits
+    from captioning.export.text import FindingTable, renderings
+    from captioning.inference import TrainedCaptioner
+
+    tset = load_template_set("findings")
+    rows = [key.split() for key in list(renderings(tset))[::11]]
+    rows += [rows[0][::-1], rows[1][2:], [], ["mri"]]
+    vocab = [*SPECIALS, *sorted({w for r in rows for w in r})]
+    index = {w: i for i, w in enumerate(vocab)}
+    length = max(map(len, rows)) + 1
+    tokens = np.zeros((len(rows), length), np.int32)  # words, <end>, then <pad>
+    for i, row in enumerate(rows):
+        tokens[i, : len(row) + 1] = [index[w] for w in row] + [2]
+    logits = np.random.default_rng(9).normal(size=(len(rows), length, len(vocab))) * 3
+    temperatures = {name: 0.5 + i for i, name in enumerate(tset.fields)}
+    fields = finding_logits(
+        lambda inputs: {"logits": tf.constant(logits, tf.float32)}, {}, tokens, 1, vocab, tset
+    )
+    owner = SimpleNamespace(calibration=None)
+    class_logits = np.zeros((len(rows), 2), np.float32)
+    expected = TrainedCaptioner.confidences(owner, class_logits, fields, temperatures)
+    order = np.argsort(tokens <= 0, 1, kind="stable")
+    words = np.array(vocab, object)[np.take_along_axis(tokens, order, 1)].astype(str)
+    count = (tokens > 0).sum(1).astype(np.int32)
+    got = FindingTable(tset, vocab).confidences(
+        tf.constant(words), tf.constant(count), tf.constant(logits, tf.float32), temperatures
+    )
+    stated = 0
+    for name in tset.fields:
+        want = expected[name]
+        stated += int(np.isfinite(want).sum())
+        np.testing.assert_allclose(got[name].numpy(), want, rtol=1e-6, equal_nan=True)
+    assert stated > len(rows)  # most rows state findings: the comparison is not vacuous
