@@ -19,7 +19,6 @@ from captioning.models.decoders import (
     decoder_settings,
     decoders,
 )
-from captioning.models.decoders.last_word import LastWordDecoder
 from captioning.training.caption_task import CaptionTask
 
 VOCAB, BATCH, STEPS = 10, 2, 4
@@ -36,15 +35,11 @@ def features(seed=0):
 
 
 def test_the_registry_finds_both_decoders_and_the_config_takes_its_kinds():
-    assert decoders() == {
-        "attention": AttentionDecoder,
-        "last_word": LastWordDecoder,
-        "show_tell": ShowTellDecoder,
-    }
+    assert decoders() == {"attention": AttentionDecoder, "show_tell": ShowTellDecoder}
     assert cfg.DecoderConfig().kind in decoder_kinds()
     for kind in decoder_kinds():
         assert cfg.load_config(cfg.CaptionerConfig, overrides=[f"decoder.kind={kind}"])
-    with pytest.raises(cfg.ConfigError, match="one of attention, last_word, show_tell"):
+    with pytest.raises(cfg.ConfigError, match="one of attention, show_tell"):
         cfg.load_config(cfg.CaptionerConfig, overrides=["decoder.kind=transformer"])
     with pytest.raises(ValueError, match="unknown decoder kind 'lstm'"):
         build_decoder("lstm", VOCAB)
