@@ -386,3 +386,24 @@ def test_finding_table_equals_numpy_confidences():
         stated += int(np.isfinite(want).sum())
         np.testing.assert_allclose(got[name].numpy(), want, rtol=1e-6, equal_nan=True)
     assert stated > len(rows)  # most rows state findings: the comparison is not vacuous
+
+
+@pytest.mark.slow  # tracing the SHA-256 rounds and both searches: ~30 s
+@pytest.mark.parametrize("beam", [2, 3])
+def test_serving_graph_runs_the_cli_search(beam, tmp_path):
+    """The SavedModel's module, called in process, captions as ``TrainedCaptioner`` does with
+    beam search, varied phrasing and an attention decoder (the shipped kind)."""
+    import tensorflow as tf
+
+    from captioning.export.serving import ServingModel
+    from captioning.inference import TrainedCaptioner
+
+    tiny_captioner_run(tmp_path, "attention", max_length=10)
+    captioner = TrainedCaptioner(tmp_path)
+    assert captioner.search.varied
+    images = np.random.default_rng(beam).integers(0, 256, (10, 64, 64), dtype=np.uint8)
+    images[:5] //= 6
+    expected = captioner.caption(images, beam=beam)
+    got = ServingModel(captioner, beam).serving_pixels(tf.constant(images))
+    assert [c.decode() for c in got["caption"].numpy()] == expected.texts
+    np.testing.assert_allclose(got["score"].numpy(), expected.scores, atol=1e-5)
