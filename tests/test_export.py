@@ -13,6 +13,7 @@ import sys
 import tarfile
 import textwrap
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from captioning.data.images import ImageError, load_image
 from helpers import tiny_captioner_run
 
 N_IMAGES = 50
+EXPORT_JSON = "export.json"
 
 # Runs in a fresh interpreter: plain TensorFlow only, and it checks that.
 LOAD_AND_CALL = textwrap.dedent(
@@ -407,3 +409,40 @@ def test_serving_graph_runs_the_cli_search(beam, tmp_path):
     got = ServingModel(captioner, beam).serving_pixels(tf.constant(images))
     assert [c.decode() for c in got["caption"].numpy()] == expected.texts
     np.testing.assert_allclose(got["score"].numpy(), expected.scores, atol=1e-5)
+
+
+@pytest.mark.slow  # one export of a tiny run: about a minute of CPU
+def test_a_new_export_of_the_pinned_run_gives_the_pinned_saved_models_outputs(tmp_path):
+    """``tests/fixtures`` (tests/test_compat.py): the run and the SavedModel the code of
+    ab38b9c exported from it. The current export of that run gives the same outputs."""
+    import math
+    import shutil
+
+    import tensorflow as tf
+
+    from captioning.export import export_run
+
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    if not (fixtures / "expected_captions.json").is_file():
+        pytest.skip("no compatibility fixtures in this checkout")
+    pinned = json.loads((fixtures / "expected_captions.json").read_text())["tiny_saved_model"]
+    run = tmp_path / "run"
+    shutil.copytree(fixtures / "tiny_captioner_run", run)
+    old = json.loads((fixtures / "tiny_saved_model" / EXPORT_JSON).read_text())
+    body = export_run(run, tmp_path / "model", beam=old["beam"], command="pytest")
+    assert body["signatures"] == old["signatures"]
+    model = tf.saved_model.load(str(tmp_path / "model" / "saved_model"))
+    files = [(fixtures / "images" / name).read_bytes() for name in pinned["images"]]
+    out = model.signatures[pinned["signature"]](images=tf.constant(files))
+    for i, want in enumerate(pinned["outputs"]):
+        for key, expected in want.items():
+            if key == "image":
+                continue
+            got = out[key].numpy()[i]
+            got = got.decode() if isinstance(got, bytes) else got.item()
+            if expected is None:
+                assert math.isnan(got), (i, key)
+            elif isinstance(expected, float):
+                assert math.isclose(got, expected, rel_tol=1e-5, abs_tol=1e-6), (i, key)
+            else:
+                assert got == expected, (i, key)
