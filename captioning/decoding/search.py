@@ -161,9 +161,7 @@ class CaptionSearch:
     def beam(self, features, width: int, attention: bool = False, first=None) -> Decoded:
         """Beam search of ``width`` hypotheses per image with the greedy fall-back, every one
         starting with ``first`` (B,) where it is >= 0 (width 1: the beam loop alone)."""
-        if width < 1:
-            raise ValueError(f"beam width must be >= 1, got {width}")
-        if width > 1:
+        if width != 1:
             return self._decode(features, width, attention, first)
         with_attention = bool(attention and self.decoder.has_attention)
 
@@ -175,6 +173,8 @@ class CaptionSearch:
         return self._decoded(self._call(key, graph, features, self._first(features, first)))
 
     def _decode(self, features, width: int, attention, first) -> Decoded:
+        if width < 1:
+            raise ValueError(f"beam width must be >= 1, got {width}")
         with_attention = bool(attention and self.decoder.has_attention)
 
         def graph(f, first):
@@ -186,7 +186,7 @@ class CaptionSearch:
     def search(self, features, width: int = 1, attention: bool = False, seeds=None) -> Decoded:
         """``search_graph``: greedy for ``width`` 1, else beam search; the first word by this
         search's phrasing with ``seeds`` (B,) uint64 (``phrasing.content_seeds``; None: free)."""
-        if seeds is None or not self.varied:
+        if seeds is None or not self.varied or width < 1:
             return self._decode(features, width, attention, None)
         with_attention = bool(attention and self.decoder.has_attention)
 
