@@ -58,7 +58,7 @@ def locate_fields(words: list[str], tset: TemplateSet) -> dict[str, tuple[int, t
     return found
 
 
-def _candidates(field: str, phrase: tuple, tset: TemplateSet, index: dict):
+def deciding_candidates(field: str, phrase: tuple, tset: TemplateSet, index: dict):
     """(offset, {word id: value index}) at the first offset of ``phrase`` that decides its
     value among the field's phrases, or None when a word is missing from the vocabulary."""
     values = FIELDS[field]
@@ -112,7 +112,7 @@ def finding_logits(
         for field, (position, phrase, value) in where.items():
             if field not in result:
                 continue
-            found = _candidates(field, phrase, tset, index)
+            found = deciding_candidates(field, phrase, tset, index)
             if found is None or position + found[0] >= length:
                 continue
             offset, cands = found

@@ -1,10 +1,11 @@
-"""Seeded phrasing choice for caption search (used by ``decoding.CaptionSearch``).
+"""Seeded phrasing choice for caption search: what ``decoding.choose_first`` is given.
 
 A template set states the same findings in several phrasings; the words that open its
 templates (``opening_words``) say which phrasing a caption uses and nothing about the image.
-``choose_first`` picks an image's first word among the top word and those opening words the
-model finds about as likely, with a seed from the image's own pixels (``content_seeds``), so the
-choice is the same on every run and machine, and never a word the model finds unlikely.
+``decoding.choose_first`` picks an image's first word among the top word and those opening
+words the model finds about as likely, with a seed from the image's own pixels
+(``content_seeds``), so the choice is the same on every run and machine, and never a word the
+model finds unlikely.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ PHRASINGS = ("best", "varied")  # best: plain search; varied: seeded first-word 
 def content_seeds(images: np.ndarray) -> np.ndarray:
     """(N,) uint64: a seed per image from its pixels (the first 8 bytes of the sha256 of its
     bytes), so a choice made with it is the same on every run and machine."""
+    # Twin: export/seeds.py computes the same SHA-256 in TensorFlow ops for the SavedModel,
+    # which must run without this package. Both stay: hashlib is instant here, while tracing
+    # the TF rounds takes ~10 s, too slow for every CLI start. tests/test_export.py
+    # (test_tf_phrasing_seeds_equal_numpy) checks that the two agree.
     images = np.ascontiguousarray(images)
     return np.array(
         [int.from_bytes(hashlib.sha256(x.tobytes()).digest()[:8], "little") for x in images],
@@ -41,18 +46,10 @@ def opening_words(tset: TemplateSet, index: dict[str, int]) -> list[int]:
     return sorted(words)
 
 
-def choose_first(probs: np.ndarray, seeds: np.ndarray, words, ratio: float) -> np.ndarray:
-    """(B,) int32 first word per row of ``probs`` (B, V): the top word or one of ``words``
-    whose probability is >= ``ratio`` x the top's, candidates in id order, picked by
-    ``seed % (number of candidates)``."""
-    rows = np.arange(len(probs))
-    top = probs.argmax(1)  # (B,)
-    eligible = np.zeros(probs.shape[1], bool)
-    eligible[list(words)] = True
-    near = (probs >= ratio * probs[rows, top][:, None]) & eligible  # (B, V)
-    near[rows, top] = True
-    out = np.empty(len(probs), np.int32)
-    for row, (candidates, seed) in enumerate(zip(near, seeds, strict=True)):
-        ids = np.flatnonzero(candidates)
-        out[row] = ids[int(seed) % len(ids)]
-    return out
+def seed_halves(seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) uint64 seeds -> their low and high 32 bits as (N,) int64 each: the form the
+    graph's ``decoding.choose_first`` takes (it works in int64, which a SavedModel supports
+    everywhere; uint64 has no modulo op there)."""
+    seeds = np.asarray(seeds, np.uint64)
+    low = (seeds & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    return low, (seeds >> np.uint64(32)).astype(np.int64)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from captioning.decoding import CaptionSearch
+from captioning.decoding import CaptionSearch, choose_first
 from captioning.models.decoders import build_decoder
-from captioning.phrasing import choose_first, content_seeds
+from captioning.phrasing import content_seeds, seed_halves
 
 VOCAB, MAX_LENGTH = 12, 7
 
@@ -116,15 +116,40 @@ def test_forced_first_word_is_kept_and_scored(kind, width):
     np.testing.assert_allclose(found.log_prob, expected, rtol=1e-4, atol=1e-4)
 
 
+def pick_first(probs, seeds, words, ratio):
+    """``choose_first`` (graph ops) on numpy inputs: uint64 seeds, phrasing word ids."""
+    low, high = seed_halves(np.asarray(seeds, np.uint64))
+    eligible = np.isin(np.arange(probs.shape[1]), list(words))
+    picked = choose_first(
+        tf.constant(probs, tf.float32), tf.constant(low), tf.constant(high), eligible, ratio
+    )
+    return picked.numpy()
+
+
 def test_choose_first_picks_among_near_top_phrasing_words():
     probs = np.array([[0.0, 0.4, 0.3, 0.1, 0.2], [0.0, 0.1, 0.5, 0.3, 0.1]])
     # row 0: top 1; word 2 (0.3 >= 0.5 * 0.4) is near, word 4 (0.2) is near, word 3 is not
     # row 1: top 2; word 3 (0.3 >= 0.25) is near; word 1 is too unlikely
     words = [2, 3, 4]
-    picks = {tuple(choose_first(probs, np.array([s, s]), words, 0.5)) for s in range(6)}
+    picks = {tuple(pick_first(probs, np.array([s, s]), words, 0.5)) for s in range(6)}
     assert {p[0] for p in picks} == {1, 2, 4} and {p[1] for p in picks} == {2, 3}
     # a word that is not a phrasing word is never chosen unless it is the top
-    assert {int(choose_first(probs[:1], np.array([s]), [], 0.5)[0]) for s in range(6)} == {1}
+    assert {int(pick_first(probs[:1], np.array([s]), [], 0.5)[0]) for s in range(6)} == {1}
+
+
+def test_choose_first_takes_the_seed_modulo_the_candidates():
+    """64-bit seeds (split in 32-bit halves for the graph) pick candidate seed % count."""
+    rng = np.random.default_rng(5)
+    probs = rng.random((40, VOCAB)).astype(np.float32) ** 3
+    words = [0, 3, 4, 7, 9, 10]
+    seeds = rng.integers(0, 2**64 - 1, 40, dtype=np.uint64, endpoint=True)
+    seeds[:4] = [0, 1, 2**32 - 1, 2**64 - 1]
+    got = pick_first(probs, seeds, words, 0.2)
+    for row, seed, word in zip(probs, seeds, got, strict=True):
+        near = (row >= np.float32(0.2) * row.max()) & np.isin(np.arange(VOCAB), words)
+        near[row.argmax()] = True
+        candidates = np.flatnonzero(near)
+        assert word == candidates[int(seed) % len(candidates)]
 
 
 def test_content_seeds_follow_the_pixels():

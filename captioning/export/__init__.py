@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from captioning.bundled import resolve_run
-from captioning.errors import CaptioningError, RunError
+from captioning.errors import CaptioningError
 
 FORMATS = ("saved_model", "onnx", "litert")
 EXPORT_FILE = "export.json"
@@ -46,6 +46,57 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def check_request(fmt: str, out: Path) -> None:
+    """Refuse, before any work, a used ``out`` or a missing converter."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out}: already exists; give a new --out folder")
+    from captioning.export.formats import check_available
+
+    check_available(fmt)
+
+
+def write_model(captioner, width: int, fmt: str, staging: Path) -> tuple[list[str], dict]:
+    """The SavedModel (and ``fmt``'s file) in ``staging``: the files written and the saved
+    signatures' inputs and outputs, read back from the saved model."""
+    import tensorflow as tf
+
+    from captioning.export.formats import convert
+    from captioning.export.serving import ServingModel
+
+    module = ServingModel(captioner, width)
+    saved = staging / SAVED_MODEL
+    tf.saved_model.save(module, str(saved), signatures=module.signatures())
+    files = convert(fmt, saved, staging)  # onnx/litert: raises ExportError, or converts
+    loaded = tf.saved_model.load(str(saved))
+    return files, {name: _signature_info(fn) for name, fn in loaded.signatures.items()}
+
+
+def export_body(captioner, width: int, fmt: str, files: list[str], signatures: dict) -> dict:
+    """export.json's body but the command, timing and size: what was exported, from what."""
+    import tensorflow as tf
+
+    weights = (captioner.run_dir / "best_model.keras").read_bytes()
+    scope = captioner.scope
+    return {
+        "format": fmt,
+        "files": files,
+        "run": str(captioner.run_dir),
+        "run_command": captioner.run.get("command"),
+        "run_code": captioner.run.get("code"),
+        "model_sha256": hashlib.sha256(weights).hexdigest(),
+        "classes": captioner.classes,
+        "templates": captioner.templates,
+        "beam": width,
+        "max_length": captioner.search.max_length,
+        "phrasing": captioner.search.phrasing,
+        "scope": None if scope is None else {"method": scope.method, "threshold": scope.threshold},
+        "temperatures": captioner.calibration["temperatures"] if captioner.calibration else {},
+        "signatures": signatures,
+        "command": None,  # set by export_run
+        "tensorflow": tf.__version__,
+    }
+
+
 def export_run(
     run: str | Path | None,
     out: str | Path,
@@ -59,55 +110,24 @@ def export_run(
         raise ExportError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
     run_dir = resolve_run(run, kind="captioner")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"{out}: already exists; give a new --out folder")
-    from captioning.export.formats import check_available, convert
-
-    check_available(fmt)
+    check_request(fmt, out)
     started = time.perf_counter()
-    import tensorflow as tf
+    from captioning.inference import TrainedCaptioner
 
-    from captioning.commands.caption import Captioner
-    from captioning.export.serving import ServingModel
-
-    captioner = Captioner(run_dir)
-    width = captioner.beam_width if beam is None else int(beam)
-    if width < 1:
-        raise RunError(f"--beam must be at least 1, got {width}")
+    captioner = TrainedCaptioner(run_dir)
+    width = captioner.resolve_beam(beam)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        module = ServingModel(captioner, width)
-        saved = staging / SAVED_MODEL
-        tf.saved_model.save(module, str(saved), signatures=module.signatures())
-        files = convert(fmt, saved, staging)  # onnx/litert: raises ExportError, or converts
-        loaded = tf.saved_model.load(str(saved))
-        signatures = {name: _signature_info(fn) for name, fn in loaded.signatures.items()}
-        weights = (run_dir / "best_model.keras").read_bytes()
-        body = {
-            "format": fmt,
-            "files": files,
-            "run": str(run_dir),
-            "run_command": captioner.run.get("command"),
-            "run_code": captioner.run.get("code"),
-            "model_sha256": hashlib.sha256(weights).hexdigest(),
-            "classes": captioner.classes,
-            "templates": captioner.templates,
-            "beam": width,
-            "max_length": captioner.search.max_length,
-            "phrasing": captioner.search.phrasing,
-            "scope": None
-            if captioner.scope is None
-            else {"method": captioner.scope.method, "threshold": captioner.scope.threshold},
-            "temperatures": captioner.calibration["temperatures"] if captioner.calibration else {},
-            "signatures": signatures,
-            "command": command,
-            "tensorflow": tf.__version__,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "export_seconds": round(time.perf_counter() - started, 1),
-            "saved_model_bytes": _folder_bytes(saved),
-        }
+        files, signatures = write_model(captioner, width, fmt, staging)
+        body = export_body(captioner, width, fmt, files, signatures)
+        body.update(
+            command=command,
+            date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            export_seconds=round(time.perf_counter() - started, 1),
+            saved_model_bytes=_folder_bytes(staging / SAVED_MODEL),
+        )
         (staging / EXPORT_FILE).write_text(json.dumps(body, indent=2) + "\n")
         if out.exists():
             out.rmdir()  # empty (checked above)

@@ -1,9 +1,13 @@
-"""``captioning.phrasing.content_seeds`` and ``choose_first`` in TensorFlow ops.
+"""``captioning.phrasing.content_seeds`` in TensorFlow ops, for the exported serving model.
 
-The phrasing choice seeds each image with the first 8 bytes (little-endian) of the SHA-256 of
-its 64x64 pixels. TensorFlow has no SHA-256 op, so the hash is written here from FIPS 180-4 in
-int64 arithmetic masked to 32 bits (every image is 4,096 bytes: 65 blocks after padding). The
-round constants are derived from the primes as the standard defines them, not typed in.
+The phrasing choice (``decoding.choose_first``) seeds each image with the first 8 bytes
+(little-endian) of the SHA-256 of its 64x64 pixels. A twin of the hashlib version: the
+SavedModel cannot call Python, and the CLI does not trace these rounds (~10 s) at every start;
+tests/test_export.py checks that the two agree on varied images.
+
+TensorFlow has no SHA-256 op, so the hash is written here from FIPS 180-4 in int64 arithmetic
+masked to 32 bits (every image is 4,096 bytes: 65 blocks after padding). The round constants
+are derived from the primes as the standard defines them, not typed in.
 """
 
 from __future__ import annotations
@@ -105,7 +109,8 @@ def _bswap32(x):
 
 
 def content_seed_halves(pixels):
-    """(N, 64, 64) uint8 -> low and high 32 bits (N,) int64 of ``content_seeds``."""
+    """(N, 64, 64) uint8 -> low and high 32 bits (N,) int64 of ``content_seeds`` (as
+    ``phrasing.seed_halves`` splits them)."""
     size = pixels.shape[1] * pixels.shape[2]  # static: the message length
     digest = sha256_words(tf.reshape(pixels, [tf.shape(pixels)[0], size]))
     return _bswap32(digest[:, 0]), _bswap32(digest[:, 1])
@@ -118,24 +123,3 @@ def content_seeds(pixels):
         tf.bitwise.left_shift(tf.cast(high, tf.uint64), tf.constant(32, tf.uint64)),
         tf.cast(low, tf.uint64),
     )
-
-
-def seed_mod(low, high, count):
-    """(seed mod count) (N,) int64 for seeds given as 32-bit halves and counts (N,) >= 1."""
-    count = tf.cast(count, tf.int64)
-    return ((high % count) * ((1 << 32) % count) + low % count) % count
-
-
-def choose_first(probs, low, high, eligible, ratio: float):
-    """``phrasing.choose_first`` for (B, V) float32 ``probs``: the top word or an ``eligible``
-    (V,) bool word with probability >= ratio x the top one's, the (seed mod count)-th of these
-    in id order. Returns (B,) int32."""
-    top = tf.argmax(probs, -1, output_type=tf.int32)  # (B,)
-    best = tf.reduce_max(probs, -1, keepdims=True)  # (B, 1)
-    near = (probs >= tf.constant(ratio, probs.dtype) * best) & eligible[None, :]
-    near |= tf.one_hot(top, tf.shape(probs)[1], on_value=True, off_value=False)
-    count = tf.reduce_sum(tf.cast(near, tf.int64), -1)  # (B,) >= 1
-    pick = seed_mod(low, high, count)  # (B,)
-    rank = tf.cumsum(tf.cast(near, tf.int64), -1) - 1  # (B, V) rank among the candidates
-    hit = near & tf.equal(rank, pick[:, None])
-    return tf.argmax(tf.cast(hit, tf.int32), -1, output_type=tf.int32)

@@ -1,8 +1,14 @@
 """Caption text and finding confidences in TensorFlow ops, for the exported serving model.
 
+Twins of ``captions.sentence.to_sentence`` (its rule part) and of ``confidence.finding_logits``
+with ``TrainedCaptioner.confidences``: the SavedModel cannot call this package's Python, and
+the CLI keeps the Python, which works on any template set without building tables. Tests in
+tests/test_export.py check both pairs agree (``test_sentence_table_equals_to_sentence``,
+``test_finding_table_equals_numpy_confidences``).
+
 Both are functions of a template set that is fixed at export, so the Python that decides them
-(``captions.sentence.to_sentence``, ``confidence.locate_fields`` and ``_candidates``) runs once
-at export over everything the set can say, and the graph only looks its answers up:
+(``to_sentence``, ``confidence.locate_fields`` and ``deciding_candidates``) runs once at
+export over everything the set can say, and the graph only looks its answers up:
 
 - ``SentenceTable``: every rendering of the set (class x findings x template), as tokens,
   maps to ``to_sentence`` of it; any other token sequence gets ``rule_sentence``'s result
@@ -24,7 +30,7 @@ from captioning.captions.parse import phrase_table
 from captioning.captions.sentence import to_sentence, written_forms
 from captioning.captions.templates import render
 from captioning.captions.tokenize import tokenize
-from captioning.confidence import _candidates
+from captioning.confidence import deciding_candidates
 
 SENTINEL = "\x01"  # pads word rows: no phrase or rendering contains it
 
@@ -97,7 +103,7 @@ class FindingTable(tf.Module):
         rows["chosen"] = []
         for phrase, (kind, value) in table.items():
             slot = self.fields.index(kind) if kind in self.fields else -1
-            found = _candidates(kind, phrase, tset, index) if slot >= 0 else None
+            found = deciding_candidates(kind, phrase, tset, index) if slot >= 0 else None
             offset, cands = found if found is not None else (0, {})
             ids = list(cands)
             rows["slot"].append(slot)

@@ -59,8 +59,8 @@ def build_captioner(encoder, head, decoder, max_length: int) -> keras.Model:
     Sub-layers by name: ``encoder``, ``logits`` (head), ``decoder``."""
     pixels = pixel_input()
     tokens = keras.Input((max_length,), dtype="int32", name="tokens")
-    features = image_features(encoder, pixels)
-    out = decoder({**features, "tokens": tokens})
+    features = image_features(encoder, pixels)  # feature_map (B, S, S, C), pooled (B, C), ...
+    out = decoder({**features, "tokens": tokens})  # logits (B, T, V)[, attention (B, T, P)]
     outputs = {"caption_logits": out["logits"], "class_logits": head(features["pooled"])}
     if "attention" in out:
         outputs["attention"] = out["attention"]

@@ -30,7 +30,7 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
     8x8x64), at the same test accuracy (experiments/speed.md).
     """
     pixels = pixel_input()
-    x = layers.Rescaling(1 / 255.0, name="scale")(pixels)
+    x = layers.Rescaling(1 / 255.0, name="scale")(pixels)  # (B, 64, 64, 1) in 0..1
     stride = config.stem_stride
     x = layers.Conv2D(
         config.widths[0],
@@ -42,13 +42,13 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
     )(x)
     # Synchronised batch norm (as in ConvBlock): replicas share the global batch statistics.
     stem_bn = layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name="stem_bn")
-    x = layers.ReLU()(stem_bn(x))
+    x = layers.ReLU()(stem_bn(x))  # (B, 64 / stride, 64 / stride, widths[0])
     size = IMAGE_SIZE // stride
     for i, width in enumerate(config.widths[1:]):
         pool = size > config.feature_size
         x = ConvBlock(width, depth=config.depth, pool=pool, name=f"stage{i + 1}")(x)
-        size = size // 2 if pool else size
-    pooled = layers.GlobalAveragePooling2D(name="pool")(x)
+        size = size // 2 if pool else size  # x: (B, size, size, width)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(x)  # (B, C): the map's mean
     return keras.Model(pixels, {"feature_map": x, "pooled": pooled}, name="encoder")
 
 

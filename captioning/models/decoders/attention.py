@@ -59,19 +59,21 @@ class AttentionDecoder(LSTMDecoder):
         return (flat, self.att_features(flat), *extra), state  # (B, P, C), (B, P, A)[, (B, 4H)]
 
     def _attend(self, state, context):
-        flat, projected = context[:2]
+        """Soft attention from the previous hidden state: the attended context's share of the
+        gates (B, 4H) and the weights alpha (B, P)."""
+        flat, projected = context[:2]  # (B, P, C), (B, P, A): W_f f_p, computed once
         scores = self.att_score(
-            ops.tanh(projected + ops.expand_dims(self.att_hidden(state[0]), 1))
+            ops.tanh(projected + ops.expand_dims(self.att_hidden(state[0]), 1))  # (B, P, A)
         )  # (B, P, 1)
         alpha = ops.softmax(ops.squeeze(scores, -1), axis=-1)  # (B, P)
         z = ops.einsum("bp,bpc->bc", alpha, flat) * self.gate(state[0])  # (B, C)
         return self.context_gates(z), alpha  # (B, 4H), (B, P)
 
     def step(self, tokens, state, context, training=False):
-        context_part, alpha = self._attend(state, context)
-        gates = self.word_gates(self.embedding(tokens)) + context_part
-        h, c = self._lstm(gates + self._fixed_gates(context[2:]), state)
-        return self.out(self.drop(h, training=training)), (h, c), alpha
+        context_part, alpha = self._attend(state, context)  # (B, 4H), (B, P)
+        gates = self.word_gates(self.embedding(tokens)) + context_part  # (B, 4H)
+        h, c = self._lstm(gates + self._fixed_gates(context[2:]), state)  # each (B, H)
+        return self.out(self.drop(h, training=training)), (h, c), alpha  # logits (B, V)
 
     def call(self, inputs, training=None):
         tokens = inputs["tokens"]  # (B, T)

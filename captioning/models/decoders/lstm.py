@@ -79,7 +79,7 @@ class LSTMDecoder(CaptionDecoder):
         if self.readout is None:
             return (self.init_h(start), self.init_c(start)), ()
         found = self.readout(features["statistics"])  # (B, K)
-        start = ops.concatenate([start, found], axis=-1)
+        start = ops.concatenate([start, found], axis=-1)  # (B, D + K)
         return (self.init_h(start), self.init_c(start)), (self.readout_gates(found),)
 
     @staticmethod

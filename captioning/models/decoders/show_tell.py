@@ -20,13 +20,13 @@ class ShowTellDecoder(LSTMDecoder):
         self.built = True
 
     def initial_state(self, features, training=False):
-        state, extra = self._start(features["pooled"], features)
+        state, extra = self._start(features["pooled"], features)  # (h, c) each (B, H)
         return extra, state  # context: only the read-out's share of the gates, if any
 
     def step(self, tokens, state, context, training=False):
         gates = self.word_gates(self.embedding(tokens)) + self._fixed_gates(context)  # (B, 4H)
-        h, c = self._lstm(gates, state)
-        return self.out(self.drop(h, training=training)), (h, c), None  # (B, V)
+        h, c = self._lstm(gates, state)  # each (B, H)
+        return self.out(self.drop(h, training=training)), (h, c), None  # logits (B, V)
 
     def call(self, inputs, training=None):
         tokens = inputs["tokens"]  # (B, T)
