@@ -11,8 +11,8 @@ Under a multi-worker strategy ``restore_from_chief`` restores on the chief only 
 variables and the whole ``TrainingState`` to the other workers: every decision a resumed run
 makes (start epoch, best epoch, patience, the captioner's stage choice) is the chief's.
 
-(``tf.train.Checkpoint`` silently skipped the batch-norm statistics of layers nested in a
-custom layer under Keras 3, so resumed runs drifted; plain arrays by variable order do not.)
+Plain arrays in variable order, not ``tf.train.Checkpoint``: under Keras 3 that skips the
+batch-norm statistics of layers nested in a custom layer (``ConvBlock``).
 """
 
 from __future__ import annotations
