@@ -54,6 +54,7 @@ class TrainingState:
 
 
 def _variables(model, optimizer) -> list:
+    """Every variable a checkpoint holds, in the order it stores them."""
     return [*model.weights, *optimizer.variables]
 
 
@@ -92,6 +93,8 @@ def restore_latest(folder: Path, model, optimizer) -> TrainingState | None:
 
 
 def _restore(candidate: Path, model, optimizer) -> TrainingState:
+    """Load one checkpoint after checking its checksum, variable count and shapes; raises
+    ``ValueError`` (nothing assigned) when any of them does not match."""
     meta = json.loads((candidate / "state.json").read_text())
     blob = (candidate / "variables.npz").read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta["variables_sha256"]:
