@@ -15,7 +15,7 @@ from PIL import Image
 from captioning.config import TrainConfig
 from captioning.models.classifier import load_model
 from captioning.training.checkpoints import restore_latest
-from captioning.training.loop import make_optimizer
+from captioning.training.optimizers import make_optimizer
 
 pytestmark = pytest.mark.slow
 

@@ -420,7 +420,8 @@ from captioning.config import ModelConfig, TrainConfig
 from captioning.data.pipeline import make_dataset_fn
 from captioning.models.classifier import build_classifier
 from captioning.commands.train_classifier import ClassificationTask
-from captioning.training.loop import fit, make_optimizer
+from captioning.training.loop import fit
+from captioning.training.optimizers import make_optimizer
 from captioning.training.strategy import make_strategy
 
 rng = np.random.default_rng(0)
@@ -561,7 +562,8 @@ from captioning.data.caption_data import caption_dataset_fn
 from captioning.models.captioner import build_feature_model
 from captioning.models.decoders import build_decoder
 from captioning.training.caption_task import CaptionTask
-from captioning.training.loop import fit, make_optimizer
+from captioning.training.loop import fit
+from captioning.training.optimizers import make_optimizer
 from captioning.training.strategy import make_strategy
 
 rng = np.random.default_rng(0)

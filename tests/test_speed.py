@@ -13,7 +13,8 @@ from captioning.models.classifier import build_classifier
 from captioning.models.decoders import build_decoder
 from captioning.training import timing
 from captioning.training.caption_task import CaptionTask
-from captioning.training.loop import fit, make_optimizer
+from captioning.training.loop import fit
+from captioning.training.optimizers import make_optimizer
 
 from helpers import TINY, squares
 

@@ -13,7 +13,8 @@ from captioning.config import ModelConfig, TrainConfig
 from captioning.data.pipeline import make_dataset_fn
 from captioning.errors import RunError
 from captioning.models.classifier import build_classifier, load_model
-from captioning.training.loop import fit, make_optimizer
+from captioning.training.loop import fit
+from captioning.training.optimizers import make_optimizer
 from captioning.utils.runs import RunLock, check_resume
 
 from helpers import TINY, squares

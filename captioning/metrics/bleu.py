@@ -29,6 +29,7 @@ a worked example.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
@@ -54,6 +55,110 @@ def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_keys[starts], counts
 
 
+@dataclass
+class _FlatCorpus:
+    """Every sentence of a corpus (the hypotheses, then every image's references) as one flat
+    array of token ids, with where each token and sentence belongs. T tokens, S sentences."""
+
+    n_img: int
+    ids: np.ndarray  # (T,) token ids
+    vocab_size: int
+    sent_of: np.ndarray  # (T,) sentence of each token
+    left: np.ndarray  # (T,) tokens from each position to its sentence's end, itself included
+    image_of: np.ndarray  # (S,) image of each sentence
+    ref_index: np.ndarray  # (S,) rank of a reference among its image's (0 for hypotheses)
+    max_refs: int
+    hyp_len: np.ndarray  # (n_img,) hypothesis lengths
+    reflen: int  # sum over images of the closest reference length
+
+
+def _flatten(hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -> _FlatCorpus:
+    """The corpus as ``_FlatCorpus``: token ids, positions, and the closest reference lengths."""
+    n_img = len(hyp_tokens)
+    refs_flat = list(chain.from_iterable(ref_tokens))
+    n_refs = np.fromiter(map(len, ref_tokens), dtype=np.int64, count=n_img)
+    sentences = list(chain(hyp_tokens, refs_flat))
+    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+    hyp_len, ref_len = lengths[:n_img], lengths[n_img:]
+    ref_img = np.repeat(np.arange(n_img), n_refs)  # image of each reference
+    ref_starts = np.concatenate(([0], np.cumsum(n_refs)[:-1])) if n_img else n_refs
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(chain.from_iterable(sentences)))}
+    ids = np.fromiter(
+        map(vocab.__getitem__, chain.from_iterable(sentences)),
+        dtype=np.int64,
+        count=int(lengths.sum()),
+    )
+    left = np.repeat(lengths, lengths) - (
+        np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
+    return _FlatCorpus(
+        n_img=n_img,
+        ids=ids,
+        vocab_size=max(len(vocab), 1),
+        sent_of=np.repeat(np.arange(len(sentences)), lengths),
+        left=left,
+        image_of=np.concatenate((np.arange(n_img), ref_img)),
+        ref_index=np.concatenate(
+            (np.zeros(n_img, np.int64), np.arange(len(refs_flat)) - np.repeat(ref_starts, n_refs))
+        ),
+        max_refs=int(n_refs.max(initial=1)),
+        hyp_len=hyp_len,
+        reflen=_closest_reference_total(hyp_len, ref_len, ref_img, ref_starts),
+    )
+
+
+def _closest_reference_total(hyp_len, ref_len, ref_img, ref_starts) -> int:
+    """Sum over images of the reference length closest to the hypothesis's (ties: the shorter
+    one), as coco-caption's ``cook_test(eff="closest")``."""
+    if not len(hyp_len):
+        return 0
+    big = int(ref_len.max(initial=0)) + 1
+    closeness = np.abs(ref_len - hyp_len[ref_img]) * big + ref_len
+    return int((np.minimum.reduceat(closeness, ref_starts) % big).sum())
+
+
+def _next_order_keys(keys: np.ndarray, span: int, corpus: _FlatCorpus, k: int):
+    """The keys of the k-grams starting at each position (a (k-1)-gram's key times the
+    vocabulary size plus the k-th token) and their bound ``span``; the (k-1)-gram keys are
+    first made dense when the new ones could overflow int64."""
+    if span * corpus.vocab_size >= _KEY_LIMIT:
+        keys = _dense(keys)
+        span = int(keys.max(initial=0)) + 1
+    ids = corpus.ids
+    return keys[: len(ids) - k + 1] * corpus.vocab_size + ids[k - 1 :], span * corpus.vocab_size
+
+
+def _clipped_matches(keys: np.ndarray, span: int, corpus: _FlatCorpus, k: int) -> int:
+    """Sum over images of each hypothesis k-gram's count clipped by its largest count in any
+    one reference of the image. ``keys``: k-gram key at each position, in [0, span)."""
+    valid = corpus.left[: len(keys)] >= k  # the k-gram stays inside its sentence
+    key, sent = keys[valid], corpus.sent_of[: len(keys)][valid]
+    if (corpus.n_img + 1) * span * corpus.max_refs >= _KEY_LIMIT:
+        key = _dense(key)
+        span = int(key.max(initial=0)) + 1
+    is_hyp = sent < corpus.n_img
+    tagged = corpus.image_of[sent] * span + key  # (image, n-gram)
+    hyp_keys, hyp_counts = _runs(np.sort(tagged[is_hyp]))
+    ref_keys, ref_max = _largest_reference_counts(
+        tagged[~is_hyp], corpus.ref_index[sent[~is_hyp]], corpus.max_refs
+    )
+    at = np.minimum(np.searchsorted(ref_keys, hyp_keys), max(len(ref_keys) - 1, 0))
+    found = ref_keys[at] == hyp_keys if len(ref_keys) else np.zeros(len(hyp_keys), bool)
+    clip = np.where(found, ref_max[at] if len(ref_max) else 0, 0)
+    return int(np.minimum(hyp_counts, clip).sum())
+
+
+def _largest_reference_counts(tagged: np.ndarray, ref_index: np.ndarray, max_refs: int):
+    """Distinct (image, n-gram) keys of the references, sorted, and the largest count of each
+    in any one reference of its image."""
+    ref_keys, ref_counts = _runs(np.sort(tagged * max_refs + ref_index))  # per reference
+    ref_group = ref_keys // max_refs
+    if not len(ref_group):
+        return ref_group, ref_counts
+    first = np.flatnonzero(np.concatenate(([True], ref_group[1:] != ref_group[:-1])))
+    return ref_group[first], np.maximum.reduceat(ref_counts, first)
+
+
 def bleu_stats(
     hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]], max_n: int = 4
 ) -> dict:
@@ -63,76 +168,18 @@ def bleu_stats(
     of the closest reference lengths. Plain Python ints, as coco-caption accumulates them.
     """
     check_corpus(hyp_tokens, ref_tokens)
-    n_img = len(hyp_tokens)
-    refs_flat = list(chain.from_iterable(ref_tokens))
-    n_refs = np.fromiter(map(len, ref_tokens), dtype=np.int64, count=n_img)
-    sentences = list(chain(hyp_tokens, refs_flat))
-    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
-    hyp_len, ref_len = lengths[:n_img], lengths[n_img:]
-
-    # Closest reference length per image (ties: the shorter one), as cook_test(eff="closest").
-    ref_img = np.repeat(np.arange(n_img), n_refs)
-    big = int(ref_len.max(initial=0)) + 1
-    closeness = np.abs(ref_len - hyp_len[ref_img]) * big + ref_len
-    ref_starts = np.concatenate(([0], np.cumsum(n_refs)[:-1])) if n_img else n_refs
-    closest = np.minimum.reduceat(closeness, ref_starts) % big if n_img else n_refs
-
-    # Token ids, one flat array; n-grams never cross a sentence boundary (masked below).
-    vocab = {t: i for i, t in enumerate(dict.fromkeys(chain.from_iterable(sentences)))}
-    ids = np.fromiter(
-        map(vocab.__getitem__, chain.from_iterable(sentences)),
-        dtype=np.int64,
-        count=int(lengths.sum()),
-    )
-    size = max(len(vocab), 1)
-    sent_of = np.repeat(np.arange(len(sentences)), lengths)  # sentence of each token
-    left = np.repeat(lengths, lengths) - (
-        np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    )  # tokens from each position to its sentence's end, itself included
-    image_of = np.concatenate((np.arange(n_img), ref_img))  # image of each sentence
-    ref_index = np.concatenate(
-        (np.zeros(n_img, dtype=np.int64), np.arange(len(refs_flat)) - np.repeat(ref_starts, n_refs))
-    )
-    max_refs = int(n_refs.max(initial=1))
-
+    corpus = _flatten(hyp_tokens, ref_tokens)
     correct, guess = [], []
-    keys = np.zeros(len(ids), dtype=np.int64)
-    span = 1  # keys of order k lie in [0, span)
+    keys, span = np.zeros(len(corpus.ids), dtype=np.int64), 1  # 0-gram keys lie in [0, 1)
     for k in range(1, max_n + 1):
-        if span * size >= _KEY_LIMIT:
-            keys = _dense(keys)
-            span = int(keys.max(initial=0)) + 1
-        keys = keys[: len(ids) - k + 1] * size + ids[k - 1 :]
-        span *= size
-        valid = left[: len(keys)] >= k
-        key, sent = keys[valid], sent_of[: len(keys)][valid]
-        if (n_img + 1) * span * max_refs >= _KEY_LIMIT:
-            key = _dense(key)
-            span_k = int(key.max(initial=0)) + 1
-        else:
-            span_k = span
-        is_hyp = sent < n_img
-        tagged = image_of[sent] * span_k + key  # (image, n-gram)
-        hyp_keys, hyp_counts = _runs(np.sort(tagged[is_hyp]))
-        ref_keys, ref_counts = _runs(
-            np.sort(tagged[~is_hyp] * max_refs + ref_index[sent[~is_hyp]])
-        )  # (image, n-gram, reference): count in that one reference
-        ref_group = ref_keys // max_refs
-        if len(ref_group):
-            first = np.flatnonzero(np.concatenate(([True], ref_group[1:] != ref_group[:-1])))
-            ref_keys, ref_max = ref_group[first], np.maximum.reduceat(ref_counts, first)
-        else:
-            ref_keys, ref_max = ref_group, ref_counts
-        at = np.minimum(np.searchsorted(ref_keys, hyp_keys), max(len(ref_keys) - 1, 0))
-        found = ref_keys[at] == hyp_keys if len(ref_keys) else np.zeros(len(hyp_keys), bool)
-        clip = np.where(found, ref_max[at] if len(ref_max) else 0, 0)
-        correct.append(int(np.minimum(hyp_counts, clip).sum()))
-        guess.append(int(np.maximum(hyp_len - k + 1, 0).sum()))
+        keys, span = _next_order_keys(keys, span, corpus, k)
+        correct.append(_clipped_matches(keys, span, corpus, k))
+        guess.append(int(np.maximum(corpus.hyp_len - k + 1, 0).sum()))
     return {
         "correct": correct,
         "guess": guess,
-        "testlen": int(hyp_len.sum()),
-        "reflen": int(closest.sum()),
+        "testlen": int(corpus.hyp_len.sum()),
+        "reflen": corpus.reflen,
     }
 
 

@@ -29,7 +29,7 @@ def encode_images(encoder: keras.Model, images: np.ndarray, batch: int = 256) ->
         return image_features(encoder, x)
 
     # filled in place batch by batch: a list of batches and its concatenation would hold
-    # every feature twice (~350 MB more for 42k images at 8x8x64)
+    # every feature twice
     cache: dict[str, np.ndarray] = {}
     for i in range(0, len(images), batch):
         out = forward(tf.cast(images[i : i + batch], tf.float32)[..., None])

@@ -25,9 +25,8 @@ def build_cnn_encoder(config: ModelConfig) -> keras.Model:
     first, pooling while the map is larger than ``feature_size``.
 
     Default (stem_stride 4, widths [16, 32, 64, 64]): 64x64 -> stem 16x16x16 (non-overlapping
-    4x4 patches) -> 8x8x32 -> 8x8x64 -> 8x8x64. No layer works at 32x32: the train step is ~3x
-    cheaper on a CPU than with a stride-2 stem (64x64 -> 32x32x16 -> 16x16x32 -> 8x8x64 ->
-    8x8x64), at the same test accuracy (experiments/speed.md).
+    4x4 patches) -> 8x8x32 -> 8x8x64 -> 8x8x64. The strided stem keeps every layer at 16x16 or
+    smaller, which makes the step cheap on a CPU (the measurements: experiments/speed.md).
     """
     pixels = pixel_input()
     x = layers.Rescaling(1 / 255.0, name="scale")(pixels)  # (B, 64, 64, 1) in 0..1

@@ -109,31 +109,14 @@ def create_app(
     """The FastAPI app serving ``run`` (a captioner run folder, or a loaded ``Captioner``).
     Loads and warms up the model now, so a server that answers is ready. ``token``: required
     as ``Authorization: Bearer TOKEN`` on ``POST /caption`` when given."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
-    from starlette.concurrency import run_in_threadpool
-
-    from captioning.utils.resources import package_folder
+    from fastapi import FastAPI
 
     limits = limits or Limits()
-    captioner = run if isinstance(run, Captioner) else Captioner(run)
-    blank = [("warm-up", np.zeros((64, 64), np.uint8))]
-    for attention in (False, True):  # traces both searches before the first request
-        caption_entries(captioner, blank, attention=attention)
+    captioner = warmed_up(run if isinstance(run, Captioner) else Captioner(run))
     batcher = Batcher(
         lambda inputs, attention: caption_entries(captioner, inputs, attention=attention),
         max_batch=max_batch,
     )
-    health = {
-        "status": "ready",
-        "model": model_identity(captioner),
-        "limits": {"max_files": limits.max_files, "max_upload_mb": limits.max_file_mb},
-        "token_required": bool(token),
-        "stores_uploads": False,
-        "note": "uploaded images are decoded in memory, captioned and discarded; none is stored",
-    }
-    web = package_folder("web")
-    pages = {path: ((web / name).read_bytes(), kind) for path, (name, kind) in PAGE_FILES.items()}
 
     @asynccontextmanager
     async def lifespan(app):
@@ -142,55 +125,103 @@ def create_app(
         batcher.stop()
 
     app = FastAPI(title="captioning", lifespan=lifespan, docs_url=None, redoc_url=None)
+    add_caption_route(app, batcher, limits, token)
+    health = health_report(captioner, limits, token)
 
-    def refuse(status: int, line: str, results: list | None = None):
-        body = {"error": line} if results is None else {"error": line, "results": results}
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(body, status_code=status, headers=headers)
+    @app.get("/health")
+    async def get_health():
+        return health
 
-    def authorised(request: Request) -> bool:
-        if not token:
-            return True
-        sent = request.headers.get("authorization", "")
-        return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    add_page_routes(app)
+    return app
+
+
+def warmed_up(captioner: Captioner) -> Captioner:
+    """``captioner`` after captioning a blank image with and without attention: both searches
+    are traced before the first request."""
+    blank = [("warm-up", np.zeros((64, 64), np.uint8))]
+    for attention in (False, True):
+        caption_entries(captioner, blank, attention=attention)
+    return captioner
+
+
+def health_report(captioner: Captioner, limits: Limits, token: str | None) -> dict:
+    """What ``GET /health`` answers: readiness, the model's identity and the limits."""
+    return {
+        "status": "ready",
+        "model": model_identity(captioner),
+        "limits": {"max_files": limits.max_files, "max_upload_mb": limits.max_file_mb},
+        "token_required": bool(token),
+        "stores_uploads": False,
+        "note": "uploaded images are decoded in memory, captioned and discarded; none is stored",
+    }
+
+
+def refusal(status: int, line: str, results: list | None = None):
+    """A 4xx/5xx JSON answer: ``{"error": line}``, with ``results`` when files were read."""
+    from fastapi.responses import JSONResponse
+
+    body = {"error": line} if results is None else {"error": line, "results": results}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def authorised(headers, token: str | None) -> bool:
+    """Whether a request with these headers may caption: always without a ``token``, else
+    only with ``Authorization: Bearer TOKEN`` (compared in constant time)."""
+    if not token:
+        return True
+    sent = headers.get("authorization", "")
+    return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
+def add_caption_route(app, batcher: Batcher, limits: Limits, token: str | None) -> None:
+    """``POST /caption``: check the token, read and decode the files within ``limits``, queue
+    them on ``batcher`` and answer their entries (see the module doc)."""
+    from fastapi import Request
+    from starlette.concurrency import run_in_threadpool
 
     @app.post("/caption")
     async def caption(request: Request, attention: bool = False):
-        if not authorised(request):
-            return refuse(401, "missing or wrong API token (send 'Authorization: Bearer TOKEN')")
+        if not authorised(request.headers, token):
+            return refusal(401, "missing or wrong API token (send 'Authorization: Bearer TOKEN')")
         try:
             files = await read_files(request, limits)
         except Refused as refused:
-            return refuse(refused.status, refused.line)
+            return refusal(refused.status, refused.line)
         inputs = await run_in_threadpool(decode_files, files, limits)
         line = refusal_line(inputs)
         if line is not None:
-            return refuse(422, line, [{"path": name, "error": p} for name, p in inputs])
+            return refusal(422, line, [{"path": name, "error": p} for name, p in inputs])
         try:
             entries = await asyncio.wrap_future(batcher.submit(inputs, attention))
         except Exception as err:  # the worker survives; this request fails with one line
-            return refuse(500, f"captioning failed: {type(err).__name__}: {err}")
+            return refusal(500, f"captioning failed: {type(err).__name__}: {err}")
         return {
             "results": [
                 for_json(e, image, attention) for e, (_, image) in zip(entries, inputs, strict=True)
             ]
         }
 
-    @app.get("/health")
-    async def get_health():
-        return health
 
-    def page_route(path: str):
-        body, kind = pages[path]
+def add_page_routes(app) -> None:
+    """``GET`` of each of ``PAGE_FILES``, read once from ``captioning/web``, served with
+    ``PAGE_POLICY`` as its Content-Security-Policy."""
+    from fastapi.responses import Response
 
+    from captioning.utils.resources import package_folder
+
+    web = package_folder("web")
+    headers = {"Content-Security-Policy": PAGE_POLICY}
+
+    def page_of(body: bytes, kind: str):
         async def page():
-            return Response(body, media_type=kind, headers={"Content-Security-Policy": PAGE_POLICY})
+            return Response(body, media_type=kind, headers=headers)
 
-        app.get(path, include_in_schema=False)(page)
+        return page
 
-    for path in pages:
-        page_route(path)
-    return app
+    for path, (name, kind) in PAGE_FILES.items():
+        app.get(path, include_in_schema=False)(page_of((web / name).read_bytes(), kind))
 
 
 @contextmanager

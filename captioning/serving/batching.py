@@ -47,6 +47,7 @@ class Batcher:
         self._thread = threading.Thread(target=self._work, name="captioning-batcher", daemon=True)
 
     def start(self) -> None:
+        """Start the worker thread."""
         self._thread.start()
 
     def stop(self) -> None:
@@ -61,6 +62,8 @@ class Batcher:
         return job.future
 
     def _work(self) -> None:
+        """The worker: take a job, gather what joins it within ``max_wait`` (up to
+        ``max_batch`` images), caption them together; until ``stop``."""
         while True:
             job = self._queue.get()
             if job is None:
@@ -80,6 +83,8 @@ class Batcher:
             self._run(jobs)
 
     def _run(self, jobs: list[Job]) -> None:
+        """Caption the inputs of ``jobs`` in one call and hand each job its own entries
+        (attention maps only to the jobs that asked for them)."""
         inputs = [item for job in jobs for item in job.inputs]
         try:
             entries = self.caption(inputs, any(job.attention for job in jobs))

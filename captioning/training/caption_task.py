@@ -64,6 +64,8 @@ class CaptionTask:
         self.word_weights = None if word_weights is None else tf.constant(word_weights)
 
     def loss_and_stats(self, model, batch, training: bool):
+        """Per-example loss (b,) and the summed statistics of one replica's batch (see
+        ``loop.Task``): losses, words, correctly predicted words and, when labelled, classes."""
         inputs, targets = batch
         tokens = targets["tokens"]  # (b, L + 1): <start> w1 .. <end> <pad>..
         out = model({**inputs, "tokens": tokens[:, :-1]}, training=training)
@@ -108,6 +110,7 @@ class CaptionTask:
         return per_example, stats
 
     def summarize(self, sums):
+        """Mean losses per caption, word accuracy, and class accuracy when labelled."""
         count = max(sums.get("count", 0.0), 1.0)
         metrics = {
             "loss": sums.get("loss", 0.0) / count,
@@ -119,6 +122,7 @@ class CaptionTask:
         return metrics
 
     def validate(self, model) -> dict:
+        """The metrics of generated captions (``validate_fn``), or none."""
         return self.validate_fn(model) if self.validate_fn else {}
 
 
@@ -147,6 +151,7 @@ class BleuValidator:
         self._search: tuple[int, CaptionSearch] | None = None
 
     def search_for(self, model) -> CaptionSearch:
+        """The greedy search on ``model``'s decoder, made once per model (tracing is slow)."""
         if self._search is None or self._search[0] != id(model):
             search = CaptionSearch(
                 model.get_layer("decoder"),

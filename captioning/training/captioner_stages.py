@@ -29,15 +29,9 @@ from captioning.training.captioner_setup import (
     CaptionerParts,
     TrainingRun,
 )
-from captioning.training.loop import (
-    FitResult,
-    fit,
-    learning_rate_schedule,
-    make_optimizer,
-    save_model_atomically,
-    weights_digest,
-)
-from captioning.training.optimizers import ScaledRateAdamW
+from captioning.training.checkpoints import save_model_atomically, weights_digest
+from captioning.training.loop import FitResult, fit
+from captioning.training.optimizers import ScaledRateAdamW, learning_rate_schedule, make_optimizer
 from captioning.utils.atomic import atomic_path
 from captioning.utils.runs import peak_rss_mib, write_json
 

@@ -11,8 +11,8 @@ Under a multi-worker strategy ``restore_from_chief`` restores on the chief only 
 variables and the whole ``TrainingState`` to the other workers: every decision a resumed run
 makes (start epoch, best epoch, patience, the captioner's stage choice) is the chief's.
 
-(``tf.train.Checkpoint`` silently skipped the batch-norm statistics of layers nested in a
-custom layer under Keras 3, so resumed runs drifted; plain arrays by variable order do not.)
+Plain arrays in variable order, not ``tf.train.Checkpoint``: under Keras 3 that skips the
+batch-norm statistics of layers nested in a custom layer (``ConvBlock``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class TrainingState:
 
 
 def _variables(model, optimizer) -> list:
+    """Every variable a checkpoint holds, in the order it stores them."""
     return [*model.weights, *optimizer.variables]
 
 
@@ -92,6 +93,8 @@ def restore_latest(folder: Path, model, optimizer) -> TrainingState | None:
 
 
 def _restore(candidate: Path, model, optimizer) -> TrainingState:
+    """Load one checkpoint after checking its checksum, variable count and shapes; raises
+    ``ValueError`` (nothing assigned) when any of them does not match."""
     meta = json.loads((candidate / "state.json").read_text())
     blob = (candidate / "variables.npz").read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta["variables_sha256"]:

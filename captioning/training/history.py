@@ -29,6 +29,7 @@ class History:
         self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
 
     def append(self, row: dict[str, float]) -> None:
+        """Record one epoch: rewrite ``log.csv`` (atomically), add its scalars, redraw."""
         self.rows.append(row)
         fields = list(dict.fromkeys(k for r in self.rows for k in r))
         with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as handle:

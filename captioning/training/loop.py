@@ -1,21 +1,18 @@
-"""The one training loop: custom steps under tf.distribute, for every model in the project.
+"""The one training loop, for every model in the project: ``fit`` runs a ``Task`` (what a
+batch's loss and statistics are) epoch after epoch, with a progress bar, validation each
+epoch, the best model by a validation metric, checkpoints to resume from, and logs.
 
-Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
-so each step is ``strategy.run(step_fn)``: per-replica losses are scaled by the *global* batch
-(``tf.nn.compute_average_loss``) and the Keras optimizer all-reduces (sums) the gradients.
-A ``Task`` says what a batch's loss and statistics are; the loop does the rest: progress bar,
-validation each epoch, best checkpoint by a validation metric, resume, logs.
+The steps are our own (``captioning.training.steps``), not ``model.fit``, because Keras 3's
+``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
 
-Multi-worker runs (``MultiWorkerMirroredStrategy``) need every process to issue the same
-collectives in the same order, so: the global batch must split evenly over the replicas;
-every worker runs exactly ``steps`` training steps and the same number of validation steps
-(the dataset functions give each worker enough batches, empty ones where its share of the
-validation set runs out); the validation metrics every decision is taken from (best epoch,
-early stopping) are the chief's; on resume the chief's checkpoint, variables and counters
-(best metrics and their epoch included), is broadcast to all (``restore_from_chief``), so
-every worker stops at the same epoch. Only the chief writes files; the other workers keep
-everything in memory. A worker that dies makes the survivors raise ``WorkerLostError``
-naming it (see ``strategy``).
+Multi-worker runs need every process to issue the same collectives in the same order, so:
+the global batch must split evenly over the replicas; every worker runs exactly ``steps``
+training steps and the same number of validation steps (the dataset functions give each
+worker empty batches where its share of the validation set runs out); every decision (best
+epoch, early stopping) is taken from the chief's validation metrics; on resume the chief's
+checkpoint, variables and counters, is broadcast to all (``restore_from_chief``). Only the
+chief writes files. A worker that dies makes the survivors raise ``WorkerLostError`` naming
+it (``captioning.training.strategy``).
 """
 
 from __future__ import annotations
@@ -34,12 +31,15 @@ from captioning.data.pipeline import DatasetFn
 from captioning.errors import RunError
 from captioning.training import sync, timing
 from captioning.training.checkpoints import (
+    TrainingState,
     restore_from_chief,
     save_checkpoint,
     save_model_atomically,
     weights_digest,
 )
 from captioning.training.history import History
+from captioning.training.optimizers import make_optimizer as make_optimizer  # re-exported
+from captioning.training.steps import accumulate, compile_steps, evaluate
 from captioning.training.strategy import (
     LOST_WORKER_ERRORS,
     WorkerLostError,
@@ -79,27 +79,6 @@ class FitResult:
     weights_sha256: str = ""  # of the final model weights: equal on every worker of a run
 
 
-def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    """AdamW with linear warm-up then cosine decay to 0 (or a constant rate)."""
-    return keras.optimizers.AdamW(
-        learning_rate_schedule(config, total_steps), weight_decay=config.weight_decay
-    )
-
-
-def learning_rate_schedule(config: TrainConfig, total_steps: int):
-    """The rate of ``make_optimizer``: linear warm-up then cosine decay, or a constant."""
-    rate = config.learning_rate
-    if config.schedule == "cosine":
-        warmup = min(config.warmup_steps, max(total_steps - 1, 0))
-        rate = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else config.learning_rate,
-            max(total_steps - warmup, 1),
-            warmup_target=config.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    return rate
-
-
 def fit(
     *,
     task: Task,
@@ -120,11 +99,12 @@ def fit(
     this fit in messages (e.g. ``stage1``); the workers check that they run the same one.
     """
     check_global_batch(config.batch_size, strategy.num_replicas_in_sync)
+    job = _Fit(
+        task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
+        best_model_name, stage, chief=is_chief(strategy),
+    )  # fmt: skip
     with reporting_lost_workers(strategy), timing.scope(stage or "fit"):
-        return _fit(
-            task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
-            best_model_name, stage,
-        )  # fmt: skip
+        return _run_epochs(job)
 
 
 def check_global_batch(global_batch: int, replicas: int) -> int:
@@ -150,149 +130,158 @@ def reporting_lost_workers(strategy: tf.distribute.Strategy):
         raise WorkerLostError(lost_worker_message(err, strategy)) from None
 
 
-def _fit(
-    task, model, optimizer, strategy, train_fn, val_fn, steps, config, run_dir,
-    best_model_name, stage,
-) -> FitResult:  # fmt: skip
-    chief = is_chief(strategy)
-    patience = getattr(config, "patience", None)
-    # what decides the collectives this fit issues (the command agreed on the rest)
-    loop = {"stage": stage, "steps": steps, "epochs": config.epochs, "patience": patience}
-    loop["batch_size"] = config.batch_size
-    sync.agree(strategy, "the training loop", {k: str(v) for k, v in loop.items()})
-    with strategy.scope():
-        optimizer.build(model.trainable_variables)  # slots exist before a restore fills them
-    state = restore_from_chief(run_dir / "checkpoints", model, optimizer, strategy, chief)
-    result = FitResult(resumed_from=state.epoch, best=state.best_metrics or {})
-    label = f"{stage}: " if stage else ""
-    if state.epoch and chief:
-        print(f"{label}resuming {run_dir} after epoch {state.epoch}")
-    history = History(run_dir, resume_epoch=state.epoch) if chief else None
-    global_batch = config.batch_size
+@dataclass
+class _Fit:
+    """One ``fit`` call: its arguments, and whether this process is the chief."""
 
-    def train_step_fn(batch):
-        with tf.GradientTape() as tape:
-            per_example, stats = task.loss_and_stats(model, batch, training=True)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return stats
+    task: Task
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    strategy: tf.distribute.Strategy
+    train_fn: DatasetFn
+    val_fn: DatasetFn
+    steps: int
+    config: TrainConfig
+    run_dir: Path
+    best_model_name: str
+    stage: str
+    chief: bool
 
-    def eval_step_fn(batch):
-        return task.loss_and_stats(model, batch, training=False)[1]
+    @property
+    def label(self) -> str:
+        """The stage as a message prefix (``"stage1: "``), or nothing."""
+        return f"{self.stage}: " if self.stage else ""
 
-    def reduce(stats):
-        return {
-            k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in stats.items()
-        }
 
-    @tf.function(jit_compile=jit_compile(config, strategy))
-    def train_step(batch):
-        return reduce(strategy.run(train_step_fn, args=(batch,)))
-
-    @tf.function(reduce_retracing=True)  # the last evaluation batches are shorter
-    def eval_step(batch):
-        return reduce(strategy.run(eval_step_fn, args=(batch,)))
-
-    start = time.perf_counter()
-    validate = getattr(task, "validate", None)
-    stopped = ""
-    for epoch in range(state.epoch, config.epochs):
-        if patience and state.best_metrics and epoch - state.best_metrics["epoch"] >= patience:
-            stopped = f" (early stop: no better val {task.monitor} for {patience} epochs)"
+def _run_epochs(job: _Fit) -> FitResult:
+    """Agree on the loop, restore the chief's checkpoint, then train epoch after epoch until
+    ``config.epochs`` or early stopping."""
+    _agree_on_loop(job)
+    state = _restore(job)
+    result = FitResult(resumed_from=state.epoch, best=state.best_metrics or {}, chief=job.chief)
+    history = History(job.run_dir, resume_epoch=state.epoch) if job.chief else None
+    steps = compile_steps(job.task, job.model, job.optimizer, job.strategy, job.config)
+    start, stopped = time.perf_counter(), ""
+    for epoch in range(state.epoch, job.config.epochs):
+        stopped = _early_stop(job, state, epoch)
+        if stopped:
             break
         tic = time.perf_counter()
-        with timing.phase("dataset_setup"):
-            train_ds = strategy.distribute_datasets_from_function(
-                lambda ctx, e=epoch: train_fn(ctx, e)
-            )
-        bar = keras.utils.Progbar(
-            steps,
-            stateful_metrics=["loss", "accuracy"],
-            verbose=1 if chief else 0,
-            unit_name="step",
-        )
-        print(f"epoch {epoch + 1}/{config.epochs}") if chief else None
-        sums: dict[str, float] = {}
-        batches = iter(train_ds)
-        for step, batch in enumerate(timing.timed_iter(batches, "input_wait")):
-            if step >= steps:
-                break
-            # the first step of a fit traces (and compiles) the step: timed apart
-            with timing.phase("train_steps" if step or result.epochs_run else "first_step"):
-                sums = _accumulate(sums, train_step(batch))  # as floats: the step is done
-            if step % 20 == 0 or step == steps - 1:
-                bar.update(step + 1, list(task.summarize(sums).items()))
-        with timing.phase("input_teardown"):
-            del batches, train_ds  # joins the pipeline's threads
-        train_metrics = task.summarize(sums)
-        with timing.phase("validation_steps"):
-            val_metrics = evaluate(eval_step, strategy, val_fn, task, config.max_eval_batches)
-        if validate is not None:
-            val_metrics.update(validate(model))  # its own phases (decoding, metrics)
-        val_metrics = _from_chief(strategy, val_metrics)
-        row = {
-            "epoch": epoch + 1,
-            **{f"train_{k}": v for k, v in train_metrics.items()},
-            **{f"val_{k}": v for k, v in val_metrics.items()},
-            "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
-            "seconds": time.perf_counter() - tic,
-        }
+        train_metrics = _train_epoch(job, steps.train, epoch, first=not result.epochs_run)
+        val_metrics = _validate(job, steps.eval)
+        row = _epoch_row(epoch, train_metrics, val_metrics, job.optimizer, tic)
         state.epoch = epoch + 1
-        if val_metrics[task.monitor] > state.best:
-            state.best, state.best_metrics = (
-                val_metrics[task.monitor],
-                {**val_metrics, "epoch": epoch + 1},
-            )
-            result.best = state.best_metrics
-            if chief:
-                with timing.phase("checkpointing"):
-                    save_model_atomically(model, run_dir / best_model_name)
-        if chief:  # variables are identical on every worker: one copy is enough
-            with timing.phase("checkpointing"):
-                save_checkpoint(run_dir / "checkpoints", model, optimizer, state)
-        if history is not None:
-            with timing.phase("history"):
-                history.append(row)
-            print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))
+        _keep_if_best(job, state, result, val_metrics)
+        _save_epoch(job, state, history, row)
         result.epochs_run += 1
-    print(f"{label}stopped after epoch {state.epoch} of {config.epochs}{stopped}")  # every worker
+    stop = f"{job.label}stopped after epoch {state.epoch} of {job.config.epochs}{stopped}"
+    print(stop)  # on every worker
     result.seconds = time.perf_counter() - start
-    result.chief = chief
-    result.weights_sha256 = weights_digest(model)
+    result.weights_sha256 = weights_digest(job.model)
     return result
 
 
-def jit_compile(config: TrainConfig, strategy: tf.distribute.Strategy) -> bool:
-    """Whether to compile the train step with XLA: ``train.jit_compile`` on one replica (the
-    optimizer's cross-replica merge of several replicas cannot run inside XLA)."""
-    return config.jit_compile and strategy.num_replicas_in_sync == 1
+def _agree_on_loop(job: _Fit) -> None:
+    """Check that every worker runs this fit alike: what decides the collectives it issues
+    (the command agreed on the rest of the experiment before building the model)."""
+    patience = getattr(job.config, "patience", None)
+    loop = {"stage": job.stage, "steps": job.steps, "epochs": job.config.epochs}
+    loop |= {"patience": patience, "batch_size": job.config.batch_size}
+    sync.agree(job.strategy, "the training loop", {k: str(v) for k, v in loop.items()})
 
 
-def _from_chief(strategy, metrics: dict[str, float]) -> dict[str, float]:
-    """The chief's values of the validation metrics (``task.validate`` runs eagerly on each
-    worker): every worker then takes the same best-epoch and early-stopping decisions, even
-    where another host's floating point would round a generated caption differently."""
-    if not metrics:  # nothing to send (an empty all-reduce crashes MirroredStrategy)
-        return {}
-    names = sorted(metrics)
-    values = sync.from_first_replica(strategy, [], [float(metrics[k]) for k in names])
-    return dict(zip(names, values, strict=True))
+def _restore(job: _Fit) -> TrainingState:
+    """The chief's newest checkpoint, on every worker (a fresh state when there is none)."""
+    with job.strategy.scope():
+        job.optimizer.build(job.model.trainable_variables)  # slots exist before a restore
+    folder = job.run_dir / "checkpoints"
+    state = restore_from_chief(folder, job.model, job.optimizer, job.strategy, job.chief)
+    if state.epoch and job.chief:
+        print(f"{job.label}resuming {job.run_dir} after epoch {state.epoch}")
+    return state
 
 
-def _accumulate(sums: dict[str, float], stats) -> dict[str, float]:
-    return {k: sums.get(k, 0.0) + float(v) for k, v in stats.items()}
+def _early_stop(job: _Fit, state: TrainingState, epoch: int) -> str:
+    """Why training stops before ``epoch`` (``patience`` epochs without a better validation
+    score), or ``""`` to go on."""
+    patience = getattr(job.config, "patience", None)
+    if patience and state.best_metrics and epoch - state.best_metrics["epoch"] >= patience:
+        return f" (early stop: no better val {job.task.monitor} for {patience} epochs)"
+    return ""
 
 
-def evaluate(eval_step, strategy, val_fn: DatasetFn, task: Task, max_batches: int | None):
-    """Summed statistics over the whole validation set (or ``max_batches`` of it)."""
+def _train_epoch(job: _Fit, train_step, epoch: int, first: bool) -> dict[str, float]:
+    """``job.steps`` training steps on the epoch's dataset, with a progress bar on the chief;
+    the task's training metrics. ``first``: the fit's first epoch, whose first step traces
+    (and compiles) the step and is timed apart."""
+    with timing.phase("dataset_setup"):
+        train_ds = job.strategy.distribute_datasets_from_function(
+            lambda ctx: job.train_fn(ctx, epoch)
+        )
+    bar = keras.utils.Progbar(
+        job.steps,
+        stateful_metrics=["loss", "accuracy"],
+        verbose=1 if job.chief else 0,
+        unit_name="step",
+    )
+    print(f"epoch {epoch + 1}/{job.config.epochs}") if job.chief else None
     sums: dict[str, float] = {}
-    for i, batch in enumerate(
-        strategy.distribute_datasets_from_function(lambda ctx: val_fn(ctx, 0))
-    ):
-        if max_batches is not None and i >= max_batches:
+    batches = iter(train_ds)
+    for step, batch in enumerate(timing.timed_iter(batches, "input_wait")):
+        if step >= job.steps:
             break
-        sums = _accumulate(sums, eval_step(batch))
-    return task.summarize(sums)
+        with timing.phase("first_step" if first and not step else "train_steps"):
+            sums = accumulate(sums, train_step(batch))
+        if step % 20 == 0 or step == job.steps - 1:
+            bar.update(step + 1, list(job.task.summarize(sums).items()))
+    with timing.phase("input_teardown"):
+        del batches, train_ds  # joins the pipeline's threads
+    return job.task.summarize(sums)
+
+
+def _validate(job: _Fit, eval_step) -> dict[str, float]:
+    """The epoch's validation metrics, the chief's on every worker: the summed statistics of
+    the validation set, plus ``task.validate`` when the task has it."""
+    with timing.phase("validation_steps"):
+        metrics = evaluate(
+            eval_step, job.strategy, job.val_fn, job.task, job.config.max_eval_batches
+        )
+    validate = getattr(job.task, "validate", None)
+    if validate is not None:
+        metrics.update(validate(job.model))  # its own phases (decoding, metrics)
+    return sync.metrics_from_chief(job.strategy, metrics)
+
+
+def _epoch_row(epoch, train_metrics, val_metrics, optimizer, tic: float) -> dict[str, float]:
+    """The epoch's row of ``log.csv``."""
+    return {
+        "epoch": epoch + 1,
+        **{f"train_{k}": v for k, v in train_metrics.items()},
+        **{f"val_{k}": v for k, v in val_metrics.items()},
+        "learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+        "seconds": time.perf_counter() - tic,
+    }
+
+
+def _keep_if_best(job: _Fit, state: TrainingState, result: FitResult, val_metrics) -> None:
+    """Record the epoch as the best so far when it beats the best validation score, and (chief)
+    save the model as ``best_model_name``."""
+    score = val_metrics[job.task.monitor]
+    if score > state.best:
+        state.best, state.best_metrics = score, {**val_metrics, "epoch": state.epoch}
+        result.best = state.best_metrics
+        if job.chief:
+            with timing.phase("checkpointing"):
+                save_model_atomically(job.model, job.run_dir / job.best_model_name)
+
+
+def _save_epoch(job: _Fit, state: TrainingState, history: History | None, row: dict) -> None:
+    """The chief's checkpoint and log row of the epoch; the other workers write nothing (their
+    variables are the chief's)."""
+    if not job.chief:
+        return
+    with timing.phase("checkpointing"):
+        save_checkpoint(job.run_dir / "checkpoints", job.model, job.optimizer, state)
+    with timing.phase("history"):
+        history.append(row)
+    print(" - ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_")))

@@ -1,8 +1,32 @@
-"""Optimizers beyond Keras' own."""
+"""The training loop's optimizer (``make_optimizer``: AdamW on a warm-up and cosine schedule)
+and ``ScaledRateAdamW``, which trains some variables at a scaled rate."""
 
 from __future__ import annotations
 
 import keras
+
+from captioning.config import TrainConfig
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """AdamW with linear warm-up then cosine decay to 0 (or a constant rate)."""
+    return keras.optimizers.AdamW(
+        learning_rate_schedule(config, total_steps), weight_decay=config.weight_decay
+    )
+
+
+def learning_rate_schedule(config: TrainConfig, total_steps: int):
+    """The rate of ``make_optimizer``: linear warm-up then cosine decay, or a constant."""
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else config.learning_rate,
+            max(total_steps - warmup, 1),
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    return rate
 
 
 class ScaledRateAdamW(keras.optimizers.AdamW):

@@ -160,3 +160,14 @@ def _shown(value: str, limit: int = 64) -> str:
     if len(value) <= limit:
         return value
     return f"sha256 {hashlib.sha256(value.encode()).hexdigest()[:16]}"
+
+
+def metrics_from_chief(strategy: tf.distribute.Strategy, metrics: dict[str, float]) -> dict:
+    """The chief's values of ``metrics`` on every worker (validation metrics computed eagerly
+    on each worker): all then take the same best-epoch and early-stopping decisions, even
+    where another host's floating point would round a generated caption differently."""
+    if not metrics:  # nothing to send (an empty all-reduce crashes MirroredStrategy)
+        return {}
+    names = sorted(metrics)
+    values = from_first_replica(strategy, [], [float(metrics[k]) for k in names])
+    return dict(zip(names, values, strict=True))

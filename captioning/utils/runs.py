@@ -74,6 +74,7 @@ def write_json(path: Path, payload) -> None:
 
 
 def read_json(path: Path):
+    """The JSON in ``path``; a one-line ``RunError`` when it is missing or corrupt."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:

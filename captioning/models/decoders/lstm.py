@@ -25,9 +25,9 @@ class LSTMDecoder(CaptionDecoder):
     a finding stated late in the caption does not depend on the state carrying it. The
     read-out's weights are fitted by least squares (``fit_readout``) to each finding's
     measurement relative to its cut point, and never changed by gradient steps: the findings
-    are shares of pixels past grey levels, which the statistics state exactly and a linear map
-    recovers to ~1e-4 of their spread, whereas the caption loss alone leaves the LSTM's own
-    read-out of them at 97-99% per field (experiments/findings_accuracy.md).
+    are shares of pixels past grey levels, which a linear map of the statistics recovers
+    almost exactly, better than the caption loss teaches the LSTM to (see
+    experiments/findings_accuracy.md).
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class LSTMDecoder(CaptionDecoder):
         (N, F) of the training images (closed form, float64). ``ridge`` x N on the diagonal only
         keeps the solve stable (the shares of neighbouring levels are nearly collinear): a
         stronger one blurs the fit near the cut points, where it matters. The normal equations
-        are summed over chunks of rows: a float64 copy of all of them would be ~350 MB more."""
+        are summed over chunks of rows, so no float64 copy of every row is made at once."""
         n = len(statistics)
         features = statistics.shape[1] + 1  # + the bias column
         gram = ridge * n * np.eye(features)  # (F + 1, F + 1)
