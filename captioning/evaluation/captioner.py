@@ -31,7 +31,6 @@ import numpy as np
 from captioning.evaluation.artifacts import write_artifacts
 from captioning.evaluation.inputs import NO_LABELS, EvalSet, evaluation_set
 from captioning.evaluation.truth import TruthScorer, mean_of, truth_scorers
-from captioning.inference import Captioner
 from captioning.metrics import score_captions
 from captioning.metrics.calibration import expected_calibration_error
 from captioning.utils.runs import write_json
@@ -79,6 +78,8 @@ def evaluate_captioner_run(
     own ``split``; write the report to ``out`` if given, its figures beside it (else in
     ``run_dir/eval``). ``phrasing`` overrides the run's ``decoder.phrasing``; ``truth``
     replaces the truth scorers chosen for the caption source."""
+    from captioning.inference import Captioner  # TensorFlow: loaded only to caption
+
     run_dir = Path(run_dir)
     captioner = Captioner(run_dir, phrasing=phrasing)
     with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:

@@ -20,7 +20,6 @@ import pandas as pd
 from captioning.captions.findings import check_cutpoints, compute_findings
 from captioning.captions.templates import load_template_set
 from captioning.captions.tokenize import tokenize
-from captioning.data.caption_data import caption_frame, row_references
 from captioning.data.evaluation import load_labelled, run_split
 from captioning.data.sources import caption_source
 from captioning.data.template_captions import CUTPOINTS_FILE, caption_table, load_cutpoints
@@ -32,14 +31,16 @@ NO_LABELS = "the caption source has no class labels of the encoder's classes"
 @dataclass
 class EvalSet:
     """Images (N, H, W) uint8 with one row of ``frame`` each (``path``, ``reference_*``, and the
-    truth columns the source has). ``labels``: class ids in the encoder's classes (meaningful
-    only when ``labelled``). ``source``: the caption source kind (``templates``, ``file``,
-    ``r2gen``). ``evaluated``: what the report says was evaluated; ``tag``: the stem of the
-    files written beside it. ``tokenize``: the rule the caption metrics split texts with."""
+    truth columns the source has) and ``references`` (each image's reference texts).
+    ``labels``: class ids in the encoder's classes (meaningful only when ``labelled``).
+    ``source``: the caption source kind (``templates``, ``file``, ``r2gen``). ``evaluated``:
+    what the report says was evaluated; ``tag``: the stem of the files written beside it.
+    ``tokenize``: the rule the caption metrics split texts with."""
 
     images: np.ndarray
     labels: np.ndarray
     frame: pd.DataFrame
+    references: list[list[str]]
     evaluated: dict
     tag: str
     source: str = "templates"
@@ -51,12 +52,14 @@ class EvalSet:
         """A report source: no class-organised images, per-image samples instead of per class."""
         return self.source != "templates"
 
-    @property
-    def references(self) -> list[list[str]]:
-        return row_references(self.frame)
-
     def __len__(self) -> int:
         return len(self.images)
+
+
+def _references(frame: pd.DataFrame) -> list[list[str]]:
+    from captioning.data.caption_data import row_references  # imports TensorFlow
+
+    return row_references(frame)
 
 
 def evaluation_set(captioner, data: str | None, split: str, workdir: Path) -> EvalSet:
@@ -80,9 +83,11 @@ def evaluation_set(captioner, data: str | None, split: str, workdir: Path) -> Ev
 
 def template_split(captioner, split: str) -> EvalSet:
     """A templated run's own split, with its dataset's caption table."""
+    from captioning.data.caption_data import caption_frame  # imports TensorFlow
+
     dataset, part, evaluated = run_split(captioner.run, split)
     frame = caption_frame(dataset, captioner.templates).iloc[part.rows].reset_index(drop=True)
-    return EvalSet(part.images, part.labels, frame, evaluated, split)
+    return EvalSet(part.images, part.labels, frame, _references(frame), evaluated, split)
 
 
 def external_set(captioner, source: Path, workdir: Path) -> EvalSet:
@@ -102,7 +107,8 @@ def external_set(captioner, source: Path, workdir: Path) -> EvalSet:
         manifest, compute_findings(images, cutpoints), load_template_set(captioner.templates)
     )
     evaluated = {"data": str(source), "split": None, "skipped": skipped}
-    return EvalSet(images, labels, frame, evaluated, source.name.split(".")[0] or "data")
+    tag = source.name.split(".")[0] or "data"
+    return EvalSet(images, labels, frame, _references(frame), evaluated, tag)
 
 
 def free_text_split(captioner, split: str) -> EvalSet:
@@ -117,6 +123,7 @@ def free_text_split(captioner, split: str) -> EvalSet:
         part.images,
         part.labels,
         frame,
+        _references(frame),
         evaluated,
         split,
         source=source.kind,
