@@ -57,8 +57,3 @@ def test_a_per_image_metric_added_to_the_list_is_scored_as_its_mean(monkeypatch)
     monkeypatch.setattr(registry, "METRICS", (*METRICS, toy))
     monkeypatch.setitem(registry._BY_NAME, "length", toy)
     assert score_captions(HYPS, REFS)["length"] == 3.0
-
-
-def test_length_is_the_mean_caption_length():
-    assert score_captions(["a b c", "a"], [["a"], ["b"]])["length"] == 2.0
-    assert metric("length").format(2.0) == "2.00"

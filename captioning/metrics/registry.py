@@ -82,10 +82,6 @@ def _meteor(hyp_tokens, ref_tokens) -> dict:
     return {"meteor": meteor, "meteor_missing": missing}  # the reason when it could not run
 
 
-def _length(hyp_tokens, ref_tokens) -> dict:
-    return {"length": [len(h) for h in hyp_tokens]}
-
-
 _COCO = "BLEU of coco-caption (pycocoevalcap Bleu)"
 _PCT = {"kind": "truth", "digits": 2, "percent": True}  # truth metrics: shares, in percent
 METRICS: tuple[Metric, ...] = (
@@ -98,7 +94,6 @@ METRICS: tuple[Metric, ...] = (
            scorer=_nltk_bleu),
     Metric("cider", "CIDEr-D", "CIDEr-D of coco-caption", "corpus", 3, scorer=_cider),
     Metric("rouge_l", "ROUGE-L", "ROUGE-L F, beta 1.2, coco-caption", "corpus", 4, scorer=_rouge),
-    Metric("length", "length", "tokens per generated caption", "per_image", 2, scorer=_length),
     Metric("meteor", "METEOR", "METEOR 1.5, coco-caption's jar", "corpus", 4, scorer=_meteor,
            on_request=True),
     Metric("caption_class_accuracy", "class", "class read back from the caption",
