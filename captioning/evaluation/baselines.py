@@ -1,4 +1,4 @@
-"""Template baseline: "classify, then verbalise" (the report-generation baseline of issue 4).
+"""Template baseline: "classify, then verbalise", the simplest report generator to beat.
 
 The pretrained classifier gives the class; one small head per finding (and one for the quality
 flag) reads the field from the classifier's frozen encoder; the predicted fields are rendered

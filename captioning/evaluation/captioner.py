@@ -35,7 +35,8 @@ from captioning.metrics import score_captions
 from captioning.metrics.calibration import expected_calibration_error
 from captioning.utils.runs import write_json
 
-# the report's key order; "*": keys of added truth scorers
+# the key order of the report as returned and printed (the written file sorts its keys);
+# "*": the keys of added truth scorers
 ORDER = (
     "n", "caption_source", "caption_class_accuracy", "accuracy", "findings_accuracy",
     "template_share", "*", "ece", "out_of_scope", "out_of_scope_rate", "scope", "per_class",

@@ -17,6 +17,7 @@ report builder merges what every applicable scorer returns. See docs/metrics.md.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -75,38 +76,47 @@ def summarize_findings(scores: dict, index=None) -> dict:
     return out
 
 
+class TemplateScores(NamedTuple):
+    """Per image: whether the class and each field read back right (``findings_scores``);
+    and the share of the captions written with each template of the set."""
+
+    per_image: dict
+    template_share: dict
+
+
 class TemplateTruth(TruthScorer):
     """Parse-back against a templated set's class and findings columns."""
 
     def __init__(self, templates: str):
         self.tset = load_template_set(templates)
-        self.words: list[list[str]] = []
 
-    def score(self, generated, words, evalset) -> dict:
-        self.words = words  # for template_share: the decoder's tokens, not the sentences
-        return findings_scores(generated, evalset.frame, self.tset)
+    def score(self, generated, words, evalset) -> TemplateScores:
+        return TemplateScores(
+            findings_scores(generated, evalset.frame, self.tset),
+            template_share(words, self.tset),  # from the decoder's tokens, not the sentences
+        )
 
-    def summary(self, scores) -> dict:
+    def summary(self, scores: TemplateScores) -> dict:
         return {
-            "caption_class_accuracy": mean_of(scores["class"]),
-            "findings_accuracy": summarize_findings(scores),
-            "template_share": template_share(self.words, self.tset),
+            "caption_class_accuracy": mean_of(scores.per_image["class"]),
+            "findings_accuracy": summarize_findings(scores.per_image),
+            "template_share": scores.template_share,
         }
 
-    def per_class(self, scores, mask) -> dict:
+    def per_class(self, scores: TemplateScores, mask) -> dict:
         return {
-            "caption_class_accuracy": mean_of(scores["class"], mask),
-            "findings_accuracy": summarize_findings(scores, mask),
+            "caption_class_accuracy": mean_of(scores.per_image["class"], mask),
+            "findings_accuracy": summarize_findings(scores.per_image, mask),
         }
 
-    def curves(self, scores, result) -> dict:
+    def curves(self, scores: TemplateScores, result) -> dict:
         """Each finding's probability against the finding read back, where the caption
         states it on a diagnostic image."""
         curves = {}
         for name, conf in result.confidence.items():
             if name == "class":
                 continue
-            right, diagnostic = scores[name]
+            right, diagnostic = scores.per_image[name]
             use = diagnostic & ~np.isnan(conf)
             curves[name] = (conf[use], right[use])
         return curves
