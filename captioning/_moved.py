@@ -24,7 +24,7 @@ MOVED = {
     "captioning.cli_data": "captioning.commands.data",
     "captioning.quickstart": "captioning.commands.quickstart",
     "captioning.evaluate_captioner": "captioning.evaluation.captioner",
-    "captioning.evaluate_references": "captioning.evaluation.references",
+    "captioning.evaluate_references": "captioning.evaluation.captioner",
     "captioning.report": "captioning.evaluation.report",
     "captioning.baseline": "captioning.evaluation.baselines",
     "captioning.overlays": "captioning.evaluation.overlays",

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))  # run from a source checkout without installing
 
 from captioning.bundled import RUN_FILES  # noqa: E402
 from captioning.data.template_captions import CAPTIONS_DIR, CUTPOINTS_FILE  # noqa: E402
+from captioning.metrics.registry import metric  # noqa: E402
 
 LIMIT_BYTES = 20_000_000  # the issue's budget for the shipped model
 _ABSOLUTE = re.compile(r"(?<![\w.])/(?:[^\s/]+/)*([^\s/]+)")
@@ -104,19 +105,63 @@ def card_json(runs: dict[str, dict], evals: dict[str, dict], out: Path) -> dict:
     }
 
 
+def metric_rows(test: dict) -> list[str]:
+    """The card's metric table: labels and formats from ``captioning.metrics.registry``."""
+
+    def cell(name: str, value) -> str:
+        return metric(name).format(value)
+
+    errors = f"{test['classifier_errors']} error" + ("" if test["classifier_errors"] == 1 else "s")
+    findings = ", ".join(
+        f"{k} {cell('findings_accuracy', v)}" for k, v in test["findings_accuracy"].items()
+    )
+    ece = ", ".join(f"{k} {cell('ece', v)}" for k, v in test["ece"].items())
+    rows = [
+        ("accuracy", f"{cell('accuracy', test['classifier_accuracy'])} ({errors})"),
+        ("caption_class_accuracy", cell("caption_class_accuracy", test["caption_class_accuracy"])),
+        ("findings_accuracy.all", cell("findings_accuracy.all", test["all_right"])),
+        ("findings_accuracy", findings),
+        ("bleu4", cell("bleu4", test["bleu4"])),
+        ("cider", cell("cider", test["cider"])),
+        ("ece", ece),
+        ("out_of_scope_rate", cell("out_of_scope_rate", test["out_of_scope_rate"])),
+    ]
+    notes = {"ece": " (calibrated)", "out_of_scope_rate": " (in-distribution test images)"}
+    return [
+        "| metric | value |",
+        "|---|---:|",
+        *(f"| {metric(k).long_label}{notes.get(k, '')} | {v} |" for k, v in rows),
+    ]
+
+
+CARD_TAIL = """## Intended use and limits
+
+- For research and teaching on MedNIST-like images: 64x64 (or larger, downscaled) grayscale
+  crops of the six MedNIST modalities. **Not for diagnosis** or any clinical decision.
+- The captions are templated: they state the modality and four pixel-measured findings, not
+  pathology. An image unlike the training data (out of scope) gets no caption; the check is a
+  Mahalanobis distance on the encoder's features, fitted to keep 99.7% of validation images,
+  and it misses some shifted images (see `experiments/scope.md` in the source repository).
+- Confidences are temperature-calibrated on the validation split of the same data.
+
+## Licence
+
+The weights are derived from MedNIST (the MONAI project's collection of images from TCIA, the
+RSNA Bone Age challenge and the NIH Chest X-ray dataset), distributed under **CC BY-SA 4.0**;
+share them under the same terms and credit those sources.
+"""
+
+
 def render_card(card: dict) -> str:
     """``MODEL_CARD.md``: the card's facts for a person, with intended use, limits and licence."""
     test, data = card["test"], card["data"]
     sizes = " / ".join(f"{k} {v:,}" for k, v in data["split_sizes"].items())
-    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
-    errors = f"{test['classifier_errors']} error" + ("" if test["classifier_errors"] == 1 else "s")
-    fields = ", ".join(f"{k} {pct(v)}" for k, v in test["findings_accuracy"].items())
-    ece = ", ".join(f"{k} {pct(v)}" for k, v in test["ece"].items())
     commands = "\n".join(
         f"- {kind}: `{run['command']}` (commit `{run['commit'][:12]}`, seed {run['seed']}, "
         f"{run['machine']})"
         for kind, run in card["runs"].items()
     )
+    table = "\n".join(metric_rows(test))
     return f"""# Model card: {card["name"]}
 
 The model `captioning caption`, `serve` and `export` use when no `--run` is given: the
@@ -139,33 +184,9 @@ then `python experiments/bundle_model.py CLASSIFIER_RUN CAPTIONER_RUN`.
 
 ## Test split ({test["n"]:,} images, beam {test["decoding"]["beam_width"]})
 
-| metric | value |
-|---|---:|
-| classifier accuracy | {pct(test["classifier_accuracy"])} ({errors}) |
-| class stated in the caption | {pct(test["caption_class_accuracy"])} |
-| every finding and the class right (all right) | {pct(test["all_right"])} |
-| findings | {fields} |
-| BLEU-4 (coco-caption) | {test["bleu4"]:.4f} |
-| CIDEr-D | {test["cider"]:.3f} |
-| ECE (calibrated) | {ece} |
-| out-of-scope rate (in-distribution test images) | {pct(test["out_of_scope_rate"])} |
+{table}
 
-## Intended use and limits
-
-- For research and teaching on MedNIST-like images: 64x64 (or larger, downscaled) grayscale
-  crops of the six MedNIST modalities. **Not for diagnosis** or any clinical decision.
-- The captions are templated: they state the modality and four pixel-measured findings, not
-  pathology. An image unlike the training data (out of scope) gets no caption; the check is a
-  Mahalanobis distance on the encoder's features, fitted to keep 99.7% of validation images,
-  and it misses some shifted images (see `experiments/scope.md` in the source repository).
-- Confidences are temperature-calibrated on the validation split of the same data.
-
-## Licence
-
-The weights are derived from MedNIST (the MONAI project's collection of images from TCIA, the
-RSNA Bone Age challenge and the NIH Chest X-ray dataset), distributed under **CC BY-SA 4.0**;
-share them under the same terms and credit those sources.
-"""
+{CARD_TAIL}"""
 
 
 def main(argv=None) -> int:

@@ -23,27 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a source checkout without installing
 RESULTS = ROOT / "experiments" / "results"
 
+from captioning.metrics.registry import kept_scores, names  # noqa: E402
+
 # evaluation keys kept in the artifact (the full report, with every caption, stays with the run)
 CLASSIFIER_KEYS = ("n", "accuracy", "error_count", "errors")
-CAPTIONER_KEYS = (
-    "n",
-    "bleu1",
-    "bleu2",
-    "bleu3",
-    "bleu4",
-    "bleu4_nltk",
-    "cider",
-    "rouge_l",
-    "caption_class_accuracy",
-    "accuracy",
-    "findings_accuracy",
-    "decoding",
-    "templates",
-    "ece",
-    "out_of_scope",
-    "out_of_scope_rate",
-    "template_share",
-)
+CAPTIONER_KEYS = ("n", *kept_scores(), *names("truth"), "out_of_scope", "decoding", "templates")
 TRAINING_KEYS = (
     "parameters",
     "epochs_run",

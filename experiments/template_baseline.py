@@ -27,6 +27,7 @@ from captioning.captions.findings import FIELDS, MEASURE_OF, is_diagnostic, meas
 from captioning.data.dataset import PreparedData
 from captioning.data.template_captions import load_cutpoints
 from captioning.evaluation.baselines import evaluate_baseline, evaluate_oracle, measurement_margin
+from captioning.metrics.registry import kept_scores
 
 
 def margins(root: str, split: str) -> dict:
@@ -61,10 +62,8 @@ def record(report: dict, name: str, kind: str, root: str, argv: list[str]) -> Pa
     command = "python experiments/template_baseline.py " + " ".join(
         "DATA" if a == root else a for a in argv
     )
-    keys = ("n", "bleu1", "bleu2", "bleu3", "bleu4", "bleu4_nltk", "cider", "rouge_l")
+    keys = ("n", *kept_scores(), "caption_class_accuracy", "findings_accuracy")
     metrics = {k: report[k] for k in keys if k in report}
-    metrics["caption_class_accuracy"] = report["caption_class_accuracy"]
-    metrics["findings_accuracy"] = report["findings_accuracy"]
     artifact = {
         "name": name,
         "label": LABELS[kind],

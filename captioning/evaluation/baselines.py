@@ -1,11 +1,11 @@
-"""Template baseline: "classify, then verbalise" (the report-generation baseline of issue 4).
+"""Template baseline: "classify, then verbalise", the simplest report generator to beat.
 
 The pretrained classifier gives the class; one small head per finding (and one for the quality
 flag) reads the field from the classifier's frozen encoder; the predicted fields are rendered
 with a template of the set. The heads are linear softmax layers on the encoder's pooled vector
 and its flattened spatial map, standardised with train-split statistics, trained on the train
 split only (findings heads on the diagnostic images only). The rendered captions are scored
-exactly like a captioner's (``evaluate_captioner.findings_scores``: parse-back, so the baseline
+exactly like a captioner's (``captions.readback.findings_scores``: parse-back, so the baseline
 and the LSTM models are compared on the same footing).
 
 Also here: the pixel-rule oracle (``evaluate_oracle``), the ceiling every results table shows:
@@ -180,7 +180,8 @@ def evaluate_baseline(
 
 def _score(captions, truth: pd.DataFrame, tset) -> dict:
     """Caption metrics and parse-back accuracy of ``captions`` against ``truth``'s references."""
-    from captioning.evaluation.captioner import findings_scores, summarize_findings
+    from captioning.captions.readback import findings_scores
+    from captioning.evaluation.truth import summarize_findings
     from captioning.metrics import score_captions
 
     references = [list(r) for r in truth[[c for c in truth if c.startswith("reference_")]].values]

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from captioning.captions import load_template_set, render
-from captioning.metrics import score_captions
+from captioning.metrics import metric, score_captions
 from captioning.utils.runs import package_versions
 
 
@@ -50,31 +50,23 @@ def _figure(src: Path, folder: Path, name: str) -> str | None:
 
 
 def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
+    return metric("accuracy").format(value, missing="n/a")
 
 
-def write_report(
-    path: Path,
-    *,
-    data: Path,
-    classifier: Path,
-    captioner: Path,
-    timings: dict[str, float],
-    command: str,
-) -> Path:
-    """Write ``path`` (Markdown) and its figures; return ``path``."""
-    path, figures = Path(path), Path(path).parent / "report"
-    card = _load(data / "data_card.json")
-    clf = _load(classifier / "eval" / "test.json")
-    clf_run = _load(classifier / "metrics.json")
-    cap = _load(captioner / "eval" / "test.json")
-    cap_run = _load(captioner / "run.json")
-    cap_metrics = _load(captioner / "metrics.json")
-    monitor = _load(captioner / "config.json").get("monitor", "bleu4")
-    fields = [f for f in cap["findings_accuracy"] if f not in ("quality", "all")]
-    baseline = class_only_baseline(cap)
+# the caption metrics of the results table, with the report's own precision
+TABLE_METRICS = ("bleu1", "bleu4", "cider", "rouge_l")
+TABLE_DIGITS = 3
+
+
+def _scores(values: dict) -> str:
+    """The table's caption-metric cells of ``values`` (a report or a baseline's scores)."""
+    return " | ".join(metric(k).format(values[k], TABLE_DIGITS) for k in TABLE_METRICS)
+
+
+def header_lines(card: dict, timings: dict[str, float], command: str) -> list[str]:
+    """Title, date, command, versions and data; then the time per stage."""
     versions = package_versions()
-    lines = [
+    return [
         "# captioning quickstart report",
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: `{command}`",
@@ -92,6 +84,23 @@ def write_report(
         + " | ".join(f"{v:.0f}" for v in timings.values())
         + f" | {sum(timings.values()):.0f} |",
         "",
+    ]
+
+
+def results_lines(classifier: Path, captioner: Path) -> list[str]:
+    """The results on the test split: the classifier, the class-only upper bound and the
+    captioner, one row each, with the protocol they were measured under."""
+    clf = _load(classifier / "eval" / "test.json")
+    clf_run = _load(classifier / "metrics.json")
+    cap = _load(captioner / "eval" / "test.json")
+    cap_run = _load(captioner / "run.json")
+    cap_metrics = _load(captioner / "metrics.json")
+    monitor = _load(captioner / "config.json").get("monitor", "bleu4")
+    fields = [f for f in cap["findings_accuracy"] if f not in ("quality", "all")]
+    labels = [metric(k).label for k in TABLE_METRICS]
+    fields_labels = [f"{metric(f'findings_accuracy.{f}').label} acc." for f in fields]
+    blank = len(TABLE_METRICS) + len(fields)
+    return [
         "## Results on the test split",
         "",
         f"Protocol: test split ({cap['n']:,} images), best checkpoint by validation accuracy "
@@ -99,19 +108,15 @@ def write_report(
         f"its two stages), beam {cap['decoding']['beam_width']}, "
         "seed 0, one run. BLEU as coco-caption defines it; CIDEr is CIDEr-D.",
         "",
-        "| model | class accuracy | BLEU-1 | BLEU-4 | CIDEr-D | ROUGE-L | "
-        + " | ".join(f"{f} acc." for f in fields)
-        + " |",
-        "|---|" + "---:|" * (5 + len(fields)),
+        "| model | class accuracy | " + " | ".join(labels + fields_labels) + " |",
+        "|---|" + "---:|" * (1 + blank),
         f"| classifier (ours, {clf_run['parameters']:,} parameters) | {_pct(clf['accuracy'])} "
-        f"({clf['error_count']} errors) |" + " |" * (4 + len(fields)),
+        f"({clf['error_count']} errors) |" + " |" * blank,
         "| class-only captions (true class; upper bound) | 100.00% | "
-        f"{baseline['bleu1']:.3f} | {baseline['bleu4']:.3f} | {baseline['cider']:.3f} | "
-        f"{baseline['rouge_l']:.3f} |" + " – |" * len(fields),
+        f"{_scores(class_only_baseline(cap))} |" + " – |" * len(fields),
         f"| captioner ({cap_run.get('decoder', 'attention')}, "
         f"{cap_metrics.get('chosen_stage', 'stage2')} chosen) | "
-        f"{_pct(cap['caption_class_accuracy'])} (from captions) | {cap['bleu1']:.3f} | "
-        f"{cap['bleu4']:.3f} | {cap['cider']:.3f} | {cap['rouge_l']:.3f} | "
+        f"{_pct(cap['caption_class_accuracy'])} (from captions) | {_scores(cap)} | "
         + " | ".join(_pct(cap["findings_accuracy"][f]) for f in fields)
         + " |",
         "",
@@ -119,9 +124,13 @@ def write_report(
         "The seed notebook's model and the template baseline are compared in "
         "`experiments/README.md` (they are not trained by the quickstart, to keep it short).",
         "",
-        "## Figures",
-        "",
     ]
+
+
+def figure_lines(classifier: Path, captioner: Path, figures: Path) -> list[str]:
+    """The training curves, the confusion matrix and the attention overlays, copied into
+    ``figures`` and linked; a figure that was not written is left out."""
+    lines = ["## Figures", ""]
     for title, src, name in [
         ("Classifier training curves", classifier / "curves.png", "classifier_curves.png"),
         (
@@ -149,6 +158,25 @@ def write_report(
         for overlay in overlays:
             lines.append(f"![{overlay.stem}]({_figure(overlay, figures, overlay.name)})")
         lines.append("")
+    return lines
+
+
+def write_report(
+    path: Path,
+    *,
+    data: Path,
+    classifier: Path,
+    captioner: Path,
+    timings: dict[str, float],
+    command: str,
+) -> Path:
+    """Write ``path`` (Markdown) and its figures (into ``report/`` beside it); return ``path``."""
+    path = Path(path)
+    lines = [
+        *header_lines(_load(data / "data_card.json"), timings, command),
+        *results_lines(classifier, captioner),
+        *figure_lines(classifier, captioner, path.parent / "report"),
+    ]
     samples = captioner / "eval" / "captions_test.md"
     if samples.exists():
         body = samples.read_text().split("\n", 1)[1]  # drop its own title

@@ -16,9 +16,12 @@ from captioning.metrics.bleu import bleu4_nltk, bleu_stats, corpus_bleu
 from captioning.metrics.cider import cider_d_scores, corpus_cider_d
 from captioning.metrics.inputs import check_corpus
 from captioning.metrics.meteor import corpus_meteor
+from captioning.metrics.registry import METRICS, Metric, metric, score_tokens
 from captioning.metrics.rouge import corpus_rouge_l, lcs_length, rouge_l_scores
 
 __all__ = [
+    "METRICS",
+    "Metric",
     "bleu4_nltk",
     "bleu_stats",
     "check_corpus",
@@ -28,8 +31,10 @@ __all__ = [
     "corpus_meteor",
     "corpus_rouge_l",
     "lcs_length",
+    "metric",
     "rouge_l_scores",
     "score_captions",
+    "score_tokens",
 ]
 
 
@@ -39,7 +44,8 @@ def score_captions(
     """Corpus metrics of caption texts, each hypothesis with its list of reference texts,
     tokenised by ``split`` (default: the project's one rule).
 
-    Returns floats keyed:
+    Returns floats keyed by the corpus and per-image metrics of ``captioning.metrics.registry``,
+    in its order:
 
     - ``bleu1``..``bleu4``: BLEU as coco-caption (pycocoevalcap ``Bleu``) defines it;
     - ``bleu4_nltk``: nltk's ``corpus_bleu``, no smoothing (lower on captions under 4 tokens);
@@ -52,11 +58,4 @@ def score_captions(
     hyp_tokens = [split(h) for h in hypotheses]
     ref_tokens = [[split(r) for r in refs] for refs in references]
     check_corpus(hyp_tokens, ref_tokens)
-    bleus = corpus_bleu(hyp_tokens, ref_tokens, max_n=4)
-    result = {f"bleu{k + 1}": b for k, b in enumerate(bleus)}
-    result["bleu4_nltk"] = bleu4_nltk(hyp_tokens, ref_tokens)
-    result["cider"] = corpus_cider_d(hyp_tokens, ref_tokens)
-    result["rouge_l"] = corpus_rouge_l(hyp_tokens, ref_tokens)
-    if meteor:
-        result["meteor"], result["meteor_missing"] = corpus_meteor(hyp_tokens, ref_tokens)
-    return result
+    return score_tokens(hyp_tokens, ref_tokens, meteor=meteor)

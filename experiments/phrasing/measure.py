@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from captioning.evaluation.captioner import evaluate_captioner_run
+from captioning.metrics.registry import HEADLINE
 from captioning.utils.runs import package_versions
 
-KEPT = ("bleu4", "cider", "rouge_l", "caption_class_accuracy", "findings_accuracy")
+KEPT = (*HEADLINE, "caption_class_accuracy", "findings_accuracy")
 
 
 def main(run: str, out: str, split: str = "test", *beams: str) -> None:
