@@ -8,17 +8,16 @@ The confusion matrix is also written as CSV and PNG.
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix
 
-from captioning.data.evaluation import load_labelled, run_split
+from captioning.commands.options import add_beam_option, add_run_option, require_run
 from captioning.errors import DataError
-from captioning.evaluation.captioner import evaluate_captioner_run
-from captioning.models.classifier import load_model
 from captioning.utils.runs import read_json, write_json
 
 
@@ -39,6 +38,8 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> n
 
 def classification_report_dict(labels, probs, paths, classes) -> dict:
     """The metrics every classifier report here carries (see the module doc)."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
     preds = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
     ids = list(range(len(classes)))
     errors = [
@@ -73,6 +74,8 @@ def classification_report_dict(labels, probs, paths, classes) -> dict:
 
 def write_confusion(report: dict, stem: Path) -> None:
     """``<stem>.csv`` and ``<stem>.png``: the confusion matrix, true classes as rows."""
+    import pandas as pd
+
     classes = report["classes"]
     frame = pd.DataFrame(report["confusion"], index=classes, columns=classes)
     frame.index.name = "true \\ predicted"
@@ -115,6 +118,10 @@ def evaluate_run(
     """Evaluate the best model of ``run_dir``; write the report to ``out`` if given.
     Captioner runs (``run.json`` kind ``captioner``) get the caption report of
     ``captioning.evaluation.captioner``; ``beam`` applies to them only."""
+    from captioning.data.evaluation import load_labelled, run_split
+    from captioning.evaluation.captioner import evaluate_captioner_run
+    from captioning.models.classifier import load_model
+
     run_dir = Path(run_dir)
     run = read_json(run_dir / "run.json")
     if run.get("kind") == "captioner":
@@ -146,3 +153,36 @@ def evaluate_run(
     if out:
         write_json(out, report)
     return report
+
+
+# ---- the command: ``captioning evaluate --run RUN`` (``evaluate RUN`` still works, with a note)
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("evaluate", help="score a run on its test split or on new images")
+    add_run_option(parser, "a run folder written by 'captioning train'", positional=True)
+    parser.add_argument(
+        "--data",
+        help="labelled folder or .tar.gz in the MedNIST layout "
+        "(default: the run's own prepared dataset)",
+    )
+    parser.add_argument(
+        "--split", default="test", help="split of the run's dataset (default: test)"
+    )
+    parser.add_argument("--out", help="write the JSON report here (default: stdout)")
+    add_beam_option(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate_run(
+        require_run(args, "evaluate"),
+        data=args.data,
+        split=args.split,
+        out=Path(args.out) if args.out else None,
+        beam=args.beam,
+    )
+    if not args.out:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    return 0
