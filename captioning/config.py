@@ -3,10 +3,11 @@
 A config is a tree of dataclasses whose defaults *are* the default experiment. An experiment
 file (TOML, see ``experiments/``) overrides some of them; the default experiments, spelled out,
 ship in the package (``captioning/configs/<name>.toml``) and load by name (``--config
-classifier``); ``--smoke`` shrinks the run to a few
-steps on a few images; ``--set train.epochs=3`` overrides last, so it can adjust a smoke
-run. Everything is validated before any work starts: unknown keys, wrong types and
-out-of-range values fail with the key's name.
+classifier``); ``--smoke`` shrinks the run to a few steps on a few images; ``--set
+train.epochs=3`` overrides last, so it can adjust a smoke run. Everything is validated before
+any work starts: unknown keys, wrong types and out-of-range values fail with the key's name.
+The one exception is ``decoder.kind``, checked against the decoder registry by the code that
+uses it (``models.decoders.registry.check_decoder_kind``): the models import this module.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class AugmentConfig:
 class TrainConfig:
     """Optimisation. ``batch_size`` is global: each replica gets batch_size / replicas."""
 
-    epochs: int = field(default=4, metadata=_check(">0"))  # classifier: 1 / 1 / 1 test errors
+    epochs: int = field(default=4, metadata=_check(">0"))
     batch_size: int = field(default=128, metadata=_check(">0"))
     learning_rate: float = field(default=3e-3, metadata=_check(">0"))
     weight_decay: float = field(default=1e-4, metadata=_check(">=0"))
@@ -169,10 +170,9 @@ class FinetuneConfig:
 
 
 def _captioner_stage1() -> TrainConfig:
-    # 2 epochs: test captions all right 99.67% on the stride-4 classifiers (3 seeds; stride 2:
-    # 99.72%, and 99.80% with 5 epochs), stage 1 in 2/5 the time.
-    # No XLA by default: it fuses the decoder's small LSTM steps (1.2x the step throughput on
-    # a CPU) but its compile costs ~12 s and ~600 MB of peak memory (experiments/speed.md)
+    """Stage 1's defaults: 2 epochs (about as good as 5, in 2/5 of the time: see
+    experiments/README.md); no XLA, whose compile costs more than it saves on a CPU
+    (experiments/speed.md)."""
     return TrainConfig(epochs=2, learning_rate=3e-3, warmup_steps=50, patience=3)
 
 
@@ -192,9 +192,8 @@ class CaptionerConfig:
     # - ``findings`` (default): mean of the class and per-finding accuracies read back from
     #   the captions by parse-back;
     # - ``all_right``: share of captions whose class and every finding are right;
-    # - ``bleu4``: corpus BLEU-4. One wrong finding word barely moves BLEU-4 (a run with test
-    #   BLEU-4 0.978 had only 89.6% of captions all right), so choosing epochs by it does not
-    #   choose for findings; every metric is logged whichever is monitored.
+    # - ``bleu4``: corpus BLEU-4. One wrong finding word barely moves BLEU-4, so choosing epochs
+    #   by it does not choose for findings; every metric is logged whichever is monitored.
     monitor: str = field(default="findings", metadata=_check("in:findings,all_right,bleu4"))
 
     # added to SMOKE_OVERRIDES for this config
