@@ -89,8 +89,8 @@ def train_captioner(
     of the whole run (``weights_sha256`` of the final end-to-end captioner)."""
     import keras
 
-    from captioning import config as cfg
     from captioning.captions.vocabulary import VOCABULARY_FILE
+    from captioning.config import CaptionerConfig, load_config, to_dict
     from captioning.models.decoders.registry import check_decoder_kind
     from captioning.training import captioner_setup as setup
     from captioning.training.strategy import is_chief, make_strategy
@@ -98,7 +98,7 @@ def train_captioner(
 
     # ---- prepare the data: config (an unknown decoder is refused before any work), encoder run,
     # captions and their truth
-    config = cfg.load_config(cfg.CaptionerConfig, config_path, overrides, smoke)
+    config = load_config(CaptionerConfig, config_path, overrides, smoke)
     check_decoder_kind(config.decoder.kind)
     encoder = setup.load_encoder_run(encoder_dir)
     captions = setup.load_caption_data(config, encoder, data_root)
@@ -106,7 +106,7 @@ def train_captioner(
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     run_dir = Path(run_dir or default_run_dir("captioner")).resolve()
     run = setup.TrainingRun(config, strategy, is_chief(strategy), run_dir)
-    resolved = cfg.to_dict(config)
+    resolved = to_dict(config)
     with setup.run_lock(run):
         # ---- build the vocabulary (a resumed run's own), agree on the experiment, write it down
         resuming = setup.is_resuming(run, resolved)

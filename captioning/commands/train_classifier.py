@@ -38,19 +38,19 @@ def train_classifier(
     of a multi-worker run write nothing); return its path and the fit's ``FitResult``."""
     import keras
 
-    from captioning import config as cfg
+    from captioning.config import ClassifierConfig, load_config, to_dict
     from captioning.training import classifier_task as steps
     from captioning.training.strategy import is_chief, make_strategy
     from captioning.training.sync import agree, experiment_identity
     from captioning.utils.runs import RunLock, check_resume, default_run_dir
 
-    config = cfg.load_config(cfg.ClassifierConfig, config_path, overrides, smoke)
+    config = load_config(ClassifierConfig, config_path, overrides, smoke)
     found = steps.load_classifier_data(config, data_root)
     run_dir = Path(run_dir or default_run_dir("classifier")).resolve()
     keras.utils.set_random_seed(config.train.seed)
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     chief = is_chief(strategy)
-    resolved = cfg.to_dict(config)
+    resolved = to_dict(config)
     # before any variable exists: the workers would otherwise build different models
     identity = experiment_identity(resolved, data=found.data.manifest_sha256)
     agree(strategy, "the experiment", identity)
