@@ -58,8 +58,9 @@ def train_classifier(
         # only the chief's run folder counts: another worker's local folder decides nothing
         resuming = chief and check_resume(run_dir, resolved, frozen_sections=("data", "model"))
         if chief:
-            facts = {"command": command, "strategy": strategy, "resumed": resuming}
-            steps.write_classifier_run(run_dir, config, resolved, found, **facts)
+            steps.write_classifier_run(
+                run_dir, config, resolved, found, strategy, command=command, resumed=resuming
+            )
         result, facts = steps.fit_classifier(config, found, strategy, run_dir)
         if chief:
             steps.write_classifier_metrics(run_dir, config, result, facts, strategy)

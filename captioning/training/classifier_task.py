@@ -87,15 +87,21 @@ def load_classifier_data(config: ClassifierConfig, data_root=None) -> Classifier
 
 
 def write_classifier_run(
-    run_dir: Path, config: ClassifierConfig, resolved: dict, found: ClassifierData, **facts
+    run_dir: Path,
+    config: ClassifierConfig,
+    resolved: dict,
+    found: ClassifierData,
+    strategy,
+    *,
+    command: str,
+    resumed: bool,
 ) -> None:
-    """``config.json`` and ``run.json``; ``facts`` are the command, strategy and resumption."""
-    strategy = facts.pop("strategy")
+    """``config.json`` (the resolved config) and ``run.json`` (what the run is and where from)."""
     write_json(run_dir / "config.json", resolved)
     write_json(
         run_dir / "run.json",
         {
-            "command": facts["command"],
+            "command": command,
             "seed": config.train.seed,
             "kind": "classifier",
             "manifest_sha256": found.data.manifest_sha256,
@@ -104,7 +110,7 @@ def write_classifier_run(
             "split_sizes": {"train": len(found.train), "val": len(found.val)},
             "strategy": strategy_name(strategy),
             "replicas": strategy.num_replicas_in_sync,
-            "resumed": facts["resumed"],
+            "resumed": resumed,
             "versions": package_versions(),
             "code": git_state(),
             "data": data_provenance(found.data.card),
