@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from captioning.config import ClassifierConfig
-from captioning.data.dataset import PreparedData
+from captioning.data.dataset import PreparedData, Split
 from captioning.data.pipeline import make_dataset_fn, steps_per_epoch
 from captioning.errors import DataError
 from captioning.models.classifier import build_classifier
@@ -64,8 +64,8 @@ class ClassifierData:
 
     root: Path
     data: PreparedData
-    train: object  # a split of ``data`` (images, labels)
-    val: object
+    train: Split
+    val: Split
 
 
 def load_classifier_data(config: ClassifierConfig, data_root=None) -> ClassifierData:
