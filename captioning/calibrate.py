@@ -1,4 +1,4 @@
-"""``captioning calibrate RUN_DIR``: fit a run's out-of-scope rule and its confidence
+"""``captioning calibrate --run RUN``: fit a run's out-of-scope rule and its confidence
 temperatures, and store them in the run folder.
 
 Training a captioner ends with this step; the command brings a run made before it existed up to
@@ -31,7 +31,11 @@ from captioning.metrics.calibration import (
     fit_temperature,
     group_probs,
 )
-from captioning.scope import DEFAULT_KEEP, DEFAULT_METHOD, encoder_outputs, fit_scope
+from captioning.scope import DEFAULT_KEEP, DEFAULT_METHOD, METHODS, encoder_outputs, fit_scope
+
+# the choices of ``captioning calibrate``: defined in ``captioning.scope`` (light to import, so the
+# CLI reads them from there), named here because this is the module the command calls
+__all__ = ["DEFAULT_KEEP", "DEFAULT_METHOD", "METHODS", "calibrate_run", "labels_apply"]
 from captioning.utils.runs import read_json, write_json
 
 

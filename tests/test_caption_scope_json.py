@@ -103,4 +103,4 @@ def test_a_run_from_before_scope_still_captions_and_says_so_once(tiny_run, capsy
         assert {"caption", "class", "prob"} <= set(entry)
         assert not {"in_scope", "ood_score", "confidence"} & set(entry)
     notes = capsys.readouterr().err.strip().splitlines()
-    assert len(notes) == 1 and f"captioning calibrate {old}" in notes[0]
+    assert len(notes) == 1 and f"captioning calibrate --run {old}" in notes[0]

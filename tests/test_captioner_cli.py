@@ -96,7 +96,7 @@ def test_caption_real_files_and_report_an_unreadable_one(captioner_run, mednist_
 @pytest.mark.slow
 def test_evaluate_writes_the_caption_report(captioner_run):
     work, run = captioner_run
-    done = cli("evaluate", str(run), "--out", "eval/report.json", cwd=work)
+    done = cli("evaluate", "--run", str(run), "--out", "eval/report.json", cwd=work)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((work / "eval" / "report.json").read_text())
     keys = {"bleu1", "bleu2", "bleu3", "bleu4", "bleu4_nltk", "cider", "rouge_l"}

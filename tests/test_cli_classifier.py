@@ -78,7 +78,7 @@ def test_run_folder_holds_everything_needed_to_reproduce(trained, dataset):
 
 def test_evaluate_on_the_test_split_is_well_above_chance(trained, tmp_path):
     out = tmp_path / "test.json"
-    cli("evaluate", trained, "--out", out)
+    cli("evaluate", "--run", trained, "--out", out)
     report = json.loads(out.read_text())
     assert report["n"] == 6 * 30 and report["split"] == "test"
     assert report["accuracy"] > 0.8  # chance is 1/6
@@ -106,7 +106,7 @@ def test_evaluate_on_a_labelled_folder_skips_unreadable_files(trained, dataset, 
         for image in sorted((dataset / source / name).iterdir())[:5]:
             shutil.copy(image, folder / name / image.name)
     (folder / "Hand" / "broken.jpeg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    result = cli("evaluate", trained, "--data", folder)
+    result = cli("evaluate", "--run", trained, "--data", folder)
     report = json.loads(result.stdout)
     assert report["n"] == 10 and report["split"] is None
     assert [s["path"] for s in report["skipped"]] == ["Hand/broken.jpeg"]
@@ -118,7 +118,7 @@ def test_evaluate_refuses_class_folders_the_model_does_not_know(trained, dataset
     for name in ("Knee", "Hand"):
         (tmp_path / name).mkdir()
         shutil.copy(image, tmp_path / name / image.name)
-    result = cli("evaluate", trained, "--data", tmp_path, check=False)
+    result = cli("evaluate", "--run", trained, "--data", tmp_path, check=False)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path}: class folders unknown to the model: Knee "

@@ -182,6 +182,7 @@ def test_a_set_key_keeps_the_other_defaults_of_its_table():
 
 def test_every_experiment_config_loads_and_the_built_in_ones_spell_out_the_defaults():
     from captioning.config import CaptionerConfig
+    from captioning.models.decoders.registry import check_decoder_kind
     from captioning.utils.resources import CONFIGS, builtin_names, package_folder
 
     kinds = {"captioner": CaptionerConfig}
@@ -191,6 +192,8 @@ def test_every_experiment_config_loads_and_the_built_in_ones_spell_out_the_defau
     for path in [*builtin, *sorted(experiments.glob("*.toml"))]:
         cls = kinds.get(path.stem.split("_")[0], ClassifierConfig)
         config = load_config(cls, path)
+        if cls is CaptionerConfig:  # the one key the config cannot check: the decoder kind
+            check_decoder_kind(config.decoder.kind)
         assert path.read_text().startswith("#") and "Run:" in path.read_text()
         if path in builtin:  # one file per default experiment: the package's, found by name
             assert config == cls(), f"{path.name} no longer spells out the defaults"
@@ -208,3 +211,19 @@ def test_an_unknown_config_name_lists_the_built_in_ones(tmp_path, monkeypatch):
     (tmp_path / "classifier").write_text("[train]\nepochs = 2\n")  # a name wins over a file
     assert load_config(path="classifier") == ClassifierConfig()
     assert load_config(path="./classifier").train.epochs == 2
+
+
+def test_the_decoder_kind_is_checked_against_the_registry_not_by_the_config():
+    """The config cannot import the decoder registry (the models import the config): it loads
+    any kind, and ``check_decoder_kind`` refuses an unknown one with the valid kinds named."""
+    from captioning.config import CaptionerConfig
+    from captioning.models.decoders.registry import check_decoder_kind, decoder_kinds
+
+    config = load_config(CaptionerConfig, overrides=["decoder.kind=transformer"])
+    with pytest.raises(
+        ConfigError, match=r"'decoder\.kind' = 'transformer' is out of range"
+    ) as err:
+        check_decoder_kind(config.decoder.kind)
+    assert f"one of {', '.join(decoder_kinds())}" in str(err.value)
+    for kind in decoder_kinds():
+        check_decoder_kind(kind)

@@ -71,7 +71,7 @@ def test_r2gen_captioner_trains_evaluates_and_captions(work):
     vocab = json.loads((run / "vocabulary.json").read_text())
     assert vocab["text"]["min_count"] == 3  # the source's rules travel with the run
     assert not (run / "scope.json").exists()  # no labels: no scope, no calibration
-    ok(cli("evaluate", str(run), "--out", "test.json", cwd=folder))
+    ok(cli("evaluate", "--run", str(run), "--out", "test.json", cwd=folder))
     report = json.loads((folder / "test.json").read_text())
     assert METRIC_KEYS | {"n"} <= set(report)
     assert report["n"] == 4  # the annotation's test studies
@@ -98,7 +98,7 @@ def test_labelled_file_captioner_gets_scope_and_calibration(work):
     run = folder / "cap_file"
     assert json.loads((run / "run.json").read_text())["caption_source"] == "file"
     assert (run / "scope.json").is_file() and (run / "calibration.json").is_file()
-    ok(cli("evaluate", str(run), "--out", "file.json", cwd=folder))
+    ok(cli("evaluate", "--run", str(run), "--out", "file.json", cwd=folder))
     report = json.loads((folder / "file.json").read_text())
     assert METRIC_KEYS | {"n"} <= set(report)
     assert isinstance(report["accuracy"], float) and isinstance(report["out_of_scope"], int)

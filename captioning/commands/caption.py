@@ -10,18 +10,75 @@ image gets one line saying so and no caption (an answer, exit code 0).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from captioning.commands.options import add_beam_option, add_run_option
 from captioning.data.images import CAPTION_SUFFIXES, ImageError, load_image
-from captioning.evaluation.overlays import write_attention_png
-from captioning.inference import Captioner, caption_entries
 from captioning.utils.atomic import atomic_path
+
+if TYPE_CHECKING:  # imported where captions are made: building the parser stays light
+    from captioning.inference import Captioner
 
 CHUNK = 512  # images decoded and captioned at a time: bounds memory on large folders
 CSV_COLUMNS = ("path", "caption", "class", "prob", "in_scope", "ood_score", "error")
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("caption", help="caption image files and folders")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE_OR_FOLDER",
+        help="PNG, JPEG or DICOM files (any size), or folders of them (searched recursively)",
+    )
+    add_run_option(parser, "a captioner run folder (default: the model bundled with the package)")
+    parser.add_argument("--csv", help="also write one row per image to this CSV file")
+    add_beam_option(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON object per image")
+    parser.add_argument("--attention-dir", help="write attention overlays (PNG) here")
+    parser.add_argument(
+        "--keep-out-of-scope", action="store_true", help="caption out-of-scope images too, flagged"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from captioning.bundled import resolve_run
+
+    targets = list(args.images)
+    if args.run is None and len(targets) > 1 and is_captioner_run(targets[0]):
+        print(
+            f"note: 'caption RUN_DIR IMAGE...' is deprecated; use "
+            f"'caption IMAGE... --run {targets[0]}'",
+            file=sys.stderr,
+        )
+        args.run = targets.pop(0)
+    return caption_files(
+        resolve_run(args.run),
+        targets,
+        csv_path=args.csv,
+        beam=args.beam,
+        as_json=args.json,
+        attention_dir=args.attention_dir,
+        keep_out_of_scope=args.keep_out_of_scope,
+    )
+
+
+def is_captioner_run(path: str) -> bool:
+    """The old ``caption RUN_DIR IMAGE...`` form's first argument: a folder holding a
+    captioner run."""
+    meta = Path(path) / "run.json"
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("kind") == "captioner"
+    except (OSError, ValueError):
+        return False
 
 
 def gather_images(targets: list[str]) -> list[str]:
@@ -70,7 +127,7 @@ def missing_parts_note(captioner: Captioner, run_dir) -> str | None:
         )
     return (
         f"note: {run_dir}: this run has no {' and no '.join(missing)} (made before they "
-        f"existed); add them with 'captioning calibrate {run_dir}'"
+        f"existed); add them with 'captioning calibrate --run {run_dir}'"
     )
 
 
@@ -109,6 +166,9 @@ def caption_files(
 ) -> int:
     """Caption image files and folders; print one line (or JSON object) per file, in order.
     Returns the exit code (1 if any file failed)."""
+    from captioning.evaluation.overlays import write_attention_png
+    from captioning.inference import Captioner, caption_entries
+
     captioner = Captioner(run_dir)
     note = missing_parts_note(captioner, run_dir)
     if note:
@@ -140,3 +200,13 @@ def caption_files(
     if attention_dir is not None and not captioner.has_attention:
         print("note: this decoder has no attention; no overlays written", file=sys.stderr)
     return 1 if any("error" in e for e in entries) else 0
+
+
+def __getattr__(name: str):
+    """``Captioner`` is ``captioning.inference.Captioner``; the old import path from here still
+    works, loaded on first use so that building the CLI parser stays light."""
+    if name == "Captioner":
+        from captioning.inference import Captioner
+
+        return Captioner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

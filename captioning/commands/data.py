@@ -1,15 +1,30 @@
 """The ``captioning data`` commands: ``prepare`` (MedNIST, or a caption file with
-``--captions``) and ``captions`` (MedNIST's template captions). ``captioning.cli`` adds them."""
+``--captions``) and ``captions`` (MedNIST's template captions). Their defaults and choices are
+the library's: ``PrepareOptions``, the caption sources' ``FORMATS``, the text rules'
+``PUNCTUATION`` and the default template set."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
+from captioning.captions.templates import DEFAULT_TEMPLATE_SET
+from captioning.captions.text import PUNCTUATION, TextRules
+from captioning.data.prepare import PrepareOptions
+from captioning.data.sources import FORMATS
 from captioning.errors import DataError
 
+# the text rules of an R2Gen annotation file when not given: R2Gen's own for IU X-Ray
+R2GEN_TEXT_DEFAULTS = {"min_count": 3, "max_length": 60}
 
-def add_data_commands(commands) -> None:
+
+def _default(cls, name: str):
+    """The default of dataclass ``cls``'s field ``name`` (the CLI shows the library's)."""
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
+def add_parser(commands) -> None:
     """The ``data`` subcommands, on the top-level subparsers ``commands``."""
     data = commands.add_parser("data", help="prepare datasets").add_subparsers(
         dest="data_command", required=True
@@ -32,35 +47,42 @@ def add_data_commands(commands) -> None:
     )
     prep.add_argument("--strict", action="store_true", help="an unreadable image is an error")
     prep.add_argument("--per-class-limit", type=int, help="keep the first N images per class")
-    prep.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    seed, fractions = _default(PrepareOptions, "seed"), _default(PrepareOptions, "fractions")
+    prep.add_argument("--seed", type=int, default=seed, help=f"split seed (default {seed})")
     prep.add_argument(
         "--fractions",
         type=float,
         nargs=3,
-        default=(0.8, 0.1, 0.1),
+        default=fractions,
         metavar=("TRAIN", "VAL", "TEST"),
-        help="split fractions (default 0.8 0.1 0.1)",
+        help=f"split fractions (default {' '.join(map(str, fractions))})",
     )
     prep.add_argument("--force", action="store_true", help="rebuild an existing dataset")
     add_caption_file_options(prep)
-    prep.set_defaults(func=_data_prepare)
+    prep.set_defaults(func=run)
     caps = data.add_parser("captions", help="templated captions with findings for every image")
     caps.add_argument("--root", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
     caps.add_argument(
         "--templates",
-        default="findings",
+        default=DEFAULT_TEMPLATE_SET,
         help="template set: a name (built in, or in a folder of $CAPTIONING_TEMPLATES), a .toml "
-        "file, or a folder holding one set (default: findings)",
+        f"file, or a folder holding one set (default: {DEFAULT_TEMPLATE_SET})",
     )
-    caps.set_defaults(func=_data_captions)
+    caps.set_defaults(func=run)
 
 
-def _data_prepare(args) -> int:
-    from captioning.data.prepare import PrepareOptions, default_source, prepare
-    from captioning.utils.paths import captioning_home, default_data_root
-
+def run(args: argparse.Namespace) -> int:
+    if args.data_command == "captions":
+        return build_template_captions(args)
     if args.captions or args.images:
-        return _data_prepare_captions(args)
+        return prepare_from_caption_file(args)
+    return prepare_mednist(args)
+
+
+def prepare_mednist(args: argparse.Namespace) -> int:
+    """``data prepare``: MedNIST (or a folder in its layout) decoded, split and cached."""
+    from captioning.data.prepare import default_source, prepare
+    from captioning.utils.paths import captioning_home, default_data_root
 
     options = PrepareOptions(
         source=args.source or default_source(),
@@ -82,9 +104,8 @@ def _data_prepare(args) -> int:
     return 0
 
 
-def _data_prepare_captions(args) -> int:
+def prepare_from_caption_file(args: argparse.Namespace) -> int:
     """``data prepare --captions FILE --images DIR``: a caption file (see docs/datasets.md)."""
-    from captioning.captions.text import TextRules
     from captioning.data.sources import detect_format
     from captioning.data.sources.prepare import (
         CaptionFileOptions,
@@ -97,13 +118,12 @@ def _data_prepare_captions(args) -> int:
     if args.source or args.md5 or args.per_class_limit:
         raise DataError("--source, --md5 and --per-class-limit do not apply to --captions")
     fmt = args.format or detect_format(Path(args.captions))
-    r2gen = {"min_count": 3, "max_length": 60} if fmt == "r2gen" else {}  # R2Gen's IU X-Ray
-    rules = TextRules(
-        lowercase=not args.keep_case,
-        punctuation=args.punctuation,
-        min_count=args.min_count or r2gen.get("min_count", 1),
-        max_length=args.max_length or r2gen.get("max_length"),
-    )
+    given = {"min_count": args.min_count, "max_length": args.max_length}
+    counts = {
+        **(R2GEN_TEXT_DEFAULTS if fmt == "r2gen" else {}),
+        **{key: value for key, value in given.items() if value},
+    }  # the rest: TextRules's defaults
+    rules = TextRules(lowercase=not args.keep_case, punctuation=args.punctuation, **counts)
     options = CaptionFileOptions(
         source=args.captions,
         strict=args.strict,
@@ -128,7 +148,8 @@ def _data_prepare_captions(args) -> int:
     return 0
 
 
-def _data_captions(args) -> int:
+def build_template_captions(args: argparse.Namespace) -> int:
+    """``data captions``: MedNIST's template captions with the findings of every image."""
     from captioning.data.template_captions import build_captions
     from captioning.utils.paths import default_data_root
 
@@ -150,21 +171,23 @@ def add_caption_file_options(prep: argparse.ArgumentParser) -> None:
         "--captions", metavar="FILE", help="CSV, JSONL or R2Gen annotation.json of captions"
     )
     group.add_argument("--images", metavar="DIR", help="folder the file's image paths are in")
-    group.add_argument(
-        "--format", choices=("csv", "jsonl", "r2gen"), help="default: from the file's name"
-    )
+    group.add_argument("--format", choices=sorted(FORMATS), help="default: from the file's name")
     group.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
+    punctuation = _default(TextRules, "punctuation")
     group.add_argument(
         "--punctuation",
-        choices=("drop", "keep"),
-        default="drop",
-        help="drop punctuation, or keep each mark as a token (default: drop)",
+        choices=PUNCTUATION,
+        default=punctuation,
+        help=f"drop punctuation, or keep each mark as a token (default: {punctuation})",
     )
     group.add_argument(
         "--min-count",
         type=int,
-        help="words seen fewer times in train become <unk> (default 1; r2gen: 3)",
+        help=f"words seen fewer times in train become <unk> (default "
+        f"{_default(TextRules, 'min_count')}; r2gen: {R2GEN_TEXT_DEFAULTS['min_count']})",
     )
     group.add_argument(
-        "--max-length", type=int, help="cut captions at N tokens (default none; r2gen: 60)"
+        "--max-length",
+        type=int,
+        help=f"cut captions at N tokens (default none; r2gen: {R2GEN_TEXT_DEFAULTS['max_length']})",
     )

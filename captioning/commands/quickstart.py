@@ -9,13 +9,12 @@ captioner (frozen encoder, then end to end) -> evaluate it on the test split (be
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import time
 from pathlib import Path
 
-from captioning.data.prepare import PrepareOptions, default_source, prepare
-from captioning.evaluation.report import write_report
-from captioning.utils.paths import captioning_home
+from captioning.commands.options import command_line
 
 STAGES = (
     "prepare",
@@ -25,6 +24,21 @@ STAGES = (
     "evaluate captioner",
     "report",
 )
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "quickstart", help="the whole job: prepare, classifier, captioner, evaluation, report"
+    )
+    parser.add_argument("--source", help="as for 'data prepare' (default: the official archive)")
+    parser.add_argument("--out", default="quickstart", help="output folder (default: quickstart)")
+    parser.add_argument("--smoke", action="store_true", help="a one-minute run on a tiny subset")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    quickstart(args.source, Path(args.out), smoke=args.smoke, command=command_line())
+    return 0
 
 
 class Progress:
@@ -57,6 +71,9 @@ def quickstart(source: str | None, out: Path, smoke: bool, command: str) -> Path
     from captioning.commands.evaluate import evaluate_run
     from captioning.commands.train_captioner import train_captioner
     from captioning.commands.train_classifier import train_classifier
+    from captioning.data.prepare import PrepareOptions, default_source, prepare
+    from captioning.evaluation.report import write_report
+    from captioning.utils.paths import captioning_home
 
     out = Path(out).expanduser().resolve()
     data, runs = out / "mednist", out / "runs"

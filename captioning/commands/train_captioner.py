@@ -37,42 +37,41 @@ validation metrics over the collectives.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
-import keras
+from captioning.commands.options import add_train_options, report_training, train_options
 
-from captioning import config as cfg
-from captioning.calibrate import calibrate_run
-from captioning.captions.vocabulary import VOCABULARY_FILE
-from captioning.training.captioner_setup import (
-    BEST_MODEL,
-    TrainingRun,
-    agree_on_experiment,
-    build_model,
-    build_vocabulary,
-    is_resuming,
-    load_caption_data,
-    load_encoder_run,
-    run_lock,
-    write_run_files,
-)
-from captioning.training.captioner_stages import (
-    build_end_to_end,
-    caption_targets,
-    choose_stage,
-    save_chosen,
-    train_stage1,
-    train_stage2,
-    whole_run,
-    write_metrics,
-)
-from captioning.training.loop import FitResult
-from captioning.training.strategy import is_chief, make_strategy
-from captioning.utils.runs import default_run_dir
-
-__all__ = ["BEST_MODEL", "train_captioner"]
 log = logging.getLogger(__name__)
+
+
+def add_parser(train_commands) -> None:
+    """``train captioner``, on the ``train`` command's subparsers."""
+    parser = train_commands.add_parser(
+        "captioner", help="train an LSTM captioner on a pretrained encoder (two stages)"
+    )
+    parser.add_argument(
+        "--data", help="prepared dataset folder (default: the encoder run's dataset)"
+    )
+    parser.add_argument(
+        "--encoder",
+        metavar="CLASSIFIER_RUN_DIR",
+        help="any classifier run folder, trained on any dataset (default: the MedNIST classifier "
+        "bundled with the package)",
+    )
+    add_train_options(parser, "captioner")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from captioning.bundled import resolve_run
+
+    # any classifier run; without one, the MedNIST classifier bundled with the package
+    encoder_dir = resolve_run(args.encoder, "classifier")
+    run_dir, result = train_captioner(encoder_dir=encoder_dir, **train_options(args))
+    report_training(run_dir, result)
+    return 0
 
 
 def train_captioner(
@@ -84,61 +83,74 @@ def train_captioner(
     data_root=None,
     run_dir=None,
     command="",
-) -> tuple[Path, FitResult]:
+):
     """Resolve the config, train both stages, and write the run folder (on the chief: the
     other workers of a multi-worker run write nothing); return its path and a ``FitResult``
-    of the whole run (``weights_sha256`` of the final end-to-end captioner).
+    of the whole run (``weights_sha256`` of the final end-to-end captioner)."""
+    import keras
 
-    The steps, in order (``captioning.training.captioner_setup`` and ``captioner_stages``):
-    prepare the data, build the vocabulary, build the model, stage 1, stage 2, choose and
-    save the better stage, then fit the run's scope and confidence (``captioning.calibrate``).
-    """
-    # ---- prepare the data: config, encoder run, captions and their truth
-    config = cfg.load_config(cfg.CaptionerConfig, config_path, overrides, smoke)
-    encoder = load_encoder_run(encoder_dir)
-    captions = load_caption_data(config, encoder, data_root)
+    from captioning.captions.vocabulary import VOCABULARY_FILE
+    from captioning.config import CaptionerConfig, load_config, to_dict
+    from captioning.models.decoders.registry import check_decoder_kind
+    from captioning.training import captioner_setup as setup
+    from captioning.training.strategy import is_chief, make_strategy
+    from captioning.utils.runs import default_run_dir
+
+    # ---- prepare the data: config (an unknown decoder is refused before any work), encoder run,
+    # captions and their truth
+    config = load_config(CaptionerConfig, config_path, overrides, smoke)
+    check_decoder_kind(config.decoder.kind)
+    encoder = setup.load_encoder_run(encoder_dir)
+    captions = setup.load_caption_data(config, encoder, data_root)
     keras.utils.set_random_seed(config.train.seed)
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
-    run = TrainingRun(
-        config,
-        strategy,
-        is_chief(strategy),
-        Path(run_dir or default_run_dir("captioner")).resolve(),
-    )
-    resolved = cfg.to_dict(config)
-    with run_lock(run):
+    run_dir = Path(run_dir or default_run_dir("captioner")).resolve()
+    run = setup.TrainingRun(config, strategy, is_chief(strategy), run_dir)
+    resolved = to_dict(config)
+    with setup.run_lock(run):
         # ---- build the vocabulary (a resumed run's own), agree on the experiment, write it down
-        resuming = is_resuming(run, resolved)
+        resuming = setup.is_resuming(run, resolved)
         vocab_path = run.run_dir / VOCABULARY_FILE
-        vocab = build_vocabulary(captions, vocab_path, resuming)
-        agree_on_experiment(run, resolved, captions, vocab, encoder)
-        write_run_files(
-            run,
-            resolved,
-            captions,
-            vocab,
-            encoder,
-            vocab_path=vocab_path,
-            resuming=resuming,
-            command=command,
-        )
-        targets = caption_targets(run, captions, vocab)
-        # ---- build the model: the encoder run's encoder and head, a new decoder
-        parts = build_model(run, encoder, len(vocab), captions.template_set)
-        # ---- stage 1: frozen encoder, cached features; stage 2: end to end
-        first, readout_rmse = train_stage1(run, captions, targets, parts)
-        model, stage1_weights = build_end_to_end(run, parts)
-        second = train_stage2(run, captions, targets, parts, model)
-        # ---- choose the better stage and save it
-        chosen = choose_stage(config.monitor, first, second)
-        digest = save_chosen(run, model, chosen, stage1_weights)
-        write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
+        vocab = setup.build_vocabulary(captions, vocab_path, resuming)
+        setup.agree_on_experiment(run, resolved, captions, vocab, encoder)
+        written = {"vocab_path": vocab_path, "resuming": resuming, "command": command}
+        setup.write_run_files(run, resolved, captions, vocab, encoder, **written)
+        result = train_stages(run, captions, vocab, encoder)
     labelled = captions.labelled
-    # the training images, targets and model are no longer needed: calibration reads the saved
-    # run, and freeing them first keeps the command's peak memory that of training (~300 MB)
-    del captions, targets, parts, model, stage1_weights
-    if run.chief and labelled:  # the out-of-scope rule and confidence temperatures
-        calibrate_run(run.run_dir)
-    elif run.chief:
+    # calibration reads the saved run: freeing the training images first keeps the command's
+    # peak memory that of training (~300 MB)
+    del captions
+    calibrate_trained(run, labelled)
+    return run.run_dir, result
+
+
+def train_stages(run, captions, vocab, encoder):
+    """Stage 1 (frozen encoder, cached features), stage 2 (end to end), then the better stage
+    saved as ``best_model.keras`` and ``metrics.json``; returns the whole run's ``FitResult``.
+    The model and the training targets are freed when it returns."""
+    from captioning.training import captioner_stages as stages
+    from captioning.training.captioner_setup import build_model
+
+    targets = stages.caption_targets(run, captions, vocab)
+    # the encoder run's encoder and head, a new decoder
+    parts = build_model(run, encoder, len(vocab), captions.template_set)
+    first, readout_rmse = stages.train_stage1(run, captions, targets, parts)
+    model, stage1_weights = stages.build_end_to_end(run, parts)
+    second = stages.train_stage2(run, captions, targets, parts, model)
+    chosen = stages.choose_stage(run.config.monitor, first, second)
+    digest = stages.save_chosen(run, model, chosen, stage1_weights)
+    stages.write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
+    return stages.whole_run(first, second, digest)
+
+
+def calibrate_trained(run, labelled: bool) -> None:
+    """On the chief: the out-of-scope rule and confidence temperatures of the saved run, when
+    its captions carry the encoder's class labels (nothing to fit them on otherwise)."""
+    if not run.chief:
+        return
+    if not labelled:
         log.info("no class labels of the encoder's classes: scope and calibration not applicable")
-    return run.run_dir, whole_run(first, second, digest)
+        return
+    from captioning.calibrate import calibrate_run
+
+    calibrate_run(run.run_dir)

@@ -10,7 +10,6 @@ import math
 import warnings
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 SPLITS = ("train", "val", "test")
 
@@ -50,6 +49,8 @@ def grouped_stratified_split(
     n_folds = n_train + n_val + n_test
     if n_folds < 2 or _fewest_groups_per_class(labels, groups) < n_folds:
         return _small_split(labels, groups, fractions, seed)
+    from sklearn.model_selection import StratifiedGroupKFold  # ~1 s: only when a split is made
+
     folds = np.zeros(len(labels), dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # tiny subsets have fewer members per class than folds

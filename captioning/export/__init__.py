@@ -21,8 +21,8 @@ from pathlib import Path
 
 from captioning.bundled import resolve_run
 from captioning.errors import CaptioningError
+from captioning.export.formats import FORMATS
 
-FORMATS = ("saved_model", "onnx", "litert")
 EXPORT_FILE = "export.json"
 SAVED_MODEL = "saved_model"
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from captioning.errors import CaptioningError
 from captioning.utils.quiet import stderr_to_devnull
 
+# what ``export --format`` accepts; the first is the default
+FORMATS = ("saved_model", "onnx", "litert")
 KEEP = "use --format saved_model"
 
 

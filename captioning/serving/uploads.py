@@ -19,6 +19,8 @@ from captioning.data.images import ImageError, load_image
 FIELD = "file"  # the multipart part name of each image
 FORM_SLACK = 64 * 1024  # headers and boundaries of the multipart form around the files
 MAX_NAME = 200  # characters of an uploaded file name kept in the entries
+DEFAULT_MAX_FILES = 16  # files per request (``serve --max-files``)
+DEFAULT_MAX_FILE_MB = 10.0  # megabytes per file (``serve --max-upload-mb``)
 
 
 class Refused(Exception):
@@ -34,8 +36,8 @@ class Refused(Exception):
 class Limits:
     """How much one request may carry: files per request and bytes per file."""
 
-    max_files: int = 16
-    max_file_mb: float = 10.0
+    max_files: int = DEFAULT_MAX_FILES
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
 
     def __post_init__(self):
         if self.max_files < 1 or self.max_file_mb <= 0:

@@ -18,6 +18,7 @@ import re
 
 import tensorflow as tf
 
+from captioning.config import STRATEGIES
 from captioning.errors import RunError
 
 
@@ -55,7 +56,7 @@ def cluster_spec() -> dict:
 
 
 def make_strategy(name: str = "auto", timeout_s: float | None = None) -> tf.distribute.Strategy:
-    """Build the strategy called ``name`` (auto, default, mirrored, multiworker).
+    """Build the strategy called ``name`` (one of ``STRATEGIES``).
 
     ``mirrored`` uses every GPU, or every logical CPU device when there is no GPU and the CPU
     was split (``tf.config.set_logical_device_configuration``). ``timeout_s`` bounds each
@@ -79,7 +80,7 @@ def make_strategy(name: str = "auto", timeout_s: float | None = None) -> tf.dist
             raise RunError("strategy 'multiworker' needs $TF_CONFIG naming the cluster and task")
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    raise RunError(f"unknown strategy '{name}'")
+    raise RunError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:

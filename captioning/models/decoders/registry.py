@@ -10,6 +10,7 @@ import importlib
 import inspect
 import pkgutil
 
+from captioning.config import ConfigError
 from captioning.models.decoders.base import REGISTERED, CaptionDecoder
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # captioning.models.decoders
@@ -31,6 +32,16 @@ def decoders() -> dict[str, type[CaptionDecoder]]:
 def decoder_kinds() -> tuple[str, ...]:
     """The values ``decoder.kind`` may take."""
     return tuple(decoders())
+
+
+def check_decoder_kind(kind: str) -> None:
+    """Refuse an unregistered ``decoder.kind`` with the config's one-line error, naming the
+    valid kinds (``captioning.config`` cannot check it: this package imports the config)."""
+    if kind not in decoder_kinds():
+        raise ConfigError(
+            f"config key 'decoder.kind' = {kind!r} is out of range "
+            f"(one of {', '.join(decoder_kinds())})"
+        )
 
 
 def decoder_settings(cls: type[CaptionDecoder]) -> dict[str, object]:
