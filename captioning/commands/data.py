@@ -16,7 +16,7 @@ from captioning.data.sources import FORMATS
 from captioning.errors import DataError
 
 # the text rules of an R2Gen annotation file when not given: R2Gen's own for IU X-Ray
-R2GEN_TEXT_DEFAULTS = {"min_count": 3, "max_length": 60}
+R2GEN_TEXT_DEFAULTS = FORMATS["r2gen"].text_defaults
 
 
 def _default(cls, name: str):
@@ -111,6 +111,7 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
         CaptionFileOptions,
         default_root,
         prepare_caption_file,
+        text_rules,
     )
 
     if not (args.captions and args.images):
@@ -118,12 +119,13 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
     if args.source or args.md5 or args.per_class_limit:
         raise DataError("--source, --md5 and --per-class-limit do not apply to --captions")
     fmt = args.format or detect_format(Path(args.captions))
-    given = {"min_count": args.min_count, "max_length": args.max_length}
-    counts = {
-        **(R2GEN_TEXT_DEFAULTS if fmt == "r2gen" else {}),
-        **{key: value for key, value in given.items() if value},
-    }  # the rest: TextRules's defaults
-    rules = TextRules(lowercase=not args.keep_case, punctuation=args.punctuation, **counts)
+    rules = text_rules(  # what was given, else the format's defaults, else TextRules's
+        fmt,
+        lowercase=not args.keep_case,
+        punctuation=args.punctuation,
+        min_count=args.min_count,
+        max_length=args.max_length,
+    )
     options = CaptionFileOptions(
         source=args.captions,
         strict=args.strict,
@@ -168,10 +170,12 @@ def add_caption_file_options(prep: argparse.ArgumentParser) -> None:
     """``data prepare`` from a caption file instead of MedNIST (see docs/datasets.md)."""
     group = prep.add_argument_group("a caption file instead of MedNIST (docs/datasets.md)")
     group.add_argument(
-        "--captions", metavar="FILE", help="CSV, JSONL or R2Gen annotation.json of captions"
+        "--captions", metavar="FILE", help="a caption file: " + ", ".join(sorted(FORMATS))
     )
     group.add_argument("--images", metavar="DIR", help="folder the file's image paths are in")
-    group.add_argument("--format", choices=sorted(FORMATS), help="default: from the file's name")
+    group.add_argument(
+        "--format", choices=sorted(FORMATS), help="default: from the file's name and content"
+    )
     group.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
     punctuation = _default(TextRules, "punctuation")
     group.add_argument(
