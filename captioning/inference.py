@@ -7,7 +7,7 @@ caption text, predicted class and its probability (from the classifier head kept
 end-to-end model), search scores and, for the attention decoder, attention weights per word.
 
 With the run's ``scope.json`` and ``calibration.json`` (written at the end of training, or by
-``captioning calibrate RUN_DIR`` for an older run) every image also gets an out-of-scope score
+``captioning calibrate --run RUN`` for an older run) every image also gets an out-of-scope score
 (``captioning.scope``; an image over the threshold gets no caption unless asked) and a
 temperature-scaled confidence for its class and each finding (``captioning.confidence``).
 ``caption_entries`` turns results into the JSON entries users see (CLI ``--json`` and the

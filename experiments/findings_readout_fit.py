@@ -2,7 +2,7 @@
 
     python experiments/findings_readout_fit.py CLASSIFIER_RUN DATA_ROOT OUT_JSON
 
-Fits the captioner's findings read-out (``_LSTMDecoder.fit_readout``: least squares from the
+Fits the captioner's findings read-out (``LSTMDecoder.fit_readout``: least squares from the
 510 cumulative-histogram shares to each finding's distance from its cut point, in hundredths of
 the measurement's standard deviation) on the training split, for several ridge strengths, and
 reports the fit's RMSE on train and the share of test images whose predicted distance has the

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     evaluate = args.evaluate_command or shlex.join(
-        ["captioning", "evaluate", str(args.run_dir), "--out", str(args.eval)]
+        ["captioning", "evaluate", "--run", str(args.run_dir), "--out", str(args.eval)]
     )
     try:
         evaluation = read(args.eval)
