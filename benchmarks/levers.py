@@ -66,9 +66,9 @@ def classifier_variant(images, labels, batch: int, policy: str, jit: bool, model
     import keras
     import tensorflow as tf
 
-    from captioning.commands.train_classifier import ClassificationTask
     from captioning.config import ModelConfig, TrainConfig
     from captioning.models.classifier import build_classifier
+    from captioning.training.classifier_task import ClassificationTask
     from captioning.training.loop import make_optimizer
 
     keras.config.set_dtype_policy(policy)

@@ -70,8 +70,8 @@ def train_step_flops(task, model, batch) -> int:
 def classifier_flops(config) -> int:
     import tensorflow as tf
 
-    from captioning.commands.train_classifier import ClassificationTask
     from captioning.models.classifier import build_classifier
+    from captioning.training.classifier_task import ClassificationTask
 
     model = build_classifier(config.model, 6)
     batch = (tf.zeros((BATCH, 64, 64, 1)), tf.zeros((BATCH,), tf.int32))

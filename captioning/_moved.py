@@ -67,3 +67,14 @@ def install() -> None:
     """Put the finder first on ``sys.meta_path`` (once)."""
     if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _MovedFinder())
+
+
+def moved_name(module: str, name: str, new_module: str):
+    """For a module's ``__getattr__``: ``name`` moved from ``module`` to ``new_module``; warn
+    (DeprecationWarning) and return it from there, imported on first use."""
+    warnings.warn(
+        f"{module}.{name} moved to {new_module}.{name}; the old path goes in the next release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(importlib.import_module(new_module), name)

@@ -1,7 +1,7 @@
 """A trained captioner, ready to caption decoded images: the one inference path that
 ``captioning caption``, ``serve``, ``evaluate`` and ``calibrate`` share.
 
-``TrainedCaptioner`` loads what a run folder holds (``best_model.keras`` with ``safe_mode=True``,
+``Captioner`` loads what a run folder holds (``best_model.keras`` with ``safe_mode=True``,
 ``vocabulary.json``, the config's decoding settings) and captions batches of decoded images:
 caption text, predicted class and its probability (from the classifier head kept in the
 end-to-end model), search scores and, for the attention decoder, attention weights per word.
@@ -53,7 +53,7 @@ class Captions:
     in_scope: np.ndarray | None = None  # (N,) bool; None without a scope
 
 
-class TrainedCaptioner:
+class Captioner:
     """A captioner run folder, ready to caption uint8 images (N, 64, 64)."""
 
     def __init__(self, run_dir: str | Path, phrasing: str | None = None):
@@ -192,11 +192,8 @@ class TrainedCaptioner:
         return out
 
 
-Captioner = TrainedCaptioner  # the name other modules import; one class
-
-
 def caption_entries(
-    captioner: TrainedCaptioner,
+    captioner: Captioner,
     inputs: list[tuple[str, np.ndarray | str]],
     beam: int | None = None,
     keep_out_of_scope: bool = False,

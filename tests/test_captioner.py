@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from captioning.commands.train_classifier import ClassificationTask
 from captioning.config import TrainConfig
 from captioning.data.caption_data import caption_dataset_fn
 from captioning.data.pipeline import make_dataset_fn
 from captioning.models.captioner import build_feature_model
 from captioning.models.decoders import build_decoder
 from captioning.training.caption_task import CaptionTask
+from captioning.training.classifier_task import ClassificationTask
 from captioning.training.loop import fit
 from captioning.training.optimizers import ScaledRateAdamW
 

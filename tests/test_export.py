@@ -254,7 +254,7 @@ def test_tf_phrasing_seeds_equal_numpy():
 @pytest.mark.parametrize("method", ["mahalanobis", "msp", "energy"])
 def test_tf_scores_equal_numpy(method):
     """The twin scope scores and class probability: ``export.scores`` against ``Scope.scores``
-    and ``TrainedCaptioner.confidences``' numpy."""
+    and ``Captioner.confidences``' numpy."""
     from captioning.export.scores import class_probability, scope_score_fn
     from captioning.metrics.calibration import class_groups, group_probs
     from captioning.scope import fit_scope
@@ -294,7 +294,7 @@ def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
 
     from captioning.cli import main
     from captioning.export.text import renderings
-    from captioning.inference import TrainedCaptioner
+    from captioning.inference import Captioner
 
     out = tmp_path / "greedy"
     assert main(["export", "--run", str(tiny_run), "--out", str(out), "--beam", "1"]) == 0
@@ -304,7 +304,7 @@ def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
     assert not any(k.startswith("confidence_") for k in body["signatures"]["serving_default"])
     images = np.random.default_rng(1).integers(0, 256, (12, 64, 64), dtype=np.uint8)
     images[:4] //= 8  # darker: other words, other phrasing
-    captioner = TrainedCaptioner(tiny_run)
+    captioner = Captioner(tiny_run)
     expected = captioner.caption(images, beam=1)
     rendered = set(renderings(captioner.tset).values())
     assert any(t not in rendered for t in expected.texts)  # the rule-written path is exercised
@@ -347,7 +347,7 @@ def test_sentence_table_equals_to_sentence():
 
 def test_finding_table_equals_numpy_confidences():
     """The twin finding confidences: ``FindingTable`` (graph) against ``finding_logits`` and
-    ``TrainedCaptioner.confidences`` (numpy) on renderings of the set and other word rows,
+    ``Captioner.confidences`` (numpy) on renderings of the set and other word rows,
     with random decoder logits and temperatures."""
     from types import SimpleNamespace
 
@@ -357,7 +357,7 @@ def test_finding_table_equals_numpy_confidences():
     from captioning.captions.vocabulary import SPECIALS
     from captioning.confidence import finding_logits
     from captioning.export.text import FindingTable, renderings
-    from captioning.inference import TrainedCaptioner
+    from captioning.inference import Captioner
 
     tset = load_template_set("findings")
     rows = [key.split() for key in list(renderings(tset))[::11]]
@@ -375,7 +375,7 @@ def test_finding_table_equals_numpy_confidences():
     )
     owner = SimpleNamespace(calibration=None)
     class_logits = np.zeros((len(rows), 2), np.float32)
-    expected = TrainedCaptioner.confidences(owner, class_logits, fields, temperatures)
+    expected = Captioner.confidences(owner, class_logits, fields, temperatures)
     order = np.argsort(tokens <= 0, 1, kind="stable")
     words = np.array(vocab, object)[np.take_along_axis(tokens, order, 1)].astype(str)
     count = (tokens > 0).sum(1).astype(np.int32)
@@ -393,15 +393,15 @@ def test_finding_table_equals_numpy_confidences():
 @pytest.mark.slow  # tracing the SHA-256 rounds and both searches: ~30 s
 @pytest.mark.parametrize("beam", [2, 3])
 def test_serving_graph_runs_the_cli_search(beam, tmp_path):
-    """The SavedModel's module, called in process, captions as ``TrainedCaptioner`` does with
+    """The SavedModel's module, called in process, captions as ``Captioner`` does with
     beam search, varied phrasing and an attention decoder (the shipped kind)."""
     import tensorflow as tf
 
     from captioning.export.serving import ServingModel
-    from captioning.inference import TrainedCaptioner
+    from captioning.inference import Captioner
 
     tiny_captioner_run(tmp_path, "attention", max_length=10)
-    captioner = TrainedCaptioner(tmp_path)
+    captioner = Captioner(tmp_path)
     assert captioner.search.varied
     images = np.random.default_rng(beam).integers(0, 256, (10, 64, 64), dtype=np.uint8)
     images[:5] //= 6

@@ -419,7 +419,7 @@ import keras, numpy as np
 from captioning.config import ModelConfig, TrainConfig
 from captioning.data.pipeline import make_dataset_fn
 from captioning.models.classifier import build_classifier
-from captioning.commands.train_classifier import ClassificationTask
+from captioning.training.classifier_task import ClassificationTask
 from captioning.training.loop import fit
 from captioning.training.optimizers import make_optimizer
 from captioning.training.strategy import make_strategy

@@ -5,7 +5,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from captioning.commands.train_classifier import ClassificationTask
 from captioning.config import ModelConfig, TrainConfig
 from captioning.data.pipeline import make_dataset_fn
 from captioning.models.captioner import build_feature_model
@@ -13,6 +12,7 @@ from captioning.models.classifier import build_classifier
 from captioning.models.decoders import build_decoder
 from captioning.training import timing
 from captioning.training.caption_task import CaptionTask
+from captioning.training.classifier_task import ClassificationTask
 from captioning.training.loop import fit
 from captioning.training.optimizers import make_optimizer
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from captioning.commands.train_classifier import ClassificationTask
 from captioning.config import ModelConfig, TrainConfig
 from captioning.data.pipeline import make_dataset_fn
 from captioning.errors import RunError
 from captioning.models.classifier import build_classifier, load_model
+from captioning.training.classifier_task import ClassificationTask
 from captioning.training.loop import fit
 from captioning.training.optimizers import make_optimizer
 from captioning.utils.runs import RunLock, check_resume

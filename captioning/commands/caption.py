@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from captioning._moved import moved_name
 from captioning.commands.options import add_beam_option, add_run_option
 from captioning.data.images import CAPTION_SUFFIXES, ImageError, load_image
 from captioning.utils.atomic import atomic_path
@@ -206,7 +207,5 @@ def __getattr__(name: str):
     """``Captioner`` is ``captioning.inference.Captioner``; the old import path from here still
     works, loaded on first use so that building the CLI parser stays light."""
     if name == "Captioner":
-        from captioning.inference import Captioner
-
-        return Captioner
+        return moved_name(__name__, name, "captioning.inference")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

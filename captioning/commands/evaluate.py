@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from captioning._moved import moved_name
 from captioning.commands.options import add_beam_option, add_run_option, require_run
 from captioning.evaluation import evaluate_run
 
@@ -48,7 +49,5 @@ def __getattr__(name: str):
     """The classifier helpers moved to ``captioning.evaluation.classifier``; their old import
     path still works, loaded on first use (building the parser stays free of TensorFlow)."""
     if name in _MOVED:
-        from captioning.evaluation import classifier
-
-        return getattr(classifier, name)
+        return moved_name(__name__, name, "captioning.evaluation.classifier")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from captioning.errors import CaptioningError
 
 def add_beam_option(parser: argparse.ArgumentParser, fixed: bool = False) -> None:
     """``--beam K``: the beam width; None means the run's own ``beam_width`` (resolved by
-    ``TrainedCaptioner.resolve_beam``, the one place that applies the default)."""
+    ``Captioner.resolve_beam``, the one place that applies the default)."""
     what = "beam width, fixed in the export" if fixed else "beam width"
     parser.add_argument("--beam", type=int, help=f"{what} (default: the run's beam_width)")
 

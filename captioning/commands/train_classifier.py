@@ -10,6 +10,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
+from captioning._moved import moved_name
 from captioning.commands.options import add_train_options, report_training, train_options
 
 
@@ -71,7 +72,5 @@ def __getattr__(name: str):
     """``ClassificationTask`` moved to ``captioning.training.classifier_task``; the old import
     path still works without loading TensorFlow when the CLI imports this module."""
     if name == "ClassificationTask":
-        from captioning.training.classifier_task import ClassificationTask
-
-        return ClassificationTask
+        return moved_name(__name__, name, "captioning.training.classifier_task")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

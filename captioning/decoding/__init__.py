@@ -1,6 +1,6 @@
 """Caption search: greedy and beam search, batched over images, for any decoder of
 ``captioning.models.decoders`` (the ``CaptionDecoder`` contract: ``initial_state``, ``step``,
-``has_attention``; docs/decoders.md). The one inference graph: ``TrainedCaptioner`` (CLI,
+``has_attention``; docs/decoders.md). The one inference graph: ``Captioner`` (CLI,
 service, evaluation) and the exported SavedModel (``export.serving``) both decode with
 ``CaptionSearch.search_graph``.
 

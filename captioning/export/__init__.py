@@ -112,9 +112,9 @@ def export_run(
     out = Path(out)
     check_request(fmt, out)
     started = time.perf_counter()
-    from captioning.inference import TrainedCaptioner
+    from captioning.inference import Captioner
 
-    captioner = TrainedCaptioner(run_dir)
+    captioner = Captioner(run_dir)
     width = captioner.resolve_beam(beam)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}"

@@ -2,7 +2,7 @@
 exported serving model.
 
 Twins of numpy code (``captioning.scope``'s ``Scope.scores`` and ``inference``'s
-``TrainedCaptioner.confidences`` for the class): the SavedModel runs without this package, so
+``Captioner.confidences`` for the class): the SavedModel runs without this package, so
 it cannot call them; the CLI keeps numpy because the scope is also fitted and evaluated on
 arrays outside any graph. tests/test_export.py (``test_tf_scores_equal_numpy``) checks that
 the two agree for every scope method.

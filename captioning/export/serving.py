@@ -32,7 +32,7 @@ STRINGS = ("caption", "class", "error")  # the string outputs; in_scope is bool,
 
 
 class CaptionGraph:
-    """A ``TrainedCaptioner``'s captioning of decoded images as graph ops (a plain object, so
+    """A ``Captioner``'s captioning of decoded images as graph ops (a plain object, so
     ``tf.Module`` tracks only what ``ServingModel`` chooses: the weights and the tables)."""
 
     def __init__(self, captioner, beam: int, sentences, findings):
@@ -118,7 +118,7 @@ class CaptionGraph:
 
 
 class ServingModel(tf.Module):
-    """A loaded ``inference.TrainedCaptioner`` with its search fixed at ``beam`` wide."""
+    """A loaded ``inference.Captioner`` with its search fixed at ``beam`` wide."""
 
     def __init__(self, captioner, beam: int):
         super().__init__(name="captioning_serving")

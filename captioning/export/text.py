@@ -1,7 +1,7 @@
 """Caption text and finding confidences in TensorFlow ops, for the exported serving model.
 
 Twins of ``captions.sentence.to_sentence`` (its rule part) and of ``confidence.finding_logits``
-with ``TrainedCaptioner.confidences``: the SavedModel cannot call this package's Python, and
+with ``Captioner.confidences``: the SavedModel cannot call this package's Python, and
 the CLI keeps the Python, which works on any template set without building tables. Tests in
 tests/test_export.py check both pairs agree (``test_sentence_table_equals_to_sentence``,
 ``test_finding_table_equals_numpy_confidences``).
