@@ -120,6 +120,19 @@ class Captioner:
             raise RunError(f"--beam must be at least 1, got {width}")
         return width
 
+    def pooled_features(self, images: np.ndarray, batch: int = 512) -> np.ndarray:
+        """(N, D) float32: the encoder's pooled vector of uint8 images (N, 64, 64), the vector
+        the decoder and the scope read; the retrieval baseline of ``evaluate`` compares them."""
+        tf = self._tf
+        parts = []
+        for i in range(0, len(images), batch):
+            pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
+            features, _ = self._encode(pixels)
+            parts.append(np.asarray(features["pooled"], np.float32))  # (b, D)
+        if not parts:
+            return np.zeros((0, 0), np.float32)
+        return np.concatenate(parts)
+
     def caption(
         self, images: np.ndarray, beam: int | None = None, attention=False, batch=512
     ) -> Captions:

@@ -109,6 +109,11 @@ def test_evaluate_writes_the_caption_report(captioner_run):
     assert set(share) == {"0", "1", "2", "3", "4", "none"}
     assert abs(sum(share.values()) - 1) < 1e-4
     assert report["decoding"]["phrasing"] == "varied"
+    # the baselines on the same split (train pool, k chosen on val) and the captions' diversity
+    for name in ("constant", "retrieval_features", "retrieval_pixels"):
+        assert keys <= set(report["baselines"][name]), name
+    assert report["baselines"]["retrieval_features"]["k"] in (1, 5, 15, 30)
+    assert 0 < report["distinct_share"] <= 1 and report["vocabulary_used"] >= 1
 
 
 @pytest.mark.slow

@@ -84,6 +84,7 @@ def test_r2gen_captioner_trains_evaluates_and_captions(work):
     assert report["caption_class_accuracy"] is None and report["findings_accuracy"] is None
     assert report["ece"] is None and report["out_of_scope"] is None
     assert set(report["not_applicable"]) >= {"findings_accuracy", "ece", "out_of_scope"}
+    check_baselines_and_diversity(report)
     references = {c["path"]: c["references"] for c in report["captions"]}
     annotation = json.loads(work["reports"]["r2gen"].read_text())
     test_reports = {e["image_path"][0]: e["report"] for e in annotation["test"]}
@@ -104,6 +105,21 @@ def test_labelled_file_captioner_gets_scope_and_calibration(work):
     assert isinstance(report["accuracy"], float) and isinstance(report["out_of_scope"], int)
     assert report["ece"] is not None and "ece" not in report["not_applicable"]
     assert all(len(c["references"]) == 2 for c in report["captions"])
+    check_baselines_and_diversity(report)
+
+
+def check_baselines_and_diversity(report: dict) -> None:
+    """The baselines (train pool, k chosen on val) with the model's metric keys, and the
+    diversity of the generated captions."""
+    baselines = report["baselines"]
+    assert set(baselines) >= {"constant", "retrieval_features", "retrieval_pixels"}, baselines
+    for name in ("constant", "retrieval_features", "retrieval_pixels"):
+        assert set(baselines[name]) >= METRIC_KEYS, name
+        assert isinstance(baselines[name]["cider"], float)
+    assert baselines["retrieval_features"]["k_chosen_on"].startswith("val")
+    assert isinstance(baselines["model_below"], list)
+    assert 0 < report["distinct_share"] <= 1 and 0 <= report["repeat_share"] <= 1
+    assert 0 <= report["unk_share"] <= 1 and report["vocabulary_used"] >= 1
 
 
 def test_an_unlabelled_source_cannot_train_a_classifier(work):

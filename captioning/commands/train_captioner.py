@@ -121,6 +121,7 @@ def train_captioner(
     # peak memory that of training (~300 MB)
     del captions
     calibrate_trained(run, labelled)
+    check_baseline(run)
     return run.run_dir, result
 
 
@@ -141,6 +142,31 @@ def train_stages(run, captions, vocab, encoder):
     digest = stages.save_chosen(run, model, chosen, stage1_weights)
     stages.write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
     return stages.whole_run(first, second, digest)
+
+
+def check_baseline(run) -> None:
+    """On the chief: one line comparing the saved model's validation CIDEr-D with nearest-
+    neighbour retrieval's (``captioning.evaluation.retrieval.validation_check``), a warning
+    when the model scores below it."""
+    if not run.chief:
+        return
+    from captioning.errors import DataError, RunError
+    from captioning.evaluation.retrieval import validation_check
+
+    try:
+        found = validation_check(run.run_dir)
+    except (DataError, RunError, OSError, KeyError) as err:
+        log.info("no retrieval baseline check: %s", err)
+        return
+    line = (
+        f"validation CIDEr-D ({found['n']} images): model {found['model_cider']:.3f}, "
+        f"nearest-neighbour retrieval on encoder features {found['baseline_cider']:.3f} "
+        f"(k={found['k']}, train pool, k chosen on these images)"
+    )
+    if found["model_cider"] < found["baseline_cider"]:
+        log.warning("%s: the model scores BELOW the retrieval baseline", line)
+    else:
+        log.info(line)
 
 
 def calibrate_trained(run, labelled: bool) -> None:

@@ -10,8 +10,13 @@ the same keys null, named in ``not_applicable``); and, where the images carry th
 class labels, the head's ``accuracy``, a ``per_class`` breakdown, the scope check
 (``out_of_scope``, ``out_of_scope_rate``) and calibration (``ece``: 15 bins, of the class
 probability and, for templated runs, of each finding's probability against the finding read
-back). Then decoding settings and throughput, what was evaluated, and ``captions`` (path,
-generated, references, class) for every image. Every caption metric counts every image: an
+back). The diversity of the generated captions (``distinct_share``, ``unk_share``,
+``repeat_share``, ``vocabulary_used``: ``captioning.metrics.diversity``) and, for a run
+evaluated with its own dataset at hand, ``baselines``: a constant caption and nearest-neighbour
+retrieval from the train split, scored with the same metrics (``captioning.evaluation.retrieval``;
+``model_below`` names those whose CIDEr-D the model does not reach). Then decoding settings and
+throughput, what was evaluated, and ``captions`` (path, generated, references, class) for every
+image. Every caption metric counts every image: an
 out-of-scope image is scored with the caption it would have had, so abstaining never raises
 accuracy.
 
@@ -21,6 +26,7 @@ diagram when the run is calibrated (``captioning.evaluation.artifacts``).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,18 +34,22 @@ from pathlib import Path
 
 import numpy as np
 
+from captioning.errors import DataError, RunError
 from captioning.evaluation.artifacts import write_artifacts
 from captioning.evaluation.inputs import NO_LABELS, EvalSet, evaluation_set
+from captioning.evaluation.retrieval import caption_baselines
 from captioning.evaluation.truth import TruthScorer, mean_of, truth_scorers
 from captioning.metrics import score_captions
 from captioning.metrics.calibration import expected_calibration_error
+from captioning.metrics.diversity import diversity
 from captioning.utils.runs import write_json
 
 # the key order of the report as returned and printed (the written file sorts its keys);
 # "*": the keys of added truth scorers
 ORDER = (
     "n", "caption_source", "caption_class_accuracy", "accuracy", "findings_accuracy",
-    "template_share", "*", "ece", "out_of_scope", "out_of_scope_rate", "scope", "per_class",
+    "template_share", "*", "distinct_share", "unk_share", "repeat_share", "vocabulary_used",
+    "baselines", "ece", "out_of_scope", "out_of_scope_rate", "scope", "per_class",
     "not_applicable", "decoding", "templates", "data", "split", "skipped", "manifest_sha256",
     "run_dir", "model", "captions",
 )  # fmt: skip
@@ -74,11 +84,13 @@ def evaluate_captioner_run(
     beam: int | None = None,
     phrasing: str | None = None,
     truth: list[TruthScorer] | None = None,
+    baselines: bool = True,
 ) -> dict:
     """Evaluate the captioner in ``run_dir`` on ``data`` (a labelled folder or archive) or its
     own ``split``; write the report to ``out`` if given, its figures beside it (else in
     ``run_dir/eval``). ``phrasing`` overrides the run's ``decoder.phrasing``; ``truth``
-    replaces the truth scorers chosen for the caption source."""
+    replaces the truth scorers chosen for the caption source; ``baselines``: also score the
+    constant and retrieval baselines (``baselines`` of the report)."""
     from captioning.inference import Captioner  # TensorFlow: loaded only to caption
 
     run_dir = Path(run_dir)
@@ -87,12 +99,31 @@ def evaluate_captioner_run(
         evalset = evaluation_set(captioner, data, split, Path(tmp))
     scorers = truth_scorers(captioner, evalset) if truth is None else truth
     measured = measure(captioner, evalset, scorers, beam)
-    report = build_report(captioner, evalset, measured)
+    found = run_baselines(captioner, evalset) if baselines else None
+    report = build_report(captioner, evalset, measured, found)
+    below = (report.get("baselines") or {}).get("model_below")
+    if below:
+        logging.getLogger(__name__).warning(
+            "%s: the model's CIDEr-D %.3f is below the baselines %s",
+            run_dir, report["cider"], ", ".join(below),
+        )  # fmt: skip
     folder = out.parent if out else run_dir / "eval"
     write_artifacts(captioner, evalset, report, measured.curves, folder)
     if out:
         write_json(out, report)
     return report
+
+
+def run_baselines(captioner, evalset: EvalSet) -> dict:
+    """The constant and retrieval baselines on ``evalset``, from the run's own train split
+    (k chosen on its val split); ``{"not_computed": why}`` where the run's dataset or a split
+    is missing (a bundled run, a dataset without a val split)."""
+    try:
+        pool = evaluation_set(captioner, None, "train", Path(tempfile.gettempdir()))
+        val = evaluation_set(captioner, None, "val", Path(tempfile.gettempdir()))
+    except (DataError, RunError, OSError, KeyError) as err:
+        return {"not_computed": f"the run's train and val splits cannot be read: {err}"}
+    return caption_baselines(captioner, evalset, pool, val)
 
 
 def measure(captioner, evalset: EvalSet, scorers: list[TruthScorer], beam: int | None):
@@ -129,14 +160,24 @@ def _round(value):
     return value if value is None or isinstance(value, str) else round(float(value), 6)
 
 
-def build_report(captioner, evalset: EvalSet, m: Measured) -> dict:
-    """The report (see the module doc) from what ``m`` measured on ``evalset``."""
+def build_report(captioner, evalset: EvalSet, m: Measured, baselines: dict | None = None) -> dict:
+    """The report (see the module doc) from what ``m`` measured on ``evalset``, with
+    ``baselines`` (``run_baselines``) when given."""
     metrics = score_captions(m.generated, evalset.references, split=evalset.tokenize, meteor=True)
+    if baselines is not None and "not_computed" not in baselines:
+        model_cider = metrics["cider"]
+        baselines["model_below"] = [
+            name
+            for name, block in baselines.items()
+            if isinstance(block, dict) and block.get("cider", -1) > model_cider
+        ]
     truth, not_applicable = {}, {}
     for scorer, scored in zip(m.scorers, m.scores, strict=True):
         truth.update(scorer.summary(scored))
         not_applicable.update(scorer.not_applicable())
-    report = {**truth, **label_entries(captioner, evalset, m)}
+    report = {**truth, **label_entries(captioner, evalset, m), **diversity(m.result.words)}
+    if baselines is not None:
+        report["baselines"] = baselines
     if evalset.free_text:
         report["caption_source"] = evalset.source
         if not evalset.labelled:

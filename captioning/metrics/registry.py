@@ -8,7 +8,9 @@ Kinds:
 - ``corpus``: one number for the whole corpus, from the token lists (BLEU, CIDEr-D, ...);
 - ``per_image``: one number per image, reported as the mean over the images (and per class);
 - ``truth``: needs the truth of each image (the class, the findings): computed by the truth
-  scorer of the evaluation (``captioning.evaluation.truth``), not from the references.
+  scorer of the evaluation (``captioning.evaluation.truth``), not from the references;
+- ``generated``: one number for the corpus of generated captions alone, no references
+  (diversity: ``captioning.metrics.diversity``).
 
 A corpus or per-image metric names its ``scorer``: a function of ``(hyp_tokens, ref_tokens)``
 returning ``{name: value}`` for one or more metrics (BLEU-1..4 come from one pass); the first
@@ -28,7 +30,7 @@ from captioning.metrics.meteor import corpus_meteor
 from captioning.metrics.rouge import corpus_rouge_l
 
 DASH = "–"
-KINDS = ("corpus", "per_image", "truth")
+KINDS = ("corpus", "per_image", "truth", "generated")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def _meteor(hyp_tokens, ref_tokens) -> dict:
 
 _COCO = "BLEU of coco-caption (pycocoevalcap Bleu)"
 _PCT = {"kind": "truth", "digits": 2, "percent": True}  # truth metrics: shares, in percent
+_GEN = {"kind": "generated", "digits": 2, "percent": True}  # diversity shares, in percent
 METRICS: tuple[Metric, ...] = (
     *(
         Metric(f"bleu{n}", f"BLEU-{n}", _COCO, "corpus", 4, title=f"BLEU-{n} (coco-caption)",
@@ -107,6 +110,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("ece", "ECE", "expected calibration error, 15 bins", higher_is_better=False, **_PCT),
     Metric("out_of_scope_rate", "out of scope", "share of images the scope check refuses",
            title="out-of-scope rate", higher_is_better=False, **_PCT),
+    Metric("distinct_share", "distinct", "distinct generated captions / captions",
+           title="distinct captions", **_GEN),
+    Metric("unk_share", "<unk>", "share of generated captions containing <unk>",
+           title="captions with <unk>", higher_is_better=False, **_GEN),
+    Metric("repeat_share", "repeats", "share of generated captions with a token twice in a row "
+           "or a repeated 3-gram", title="captions with repeats", higher_is_better=False, **_GEN),
+    Metric("vocabulary_used", "words used", "distinct words in the generated captions",
+           "generated", 0, title="vocabulary used"),
 )  # fmt: skip
 _BY_NAME = {m.name: m for m in METRICS}
 # the caption metrics a one-line summary shows (experiments tables, phrasing study)

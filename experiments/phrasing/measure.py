@@ -27,7 +27,9 @@ def main(run: str, out: str, split: str = "test", *beams: str) -> None:
     for beam in [int(b) for b in beams] or [None]:
         for phrasing in ("best", "varied"):
             # sample tables and overlays go to the run's eval/ folder
-            report = evaluate_captioner_run(Path(run), split=split, beam=beam, phrasing=phrasing)
+            report = evaluate_captioner_run(
+                Path(run), split=split, beam=beam, phrasing=phrasing, baselines=False
+            )
             row = {k: report[k] for k in KEPT}
             row.update(
                 phrasing=phrasing,

@@ -1,0 +1,144 @@
+"""The baselines of a captioner report (constant caption, nearest-neighbour retrieval with
+consensus re-ranking) and the diversity of the generated captions, on hand-made sets and with
+a tiny real (untrained) captioner's encoder."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from captioning.captions.tokenize import tokenize
+from captioning.evaluation.inputs import EvalSet
+from captioning.evaluation.retrieval import (
+    build_pool,
+    caption_baselines,
+    consensus_pick,
+    constant_caption,
+    nearest,
+    retrieve,
+)
+from captioning.metrics import score_captions
+from captioning.metrics.diversity import diversity, repeats
+from captioning.metrics.registry import metric, names
+
+from helpers import squares, tiny_captioner_run
+
+METRIC_KEYS = {"bleu1", "bleu2", "bleu3", "bleu4", "bleu4_nltk", "cider", "rouge_l"}
+
+
+def evalset(images, captions: list[str], split: str) -> EvalSet:
+    """One reference per image; ``split`` named in what was evaluated."""
+    frame = pd.DataFrame({"path": [f"{i}.png" for i in range(len(captions))]})
+    frame["reference_0"] = captions
+    evaluated = {"data": "hand-made", "split": split, "skipped": []}
+    labels = np.zeros(len(captions), np.int32)
+    return EvalSet(np.asarray(images), labels, frame, [[c] for c in captions], evaluated, split)
+
+
+def test_consensus_picks_the_caption_closest_to_the_others():
+    texts = [
+        "a hand with five fingers",
+        "the left lung is clear",
+        "the left lung is clear today",
+        "the left lung is clear now",
+        "a head ct",
+    ]
+    pool = build_pool([[t] for t in texts], tokenize)
+    # the nearest neighbour's caption is the odd one; the consensus is the lung family's core
+    assert pool.texts[consensus_pick(pool.vectors, np.arange(5))] == "the left lung is clear"
+    assert consensus_pick(pool.vectors, np.array([4])) == 0  # one candidate: itself
+    # a caption repeated among the neighbours wins over a longer one seen once
+    picked = consensus_pick(pool.vectors, np.array([2, 0, 0]))
+    assert pool.texts[[2, 0, 0][picked]] == "a hand with five fingers"
+    # the constant caption: the one closest to the whole pool
+    assert constant_caption(pool) == "the left lung is clear"
+
+
+def test_nearest_is_cosine_chunked_and_ordered():
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 255, (50, 8, 8)).astype(np.uint8)
+    queries = pool[[7, 3]].astype(np.float32) * 2  # cosine ignores the scale
+    found = nearest(queries, pool, 4, chunk=7)  # 8 chunks, the top-k merged across them
+    assert list(found[:, 0]) == [7, 3]
+    flat = pool.reshape(50, -1).astype(np.float64)
+    unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
+    sims = unit[[7, 3]] @ unit.T
+    assert np.array_equal(found, np.argsort(-sims, axis=1, kind="stable")[:, :4])
+
+
+def test_retrieval_on_encoder_features_with_k1_returns_each_images_own_caption(tmp_path):
+    tiny_captioner_run(tmp_path)
+    from captioning.inference import TrainedCaptioner
+
+    captioner = TrainedCaptioner(tmp_path)
+    images, labels = squares(n=12, classes=3, seed=1)
+    images[:, :4, :4] = np.arange(12)[:, None, None] * 20  # no two images alike
+    captions = [f"image {i} shows class {labels[i]} number {i}" for i in range(12)]
+    train = evalset(images, captions, "train")
+    features = captioner.pooled_features(images)
+    assert features.shape == (12, 8) and features.dtype == np.float32
+    pool = build_pool(train.references, tokenize)
+    got = retrieve(pool, nearest(features, features, 1), 1)
+    assert got == captions
+    assert score_captions(got, train.references)["bleu4"] == pytest.approx(1.0)
+    # the whole report entry, the train split evaluated as its own pool
+    report = caption_baselines(captioner, train, train, train, meteor=False)
+    assert set(report) >= {"constant", "retrieval_features", "retrieval_pixels", "note"}
+    for name in ("constant", "retrieval_features", "retrieval_pixels"):
+        assert set(report[name]) >= METRIC_KEYS, name
+        assert report[name]["pool"].startswith("train split")
+    assert report["retrieval_features"]["pool"] == "train split (12 images)"
+    assert report["retrieval_pixels"]["pool"] == "train split, 12 of 12 images (seeded sample)"
+    assert report["retrieval_features"]["space"].endswith("8-d, cosine")
+    assert report["retrieval_pixels"]["space"].endswith("4096-d, cosine")
+    assert report["constant"]["caption"] in captions
+
+
+def test_k_is_chosen_on_validation_never_on_the_evaluated_split():
+    # pool: cluster A around direction (1, 0) whose exact (1, 0) member has an odd caption,
+    # cluster B around (0, 1); k = 1 copies the nearest caption, k = 5 takes the consensus
+    angles = [0.0, 0.05, -0.05, 0.1, -0.1]
+    a = [(np.cos(t), np.sin(t)) for t in angles]
+    b = [(np.sin(t), np.cos(t)) for t in angles]
+    points = np.array(a + b, np.float32)[:, None, :]  # (10, 1, 2) "images"
+    captions = ["odd caption here", *["lungs are clear"] * 4, *["hand bones intact"] * 5]
+    pool = evalset(points, captions, "train")
+    # validation: k = 5 wins (its (1, 0) image is captioned like the cluster)
+    val = evalset(points[[0, 5]], ["lungs are clear", "hand bones intact"], "val")
+    captioner = SimpleNamespace(pooled_features=lambda x: np.asarray(x, np.float32))
+    # evaluated on the pool itself, where k = 1 would be perfect: k stays 5
+    report = caption_baselines(captioner, pool, pool, val, meteor=False)
+    block = report["retrieval_features"]
+    assert block["k"] == 5 and block["k_chosen_on"].startswith("val")
+    assert set(block["k_grid_val_cider"]) == {"1", "5"}  # 15 and 30: more than the pool
+    assert block["k_grid_val_cider"]["5"] > block["k_grid_val_cider"]["1"]
+    assert block["bleu4"] < 1.0  # k = 1 would have scored 1.0 here
+    assert "retrieve from" in report["note"]
+    # another evaluated set, same pool and val: the same k and the same validation scores
+    other = caption_baselines(captioner, val, pool, val, meteor=False)["retrieval_features"]
+    assert other["k"] == 5 and other["k_grid_val_cider"] == block["k_grid_val_cider"]
+
+
+def test_diversity_of_hand_made_captions():
+    captions = [
+        ["a", "hand"],
+        ["a", "hand"],
+        ["a", "<unk>", "scan"],
+        ["the", "the", "lung"],  # a token twice in a row
+        ["x", "y", "z", "w", "x", "y", "z"],  # a repeated 3-gram
+    ]
+    assert diversity(captions) == {
+        "distinct_share": 0.8,
+        "unk_share": 0.2,
+        "repeat_share": 0.4,
+        "vocabulary_used": 9,  # <unk> is no word
+    }
+    assert not repeats(["x", "y", "x", "y"]) and repeats(["x", "y", "z", "x", "y", "z"])
+    assert diversity([])["distinct_share"] is None
+    assert names("generated") == ("distinct_share", "unk_share", "repeat_share", "vocabulary_used")
+    assert (
+        metric("repeat_share").format(0.4) == "40.00%" and not metric("unk_share").higher_is_better
+    )
