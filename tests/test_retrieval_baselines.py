@@ -71,9 +71,9 @@ def test_nearest_is_cosine_chunked_and_ordered():
 
 def test_retrieval_on_encoder_features_with_k1_returns_each_images_own_caption(tmp_path):
     tiny_captioner_run(tmp_path)
-    from captioning.inference import TrainedCaptioner
+    from captioning.inference import Captioner
 
-    captioner = TrainedCaptioner(tmp_path)
+    captioner = Captioner(tmp_path)
     images, labels = squares(n=12, classes=3, seed=1)
     images[:, :4, :4] = np.arange(12)[:, None, None] * 20  # no two images alike
     captions = [f"image {i} shows class {labels[i]} number {i}" for i in range(12)]
