@@ -10,10 +10,12 @@ import base64
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +29,8 @@ pytest.importorskip("fastapi")
 from captioning.bundled import resolve_run  # noqa: E402
 from captioning.data.images import load_image  # noqa: E402
 from captioning.inference import Captioner, caption_entries  # noqa: E402
-from captioning.serving.app import create_app, running  # noqa: E402
+from captioning.serving.app import create_app  # noqa: E402
+from captioning.serving.server import DEFAULT_REQUEST_TIMEOUT, running  # noqa: E402
 from captioning.serving.uploads import Limits  # noqa: E402
 from captioning.utils.runs import read_json  # noqa: E402
 
@@ -187,9 +190,97 @@ def test_a_token_guards_captions(captioner, images):
         assert httpx.post(f"{url}/caption", files=good).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
         assert httpx.post(f"{url}/caption", files=good, headers=wrong).status_code == 401
+        same_length = {"Authorization": "Bearer s3creT"}  # differs in the last character only
+        assert httpx.post(f"{url}/caption", files=good, headers=same_length).status_code == 401
         right = {"Authorization": "Bearer s3cret"}
         answer = httpx.post(f"{url}/caption", files=good, headers=right, timeout=60)
         assert answer.status_code == 200 and answer.json()["results"][0]["caption"]
+
+
+def test_cors_is_off_unless_origins_are_named(server, captioner):
+    page = "https://viewer.example.org"
+    asked = {"Origin": page}
+    assert "access-control-allow-origin" not in httpx.get(f"{server}/health", headers=asked).headers
+    with running(create_app(captioner, LIMITS, cors_origins=(page,))) as url:
+        named = httpx.get(f"{url}/health", headers=asked)
+        assert named.headers["access-control-allow-origin"] == page
+        other = httpx.get(f"{url}/health", headers={"Origin": "https://elsewhere.example.com"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = {**asked, "Access-Control-Request-Method": "POST"}
+        preflight["Access-Control-Request-Headers"] = "authorization"
+        allowed = httpx.options(f"{url}/caption", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == page
+        assert set(allowed.headers["access-control-allow-methods"].split(", ")) == {"GET", "POST"}
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+
+
+def trickle(url: str, request: bytes, at_once: int, limit: float = 60) -> tuple[bytes, float]:
+    """Connect to ``url``, send ``request[:at_once]``, then the rest 1 byte per second (nothing
+    when ``at_once`` is None), until the server answers and closes: (its answer, seconds from
+    connecting to the close)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    answer, start = b"", time.monotonic()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.settimeout(1.0)
+        sent = len(request) if at_once is None else at_once
+        try:
+            sock.sendall(request[:sent])
+            while time.monotonic() - start < limit:
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:  # a second has passed: one more byte
+                    if sent < len(request) and at_once is not None:
+                        sock.sendall(request[sent : sent + 1])
+                        sent += 1
+                    continue
+                if not chunk:  # closed by the server
+                    break
+                answer += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    return answer, time.monotonic() - start
+
+
+def multipart_request(name: str, data: bytes) -> tuple[bytes, int]:
+    """A raw ``POST /caption`` of one file: (the bytes, where the body starts)."""
+    boundary = b"x7b1e"
+    body = b"".join(
+        [
+            b"--" + boundary + b"\r\n",
+            b'content-disposition: form-data; name="file"; filename="' + name.encode() + b'"\r\n',
+            b"content-type: application/octet-stream\r\n\r\n",
+            data,
+            b"\r\n--" + boundary + b"--\r\n",
+        ]
+    )
+    head = (
+        b"POST /caption HTTP/1.1\r\nhost: localhost\r\n"
+        b"content-type: multipart/form-data; boundary=" + boundary + b"\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    return head + body, len(head)
+
+
+def test_slow_clients_are_cut_off(captioner, images):
+    assert DEFAULT_REQUEST_TIMEOUT <= 30  # a 1 byte/s client is gone within 30 s by default
+    request, body_at = multipart_request(images[0].name, images[0].read_bytes())
+    with running(create_app(captioner, LIMITS), request_timeout=2) as url:
+        cases = {"silent": None, "slow headers": 0, "slow upload": body_at}
+        for case, at_once in cases.items():
+            if at_once is None:
+                answer, seconds = trickle(url, b"", None)
+            else:
+                answer, seconds = trickle(url, request, at_once)
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), case
+            assert b'"request not received within 2s"' in answer, case
+            assert 1.9 < seconds < 5, (case, seconds)
+        answer, _ = trickle(url, request, len(request))  # all at once: captioned
+        assert answer.startswith(b"HTTP/1.1 200") and b'"caption"' in answer
+        with httpx.Client(base_url=url) as client:  # one connection, idle between requests
+            for _ in range(3):
+                assert client.get("/health").status_code == 200
+                time.sleep(1.2)  # 3.6 s in all: the deadline is per request, not per connection
 
 
 def test_serve_warns_when_bound_beyond_loopback(tmp_path):
