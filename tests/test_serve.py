@@ -146,6 +146,27 @@ def test_refused_requests_say_why_and_the_server_goes_on(server, images, files, 
     assert httpx.post(f"{server}/caption", files=upload(good), timeout=60).status_code == 200
 
 
+def hostile_files(jpeg: bytes) -> dict[str, bytes]:
+    """The hostile uploads of benchmarks/serve_load.py (benchmarks/hostile_files.py)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hostile_files.py"
+    spec = importlib.util.spec_from_file_location("hostile_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.hostile_files(jpeg)
+
+
+def test_hostile_files_get_one_line_each_and_the_server_goes_on(server, images):
+    for name, data in hostile_files(images[0].read_bytes()).items():
+        answer = httpx.post(f"{server}/caption", files=upload((name, data)), timeout=60)
+        assert answer.status_code == 422, name
+        line = answer.json()["error"]
+        assert line.startswith(f"{name}: ") and "\n" not in line, line
+    good = (images[2].name, images[2].read_bytes())
+    assert httpx.post(f"{server}/caption", files=upload(good), timeout=60).status_code == 200
+
+
 def test_requests_without_files_are_refused(server):
     assert httpx.post(f"{server}/caption", content=b"raw").status_code == 415
     other = httpx.post(f"{server}/caption", files=[("image", ("a.png", b"1"))])
