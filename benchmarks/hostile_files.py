@@ -10,12 +10,17 @@ server's memory. Built in memory, each well under 1 MB:
   header and first row of data, then nothing;
 - ``text.png``: a text file renamed ``.png``;
 - ``no_pixels.dcm``: a DICOM file with patient and study attributes and no pixel data.
+
+And a slow client (``trickle``): a raw request sent 1 byte per second, which the server must
+cut off within its request deadline (``captioning serve --request-timeout``).
 """
 
 from __future__ import annotations
 
 import io
+import socket
 import struct
+import time
 import zlib
 
 
@@ -81,3 +86,50 @@ def hostile_files(jpeg: bytes) -> dict[str, bytes]:
         "text.png": b"patient notes: not an image at all\n" * 20,
         "no_pixels.dcm": dicom_without_pixels(),
     }
+
+
+def trickle(url: str, request: bytes, at_once: int, limit: float = 60) -> tuple[bytes, float]:
+    """Connect to ``url``, send ``request[:at_once]``, then the rest 1 byte per second (nothing
+    when ``at_once`` is None), until the server answers and closes: (its answer, seconds from
+    connecting to the close)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    answer, start = b"", time.monotonic()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.settimeout(1.0)
+        sent = len(request) if at_once is None else at_once
+        try:
+            sock.sendall(request[:sent])
+            while time.monotonic() - start < limit:
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:  # a second has passed: one more byte
+                    if sent < len(request) and at_once is not None:
+                        sock.sendall(request[sent : sent + 1])
+                        sent += 1
+                    continue
+                if not chunk:  # closed by the server
+                    break
+                answer += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    return answer, time.monotonic() - start
+
+
+def multipart_request(name: str, data: bytes) -> tuple[bytes, int]:
+    """A raw ``POST /caption`` of one file: (the bytes, where the body starts)."""
+    boundary = b"x7b1e"
+    body = b"".join(
+        [
+            b"--" + boundary + b"\r\n",
+            b'content-disposition: form-data; name="file"; filename="' + name.encode() + b'"\r\n',
+            b"content-type: application/octet-stream\r\n\r\n",
+            data,
+            b"\r\n--" + boundary + b"--\r\n",
+        ]
+    )
+    head = (
+        b"POST /caption HTTP/1.1\r\nhost: localhost\r\n"
+        b"content-type: multipart/form-data; boundary=" + boundary + b"\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    return head + body, len(head)

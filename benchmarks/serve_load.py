@@ -11,7 +11,9 @@
    counts (a 5xx or a dropped connection fails the benchmark, as does a good image without
    its caption or entry), each hostile kind's status and line, latency, and the server's
    resident memory every 100 requests (it must stay within 5% of its value after the first
-   100). Exit code 1 on any failure, after writing the results.
+   100). Meanwhile two slow clients send a request 1 byte per second (one from its first
+   byte, one after sending its headers at once): the server must cut them off within 30 s
+   (its default ``--request-timeout``). Exit code 1 on any failure, after writing the results.
 2. ``captioning caption DIR --json`` on the same good images in one process call (start-up,
    model load and captioning), and on one image (the fixed cost), timed from outside.
 3. ``caption_entries`` in this process on the same good images (decode + caption, after a
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,6 +44,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 RSS_EVERY = 100  # requests between samples of the server's resident memory
 RSS_FLAT = 0.05  # the most the server's memory may grow after the first RSS_EVERY requests
+SLOW_CUT_OFF_S = 30  # a client sending 1 byte per second is gone within this
 
 
 def extract(archive: Path, folder: Path, count: int) -> tuple[list[Path], int]:
@@ -199,6 +203,31 @@ def outcome(files: list, answers: list, latencies: list, hostile: dict) -> dict:
     }
 
 
+def slow_clients(url: str, image: Path) -> tuple[list[threading.Thread], dict]:
+    """Two clients sending a POST /caption of ``image`` 1 byte per second, in threads (started
+    here; join them): one from its first byte, one after its headers. The dict gets, per
+    client, the seconds from connecting to the server's close and its answer's first line."""
+    from hostile_files import multipart_request, trickle
+
+    request, body_at = multipart_request(image.name, image.read_bytes())
+    found: dict = {}
+
+    def client(case: str, at_once: int):
+        answer, seconds = trickle(url, request, at_once, limit=2 * SLOW_CUT_OFF_S)
+        found[case] = {
+            "bytes_sent_at_once": at_once,
+            "then": "1 byte per second",
+            "cut_off_after_s": round(seconds, 2),
+            "answer": answer.split(b"\r\n", 1)[0].decode("latin-1") or "(closed, no answer)",
+        }
+
+    cases = {"slow_headers": 0, "slow_upload": body_at}
+    threads = [threading.Thread(target=client, args=case) for case in cases.items()]
+    for thread in threads:
+        thread.start()
+    return threads, found
+
+
 def memory(samples: list[float]) -> dict:
     """The server's resident memory after each ``RSS_EVERY`` requests, and whether it stayed
     within ``RSS_FLAT`` of the first sample."""
@@ -222,6 +251,9 @@ def failures(server: dict, expected_entries: int) -> list[str]:
         out.append(
             f"{server['good']['answered_with_an_entry']} of {expected_entries} images got an entry"
         )
+    for case, seen in server["slow_clients"].items():
+        if seen["cut_off_after_s"] > SLOW_CUT_OFF_S:
+            out.append(f"{case} client still connected after {seen['cut_off_after_s']} s")
     if not server["memory"]["flat_within_5_percent"]:
         out.append(f"server memory grew {server['memory']['growth_after_first_100']:.1%}")
     return out
@@ -260,12 +292,16 @@ def main() -> None:
     try:
         warm = [(p.name, p.read_bytes()) for p in warmup]
         asyncio.run(load(url, warm, args.concurrency))  # traces batch shapes
+        threads, slow = slow_clients(url, warmup[0])
         latencies, answers, wall, rss = asyncio.run(load(url, files, args.concurrency, process.pid))
+        for thread in threads:
+            thread.join()
     finally:
         process.terminate()
         process.wait(30)
     server = outcome(files, answers, latencies, hostile)
     server["memory"] = memory(rss)
+    server["slow_clients"] = slow
     print(f"server: {len(files) / wall:.1f} requests/s, {json.dumps(server['statuses'])}")
     served = [a[1]["results"][0] for (name, _), a in zip(files, answers, strict=True)
               if name not in hostile and a[0] == 200]  # fmt: skip

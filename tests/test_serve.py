@@ -10,7 +10,6 @@ import base64
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -146,19 +145,19 @@ def test_refused_requests_say_why_and_the_server_goes_on(server, images, files, 
     assert httpx.post(f"{server}/caption", files=upload(good), timeout=60).status_code == 200
 
 
-def hostile_files(jpeg: bytes) -> dict[str, bytes]:
-    """The hostile uploads of benchmarks/serve_load.py (benchmarks/hostile_files.py)."""
+def hostile():
+    """benchmarks/hostile_files.py: the hostile uploads and clients of serve_load.py."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "hostile_files.py"
     spec = importlib.util.spec_from_file_location("hostile_files", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.hostile_files(jpeg)
+    return module
 
 
 def test_hostile_files_get_one_line_each_and_the_server_goes_on(server, images):
-    for name, data in hostile_files(images[0].read_bytes()).items():
+    for name, data in hostile().hostile_files(images[0].read_bytes()).items():
         answer = httpx.post(f"{server}/caption", files=upload((name, data)), timeout=60)
         assert answer.status_code == 422, name
         line = answer.json()["error"]
@@ -236,56 +235,10 @@ def test_cors_is_off_unless_origins_are_named(server, captioner):
         assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
 
 
-def trickle(url: str, request: bytes, at_once: int, limit: float = 60) -> tuple[bytes, float]:
-    """Connect to ``url``, send ``request[:at_once]``, then the rest 1 byte per second (nothing
-    when ``at_once`` is None), until the server answers and closes: (its answer, seconds from
-    connecting to the close)."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    answer, start = b"", time.monotonic()
-    with socket.create_connection((host, int(port))) as sock:
-        sock.settimeout(1.0)
-        sent = len(request) if at_once is None else at_once
-        try:
-            sock.sendall(request[:sent])
-            while time.monotonic() - start < limit:
-                try:
-                    chunk = sock.recv(65536)
-                except TimeoutError:  # a second has passed: one more byte
-                    if sent < len(request) and at_once is not None:
-                        sock.sendall(request[sent : sent + 1])
-                        sent += 1
-                    continue
-                if not chunk:  # closed by the server
-                    break
-                answer += chunk
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-    return answer, time.monotonic() - start
-
-
-def multipart_request(name: str, data: bytes) -> tuple[bytes, int]:
-    """A raw ``POST /caption`` of one file: (the bytes, where the body starts)."""
-    boundary = b"x7b1e"
-    body = b"".join(
-        [
-            b"--" + boundary + b"\r\n",
-            b'content-disposition: form-data; name="file"; filename="' + name.encode() + b'"\r\n',
-            b"content-type: application/octet-stream\r\n\r\n",
-            data,
-            b"\r\n--" + boundary + b"--\r\n",
-        ]
-    )
-    head = (
-        b"POST /caption HTTP/1.1\r\nhost: localhost\r\n"
-        b"content-type: multipart/form-data; boundary=" + boundary + b"\r\n"
-        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
-    )
-    return head + body, len(head)
-
-
 def test_slow_clients_are_cut_off(captioner, images):
     assert DEFAULT_REQUEST_TIMEOUT <= 30  # a 1 byte/s client is gone within 30 s by default
-    request, body_at = multipart_request(images[0].name, images[0].read_bytes())
+    trickle = hostile().trickle
+    request, body_at = hostile().multipart_request(images[0].name, images[0].read_bytes())
     with running(create_app(captioner, LIMITS), request_timeout=2) as url:
         cases = {"silent": None, "slow headers": 0, "slow upload": body_at}
         for case, at_once in cases.items():
