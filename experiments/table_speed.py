@@ -135,11 +135,11 @@ def _serve_load_rows(bench: dict, rows: list[list[str]]) -> None:
     server, cli = bench["serve_load"]["server"], bench["serve_load"]["cli"]
     lat = server["latency"]
     hostile = server.get("hostile_requests")
-    hostile = f" ({hostile} of them hostile)" if hostile else ""
+    each = f"one file each ({hostile} of them hostile)" if hostile else "one image each"
     rows.append(
         [
             f"`captioning serve`: {server['requests']} requests, {server['concurrency']} at "
-            f"a time, one file each{hostile}",
+            f"a time, {each}",
             f"{server['requests_per_s']:.0f} requests/s, p50 {lat['p50_ms']:.0f} ms, "
             f"p95 {lat['p95_ms']:.0f} ms",
             f"`captioning caption` on the same {'good ' if hostile else ''}images, one process: "
