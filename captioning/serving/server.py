@@ -9,7 +9,10 @@ before they are complete), so the deadline is kept by the HTTP protocol itself: 
 protocol with a timer that starts when the connection opens or a request's first byte arrives,
 and stops when the request has fully arrived (the time spent captioning does not count). When
 it fires, the client gets ``408 Request Timeout`` (if no answer has started) and the
-connection is closed; a handler reading the upload sees the client disconnect.
+connection is closed; a handler reading the upload sees the client disconnect. The server
+always speaks h11 (httptools, when installed, is not used); the protocol leans on
+``H11Protocol``'s attributes (``conn``, ``cycle``, ``transport``, ``loop``), which
+tests/test_serve.py's slow clients check on the installed uvicorn.
 """
 
 from __future__ import annotations
