@@ -48,7 +48,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from captioning.bundled import resolve_run
-    from captioning.serving.app import create_app, running
+    from captioning.serving.app import create_app
+    from captioning.serving.server import running
 
     folder = Path(tempfile.mkdtemp())
     xray = first_image(Path(args.archive), "Hand", folder)

@@ -8,6 +8,9 @@ trained on that classifier and evaluated with ``captioning evaluate RUN --out RU
 which quickstart does). It copies each run's inference files (``captioning.bundled.RUN_FILES``)
 and the dataset's findings cut points, scrubs local paths out of the run metadata, and writes the
 model card (``MODEL_CARD.md`` + ``model_card.json``) from the runs' own test evaluations.
+
+It refuses to run from a checkout with uncommitted changes under ``captioning/`` or
+``experiments/`` (``git status --porcelain``): the bundle must come from code a commit names.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from captioning.data.template_captions import CAPTIONS_DIR, CUTPOINTS_FILE  # no
 from captioning.metrics.registry import metric  # noqa: E402
 
 LIMIT_BYTES = 20_000_000  # the issue's budget for the shipped model
+CHECKED = ("captioning", "experiments")  # folders that must be committed before bundling
 _ABSOLUTE = re.compile(r"(?<![\w.])/(?:[^\s/]+/)*([^\s/]+)")
 
 
@@ -189,12 +194,34 @@ then `python experiments/bundle_model.py CLASSIFIER_RUN CAPTIONER_RUN`.
 {CARD_TAIL}"""
 
 
+def uncommitted(checkout: Path) -> list[str]:
+    """Paths under ``CHECKED`` that ``git status --porcelain`` reports in ``checkout``
+    (modified, staged, deleted or untracked). Raises ``SystemExit`` when git cannot tell."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--", *CHECKED],
+            cwd=checkout, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as err:
+        problem = getattr(err, "stderr", "") or str(err)
+        raise SystemExit(
+            f"{checkout}: not a git checkout ({problem.strip().splitlines()[0]})"
+        ) from None
+    return [line[3:] for line in done.stdout.splitlines() if line.strip()]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("classifier", type=Path, help="classifier run folder")
     parser.add_argument("captioner", type=Path, help="captioner run folder (on that classifier)")
     parser.add_argument("--out", type=Path, default=ROOT / "captioning" / "pretrained")
     args = parser.parse_args(argv)
+    dirty = uncommitted(ROOT)
+    if dirty:
+        raise SystemExit(
+            f"{ROOT}: uncommitted changes in {' or '.join(f'{c}/' for c in CHECKED)} "
+            f"({len(dirty)}, e.g. {dirty[0]}): commit them first, so the bundle names its code"
+        )
     staging = args.out.with_name(args.out.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -1,6 +1,6 @@
 """Does the exported SavedModel caption as ``captioning caption`` does? Export a captioner run
 (default: the bundled one), caption N real MedNIST images from the archive with both, and
-record agreement, export time, SavedModel size and timings:
+record agreement, export time, SavedModel size and timings, and the sha256 of the weights:
 
     python experiments/export_check.py --archive MedNIST.tar.gz [--run RUN] [--n 500] \
         [--out experiments/results/export/saved_model_bundled.json]
@@ -12,6 +12,7 @@ The SavedModel runs in a separate interpreter that imports TensorFlow and never 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import shlex
@@ -136,6 +137,8 @@ def main() -> None:
     record = {
         **provenance(command),
         "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
+        # tests/test_artifacts.py: this record is stale once the bundled weights change
+        "model_weights_sha256": hashlib.sha256((run / "best_model.keras").read_bytes()).hexdigest(),
         "export": {k: body[k] for k in ("beam", "max_length", "phrasing", "scope", "model_sha256")},
         "images_from": f"{Path(args.archive).name}: every 40th JPEG per class, archive order",
         "metrics": metrics,

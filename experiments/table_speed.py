@@ -134,13 +134,16 @@ def _serve_load_rows(bench: dict, rows: list[list[str]]) -> None:
     """Rows of the ``serve_load`` benchmark."""
     server, cli = bench["serve_load"]["server"], bench["serve_load"]["cli"]
     lat = server["latency"]
+    hostile = server.get("hostile_requests")
+    each = f"one file each ({hostile} of them hostile)" if hostile else "one image each"
     rows.append(
         [
             f"`captioning serve`: {server['requests']} requests, {server['concurrency']} at "
-            "a time, one image each",
+            f"a time, {each}",
             f"{server['requests_per_s']:.0f} requests/s, p50 {lat['p50_ms']:.0f} ms, "
             f"p95 {lat['p95_ms']:.0f} ms",
-            f"`captioning caption` on the same images, one process: {cli['wall_s']:.1f} s",
+            f"`captioning caption` on the same {'good ' if hostile else ''}images, one process: "
+            f"{cli['wall_s']:.1f} s",
             f"{server['requests_per_s'] / cli['images_per_s']:.1f}x the CLI's images/s (its "
             f"time includes {cli['one_image_wall_s']:.1f} s of start-up)",
             cpu(bench["serve_load"]),

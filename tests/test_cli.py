@@ -93,6 +93,8 @@ def _library_values() -> dict[tuple[str, str], tuple[object, object]]:
         ("serve", "port"): (None, serve_defaults["port"].default),
         ("serve", "max_files"): (None, limits.max_files),
         ("serve", "max_upload_mb"): (None, limits.max_file_mb),
+        ("serve", "cors_origin"): (None, []),  # append's empty start: CORS off
+        ("serve", "request_timeout"): (None, serve_defaults["request_timeout"].default),
         ("calibrate", "method"): (METHODS, DEFAULT_METHOD),
         ("calibrate", "keep"): (None, DEFAULT_KEEP),
         ("export", "format"): (

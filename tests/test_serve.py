@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +28,8 @@ pytest.importorskip("fastapi")
 from captioning.bundled import resolve_run  # noqa: E402
 from captioning.data.images import load_image  # noqa: E402
 from captioning.inference import Captioner, caption_entries  # noqa: E402
-from captioning.serving.app import create_app, running  # noqa: E402
+from captioning.serving.app import create_app  # noqa: E402
+from captioning.serving.server import DEFAULT_REQUEST_TIMEOUT, running  # noqa: E402
 from captioning.serving.uploads import Limits  # noqa: E402
 from captioning.utils.runs import read_json  # noqa: E402
 
@@ -143,6 +145,27 @@ def test_refused_requests_say_why_and_the_server_goes_on(server, images, files, 
     assert httpx.post(f"{server}/caption", files=upload(good), timeout=60).status_code == 200
 
 
+def hostile():
+    """benchmarks/hostile_files.py: the hostile uploads and clients of serve_load.py."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hostile_files.py"
+    spec = importlib.util.spec_from_file_location("hostile_files", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hostile_files_get_one_line_each_and_the_server_goes_on(server, images):
+    for name, data in hostile().hostile_files(images[0].read_bytes()).items():
+        answer = httpx.post(f"{server}/caption", files=upload((name, data)), timeout=60)
+        assert answer.status_code == 422, name
+        line = answer.json()["error"]
+        assert line.startswith(f"{name}: ") and "\n" not in line, line
+    good = (images[2].name, images[2].read_bytes())
+    assert httpx.post(f"{server}/caption", files=upload(good), timeout=60).status_code == 200
+
+
 def test_requests_without_files_are_refused(server):
     assert httpx.post(f"{server}/caption", content=b"raw").status_code == 415
     other = httpx.post(f"{server}/caption", files=[("image", ("a.png", b"1"))])
@@ -187,9 +210,51 @@ def test_a_token_guards_captions(captioner, images):
         assert httpx.post(f"{url}/caption", files=good).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
         assert httpx.post(f"{url}/caption", files=good, headers=wrong).status_code == 401
+        same_length = {"Authorization": "Bearer s3creT"}  # differs in the last character only
+        assert httpx.post(f"{url}/caption", files=good, headers=same_length).status_code == 401
         right = {"Authorization": "Bearer s3cret"}
         answer = httpx.post(f"{url}/caption", files=good, headers=right, timeout=60)
         assert answer.status_code == 200 and answer.json()["results"][0]["caption"]
+
+
+def test_cors_is_off_unless_origins_are_named(server, captioner):
+    page = "https://viewer.example.org"
+    asked = {"Origin": page}
+    assert "access-control-allow-origin" not in httpx.get(f"{server}/health", headers=asked).headers
+    with running(create_app(captioner, LIMITS, cors_origins=(page,))) as url:
+        named = httpx.get(f"{url}/health", headers=asked)
+        assert named.headers["access-control-allow-origin"] == page
+        other = httpx.get(f"{url}/health", headers={"Origin": "https://elsewhere.example.com"})
+        assert "access-control-allow-origin" not in other.headers
+        preflight = {**asked, "Access-Control-Request-Method": "POST"}
+        preflight["Access-Control-Request-Headers"] = "authorization"
+        allowed = httpx.options(f"{url}/caption", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == page
+        assert set(allowed.headers["access-control-allow-methods"].split(", ")) == {"GET", "POST"}
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+
+
+def test_slow_clients_are_cut_off(captioner, images):
+    assert DEFAULT_REQUEST_TIMEOUT <= 30  # a 1 byte/s client is gone within 30 s by default
+    trickle = hostile().trickle
+    request, body_at = hostile().multipart_request(images[0].name, images[0].read_bytes())
+    with running(create_app(captioner, LIMITS), request_timeout=2) as url:
+        cases = {"silent": None, "slow headers": 0, "slow upload": body_at}
+        for case, at_once in cases.items():
+            if at_once is None:
+                answer, seconds = trickle(url, b"", None)
+            else:
+                answer, seconds = trickle(url, request, at_once)
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), case
+            assert b'"request not received within 2s"' in answer, case
+            assert 1.9 < seconds < 5, (case, seconds)
+        answer, _ = trickle(url, request, len(request))  # all at once: captioned
+        assert answer.startswith(b"HTTP/1.1 200") and b'"caption"' in answer
+        with httpx.Client(base_url=url) as client:  # one connection, idle between requests
+            for _ in range(3):
+                assert client.get("/health").status_code == 200
+                time.sleep(1.2)  # 3.6 s in all: the deadline is per request, not per connection
 
 
 def test_serve_warns_when_bound_beyond_loopback(tmp_path):

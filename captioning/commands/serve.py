@@ -8,6 +8,7 @@ import os
 
 from captioning.commands.options import add_run_option
 from captioning.errors import CaptioningError
+from captioning.serving.server import DEFAULT_REQUEST_TIMEOUT
 from captioning.serving.uploads import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_FILES
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only: serving to others is a choice (--host 0.0.0.0)
@@ -40,6 +41,22 @@ def add_parser(commands) -> None:
         help="require 'Authorization: Bearer TOKEN' on POST /caption "
         "(default: $CAPTIONING_SERVE_TOKEN; none: open)",
     )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages of ORIGIN (e.g. https://example.org) call the service from a "
+        "browser; repeatable (default: none, CORS off)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="S",
+        help="seconds a client has to send a whole request, headers and upload, before it is "
+        f"cut off (default: {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
     parser.set_defaults(func=run)
 
 
@@ -52,5 +69,10 @@ def run(args: argparse.Namespace) -> int:
         limits = Limits(max_files=args.max_files, max_file_mb=args.max_upload_mb)
     except ValueError as err:
         raise CaptioningError(str(err)) from None
+    if not args.request_timeout > 0:
+        raise CaptioningError(f"--request-timeout must be > 0 (got {args.request_timeout:g})")
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    return serve(resolve_run(args.run), args.host, args.port, limits, token)
+    origins = tuple(args.cors_origin)
+    return serve(
+        resolve_run(args.run), args.host, args.port, limits, token, origins, args.request_timeout
+    )

@@ -13,7 +13,9 @@ Endpoints (FastAPI on uvicorn, the optional ``[serve]`` extra):
 
 Uploads are decoded from memory and never stored (``captioning.serving.uploads``). The model is
 loaded once; one worker thread captions what concurrent requests queue
-(``captioning.serving.batching``).
+(``captioning.serving.batching``). A request must arrive within a deadline, or its client is
+cut off (``captioning.serving.server``). Browsers' cross-origin calls (CORS) are refused unless
+origins are named.
 """
 
 import asyncio
@@ -21,11 +23,8 @@ import base64
 import hmac
 import io
 import math
-import socket
 import sys
-import threading
-import time
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import numpy as np
 from captioning.errors import CaptioningError
 from captioning.inference import Captioner, caption_entries
 from captioning.serving.batching import Batcher
+from captioning.serving.server import DEFAULT_REQUEST_TIMEOUT, server_config
 from captioning.serving.uploads import Limits, Refused, decode_files, read_files, refusal_line
 from captioning.utils.runs import read_json
 
@@ -105,11 +105,14 @@ def create_app(
     limits: Limits | None = None,
     token: str | None = None,
     max_batch: int = 32,
+    cors_origins: tuple[str, ...] = (),
 ):
     """The FastAPI app serving ``run`` (a captioner run folder, or a loaded ``Captioner``).
     Loads and warms up the model now, so a server that answers is ready. ``token``: required
-    as ``Authorization: Bearer TOKEN`` on ``POST /caption`` when given."""
+    as ``Authorization: Bearer TOKEN`` on ``POST /caption`` when given. ``cors_origins``: the
+    only web origins whose pages may call the service from a browser (none by default)."""
     from fastapi import FastAPI
+    from fastapi.middleware.cors import CORSMiddleware
 
     limits = limits or Limits()
     captioner = warmed_up(run if isinstance(run, Captioner) else Captioner(run))
@@ -125,6 +128,13 @@ def create_app(
         batcher.stop()
 
     app = FastAPI(title="captioning", lifespan=lifespan, docs_url=None, redoc_url=None)
+    if cors_origins:  # off unless named: other sites' pages must not use the service
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization"],
+        )
     add_caption_route(app, batcher, limits, token)
     health = health_report(captioner, limits, token)
 
@@ -224,37 +234,14 @@ def add_page_routes(app) -> None:
         app.get(path, include_in_schema=False)(page_of((web / name).read_bytes(), kind))
 
 
-@contextmanager
-def running(app, host: str = "127.0.0.1"):
-    """Serve ``app`` with uvicorn on a free port of ``host`` in a background thread (tests and
-    benchmarks); yields the base URL and stops the server after."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the server on {host}:{port} did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-
-
 def serve(
     run_dir: Path,
     host: str = "127.0.0.1",
     port: int = 8000,
     limits: Limits | None = None,
     token: str | None = None,
+    cors_origins: tuple[str, ...] = (),
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> int:
     """The ``captioning serve`` command: load the model, then serve until interrupted."""
     try:
@@ -271,10 +258,11 @@ def serve(
     if host not in LOOPBACK:  # said before the model loads, so it is seen at once
         guard = "" if token else f"; anyone who reaches it may use it (set --token or ${TOKEN_ENV})"
         print(f"warning: serving on {host}, reachable from other machines{guard}", file=sys.stderr)
-    app = create_app(run_dir, limits, token)
+    app = create_app(run_dir, limits, token, cors_origins=cors_origins)
+    config = server_config(app, request_timeout, host=host, port=port, log_level="info")
     print(
         f"serving {run_dir} at http://{host}:{port}/ (uploads are not stored; Ctrl-C stops)",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(config).run()
     return 0

@@ -57,6 +57,7 @@ async def read_files(request, limits: Limits) -> list[tuple[str, bytes]]:
     request that is not a multipart form, is larger than the limits allow, holds too many
     files or none."""
     from starlette.formparsers import MultiPartException, MultiPartParser
+    from starlette.requests import ClientDisconnect
 
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Refused(415, f"send the images as a multipart form, one part named '{FIELD}' each")
@@ -82,6 +83,8 @@ async def read_files(request, limits: Limits) -> list[tuple[str, bytes]]:
         if str(err).startswith("Too many files"):
             raise Refused(413, f"too many files (the limit is {limits.max_files})") from None
         raise Refused(400, f"malformed multipart form ({err})") from None
+    except ClientDisconnect:  # gone, or cut off by the request deadline: nobody hears this
+        raise Refused(408, "the client left before the upload arrived") from None
     files = []
     for key, value in form.multi_items():
         if key == FIELD and not isinstance(value, str):
