@@ -109,6 +109,8 @@ def test_evaluate_writes_the_caption_report(captioner_run):
     assert set(share) == {"0", "1", "2", "3", "4", "none"}
     assert abs(sum(share.values()) - 1) < 1e-4
     assert report["decoding"]["phrasing"] == "varied"
+    assert report["decoding"]["rules"]["block_repeats"]
+    assert report["decoding"]["search_chosen_on_validation"]
 
 
 @pytest.mark.slow
