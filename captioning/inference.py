@@ -60,7 +60,7 @@ class Captioner:
         import tensorflow as tf
 
         import captioning.models.decoders  # noqa: F401  (registers the decoder layers)
-        from captioning.decoding import CaptionSearch
+        from captioning.decoding import DECODING_FILE, CaptionSearch, DecodingRules
         from captioning.models.captioner import image_features
         from captioning.models.classifier import load_model
 
@@ -75,6 +75,10 @@ class Captioner:
         self.tset = run_template_set(self.templates)  # None: the run's set is gone
         self.model = load_model(self.run_dir / "best_model.keras")
         decoding = self.config["decoder"]
+        # the beam width and length penalty chosen on validation, where the run has them
+        chosen = self.run_dir / DECODING_FILE
+        self.search_choice = read_json(chosen) if chosen.is_file() else None
+        decoding = {**decoding, **self._chosen_settings()}
         self.beam_width = int(decoding["beam_width"])
         self.decoder = self.model.get_layer("decoder")
         self.scope = Scope.load(self.run_dir)  # None for a run made before scopes
@@ -89,6 +93,9 @@ class Captioner:
             phrasing=phrasing or decoding.get("phrasing", "best"),
             phrasing_ratio=float(decoding.get("phrasing_ratio", 0.5)),
             phrasing_words=opening_words(self.tset, self.vocab.index) if self.tset else (),
+            # runs from before the rules lack their keys: none applied, as they decoded then
+            rules=DecodingRules.from_settings(decoding),
+            unk_id=self.vocab.unk_id,
         )
         encoder, head = self.model.get_layer("encoder"), self.model.get_layer("logits")
 
@@ -107,6 +114,12 @@ class Captioner:
 
         self._encode, self._teacher_forced = encode, teacher_forced
         self._tf = tf
+
+    def _chosen_settings(self) -> dict:
+        """``beam_width`` and ``length_alpha`` from ``decoding.json`` (none without one)."""
+        if self.search_choice is None:
+            return {}
+        return {k: self.search_choice[k] for k in ("beam_width", "length_alpha")}
 
     @property
     def has_attention(self) -> bool:

@@ -114,6 +114,8 @@ def test_evaluate_writes_the_caption_report(captioner_run):
         assert keys <= set(report["baselines"][name]), name
     assert report["baselines"]["retrieval_features"]["k"] in (1, 5, 15, 30)
     assert 0 < report["distinct_share"] <= 1 and report["vocabulary_used"] >= 1
+    assert report["decoding"]["rules"]["block_repeats"]
+    assert report["decoding"]["search_chosen_on_validation"]
 
 
 @pytest.mark.slow
@@ -155,3 +157,29 @@ def test_a_run_from_older_templates_still_captions(captioner_run, mednist_small,
     for line in done.stdout.splitlines():
         caption = json.loads(line)["caption"]
         assert caption == "" or (caption[0].isupper() and caption.endswith("."))
+
+
+@pytest.mark.slow
+def test_training_records_the_decoding_rules_and_the_chosen_search(captioner_run):
+    """config.json: the rules on and min_length from the training captions; decoding.json: the
+    beam x length_alpha grid scored on validation, which inference then decodes with."""
+    from captioning.inference import Captioner
+
+    _, run = captioner_run
+    decoder = json.loads((run / "config.json").read_text())["decoder"]
+    assert decoder["block_specials"] and decoder["block_repeats"]
+    assert 0 <= decoder["min_length"] <= decoder["max_length"] // 2
+    chosen = json.loads((run / "decoding.json").read_text())
+    assert chosen["monitor"] == "findings" and chosen["split"] == "val" and chosen["images"] == 16
+    tried = [(g["beam_width"], g["length_alpha"]) for g in chosen["grid"]]
+    assert tried[0][0] == 1 and len(tried) == 7 and len(set(tried)) == 7
+    best = max(g["metrics"]["findings"] for g in chosen["grid"])
+    assert {"beam_width": chosen["beam_width"], "length_alpha": chosen["length_alpha"]} in [
+        {"beam_width": b, "length_alpha": a}
+        for (b, a), g in zip(tried, chosen["grid"], strict=True)
+        if g["metrics"]["findings"] == best
+    ]
+    captioner = Captioner(run)
+    assert captioner.beam_width == chosen["beam_width"]
+    assert captioner.search.length_alpha == chosen["length_alpha"]
+    assert captioner.search.rules.block_repeats

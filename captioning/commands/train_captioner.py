@@ -102,6 +102,7 @@ def train_captioner(
     check_decoder_kind(config.decoder.kind)
     encoder = setup.load_encoder_run(encoder_dir)
     captions = setup.load_caption_data(config, encoder, data_root)
+    setup.resolve_min_length(config, captions)  # -1: from the training captions
     keras.utils.set_random_seed(config.train.seed)
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     run_dir = Path(run_dir or default_run_dir("captioner")).resolve()
@@ -130,7 +131,8 @@ def train_stages(run, captions, vocab, encoder):
     saved as ``best_model.keras`` and ``metrics.json``; returns the whole run's ``FitResult``.
     The model and the training targets are freed when it returns."""
     from captioning.training import captioner_stages as stages
-    from captioning.training.captioner_setup import build_model
+    from captioning.training.captioner_setup import BEST_MODEL, build_model
+    from captioning.training.search_choice import choose_search
 
     targets = stages.caption_targets(run, captions, vocab)
     # the encoder run's encoder and head, a new decoder
@@ -140,6 +142,7 @@ def train_stages(run, captions, vocab, encoder):
     second = stages.train_stage2(run, captions, targets, parts, model)
     chosen = stages.choose_stage(run.config.monitor, first, second)
     digest = stages.save_chosen(run, model, chosen, stage1_weights)
+    choose_search(run, captions, targets, run.run_dir / BEST_MODEL)  # -> decoding.json
     stages.write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
     return stages.whole_run(first, second, digest)
 

@@ -109,6 +109,8 @@ def _satisfies(value, rule: str) -> bool:
         return value > 0
     if rule == ">=0":
         return value >= 0
+    if rule == ">=-1":
+        return value >= -1
     if rule == "[0,1)":
         return 0 <= value < 1
     raise AssertionError(f"unknown rule {rule}")

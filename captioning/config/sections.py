@@ -131,6 +131,19 @@ class DecoderConfig:
     # other words: a wrong finding word must cost more than another phrasing of the same caption
     field_word_weight: float = field(default=3.0, metadata=_check(">0"))
     max_length: int = field(default=24, metadata=_check(">0"))  # words per caption, <end> incl.
+    # decoding rules (captioning.decoding.rules); a run saved before them lacks these keys and
+    # decodes without them. Never write <unk>, <pad> or <start>:
+    block_specials: bool = True
+    # no word twice in a row, and no 3-gram twice in a caption (no_repeat_ngram_size=3):
+    block_repeats: bool = True
+    # no <end> before this many words; -1: set by the trainer from the training captions (their
+    # 5th-percentile length, at most max_length // 2) and recorded in the run's config.json
+    min_length: int = field(default=-1, metadata=_check(">=-1"))
+    # after training, choose beam_width and length_alpha on validation: beams 1/3/5 x alphas
+    # 0/0.7/1.0 scored by ``monitor`` on ``tune_images`` validation images; the choice goes to
+    # the run's decoding.json, which inference then uses (training.search_choice)
+    tune_search: bool = True
+    tune_images: int = field(default=512, metadata=_check(">0"))
     beam_width: int = field(default=3, metadata=_check(">0"))  # 1: greedy
     length_alpha: float = field(default=0.7, metadata=_check(">=0"))  # score / length^alpha
     # the caption's first word, which names its phrasing (template): "best" = the search's own;
@@ -180,7 +193,10 @@ class CaptionerConfig:
     monitor: str = field(default="findings", metadata=_check("in:findings,all_right,bleu4"))
 
     # added to SMOKE_OVERRIDES for this config
-    smoke_overrides: typing.ClassVar[dict[str, Any]] = {"finetune.epochs": 1}
+    smoke_overrides: typing.ClassVar[dict[str, Any]] = {
+        "finetune.epochs": 1,
+        "decoder.tune_images": 16,
+    }
 
 
 # --smoke: a handful of images and steps, whatever the experiment (big_vision's `runlocal`).

@@ -19,6 +19,10 @@ Scores: ``log_prob`` is the sum of the log-probabilities of the generated words 
 with longer ones. Beam search also scores the greedy caption and returns it where it scores
 higher (plain beam search can prune the greedy path), at the cost of one greedy pass.
 
+Rules (``rules``, a ``DecodingRules``; off unless asked, as for a run saved before them):
+never ``<unk>``/``<pad>``/``<start>``, no word twice in a row, no repeated 3-gram, no ``<end>``
+before ``min_length`` words, in both loops (``decoding.rules``).
+
 Phrasing (``phrasing="varied"``): a template set says the same findings in several phrasings
 that a decoder finds about equally likely, so plain search nearly always picks the same one.
 With ``varied`` the first word is chosen per image (``choose_first``) among the top first word
@@ -27,6 +31,18 @@ at least ``phrasing_ratio`` times as likely, by a seed from the image's pixels
 (``phrasing.content_seeds``); the search continues from it. Same image, same caption.
 """
 
+from captioning.decoding.rules import DecodingRules, length_bounds
 from captioning.decoding.search import CaptionSearch, Decoded, choose_first
 
-__all__ = ["CaptionSearch", "Decoded", "choose_first"]
+# a run's beam width and length penalty chosen on validation (training.search_choice), which
+# inference uses over the config's
+DECODING_FILE = "decoding.json"
+
+__all__ = [
+    "DECODING_FILE",
+    "CaptionSearch",
+    "Decoded",
+    "DecodingRules",
+    "choose_first",
+    "length_bounds",
+]

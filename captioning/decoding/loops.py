@@ -1,7 +1,7 @@
 """The greedy and beam ``tf.while_loop``s of ``CaptionSearch`` (graph ops, batch first).
 
-Both take the search (its ``decoder``, ``start_id``, ``end_id``, ``max_length`` and
-``normalise``), the encoder's ``features`` dict, ``first`` (B,) int32 (the word forced at step
+Both take the search (its ``decoder``, ``start_id``, ``end_id``, ``max_length``, ``rules``
+and ``normalise``), the encoder's ``features`` dict, ``first`` (B,) int32 (the word forced at step
 0; -1: free) and whether to collect attention, and return ``tokens`` (B, L) int32 (<end>
 included, 0 after), ``log_prob`` (B,) float32, ``length`` (B,) int32 and, with attention,
 ``attention`` (B, L, P) float32 (L = max_length, P = map positions).
@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from captioning.decoding.rules import apply_rules
+
 
 def pad_time(x, max_length):
     """(T, B, ...) stacked from a TensorArray -> (B, max_length, ...), zero-padded in time."""
@@ -21,47 +23,52 @@ def pad_time(x, max_length):
 
 
 def greedy_loop(search, features, first, attention: bool) -> dict:
-    """The most likely word at every step (``first`` at step 0 where it is >= 0)."""
-    decoder, end_id = search.decoder, search.end_id
+    """The most likely word at every step (``first`` at step 0 where it is >= 0) that the
+    search's rules allow (``rules.apply_rules``)."""
+    decoder, end_id, max_length = search.decoder, search.end_id, search.max_length
     context, state = decoder.initial_state(features)
     batch = tf.shape(features["pooled"])[0]
-    words = tf.TensorArray(tf.int32, size=0, dynamic_size=True)  # (T, B)
     maps = tf.TensorArray(tf.float32, size=0, dynamic_size=True)  # (T, B, P)
 
-    def body(t, tokens, state, done, log_prob, length, words, maps):
+    def body(t, tokens, state, done, log_prob, length, seqs, maps):
         logits, state, alpha = decoder.step(tokens, state, context)  # (B, V), ..., (B, P)
         log_p = tf.nn.log_softmax(logits)
-        best = tf.argmax(log_p, -1, output_type=tf.int32)  # (B,)
+        allowed = apply_rules(search, log_p, seqs, tokens, t)  # (B, V) banned at -inf
+        best = tf.argmax(allowed, -1, output_type=tf.int32)  # (B,)
         best = tf.where(tf.equal(t, 0) & (first >= 0), first, best)
         gained = tf.gather(log_p, best, batch_dims=1)  # (B,)
         best = tf.where(done, 0, best)  # finished: <pad>, at no cost
         log_prob += tf.where(done, 0.0, gained)
         length += tf.where(done, 0, 1)
-        words = words.write(t, best)
+        seqs += tf.one_hot(t, max_length, dtype=tf.int32)[None, :] * best[:, None]  # (B, L)
         if attention:
             maps = maps.write(t, tf.where(done[:, None], 0.0, alpha))
         done |= tf.equal(best, end_id)
-        return t + 1, best, state, done, log_prob, length, words, maps
+        return t + 1, best, state, done, log_prob, length, seqs, maps
 
     tokens, done = tf.fill([batch], search.start_id), tf.zeros([batch], tf.bool)
-    _, _, _, _, log_prob, length, words, maps = tf.while_loop(
+    start = (0, tokens, state, done, tf.zeros([batch]), tf.zeros([batch], tf.int32))
+    _, _, _, _, log_prob, length, seqs, maps = tf.while_loop(
         lambda t, tokens, state, done, *rest: tf.logical_not(tf.reduce_all(done)),
         body,
-        (0, tokens, state, done, tf.zeros([batch]), tf.zeros([batch], tf.int32), words, maps),
-        maximum_iterations=search.max_length,
+        (*start, tf.zeros([batch, max_length], tf.int32), maps),
+        maximum_iterations=max_length,
     )
-    out = {"tokens": pad_time(words.stack(), search.max_length)}
-    out.update(log_prob=log_prob, length=length)
+    out = {"tokens": seqs, "log_prob": log_prob, "length": length}
     if attention:
-        out["attention"] = pad_time(maps.stack(), search.max_length)
+        out["attention"] = pad_time(maps.stack(), max_length)
     return out
 
 
-def _beam_log_probs(logits, t, first, done, k: int):
-    """(B*k, V) logits -> (B, k, V) log-probabilities of the next word: a finished hypothesis
-    can only add <pad> (id 0) at no cost; at step 0 only ``first`` where it is >= 0."""
-    vocab = tf.shape(logits)[-1]
-    log_p = tf.reshape(tf.nn.log_softmax(logits), [-1, k, vocab])
+def _beam_log_probs(search, logits, t, first, done, seqs, k: int):
+    """(B*k, V) logits -> (B, k, V) log-probabilities of the next word: the words the rules
+    ban (given the hypotheses ``seqs`` (B, k, L)) at -inf; a finished hypothesis can only add
+    <pad> (id 0) at no cost; at step 0 only ``first`` where it is >= 0."""
+    vocab, length = tf.shape(logits)[-1], tf.shape(seqs)[-1]
+    flat = tf.reshape(seqs, [-1, length])  # (B*k, L)
+    last = tf.gather(flat, tf.maximum(t - 1, 0), axis=1)  # (B*k,) the word just written
+    log_p = apply_rules(search, tf.nn.log_softmax(logits), flat, last, t)  # (B*k, V)
+    log_p = tf.reshape(log_p, [-1, k, vocab])
     pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=-np.inf)  # (V,)
     log_p = tf.where(done[..., None], pad_only, log_p)
     other = tf.not_equal(tf.range(vocab)[None, None, :], first[:, None, None])  # (B, 1, V)
@@ -111,7 +118,7 @@ def beam_loop(search, features, first, k: int, attention: bool) -> dict:
 
     def body(t, tokens, state, log_prob, length, done, seqs, maps):
         logits, state, alpha = decoder.step(tokens, state, context)  # (B*k, V)
-        log_p = _beam_log_probs(logits, t, first, done, k)  # (B, k, V)
+        log_p = _beam_log_probs(search, logits, t, first, done, seqs, k)  # (B, k, V)
         parent, word, log_prob, length, was_done = _beam_top(
             search, log_p, log_prob, length, done, k
         )

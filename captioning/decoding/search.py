@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from captioning.decoding.loops import beam_loop, greedy_loop
+from captioning.decoding.rules import DecodingRules, banned_words
 from captioning.phrasing import PHRASINGS, seed_halves
 
 
@@ -60,6 +61,8 @@ class CaptionSearch:
         phrasing: str = "best",
         phrasing_ratio: float = 0.5,
         phrasing_words: Iterable[int] = (),
+        rules: DecodingRules | None = None,
+        unk_id: int | None = None,
     ):
         if phrasing not in PHRASINGS:
             raise ValueError(f"phrasing must be one of {PHRASINGS}, got {phrasing!r}")
@@ -68,6 +71,9 @@ class CaptionSearch:
         self.max_length, self.length_alpha = max_length, float(length_alpha)
         self.phrasing, self.phrasing_ratio = phrasing, float(phrasing_ratio)
         self.phrasing_words = sorted(set(int(w) for w in phrasing_words))
+        # what the search may not write (decoding.rules); None: none (a run saved before them)
+        self.rules = rules or DecodingRules()
+        self.unk_id = unk_id  # <unk>'s id, banned by ``rules.block_specials``
         self._compiled: dict = {}
 
     @property
@@ -93,6 +99,11 @@ class CaptionSearch:
         if not self.varied:
             return tf.fill([tf.shape(features["pooled"])[0]], -1)
         probs = self.first_word_probs_graph(features)  # (B, V)
+        if self.rules.active:  # the phrasing rule picks among the words the rules allow
+            batch, vocab = tf.shape(probs)[0], tf.shape(probs)[1]
+            none = tf.zeros([batch, self.max_length], tf.int32)  # (B, L) nothing written yet
+            banned = banned_words(self, none, tf.fill([batch], self.start_id), 0, vocab)
+            probs = tf.where(banned, tf.zeros_like(probs), probs)  # (B, V)
         eligible = tf.reduce_any(tf.one_hot(self.phrasing_words, tf.shape(probs)[1]) > 0, 0)
         return choose_first(probs, seed_low, seed_high, eligible, self.phrasing_ratio)
 

@@ -249,6 +249,10 @@ def decoding(captioner, evalset: EvalSet, m: Measured) -> dict:
         "length_alpha": search.length_alpha,
         **phrasing,
         "max_length": search.max_length,
+        # the decoding rules (decoding.rules; None: a search without them) and whether the beam
+        # and length_alpha are the run's choice on validation (decoding.json)
+        "rules": vars(search.rules) if getattr(search, "rules", None) else None,
+        "search_chosen_on_validation": getattr(captioner, "search_choice", None) is not None,
         "seconds": round(m.seconds, 3),
         "images_per_second": round(len(evalset) / max(m.seconds, 1e-9), 1),
     }

@@ -10,7 +10,7 @@ import tensorflow as tf
 from captioning.captions.readback import findings_scores
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
-from captioning.decoding import CaptionSearch
+from captioning.decoding import CaptionSearch, DecodingRules
 from captioning.metrics import corpus_bleu
 from captioning.training import timing
 
@@ -144,26 +144,39 @@ class BleuValidator:
         *,
         truth: pd.DataFrame | None = None,
         template_set=None,
+        rules: DecodingRules | None = None,
     ):
         self.features_of, self.references = features_of, references
+        self.rules = rules  # the run's decoding rules: validation scores what inference writes
         self.vocab, self.max_length, self.batch = vocab, max_length, batch
         self.truth, self.template_set = truth, template_set
-        self._search: tuple[int, CaptionSearch] | None = None
+        self._searches: dict[tuple[int, float | None], CaptionSearch] = {}
 
-    def search_for(self, model) -> CaptionSearch:
-        """The greedy search on ``model``'s decoder, made once per model (tracing is slow)."""
-        if self._search is None or self._search[0] != id(model):
-            search = CaptionSearch(
+    def search_for(self, model, length_alpha: float | None = None) -> CaptionSearch:
+        """The search on ``model``'s decoder (``length_alpha`` None: the default), made once
+        per model and alpha (tracing is slow)."""
+        key = (id(model), length_alpha)
+        if key not in self._searches:
+            alpha = {} if length_alpha is None else {"length_alpha": length_alpha}
+            self._searches = {k: v for k, v in self._searches.items() if k[0] == id(model)}
+            self._searches[key] = CaptionSearch(
                 model.get_layer("decoder"),
                 start_id=self.vocab.start_id,
                 end_id=self.vocab.end_id,
                 max_length=self.max_length,
+                rules=self.rules,
+                unk_id=self.vocab.unk_id,
+                **alpha,
             )
-            self._search = (id(model), search)
-        return self._search[1]
+        return self._searches[key]
 
     def __call__(self, model) -> dict:
-        search = self.search_for(model)
+        return self.score(model)
+
+    def score(self, model, width: int = 1, length_alpha: float | None = None) -> dict:
+        """The metrics of the captions ``model`` writes for the validation images: greedy
+        (``width`` 1, what each epoch is scored by), else beam search ``width`` wide."""
+        search = self.search_for(model, length_alpha)
         with timing.phase("validation_features"):  # stage 2: the encoder on every image
             features = self.features_of(model)
         n = len(self.references)
@@ -173,7 +186,8 @@ class BleuValidator:
                 part = {
                     k: tf.constant(v[i : i + self.batch], tf.float32) for k, v in features.items()
                 }
-                hyps += [self.vocab.decode_tokens(row) for row in search.greedy(part).tokens]
+                found = search.greedy(part) if width == 1 else search.beam(part, width)
+                hyps += [self.vocab.decode_tokens(row) for row in found.tokens]
         with timing.phase("caption_metrics"):
             metrics = {"bleu4": corpus_bleu(hyps, self.references)[3]}
             if self.truth is not None:

@@ -22,11 +22,13 @@ import pandas as pd
 import tensorflow as tf
 
 from captioning.captions.templates import TemplateSet, load_template_set
+from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.config import CaptionerConfig, DecoderConfig
 from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
 from captioning.data.sources import CaptionSource, caption_source
+from captioning.decoding import length_bounds
 from captioning.errors import RunError
 from captioning.models.classifier import load_model
 from captioning.models.decoders import CaptionDecoder, build_decoder
@@ -154,6 +156,20 @@ def _fit_config_to_free_text(config: CaptionerConfig, source: CaptionSource) -> 
             limit + 1,
         )
         config.decoder.max_length = limit + 1
+
+
+def resolve_min_length(config: CaptionerConfig, captions: CaptionData) -> None:
+    """``decoder.min_length`` -1 -> the training captions' 5th-percentile length in words
+    (at most ``max_length // 2``: ``decoding.length_bounds``); the run's config.json records
+    the number, so inference and a resumed run read it back."""
+    if config.decoder.min_length >= 0:
+        return
+    rules = captions.source.rules if captions.source else None
+    split = rules.tokenizer() if rules else tokenize
+    rows = captions.frame.iloc[captions.train.rows]
+    lengths = [len(split(t)) for c in reference_columns(captions.frame) for t in rows[c] if t]
+    config.decoder.min_length = length_bounds(lengths, config.decoder.max_length)
+    log.info("decoder.min_length %d: from the training captions", config.decoder.min_length)
 
 
 def build_vocabulary(captions: CaptionData, path: Path, resuming: bool) -> Vocabulary:

@@ -19,6 +19,7 @@ from captioning.captions.vocabulary import Vocabulary
 from captioning.data.caption_data import caption_dataset_fn, encode_references, reference_tokens
 from captioning.data.pipeline import steps_per_epoch
 from captioning.data.template_captions import load_cutpoints
+from captioning.decoding import DecodingRules
 from captioning.models.captioner import build_captioner, build_feature_model, encode_images
 from captioning.models.classifier import load_model
 from captioning.training import sync
@@ -80,6 +81,7 @@ def caption_task(
         dec.max_length,
         truth=captions.truth,
         template_set=captions.template_set,
+        rules=DecodingRules.from_settings(dataclasses.asdict(dec)),
     )
     return CaptionTask(
         attention_penalty=dec.attention_penalty,
