@@ -125,10 +125,22 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def nearest(queries: np.ndarray, pool: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+def nearest(
+    queries: np.ndarray, pool: np.ndarray, k: int, chunk: int = 2048, query_chunk: int = 512
+) -> np.ndarray:
     """(Q, k) indices of the ``k`` pool rows nearest to each query by cosine, nearest first
-    (equal similarities: the lower index first). Rows are flattened; the pool is read
-    ``chunk`` rows at a time in float32 (a 42k x 4096 pixel pool is never held as floats)."""
+    (equal similarities: the lower index first). Rows are flattened; queries and pool are read
+    in chunks, in float32: neither a 42k x 4096 pixel pool nor a test split's (Q, chunk)
+    similarities and their int64 indices are ever held whole (they cost ~500 MB on MedNIST)."""
+    parts = [
+        _nearest_block(queries[start : start + query_chunk], pool, k, chunk)
+        for start in range(0, len(queries), query_chunk)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, min(k, len(pool))), np.int64)
+
+
+def _nearest_block(queries: np.ndarray, pool: np.ndarray, k: int, chunk: int) -> np.ndarray:
+    """``nearest`` for one chunk of queries."""
     q = _unit(queries)  # (Q, D)
     k = min(k, len(pool))
     best = np.full((len(q), 0), -np.inf, np.float32)
