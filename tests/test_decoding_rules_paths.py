@@ -60,7 +60,8 @@ def test_caption_serve_and_saved_model_agree_with_the_rules_on(tmp_path):
 
     from captioning.cli import main
     from captioning.inference import Captioner
-    from captioning.serving.app import create_app, running
+    from captioning.serving.app import create_app
+    from captioning.serving.server import running
     from captioning.utils.runs import read_json, write_json
 
     run = tmp_path / "run"
