@@ -49,6 +49,7 @@ def stand_in(texts: list[str], class_ids: list[int], templates: str | None = "fi
         run_dir=Path("run"),
         has_attention=False,
         beam_width=1,
+        resolve_beam=lambda beam: 1 if beam is None else beam,
         caption=lambda images, beam: result,
     )
 

@@ -128,7 +128,7 @@ def run_baselines(captioner, evalset: EvalSet) -> dict:
 
 def measure(captioner, evalset: EvalSet, scorers: list[TruthScorer], beam: int | None):
     """Caption the set (timed) and run the truth scorers and the scope and calibration checks."""
-    width = captioner.beam_width if beam is None else beam
+    width = captioner.resolve_beam(beam)
     tic = time.perf_counter()
     result = captioner.caption(evalset.images, beam=width)
     seconds = time.perf_counter() - tic
