@@ -22,6 +22,11 @@ import pytest
 pytest_plugins = ["pytester"]  # tests/test_harness.py runs this file's rules in a sandbox
 
 ARCHIVE_ENV = "CAPTIONING_TEST_ARCHIVE"
+# MedPix 2.0 (real CT/MR images with radiologists' captions; not downloadable as one archive):
+# tests marked ``medpix`` read the copy this names, skip without it, and fail instead when
+# ``$CAPTIONING_REQUIRE_SYSTEM_TESTS=1`` (CI names its copy)
+MEDPIX_ENV = "CAPTIONING_TEST_MEDPIX"
+MEDPIX_SLICE_CASES = {"train": 16, "val": 4}  # whole cases per split in ``medpix_slice``
 REQUIRE_SYSTEM_ENV = "CAPTIONING_REQUIRE_SYSTEM_TESTS"
 # marker -> (what it is for, executables: any one of them will do)
 SYSTEM_PROGRAMS = {
@@ -91,12 +96,60 @@ def mednist_full(mednist_archive, tmp_path_factory) -> Path:
     return _prepare(mednist_archive, tmp_path_factory.mktemp("full") / "mednist", None)
 
 
+@pytest.fixture(scope="session")
+def medpix_archive() -> Path:
+    """The MedPix 2.0 development archive (``medpix2/captions.csv`` and ``medpix2/images``)."""
+    value = os.environ.get(MEDPIX_ENV)
+    if not value:
+        reason = f"needs MedPix 2.0: set ${MEDPIX_ENV}=/path/to/medpix2_dev.tar.gz"
+        if os.environ.get(REQUIRE_SYSTEM_ENV) == "1":
+            pytest.fail(f"{reason} (${REQUIRE_SYSTEM_ENV}=1)", pytrace=False)
+        pytest.skip(reason)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        pytest.fail(f"${MEDPIX_ENV}={value}: no such file", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def medpix_slice(medpix_archive, tmp_path_factory) -> Path:
+    """A folder with ``captions.csv`` (every column of the original) and ``images/`` for the
+    first whole cases of each split (``MEDPIX_SLICE_CASES``): real free text, a few dozen images."""
+    import tarfile
+
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("medpix")
+    with tarfile.open(medpix_archive) as tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        table_name = next(n for n in members if n.endswith("/captions.csv"))
+        table = pd.read_csv(tar.extractfile(members[table_name]))
+        cases = [
+            case
+            for split, count in MEDPIX_SLICE_CASES.items()
+            for case in sorted(table.loc[table.split == split, "case"].unique())[:count]
+        ]
+        table = table[table.case.isin(cases)]
+        images = root / "images"
+        images.mkdir()
+        folder = table_name.rsplit("/", 1)[0] + "/images/"
+        for name in table.image:
+            (images / name).write_bytes(tar.extractfile(members[folder + name]).read())
+    table.to_csv(root / "captions.csv", index=False)
+    return root
+
+
 def pytest_collection_modifyitems(items):
-    """Tests that use a real-data fixture carry the ``mednist`` marker automatically."""
-    real = {"mednist_archive", "mednist_small", "mednist_full"}
+    """Tests that use a real-data fixture carry the ``mednist`` (or ``medpix``) marker."""
+    markers = {
+        "mednist": {"mednist_archive", "mednist_small", "mednist_full"},
+        "medpix": {"medpix_archive", "medpix_slice"},
+    }
     for item in items:
-        if real & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.mednist)
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in markers.items():
+            if fixtures & used:
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 def pytest_runtest_setup(item):
