@@ -25,6 +25,8 @@ TRAIN = [
     "train.batch_size=64",
     "--set",
     "train.warmup_steps=10",
+    "--set",
+    "train.min_steps=0",  # the epochs as given (the schedule rule would grow them)
 ]
 
 

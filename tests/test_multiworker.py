@@ -242,6 +242,7 @@ TINY_CAPTIONER = [
 TINY_RUN = [
     "model.widths=[4,8,8]",
     "train.batch_size=16",
+    "train.min_steps=0",  # the epochs as given (the schedule rule would grow them)
     "train.learning_rate=0.01",
     "train.warmup_steps=0",
     "augment.translate=0",

@@ -27,7 +27,7 @@ and validation splits (``captioning.calibrate``).
 
 The captions come from the dataset's caption source (``captioning.data.sources``): MedNIST's
 templates as above, or a caption file of free text, which trains the same two stages with the
-source's tokenisation, BLEU-4 monitoring, and the class loss, scope and calibration only where
+source's tokenisation, CIDEr-D monitoring, and the class loss, scope and calibration only where
 its labels are the encoder's classes (docs/datasets.md).
 
 Under ``--strategy multiworker`` (see docs/multiworker.md) only the chief writes any of these;
@@ -93,6 +93,7 @@ def train_captioner(
     from captioning.config import CaptionerConfig, load_config, to_dict
     from captioning.models.decoders.registry import check_decoder_kind
     from captioning.training import captioner_setup as setup
+    from captioning.training.schedule import resolve_captioner_schedule
     from captioning.training.strategy import is_chief, make_strategy
     from captioning.utils.runs import default_run_dir
 
@@ -103,6 +104,7 @@ def train_captioner(
     encoder = setup.load_encoder_run(encoder_dir)
     captions = setup.load_caption_data(config, encoder, data_root)
     setup.resolve_min_length(config, captions)  # -1: from the training captions
+    resolve_captioner_schedule(config, len(captions.train))  # batch 0, min_steps: by data size
     keras.utils.set_random_seed(config.train.seed)
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)
     run_dir = Path(run_dir or default_run_dir("captioner")).resolve()

@@ -65,7 +65,11 @@ class TrainConfig:
     """Optimisation. ``batch_size`` is global: each replica gets batch_size / replicas."""
 
     epochs: int = field(default=4, metadata=_check(">0"))
-    batch_size: int = field(default=128, metadata=_check(">0"))
+    # 0: from the training split's size (training.schedule: 128 on MedNIST, smaller on small
+    # sets, the learning rates scaled with it); any other value is kept
+    batch_size: int = field(default=0, metadata=_check(">=0"))
+    # at least this many optimiser steps: ``epochs`` grows to reach it on a small set (0: off)
+    min_steps: int = field(default=0, metadata=_check(">=0"))
     learning_rate: float = field(default=3e-3, metadata=_check(">0"))
     weight_decay: float = field(default=1e-4, metadata=_check(">=0"))
     label_smoothing: float = field(default=0.0, metadata=_check("[0,1)"))
@@ -93,7 +97,7 @@ class ClassifierConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(min_steps=1200))
 
 
 @dataclass
@@ -159,6 +163,7 @@ class FinetuneConfig:
     caption cross-entropy + ``class_weight`` x classification cross-entropy. 0 epochs: skip."""
 
     epochs: int = field(default=1, metadata=_check(">=0"))
+    min_steps: int = field(default=300, metadata=_check(">=0"))  # as ``train.min_steps``
     learning_rate: float = field(default=5e-4, metadata=_check(">0"))
     encoder_lr_scale: float = field(default=0.1, metadata=_check(">0"))
     class_weight: float = field(default=1.0, metadata=_check(">=0"))
@@ -169,7 +174,7 @@ def _captioner_stage1() -> TrainConfig:
     """Stage 1's defaults: 2 epochs (about as good as 5, in 2/5 of the time: see
     experiments/README.md); no XLA, whose compile costs more than it saves on a CPU
     (experiments/speed.md)."""
-    return TrainConfig(epochs=2, learning_rate=3e-3, warmup_steps=50, patience=3)
+    return TrainConfig(epochs=2, learning_rate=3e-3, warmup_steps=50, patience=3, min_steps=600)
 
 
 @dataclass
@@ -195,6 +200,7 @@ class CaptionerConfig:
     # added to SMOKE_OVERRIDES for this config
     smoke_overrides: typing.ClassVar[dict[str, Any]] = {
         "finetune.epochs": 1,
+        "finetune.min_steps": 0,
         "decoder.tune_images": 16,
     }
 
@@ -204,6 +210,7 @@ SMOKE_OVERRIDES = {
     "data.per_class_limit": 8,
     "train.epochs": 1,
     "train.batch_size": 16,
+    "train.min_steps": 0,
     "train.max_steps_per_epoch": 2,
     "train.max_eval_batches": 2,
     "train.warmup_steps": 0,

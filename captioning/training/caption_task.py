@@ -11,7 +11,7 @@ from captioning.captions.readback import findings_scores
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.decoding import CaptionSearch, DecodingRules
-from captioning.metrics import corpus_bleu
+from captioning.metrics import corpus_bleu, corpus_cider_d
 from captioning.training import timing
 
 
@@ -128,8 +128,9 @@ class CaptionTask:
 
 class BleuValidator:
     """Greedy captions for the validation images: their corpus BLEU-4 against all references
-    (``bleu4``) and, given ``truth`` (columns class, quality and the set's findings, one row
-    per image) and the ``template_set``, what parse-back reads from them: ``class_accuracy``,
+    (``bleu4``), their CIDEr-D (``cider``, when ``cider`` is set: the free-text monitor) and,
+    given ``truth`` (columns class, quality and the set's findings, one row per image) and the
+    ``template_set``, what parse-back reads from them: ``class_accuracy``,
     ``<field>_accuracy`` per finding (on the diagnostic images), ``findings`` (the mean of
     class and finding accuracies) and ``all_right`` (share of captions with everything right).
     ``features_of(model)`` gives the encoder features of those images."""
@@ -145,8 +146,9 @@ class BleuValidator:
         truth: pd.DataFrame | None = None,
         template_set=None,
         rules: DecodingRules | None = None,
+        cider: bool = False,
     ):
-        self.features_of, self.references = features_of, references
+        self.features_of, self.references, self.cider = features_of, references, cider
         self.rules = rules  # the run's decoding rules: validation scores what inference writes
         self.vocab, self.max_length, self.batch = vocab, max_length, batch
         self.truth, self.template_set = truth, template_set
@@ -190,6 +192,8 @@ class BleuValidator:
                 hyps += [self.vocab.decode_tokens(row) for row in found.tokens]
         with timing.phase("caption_metrics"):
             metrics = {"bleu4": corpus_bleu(hyps, self.references)[3]}
+            if self.cider:
+                metrics["cider"] = corpus_cider_d(hyps, self.references)
             if self.truth is not None:
                 metrics.update(
                     findings_metrics([" ".join(h) for h in hyps], self.truth, self.template_set)

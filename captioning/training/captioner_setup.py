@@ -114,8 +114,9 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
     default root; written back to ``config.data.root``) and ask its caption source for the
     captions. Templates: the classes must be the encoder's, and the captions come from
     ``config.captions.templates`` with the truth they state. A caption file: its references,
-    no truth (``monitor`` becomes ``bleu4``), its labels only when they are the encoder's
-    classes; ``decoder.max_length`` grows to hold the source's own maximum length."""
+    no truth (``monitor`` becomes ``cider`` unless it is ``bleu4``), its labels only when they
+    are the encoder's classes; ``decoder.max_length`` grows to hold the source's own maximum
+    length."""
     root = data_root or config.data.root or encoder.run["data_root"] or default_data_root()
     root = Path(root).expanduser().resolve()
     config.data.root = str(root)
@@ -145,9 +146,9 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
 def _fit_config_to_free_text(config: CaptionerConfig, source: CaptionSource) -> None:
     """Settings that only make sense with structured truth, changed (and said) for a source
     without it; recorded in the run's ``config.json``."""
-    if config.monitor != "bleu4":
-        log.info("captions without structured truth: monitoring bleu4, not %s", config.monitor)
-        config.monitor = "bleu4"
+    if config.monitor not in ("bleu4", "cider"):
+        log.info("captions without structured truth: monitoring cider, not %s", config.monitor)
+        config.monitor = "cider"
     limit = source.rules.max_length
     if limit is not None and config.decoder.max_length < limit + 1:  # + 1: <end>
         log.info(

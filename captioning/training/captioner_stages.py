@@ -82,6 +82,7 @@ def caption_task(
         truth=captions.truth,
         template_set=captions.template_set,
         rules=DecodingRules.from_settings(dataclasses.asdict(dec)),
+        cider=run.config.monitor == "cider",
     )
     return CaptionTask(
         attention_penalty=dec.attention_penalty,

@@ -63,6 +63,7 @@ def choose_search(run, captions, targets, best_model) -> dict | None:
         truth=truth,
         template_set=captions.template_set,
         rules=DecodingRules.from_settings(vars(dec)),
+        cider=config.monitor == "cider",
     )
     scored = []
     for width, alpha in grid(dec.length_alpha):

@@ -1,0 +1,104 @@
+"""The training schedule from the data's size: one rule, so the same command trains a useful
+model on 1,500 images and on 50,000.
+
+- **Batch** (``batch_size`` 0, "auto"): ``REFERENCE_BATCH`` (128) when the training split
+  has at least ``IMAGES_PER_STEP`` x 128 images, else the largest power of two at most
+  n / ``IMAGES_PER_STEP`` (at least ``MIN_BATCH``): a small set still gets tens of steps per
+  epoch. An explicit batch is kept.
+- **Learning rate**: a configured rate is the rate at the reference batch; an auto batch b
+  below it scales the rate by sqrt(b / 128) (the square-root rule for adaptive optimisers).
+- **Length**: at least ``min_steps`` optimiser steps: ``epochs`` grows to
+  ceil(min_steps / steps per epoch), never shrinks. Early stopping (``patience``) on the
+  monitored validation metric then ends the run when more steps stop helping.
+
+On MedNIST (about 42,000 training images) the rule gives batch 128, the configured rates and
+the configured epochs, so its runs are what they were (``tests/test_schedule.py``); on MedPix
+2.0 (1,462) it gives batch 32, rates x 0.5 and about 14 + 7 epochs. Every resolved value is
+written to the run's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from captioning.data.pipeline import steps_per_epoch
+
+log = logging.getLogger(__name__)
+
+REFERENCE_BATCH = 128  # the batch every configured learning rate is meant for
+IMAGES_PER_STEP = 40  # an auto batch is at most n / 40: at least 40 steps per epoch
+MIN_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the rule resolved for one training split: the global batch, the factor applied to
+    the configured learning rates, and the steps in one epoch."""
+
+    batch_size: int
+    lr_factor: float
+    steps_per_epoch: int
+
+
+def auto_batch(n_train: int) -> int:
+    """The batch the rule gives ``n_train`` training examples (see the module docstring)."""
+    if n_train >= IMAGES_PER_STEP * REFERENCE_BATCH:
+        return REFERENCE_BATCH
+    largest = 2 ** int(math.log2(max(n_train // IMAGES_PER_STEP, 1)))
+    return max(MIN_BATCH, min(REFERENCE_BATCH, largest))
+
+
+def epochs_for(epochs: int, min_steps: int, steps: int) -> int:
+    """``epochs``, grown so that ``epochs x steps`` reaches ``min_steps`` (0: off)."""
+    return max(epochs, math.ceil(min_steps / steps)) if min_steps else epochs
+
+
+def resolve_batch(train, n_train: int) -> Schedule:
+    """Resolve ``train.batch_size`` 0 (auto) in place and scale ``train.learning_rate`` with
+    it; return the ``Schedule`` (the factor for the other rates of the run)."""
+    factor = 1.0
+    if train.batch_size == 0:
+        train.batch_size = auto_batch(n_train)
+        factor = math.sqrt(train.batch_size / REFERENCE_BATCH)
+        train.learning_rate *= factor
+        log.info(
+            "batch %d for %d training examples (learning rate x %.3g)",
+            train.batch_size,
+            n_train,
+            factor,
+        )
+    steps = steps_per_epoch(n_train, train.batch_size, train.max_steps_per_epoch)
+    return Schedule(train.batch_size, factor, steps)
+
+
+def resolve_train_schedule(train, n_train: int) -> Schedule:
+    """A one-stage run (the classifier): the batch and rate, then ``train.epochs`` grown to
+    ``train.min_steps``."""
+    schedule = resolve_batch(train, n_train)
+    grown = epochs_for(train.epochs, train.min_steps, schedule.steps_per_epoch)
+    if grown != train.epochs:
+        log.info(
+            "%d epochs (%d steps each): at least %d steps",
+            grown,
+            schedule.steps_per_epoch,
+            train.min_steps,
+        )
+        train.epochs = grown
+    return schedule
+
+
+def resolve_captioner_schedule(config, n_train: int) -> Schedule:
+    """Both stages of a captioner run: stage 1 as ``resolve_train_schedule``; stage 2 shares
+    the batch, scales ``finetune.learning_rate`` by the same factor, and grows
+    ``finetune.epochs`` (when not 0: skipped) to ``finetune.min_steps``."""
+    schedule = resolve_train_schedule(config.train, n_train)
+    finetune = config.finetune
+    if finetune.epochs:
+        finetune.learning_rate *= schedule.lr_factor
+        grown = epochs_for(finetune.epochs, finetune.min_steps, schedule.steps_per_epoch)
+        if grown != finetune.epochs:
+            log.info("stage 2: %d epochs: at least %d steps", grown, finetune.min_steps)
+            finetune.epochs = grown
+    return schedule
