@@ -139,7 +139,9 @@ def _column(path: Path, name: str, spec) -> ColumnLexicon:
     if unknown:
         raise DataError(f"{path}: column {name!r}: unknown keys {sorted(unknown)}")
     table: dict = {}
-    entries = [(value, f"column {name!r} value {value!r}", p) for value, p in spec["values"].items()]
+    entries = [
+        (value, f"column {name!r} value {value!r}", p) for value, p in spec["values"].items()
+    ]
     if spec.get("ignore"):
         entries.append((None, f"column {name!r} 'ignore'", spec["ignore"]))
     for value, where, phrases in entries:
