@@ -161,7 +161,7 @@ def read_column(column: ColumnLexicon, truth, texts) -> tuple:
 
 def _share(count, total) -> float:
     """``count / total``, 6 decimals; 0.0 (not null) when ``total`` is 0."""
-    return round(float(count) / total, 6) if total else 0.0
+    return round(float(count) / float(total), 6) if total else 0.0
 
 
 # the statistics of a column's entry, each named in the registry as ``content.<stat>``
