@@ -164,6 +164,23 @@ def test_evaluate_takes_a_lexicon_option():
     assert args.lexicon == "my.json"
 
 
+def test_the_report_table_and_a_card_without_its_manifest_columns(tmp_path):
+    from types import SimpleNamespace
+
+    from captioning.evaluation.inputs import label_columns
+    from captioning.evaluation.report import content_lines
+
+    entry = {"n": 9, "stated": 0.5, "right_when_stated": 0.25, "ceiling": {"stated": 1.0}}
+    entry["ceiling"]["right_when_stated"] = 0.75
+    lines = content_lines({"content": {"plane": entry}, "content_lexicon": {"name": "medpix"}})
+    assert "| plane | 9 | 50.00% | 25.00% | 100.00% | 75.00% |" in lines
+    assert content_lines({"n": 3}) == []
+    card = {"caption_source": {"label_columns": ["plane"]}}
+    dataset = SimpleNamespace(root=tmp_path, card=card, manifest=pd.DataFrame({"path": ["a"]}))
+    with pytest.raises(DataError, match=r"manifest.csv: no column label_plane"):
+        label_columns(dataset)
+
+
 def test_the_ceiling_on_medpix_references(medpix_slice):
     """Generated captions equal to the references read exactly as the ceiling does (every
     image of the slice, both splits)."""
