@@ -28,6 +28,11 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--out", help="write the JSON report here (default: stdout)")
     add_beam_option(parser)
+    parser.add_argument(
+        "--lexicon",
+        help="lexicon of the label columns the captions are read for (a shipped name or a "
+        "JSON file; default: medpix; captioning/lexicons/README.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         out=Path(args.out) if args.out else None,
         beam=args.beam,
+        lexicon=args.lexicon,
     )
     if not args.out:
         json.dump(report, sys.stdout, indent=2)

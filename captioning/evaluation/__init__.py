@@ -15,11 +15,13 @@ def evaluate_run(
     split: str = "test",
     out: Path | None = None,
     beam: int | None = None,
+    lexicon: str | None = None,
 ) -> dict:
     """Evaluate the best model of ``run_dir`` on ``data`` (a labelled folder or archive) or
     its own ``split``; write the report to ``out`` if given. Captioner runs (``run.json`` kind
     ``captioner``) get the caption report of ``captioning.evaluation.captioner``, classifier
-    runs that of ``captioning.evaluation.classifier``; ``beam`` applies to captioners only.
+    runs that of ``captioning.evaluation.classifier``; ``beam`` and ``lexicon`` (the lexicon of
+    the label columns) apply to captioners only.
     The modules load on first use: TensorFlow is not imported with the package."""
     from captioning.utils.runs import read_json
 
@@ -28,7 +30,9 @@ def evaluate_run(
     if run.get("kind") == "captioner":
         from captioning.evaluation.captioner import evaluate_captioner_run
 
-        return evaluate_captioner_run(run_dir, data=data, split=split, out=out, beam=beam)
+        return evaluate_captioner_run(
+            run_dir, data=data, split=split, out=out, beam=beam, lexicon=lexicon
+        )
     from captioning.evaluation.classifier import evaluate_classifier_run
 
     return evaluate_classifier_run(run_dir, run, data=data, split=split, out=out)

@@ -6,7 +6,9 @@ references (``bleu1``..``bleu4`` as coco-caption defines them, ``bleu4_nltk``, `
 the reason where it cannot run), computed with the source's tokenisation rules; what the truth
 scorers (``captioning.evaluation.truth``) read back from the captions (templated runs:
 ``caption_class_accuracy``, ``findings_accuracy`` per field, ``template_share``; free-text runs:
-the same keys null, named in ``not_applicable``); and, where the images carry the encoder's
+the same keys null, named in ``not_applicable``; free text with label columns: ``content``, the
+modality, plane and body system each caption states, read with a lexicon, against the labels,
+and ``content_lexicon``); and, where the images carry the encoder's
 class labels, the head's ``accuracy``, a ``per_class`` breakdown, the scope check
 (``out_of_scope``, ``out_of_scope_rate``) and calibration (``ece``: 15 bins, of the class
 probability and, for templated runs, of each finding's probability against the finding read
@@ -48,7 +50,8 @@ from captioning.utils.runs import write_json
 # "*": the keys of added truth scorers
 ORDER = (
     "n", "caption_source", "caption_class_accuracy", "accuracy", "findings_accuracy",
-    "template_share", "*", "distinct_share", "unk_share", "repeat_share", "vocabulary_used",
+    "template_share", "content", "content_lexicon", "*", "distinct_share", "unk_share",
+    "repeat_share", "vocabulary_used",
     "baselines", "ece", "out_of_scope", "out_of_scope_rate", "scope", "per_class",
     "not_applicable", "decoding", "templates", "data", "split", "skipped", "manifest_sha256",
     "run_dir", "model", "captions",
@@ -85,19 +88,21 @@ def evaluate_captioner_run(
     phrasing: str | None = None,
     truth: list[TruthScorer] | None = None,
     baselines: bool = True,
+    lexicon: str | None = None,
 ) -> dict:
     """Evaluate the captioner in ``run_dir`` on ``data`` (a labelled folder or archive) or its
     own ``split``; write the report to ``out`` if given, its figures beside it (else in
     ``run_dir/eval``). ``phrasing`` overrides the run's ``decoder.phrasing``; ``truth``
     replaces the truth scorers chosen for the caption source; ``baselines``: also score the
-    constant and retrieval baselines (``baselines`` of the report)."""
+    constant and retrieval baselines (``baselines`` of the report); ``lexicon``: the label-column
+    lexicon of the content scorer (a name or file; default the shipped ``medpix``)."""
     from captioning.inference import Captioner  # TensorFlow: loaded only to caption
 
     run_dir = Path(run_dir)
     captioner = Captioner(run_dir, phrasing=phrasing)
     with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:
         evalset = evaluation_set(captioner, data, split, Path(tmp))
-    scorers = truth_scorers(captioner, evalset) if truth is None else truth
+    scorers = truth_scorers(captioner, evalset, lexicon=lexicon) if truth is None else truth
     measured = measure(captioner, evalset, scorers, beam)
     found = run_baselines(captioner, evalset) if baselines else None
     report = build_report(captioner, evalset, measured, found)

@@ -35,7 +35,9 @@ class EvalSet:
     ``labels``: class ids in the encoder's classes (meaningful only when ``labelled``).
     ``source``: the caption source kind (``templates``, ``file``, ``r2gen``). ``evaluated``:
     what the report says was evaluated; ``tag``: the stem of the files written beside it.
-    ``tokenize``: the rule the caption metrics split texts with."""
+    ``tokenize``: the rule the caption metrics split texts with. ``label_columns``: the label
+    columns of the source (``data prepare --label-columns``), each in ``frame`` as
+    ``label_<name>``: what the content scorer checks the captions against."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -46,6 +48,7 @@ class EvalSet:
     source: str = "templates"
     labelled: bool = True
     tokenize: object = field(default=tokenize)
+    label_columns: tuple[str, ...] = ()
 
     @property
     def free_text(self) -> bool:
@@ -118,6 +121,11 @@ def free_text_split(captioner, split: str) -> EvalSet:
     dataset, part, evaluated = run_split(captioner.run, split)
     source = caption_source(dataset)
     frame = source.frame(dataset).iloc[part.rows].reset_index(drop=True)
+    columns = label_columns(dataset)
+    for name in columns:
+        frame[f"label_{name}"] = (
+            dataset.manifest[f"label_{name}"].iloc[part.rows].astype(str).to_numpy()
+        )
     labelled = source.has_labels and dataset.classes == captioner.classes
     return EvalSet(
         part.images,
@@ -129,4 +137,22 @@ def free_text_split(captioner, split: str) -> EvalSet:
         source=source.kind,
         labelled=labelled,
         tokenize=captioner.vocab.tokenize,
+        label_columns=columns,
     )
+
+
+def label_columns(dataset) -> tuple[str, ...]:
+    """The label columns the data card's ``caption_source.label_columns`` lists, each checked
+    to be in the manifest as ``label_<name>``."""
+    names = (dataset.card.get("caption_source") or {}).get("label_columns") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise DataError(
+            f"{dataset.root}/data_card.json: caption_source.label_columns must be a list of names"
+        )
+    missing = [n for n in names if f"label_{n}" not in dataset.manifest.columns]
+    if missing:
+        raise DataError(
+            f"{dataset.root}/manifest.csv: no column {', '.join(f'label_{n}' for n in missing)} "
+            "for the data card's label_columns; prepare again"
+        )
+    return tuple(names)

@@ -63,6 +63,30 @@ def _scores(values: dict) -> str:
     return " | ".join(metric(k).format(values[k], TABLE_DIGITS) for k in TABLE_METRICS)
 
 
+def content_lines(report: dict) -> list[str]:
+    """The label columns the captions state (the evaluation's ``content``), one row per
+    column, beside the same reading of the references (the ceiling); nothing without it."""
+    content = report.get("content")
+    if not content:
+        return []
+    stats = ("stated", "right_when_stated")
+    labels = [metric(f"content.{s}").label for s in stats]
+    lexicon = (report.get("content_lexicon") or {}).get("name", "?")
+    lines = [
+        "## What the captions state of the label columns",
+        "",
+        f"Read with the lexicon `{lexicon}`; the references read the same way give the ceiling.",
+        "",
+        "| column | images | " + " | ".join(labels + [f"ceiling: {x}" for x in labels]) + " |",
+        "|---|" + "---:|" * (1 + 2 * len(stats)),
+    ]
+    for name, entry in content.items():
+        cells = [metric(f"content.{name}.{s}").format(entry[s]) for s in stats]
+        cells += [metric(f"content.{name}.{s}").format(entry["ceiling"][s]) for s in stats]
+        lines.append(f"| {name} | {entry['n']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def header_lines(card: dict, timings: dict[str, float], command: str) -> list[str]:
     """Title, date, command, versions and data; then the time per stage."""
     versions = package_versions()
@@ -175,6 +199,7 @@ def write_report(
     lines = [
         *header_lines(_load(data / "data_card.json"), timings, command),
         *results_lines(classifier, captioner),
+        *content_lines(_load(captioner / "eval" / "test.json")),
         *figure_lines(classifier, captioner, path.parent / "report"),
     ]
     samples = captioner / "eval" / "captions_test.md"

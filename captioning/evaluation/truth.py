@@ -7,10 +7,12 @@ generated captions and the set's truth columns into report entries:
 - ``TemplateTruth`` (templated captions): the class and each finding read back from the
   captions with the template set's parser (``caption_class_accuracy``, ``findings_accuracy``),
   the share of each template (``template_share``), and calibration curves for the findings;
-- ``NoTruth`` (free-text reports): the same keys, null, each named in ``not_applicable``.
+- ``NoTruth`` (free-text reports): the same keys, null, each named in ``not_applicable``;
+- ``LabelContentTruth`` (free text with label columns, such as MedPix's modality, plane and
+  body system): what each caption states of each column, read with a lexicon
+  (``captioning.captions.lexicon``), against the image's labels (``content``).
 
-A new scorer (say, modality or plane read from free text with a lexicon, against label
-columns) is one class with the methods of ``TruthScorer`` and one entry in ``SCORERS``; the
+A new scorer is one class with the methods of ``TruthScorer`` and one entry in ``SCORERS``; the
 report builder merges what every applicable scorer returns. See docs/metrics.md.
 """
 
@@ -21,9 +23,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from captioning.captions.lexicon import DEFAULT_LEXICON, ColumnLexicon, Lexicon, load_lexicon
 from captioning.captions.parse import template_share
 from captioning.captions.readback import findings_scores
 from captioning.captions.templates import load_template_set
+from captioning.errors import DataError
+from captioning.metrics.registry import METRICS, metric
 
 NO_TRUTH = "the caption source states no class or findings to read back"
 TEMPLATE_KEYS = ("caption_class_accuracy", "findings_accuracy", "template_share")
@@ -132,16 +137,119 @@ class NoTruth(TruthScorer):
         return dict.fromkeys(TEMPLATE_KEYS, NO_TRUTH)
 
 
-# name -> factory(captioner, evalset) giving the scorer, or None where it does not apply
+class ColumnReading(NamedTuple):
+    """One label column over the images whose label the lexicon knows (``n``; ``unscored``:
+    the others): per image, stated (a value matched), right (exactly the label matched) and
+    ambiguous (several values); ``ceiling``: the same counts over their references."""
+
+    n: int
+    unscored: int
+    stated: np.ndarray
+    right: np.ndarray
+    ambiguous: np.ndarray
+    ceiling: tuple
+
+
+def read_column(column: ColumnLexicon, truth, texts) -> tuple:
+    """Stated, right and ambiguous (boolean arrays) of ``texts`` (token lists or texts), the
+    ``truth`` being each one's label value."""
+    found = [column.read(t) for t in texts]
+    stated = np.array([bool(f) for f in found], bool)
+    right = np.array([f == {v} for f, v in zip(found, truth, strict=True)], bool)
+    return stated, right, np.array([len(f) > 1 for f in found], bool)
+
+
+def _share(count, total) -> float:
+    """``count / total``, 6 decimals; 0.0 (not null) when ``total`` is 0."""
+    return round(float(count) / float(total), 6) if total else 0.0
+
+
+# the statistics of a column's entry, each named in the registry as ``content.<stat>``
+CONTENT_STATS = {
+    "stated": lambda stated, right, ambiguous: _share(stated.sum(), len(stated)),
+    "right_when_stated": lambda stated, right, ambiguous: _share(right.sum(), stated.sum()),
+    "ambiguous": lambda stated, right, ambiguous: _share(ambiguous.sum(), stated.sum()),
+}
+assert {f"content.{k}" for k in CONTENT_STATS} == {
+    m.name for m in METRICS if m.name.startswith("content.")
+}, "the content statistics and the registry's content.<stat> metrics differ"
+
+
+class LabelContentTruth(TruthScorer):
+    """What free-text captions state of each label column (modality, plane, body system),
+    read with ``lexicon`` (``captioning.captions.lexicon``: the reading rule), against the
+    image's labels: ``content`` (column -> n, stated, right_when_stated, ambiguous and the
+    ``ceiling``: the same over the references) and ``content_lexicon`` (which lexicon)."""
+
+    def __init__(self, lexicon: Lexicon, columns: tuple[str, ...]):
+        self.lexicon = lexicon
+        self.columns = [c for c in columns if c in lexicon.columns]
+        self.missing = [c for c in columns if c not in lexicon.columns]
+
+    def score(self, generated, words, evalset) -> dict:
+        out = {}
+        for name in self.columns:
+            column = self.lexicon.columns[name]
+            truth = [column.truth(v) for v in evalset.frame[f"label_{name}"]]
+            keep = [i for i, v in enumerate(truth) if v is not None]
+            pairs = [(ref, truth[i]) for i in keep for ref in evalset.references[i]]
+            refs = [evalset.tokenize(ref) for ref, _ in pairs]
+            out[name] = ColumnReading(
+                len(keep),
+                len(truth) - len(keep),
+                *read_column(column, [truth[i] for i in keep], [words[i] for i in keep]),
+                ceiling=read_column(column, [v for _, v in pairs], refs),
+            )
+        return out
+
+    def summary(self, scores: dict) -> dict:
+        content = {}
+        for name, reading in scores.items():
+            entry = {"n": reading.n, "unscored": reading.unscored}
+            entry["n_stated"] = int(reading.stated.sum())
+            for stat, share in CONTENT_STATS.items():
+                entry[stat] = share(reading.stated, reading.right, reading.ambiguous)
+            entry["ceiling"] = {
+                "n": len(reading.ceiling[0]),
+                **{stat: share(*reading.ceiling) for stat, share in CONTENT_STATS.items()},
+            }
+            content[name] = entry
+        return {metric("content").name: content, "content_lexicon": self.lexicon.describe()}
+
+    def not_applicable(self) -> dict:
+        return {
+            f"content.{name}": f"the lexicon '{self.lexicon.name}' has no words for column '{name}'"
+            for name in self.missing
+        }
+
+
+def content_scorer(evalset, lexicon: str | None = None) -> LabelContentTruth | None:
+    """The content scorer where ``evalset`` has label columns (``lexicon``: a name or file;
+    default the shipped ``medpix``); None where it has none (a lexicon asked for anyway is
+    refused: there is nothing to read it against)."""
+    if not evalset.label_columns:
+        if lexicon is not None:
+            raise DataError(
+                f"{evalset.evaluated.get('data')}: --lexicon needs label columns, and the data "
+                "card lists none (data prepare --label-columns)"
+            )
+        return None
+    return LabelContentTruth(load_lexicon(lexicon or DEFAULT_LEXICON), evalset.label_columns)
+
+
+# name -> factory(captioner, evalset, **options) giving the scorer, or None where it does not
+# apply; options: what the evaluation was asked for (``lexicon``: a lexicon name or file)
 SCORERS: dict[str, Callable] = {
-    "template": lambda captioner, evalset: (
+    "template": lambda captioner, evalset, **_: (
         None if evalset.free_text else TemplateTruth(captioner.templates)
     ),
-    "none": lambda captioner, evalset: NoTruth() if evalset.free_text else None,
+    "none": lambda captioner, evalset, **_: NoTruth() if evalset.free_text else None,
+    "content": lambda captioner, evalset, lexicon=None, **_: content_scorer(evalset, lexicon),
 }
 
 
-def truth_scorers(captioner, evalset) -> list[TruthScorer]:
-    """Every registered scorer that applies to ``evalset``, in ``SCORERS`` order."""
-    found = (factory(captioner, evalset) for factory in SCORERS.values())
+def truth_scorers(captioner, evalset, **options) -> list[TruthScorer]:
+    """Every registered scorer that applies to ``evalset``, in ``SCORERS`` order; ``options``
+    go to every factory (``lexicon``: the label-column lexicon, a name or a file)."""
+    found = (factory(captioner, evalset, **options) for factory in SCORERS.values())
     return [scorer for scorer in found if scorer is not None]

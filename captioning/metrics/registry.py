@@ -20,7 +20,7 @@ metric that names a scorer runs it, the others take their value from that run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,6 +105,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("findings_accuracy.all", "all right", "class and every finding read back right",
            title="every finding and the class right (all right)", **_PCT),
     Metric("template_share", "templates", "share of captions per template of the set", **_PCT),
+    Metric("content", "content", "per label column, the value the caption states (lexicon)",
+           title="label columns stated in the caption", **_PCT),
+    Metric("content.stated", "stated", "captions stating a value of the column",
+           title="captions stating the column", **_PCT),
+    Metric("content.right_when_stated", "right", "stated values that are the label, of stated",
+           title="right when stated", **_PCT),
+    Metric("content.ambiguous", "ambiguous", "captions stating several values, of stated",
+           higher_is_better=False, **_PCT),
     Metric("accuracy", "accuracy", "the classifier head's class", title="classifier accuracy",
            **_PCT),
     Metric("ece", "ECE", "expected calibration error, 15 bins", higher_is_better=False, **_PCT),
@@ -127,12 +135,19 @@ assert all(m.kind in KINDS for m in METRICS)
 
 def metric(name: str) -> Metric:
     """The metric ``name``; ``findings_accuracy.<field>`` for a field not listed is the field's
-    read-back accuracy (fields come from the template set, not from this list)."""
+    read-back accuracy (fields come from the template set, not from this list), and
+    ``content.<column>.<stat>`` (``content.modality.stated``) is ``content.<stat>`` for the
+    column (columns come from the dataset and the lexicon)."""
     if name in _BY_NAME:
         return _BY_NAME[name]
     parent, _, field = name.partition(".")
     if field and parent == "findings_accuracy":
         return Metric(name, field, f"{field} read back, diagnostic images", **_PCT)
+    column, _, stat = field.rpartition(".")
+    if column and parent == "content" and f"content.{stat}" in _BY_NAME:  # content.<column>.<stat>
+        shared = _BY_NAME[f"content.{stat}"]
+        return replace(shared, name=name, label=f"{column} {shared.label}",
+                       title=f"{column}: {shared.long_label}")  # fmt: skip
     raise KeyError(f"unknown metric '{name}' (known: {', '.join(_BY_NAME)})")
 
 
