@@ -66,7 +66,7 @@ class TrainConfig:
 
     epochs: int = field(default=4, metadata=_check(">0"))
     # 0: from the training split's size (training.schedule: 128 on MedNIST, smaller on small
-    # sets, the learning rates scaled with it); any other value is kept
+    # sets); any other value is kept
     batch_size: int = field(default=0, metadata=_check(">=0"))
     # at least this many optimiser steps: ``epochs`` grows to reach it on a small set (0: off)
     min_steps: int = field(default=0, metadata=_check(">=0"))
