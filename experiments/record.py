@@ -27,7 +27,10 @@ from captioning.metrics.registry import kept_scores, names  # noqa: E402
 
 # evaluation keys kept in the artifact (the full report, with every caption, stays with the run)
 CLASSIFIER_KEYS = ("n", "accuracy", "error_count", "errors")
-CAPTIONER_KEYS = ("n", *kept_scores(), *names("truth"), "out_of_scope", "decoding", "templates")
+CAPTIONER_KEYS = (
+    *("n", *kept_scores(), "meteor", *names("truth", "generated")),
+    *("out_of_scope", "decoding", "templates", "caption_source", "baselines", "content_lexicon"),
+)
 TRAINING_KEYS = (
     "parameters",
     "epochs_run",
