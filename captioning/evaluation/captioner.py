@@ -42,6 +42,7 @@ from captioning.evaluation.truth import TruthScorer, mean_of, truth_scorers
 from captioning.metrics import corpus_bleu, score_captions
 from captioning.metrics.calibration import expected_calibration_error
 from captioning.metrics.diversity import diversity
+from captioning.metrics.meteor import shared_jar
 from captioning.utils.runs import write_json
 
 # the key order of the report as returned and printed (the written file sorts its keys);
@@ -99,8 +100,9 @@ def evaluate_captioner_run(
         evalset = evaluation_set(captioner, data, split, Path(tmp))
     scorers = truth_scorers(captioner, evalset) if truth is None else truth
     measured = measure(captioner, evalset, scorers, beam)
-    found = run_baselines(captioner, evalset) if baselines else None
-    report = build_report(captioner, evalset, measured, found)
+    with shared_jar():  # one METEOR jar for the baselines and the model, not one each
+        found = run_baselines(captioner, evalset) if baselines else None
+        report = build_report(captioner, evalset, measured, found)
     below = (report.get("baselines") or {}).get("model_below")
     if below:
         logging.getLogger(__name__).warning(
