@@ -23,8 +23,19 @@ from captioning.evaluation.truth import (
     mean_of,
     truth_scorers,
 )
+from captioning.metrics.meteor import shared_jar
 
 CLASSES = ["Hand", "HeadCT"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_meteor_jar():
+    """Every report here scores METEOR (build_report asks for it): one jar for the module,
+    not one start (seconds, a 2 GB heap) per test."""
+    with shared_jar():
+        yield
+
+
 FIELDS = {"quality": "diagnostic", "extent": "small", "density": "low", "brightness": "dark"}
 
 

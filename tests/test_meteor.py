@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from captioning.captions import tokenize
-from captioning.metrics.meteor import MeteorJar, corpus_meteor
+from captioning.metrics import meteor
+from captioning.metrics.meteor import corpus_meteor, shared_jar
 
 # report-like captions, 2-5 references each; one hypothesis empty, one exact, one reworded
 REFERENCES = [
@@ -46,18 +47,21 @@ def test_meteor_equals_pycocoevalcap():
 
     hyp_tokens = [tokenize(h) for h in HYPOTHESES]
     ref_tokens = [[tokenize(r) for r in refs] for refs in REFERENCES]
-    ours, reason = corpus_meteor(hyp_tokens, ref_tokens)
+    with shared_jar():  # every corpus of the block is scored by one jar, started once
+        ours, reason = corpus_meteor(hyp_tokens, ref_tokens)
+        jar = meteor._SHARED[-1]["jar"]
+        again, _ = corpus_meteor(hyp_tokens, ref_tokens)
+        assert meteor._SHARED[-1]["jar"] is jar
+        gts = {i: [" ".join(r) for r in refs] for i, refs in enumerate(ref_tokens)}
+        res = {i: [" ".join(h)] for i, h in enumerate(hyp_tokens)}
+        _, ours_per_image = jar.score(list(res[i][0] for i in res), list(gts.values()))
+    assert jar._process.poll() is not None  # stopped at the end of the block
     assert reason is None and ours is not None
     # pycocoevalcap scores the same texts: one hypothesis and the references per image id
-    gts = {i: [" ".join(r) for r in refs] for i, refs in enumerate(ref_tokens)}
-    res = {i: [" ".join(h)] for i, h in enumerate(hyp_tokens)}
     theirs, per_image = Meteor().compute_score(gts, res)
     assert ours == pytest.approx(theirs, abs=1e-12)
     assert 0.0 < ours < 1.0
     assert per_image[3] == 0.0  # the empty hypothesis
-    with MeteorJar() as jar:  # per-image scores match too, and one jar scores two corpora
-        _, ours_per_image = jar.score(list(res[i][0] for i in res), list(gts.values()))
-        again, _ = jar.score(list(res[i][0] for i in res), list(gts.values()))
     assert ours_per_image == pytest.approx(per_image, abs=1e-12)
     assert again == pytest.approx(theirs, abs=1e-12)
 

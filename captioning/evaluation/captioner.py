@@ -41,9 +41,10 @@ from captioning.evaluation.artifacts import write_artifacts
 from captioning.evaluation.inputs import NO_LABELS, EvalSet, evaluation_set
 from captioning.evaluation.retrieval import caption_baselines
 from captioning.evaluation.truth import TruthScorer, mean_of, truth_scorers
-from captioning.metrics import score_captions
+from captioning.metrics import corpus_bleu, score_captions
 from captioning.metrics.calibration import expected_calibration_error
 from captioning.metrics.diversity import diversity
+from captioning.metrics.meteor import shared_jar
 from captioning.utils.runs import write_json
 
 # the key order of the report as returned and printed (the written file sorts its keys);
@@ -104,8 +105,9 @@ def evaluate_captioner_run(
         evalset = evaluation_set(captioner, data, split, Path(tmp))
     scorers = truth_scorers(captioner, evalset, lexicon=lexicon) if truth is None else truth
     measured = measure(captioner, evalset, scorers, beam)
-    found = run_baselines(captioner, evalset) if baselines else None
-    report = build_report(captioner, evalset, measured, found)
+    with shared_jar():  # one METEOR jar for the baselines and the model, not one each
+        found = run_baselines(captioner, evalset) if baselines else None
+        report = build_report(captioner, evalset, measured, found)
     below = (report.get("baselines") or {}).get("model_below")
     if below:
         logging.getLogger(__name__).warning(
@@ -238,8 +240,9 @@ def per_class(captioner, evalset: EvalSet, m: Measured) -> dict:
         if not evalset.free_text:
             idx = np.flatnonzero(mask)
             entry["out_of_scope"] = None if m.outside is None else int(m.outside[mask].sum())
-            texts, refs = [m.generated[i] for i in idx], [references[i] for i in idx]
-            entry["bleu4"] = round(score_captions(texts, refs, split=evalset.tokenize)["bleu4"], 6)
+            hyps = [evalset.tokenize(m.generated[i]) for i in idx]  # BLEU-4 alone: no nltk, CIDEr
+            refs = [[evalset.tokenize(r) for r in references[i]] for i in idx]
+            entry["bleu4"] = round(corpus_bleu(hyps, refs)[3], 6)
         out[name] = ordered(entry, PER_CLASS_ORDER)
     return out
 

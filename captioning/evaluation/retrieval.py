@@ -20,109 +20,42 @@ CIDEr-D's length penalty and clipping, so that it is one sparse product per imag
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
-from scipy import sparse
 
-from captioning.metrics import corpus_cider_d
+from captioning.evaluation.consensus import Pool, build_pool, consensus_pick, consensus_picks
+from captioning.metrics.cider import CiderD
 
 K_GRID = (1, 5, 15, 30)
 CONSTANT_SAMPLE = 2000
 VAL_SAMPLE = 2000  # validation images k is chosen on (a seeded sample)
 PIXEL_POOL = 10000  # train images the pixel retrieval searches (a seeded sample)
-MAX_N = 4
 CONSENSUS = (
     "mean over n=1..4 of the cosine of n-gram TF-IDF vectors (IDF from the train pool): CIDEr's "
     "similarity without CIDEr-D's length penalty and clipping"
 )
 
 
-@dataclass
-class Pool:
-    """The retrieval pool (a train split): ``texts``, its distinct reference texts;
-    ``refs`` (N, R) int, each image's references as indices into ``texts`` (-1: none);
-    ``vectors`` (len(texts), G) sparse, each text's consensus vector (unit norm per order,
-    scaled so a dot product is the mean cosine over the orders)."""
-
-    texts: list[str]
-    refs: np.ndarray
-    vectors: sparse.csr_matrix
-
-    def __len__(self) -> int:
-        return len(self.refs)
-
-
-def _grams(tokens: list[str]) -> dict[tuple[str, ...], int]:
-    counts: dict[tuple[str, ...], int] = {}
-    for n in range(1, MAX_N + 1):
-        for i in range(len(tokens) - n + 1):
-            gram = tuple(tokens[i : i + n])
-            counts[gram] = counts.get(gram, 0) + 1
-    return counts
-
-
-def build_pool(references: list[list[str]], tokenize) -> Pool:
-    """The pool of ``references`` (per image, its reference texts), split by ``tokenize``."""
-    texts, index = [], {}
-    width = max((len(r) for r in references), default=1)
-    refs = np.full((len(references), max(width, 1)), -1, np.int64)
-    for i, row in enumerate(references):
-        for j, text in enumerate(row):
-            refs[i, j] = index.setdefault(text, len(texts))
-            if refs[i, j] == len(texts):
-                texts.append(text)
-    counts = [_grams(tokenize(t)) for t in texts]
-    df: dict[tuple[str, ...], int] = {}
-    for row in refs:  # document frequency: images whose references hold the n-gram
-        for gram in set().union(*(counts[t] for t in row if t >= 0)):
-            df[gram] = df.get(gram, 0) + 1
-    log_n = math.log(max(len(references), 1))
-    columns = {gram: c for c, gram in enumerate(df)}
-    rows, cols, vals = [], [], []
-    for r, grams in enumerate(counts):
-        weights = np.zeros(MAX_N)  # squared norm per order
-        entries = [(g, tf * (log_n - math.log(df[g]))) for g, tf in grams.items()]
-        for g, w in entries:
-            weights[len(g) - 1] += w * w
-        for g, w in entries:
-            norm = math.sqrt(weights[len(g) - 1])
-            if norm > 0:
-                rows.append(r)
-                cols.append(columns[g])
-                vals.append(w / norm / math.sqrt(MAX_N))
-    shape = (len(texts), len(columns))
-    vectors = sparse.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float64)
-    return Pool(texts, refs, vectors)
-
-
-def consensus_pick(vectors: sparse.csr_matrix, candidates: np.ndarray) -> int:
-    """The index (into ``candidates``, text ids, repeats allowed) of the candidate with the
-    highest mean similarity to the other candidates; the first on ties."""
-    if len(candidates) == 1:
-        return 0
-    v = vectors[candidates]  # (m, G)
-    total = np.asarray(v.sum(axis=0)).ravel()  # (G,)
-    own = np.asarray(v.multiply(v).sum(axis=1)).ravel()  # (m,) each one's self-similarity
-    score = (v @ total - own) / (len(candidates) - 1)  # (m,)
-    return int(np.argmax(score))
-
-
 def retrieve(pool: Pool, neighbours: np.ndarray, k: int) -> list[str]:
     """Per query, the consensus caption among the references of its ``k`` nearest pool images
     (``neighbours`` (Q, >= k) pool indices, nearest first)."""
-    out = []
-    for row in neighbours[:, :k]:
-        ids = pool.refs[row].ravel()  # (k * R,) nearest image's references first
-        ids = ids[ids >= 0]
-        out.append(pool.texts[ids[consensus_pick(pool.vectors, ids)]])
-    return out
+    ids = pool.refs[neighbours[:, :k]].reshape(len(neighbours), -1)  # nearest image's first
+    query = np.repeat(np.arange(len(ids)), ids.shape[1])
+    keep = ids.ravel() >= 0
+    ids, query = ids.ravel()[keep], query[keep]
+    return [pool.texts[t] for t in ids[consensus_picks(pool.vectors, ids, query)]]
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, np.float32).reshape(len(x), -1)
+
+
+def _scale(x: np.ndarray) -> np.ndarray:
+    """What ``_unit`` divides the rows of ``x`` by: their length (at least 1e-12)."""
+    return np.maximum(np.linalg.norm(_flat(x), axis=1, keepdims=True), 1e-12)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32).reshape(len(x), -1)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return _flat(x) / _scale(x)
 
 
 def nearest(
@@ -131,44 +64,53 @@ def nearest(
     """(Q, k) indices of the ``k`` pool rows nearest to each query by cosine, nearest first
     (equal similarities: the lower index first). Rows are flattened; queries and pool are read
     in chunks, in float32: neither a 42k x 4096 pixel pool nor a test split's (Q, chunk)
-    similarities and their int64 indices are ever held whole (they cost ~500 MB on MedNIST)."""
-    parts = [
-        _nearest_block(queries[start : start + query_chunk], pool, k, chunk)
-        for start in range(0, len(queries), query_chunk)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, min(k, len(pool))), np.int64)
-
-
-def _nearest_block(queries: np.ndarray, pool: np.ndarray, k: int, chunk: int) -> np.ndarray:
-    """``nearest`` for one chunk of queries."""
-    q = _unit(queries)  # (Q, D)
+    similarities and their int64 indices are ever held whole (they cost ~500 MB on MedNIST).
+    Each pool chunk is made unit length once, then meets every query chunk (made unit length
+    again each time from its stored lengths: cheaper than the pool's norms once per query
+    chunk, which were a quarter of the time on MedNIST's pixels)."""
     k = min(k, len(pool))
-    best = np.full((len(q), 0), -np.inf, np.float32)
-    index = np.zeros((len(q), 0), np.int64)
+    starts = range(0, len(queries), query_chunk)
+    scales = [_scale(queries[s : s + query_chunk]) for s in starts]
+    found = [
+        (np.full((len(sc), 0), -np.inf, np.float32), np.zeros((len(sc), 0), np.int64))
+        for sc in scales
+    ]
     for start in range(0, len(pool), chunk):
         block = _unit(pool[start : start + chunk])  # (c, D)
-        sims = np.concatenate([best, q @ block.T], axis=1)  # (Q, k + c)
-        new = np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block)))
-        ids = np.concatenate([index, new], axis=1)
-        if sims.shape[1] > k:
-            keep = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
-        best, index = sims, ids
-    order = np.lexsort((index, -best), axis=1)  # by similarity, then by index
-    return np.take_along_axis(index, order, 1)
+        for i, s in enumerate(starts):
+            q = _flat(queries[s : s + query_chunk]) / scales[i]  # as _unit, norms kept
+            found[i] = _merge(*found[i], q @ block.T, start, k)
+    parts = [
+        np.take_along_axis(index, np.lexsort((index, -best), axis=1), 1)  # by similarity, index
+        for best, index in found
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, k), np.int64)
+
+
+def _merge(best, index, sims, start: int, k: int):
+    """The ``k`` best of the kept ``best`` (Q, <= k) similarities (pool rows ``index``) and
+    a new chunk's ``sims`` (Q, c), whose rows start at pool row ``start``."""
+    new = np.broadcast_to(np.arange(start, start + sims.shape[1]), sims.shape)
+    sims = np.concatenate([best, sims], axis=1)  # (Q, k + c)
+    ids = np.concatenate([index, new], axis=1)
+    if sims.shape[1] > k:
+        keep = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
+    return sims, ids
 
 
 def choose_k(pool: Pool, neighbours: np.ndarray, references, tokenize, grid=K_GRID):
     """The k of ``grid`` whose retrieval scores the highest CIDEr-D against ``references``
-    (the validation split's; ``neighbours`` its nearest pool images), and every k's score;
-    ties: the smaller k."""
-    refs = [[tokenize(r) for r in row] for row in references]
+    (the validation split's texts, or their ``CiderD`` when it serves more than one choice;
+    ``neighbours`` its nearest pool images), and every k's score; ties: the smaller k."""
+    if not isinstance(references, CiderD):
+        references = CiderD([[tokenize(r) for r in row] for row in references])
     scores = {}
     for k in grid:
         if k > neighbours.shape[1] and k > min(grid):
             continue
         hyps = [tokenize(t) for t in retrieve(pool, neighbours, k)]
-        scores[k] = round(float(corpus_cider_d(hyps, refs)), 6)
+        scores[k] = round(float(references.score(hyps)), 6)
     return max(scores, key=lambda k: (scores[k], -k)), scores
 
 
@@ -182,10 +124,14 @@ def constant_caption(pool: Pool, sample: int = CONSTANT_SAMPLE, seed: int = 0) -
     return pool.texts[ids[consensus_pick(pool.vectors, ids)]]
 
 
-def _metric_block(captions, evalset, meteor: bool) -> dict:
-    from captioning.metrics import score_captions
+def _metric_block(captions, evalset, meteor: bool, ref_tokens) -> dict:
+    """``score_captions`` of ``captions`` against ``evalset``'s references, already tokenised
+    (``ref_tokens``: once for every baseline, not once per block)."""
+    from captioning.metrics import check_corpus, score_tokens
 
-    scores = score_captions(captions, evalset.references, split=evalset.tokenize, meteor=meteor)
+    hyp_tokens = [evalset.tokenize(c) for c in captions]
+    check_corpus(hyp_tokens, ref_tokens)
+    scores = score_tokens(hyp_tokens, ref_tokens, meteor=meteor)
     return {
         k: v if v is None or isinstance(v, str) else round(float(v), 6) for k, v in scores.items()
     }
@@ -198,10 +144,11 @@ def caption_baselines(captioner, evalset, pool_set, val_set, meteor: bool = True
     split (where k is chosen); ``captioner``: gives the encoder's pooled vectors."""
     pool = build_pool(pool_set.references, evalset.tokenize)
     where = f"train split ({len(pool)} images)"
+    refs = [[evalset.tokenize(r) for r in row] for row in evalset.references]
     constant = constant_caption(pool)
     out = {
         "constant": {
-            **_metric_block([constant] * len(evalset), evalset, meteor),
+            **_metric_block([constant] * len(evalset), evalset, meteor, refs),
             "caption": constant,
             "how": f"the train caption with the highest mean consensus similarity ({CONSENSUS}) "
             f"to the references of {min(CONSTANT_SAMPLE, len(pool))} train images "
@@ -212,7 +159,7 @@ def caption_baselines(captioner, evalset, pool_set, val_set, meteor: bool = True
     rng = np.random.default_rng(0)
     val_rows = np.sort(rng.permutation(len(val_set))[:VAL_SAMPLE])
     val_images = val_set.images[val_rows]
-    val_refs = [val_set.references[i] for i in val_rows]
+    val_refs = CiderD([[evalset.tokenize(r) for r in val_set.references[i]] for i in val_rows])
     pixel_rows = np.sort(rng.permutation(len(pool))[:PIXEL_POOL])
     spaces = {
         "retrieval_features": (captioner.pooled_features, "the run's encoder pooled vector", None),
@@ -225,7 +172,7 @@ def caption_baselines(captioner, evalset, pool_set, val_set, meteor: bool = True
         k, by_k = choose_k(part, neighbours, val_refs, evalset.tokenize)
         captions = retrieve(part, nearest(embed(evalset.images), train, k), k)
         out[name] = {
-            **_metric_block(captions, evalset, meteor),
+            **_metric_block(captions, evalset, meteor, refs),
             "k": k,
             "k_grid_val_cider": {str(key): value for key, value in by_k.items()},
             "k_chosen_on": f"val ({len(val_rows)} images, seeded sample)",
@@ -253,7 +200,6 @@ def validation_check(run_dir, sample: int = 1000, seed: int = 0) -> dict:
 
     from captioning.evaluation.inputs import evaluation_set
     from captioning.inference import Captioner
-    from captioning.metrics import score_captions
 
     captioner = Captioner(run_dir)
     workdir = Path(tempfile.gettempdir())
@@ -269,9 +215,10 @@ def validation_check(run_dir, sample: int = 1000, seed: int = 0) -> dict:
     )
     result = captioner.caption(val.images)
     generated = [" ".join(w) for w in result.words] if val.free_text else result.texts
-    model = score_captions(generated, val.references, split=val.tokenize)["cider"]
+    cider = CiderD([[val.tokenize(r) for r in row] for row in val.references])  # built once
+    model = cider.score([val.tokenize(t) for t in generated])
     pool = build_pool(pool_set.references, val.tokenize)
     train = captioner.pooled_features(pool_set.images)
     neighbours = nearest(captioner.pooled_features(val.images), train, max(K_GRID))
-    k, by_k = choose_k(pool, neighbours, val.references, val.tokenize)
+    k, by_k = choose_k(pool, neighbours, cider, val.tokenize)
     return {"n": len(val), "model_cider": round(float(model), 6), "baseline_cider": by_k[k], "k": k}

@@ -207,7 +207,9 @@ def corpus_bleu(
 
 
 def bleu4_nltk(hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -> float:
-    """nltk's ``corpus_bleu`` (uniform weights, no smoothing): BLEU-4 as nltk defines it.
+    """nltk's ``corpus_bleu`` (uniform weights, no smoothing): BLEU-4 as nltk defines it,
+    reproduced from ``bleu_stats`` (nltk's own loop is about 5x slower; ``tests/test_metrics.py``
+    checks the two are equal, float for float).
 
     Differs from coco's BLEU-4 (``corpus_bleu(...)[3]``) when some hypothesis has fewer than 4
     tokens: nltk adds ``max(1, number of k-grams)`` to the k-gram denominator, so such a
@@ -216,11 +218,27 @@ def bleu4_nltk(hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -
     (3.8+) returns a practically-zero number (about 1e-155, from ``sys.float_info.min``),
     sacrebleu returns 0 and coco's constants give a small positive score (about 1e-9..1e-4).
     """
-    import warnings
+    stats = bleu_stats(hyp_tokens, ref_tokens, max_n=4)
+    lengths = np.fromiter(map(len, hyp_tokens), dtype=np.int64, count=len(hyp_tokens))
+    short = [int((lengths < k).sum()) for k in range(1, 5)]  # nltk counts 1 k-gram for these
+    return nltk_bleu_from_stats(stats, short)
 
-    from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 
-    check_corpus(hyp_tokens, ref_tokens)
-    with warnings.catch_warnings():  # nltk warns when an order has no match; the score is 0
-        warnings.simplefilter("ignore")
-        return float(nltk_corpus_bleu(ref_tokens, hyp_tokens))
+def nltk_bleu_from_stats(stats: dict, short: list[int]) -> float:
+    """nltk's corpus BLEU (uniform weights, no smoothing, ``method0``) from ``bleu_stats``
+    totals, with nltk's float operations: ``short[k-1]`` is the number of hypotheses shorter
+    than k, each of which adds 1 to nltk's k-gram denominator. nltk returns 0 without a
+    unigram match and uses ``sys.float_info.min`` for an order without a match."""
+    import sys
+
+    correct, guess = stats["correct"], stats["guess"]
+    if correct[0] == 0:
+        return 0.0
+    testlen, reflen = stats["testlen"], stats["reflen"]
+    bp = 1.0 if testlen > reflen else math.exp(1 - reflen / testlen)
+    weight = 1 / len(correct)
+    precisions = [
+        c / (g + s) if c else sys.float_info.min
+        for c, g, s in zip(correct, guess, short, strict=True)
+    ]
+    return float(bp * math.exp(math.fsum(weight * math.log(p) for p in precisions)))

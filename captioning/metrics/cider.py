@@ -58,31 +58,66 @@ def _tfidf(counts, df, log_n, max_n):
     return vec, [math.sqrt(x) for x in norm], length
 
 
-def cider_d_scores(
-    hyp_tokens: list[list[str]],
-    ref_tokens: list[list[list[str]]],
-    max_n: int = MAX_N,
-    sigma: float = SIGMA,
-) -> list[float]:
-    """CIDEr-D of each image (see module doc); IDF from the references of this corpus."""
-    check_corpus(hyp_tokens, ref_tokens)
-    hyp_counts = [_ngram_counts(h, max_n) for h in hyp_tokens]
-    ref_counts = [[_ngram_counts(r, max_n) for r in refs] for refs in ref_tokens]
-    df: dict[tuple[str, ...], float] = {}
-    for refs in ref_counts:
-        for gram in set().union(*refs):
-            df[gram] = df.get(gram, 0.0) + 1.0
-    log_n = math.log(float(len(hyp_tokens)))
-    two_sigma2 = 2 * sigma**2
+class CiderD:
+    """CIDEr-D against one fixed reference set: the references' document frequencies and
+    TF-IDF vectors are computed once, in the constructor, and reused by every ``scores`` call.
 
-    scores = []
-    for counts, refs in zip(hyp_counts, ref_counts, strict=True):
-        vec, norm, length = _tfidf(counts, df, log_n, max_n)
+    An evaluation scores several candidate sets against the same references (the model's
+    captions, each baseline, each k of a retrieval grid); the reference side is most of the
+    work of a call (m references against one hypothesis), so building it once makes every
+    further call several times cheaper. The numbers are those of ``cider_d_scores``, float
+    for float: the same operations in the same order. Images with identical reference lists
+    share one set of vectors, and an image whose (hypothesis, reference list) pair was
+    already scored takes that score (templated captions repeat a great deal).
+    """
+
+    def __init__(self, ref_tokens: list[list[list[str]]], max_n: int = MAX_N, sigma: float = SIGMA):
+        self.max_n, self.two_sigma2 = max_n, 2 * sigma**2
+        self.ref_tokens = ref_tokens
+        groups: dict[tuple, int] = {}  # distinct reference lists -> index
+        self.group = [
+            groups.setdefault(tuple(map(tuple, refs)), len(groups)) for refs in ref_tokens
+        ]
+        counts = [[_ngram_counts(list(r), max_n) for r in refs] for refs in groups]
+        images = [0] * len(groups)
+        for g in self.group:
+            images[g] += 1
+        self.df: dict[tuple[str, ...], float] = {}
+        for refs, n_images in zip(counts, images, strict=True):
+            for gram in set().union(*refs):
+                self.df[gram] = self.df.get(gram, 0.0) + float(n_images)
+        self.log_n = math.log(float(len(ref_tokens))) if ref_tokens else 0.0
+        self.refs = [[_tfidf(r, self.df, self.log_n, max_n) for r in refs] for refs in counts]
+
+    def scores(self, hyp_tokens: list[list[str]]) -> list[float]:
+        """CIDEr-D of each image: ``hyp_tokens[i]`` against image i's references."""
+        check_corpus(hyp_tokens, self.ref_tokens)
+        hyps: dict[tuple[str, ...], tuple] = {}
+        done: dict[tuple, float] = {}
+        out = []
+        for hyp, group in zip(hyp_tokens, self.group, strict=True):
+            key = (tuple(hyp), group)
+            if key not in done:
+                if key[0] not in hyps:
+                    counts = _ngram_counts(hyp, self.max_n)
+                    hyps[key[0]] = _tfidf(counts, self.df, self.log_n, self.max_n)
+                done[key] = self._image_score(hyps[key[0]], self.refs[group])
+            out.append(done[key])
+        return out
+
+    def score(self, hyp_tokens: list[list[str]]) -> float:
+        """Corpus CIDEr-D (coco-caption's "CIDEr"): the mean of ``scores``. In [0, 10]."""
+        scores = self.scores(hyp_tokens)
+        return sum(scores) / len(scores)
+
+    def _image_score(self, hyp, refs) -> float:
+        """One image's CIDEr-D: the hypothesis's (vectors, norms, length) against its refs'."""
+        vec, norm, length = hyp
+        max_n = self.max_n
         total = [0.0] * max_n
-        for ref in refs:
-            vec_r, norm_r, length_r = _tfidf(ref, df, log_n, max_n)
+        for vec_r, norm_r, length_r in refs:
             delta = float(length - length_r)
-            penalty = math.e ** (-(delta**2) / two_sigma2)
+            penalty = math.e ** (-(delta**2) / self.two_sigma2)
             for k in range(max_n):
                 val = 0.0
                 ref_k = vec_r[k]
@@ -92,8 +127,19 @@ def cider_d_scores(
                 if norm[k] != 0 and norm_r[k] != 0:
                     val /= norm[k] * norm_r[k]
                 total[k] += val * penalty
-        scores.append(sum(total) / max_n / len(refs) * 10.0)
-    return scores
+        return sum(total) / max_n / len(refs) * 10.0
+
+
+def cider_d_scores(
+    hyp_tokens: list[list[str]],
+    ref_tokens: list[list[list[str]]],
+    max_n: int = MAX_N,
+    sigma: float = SIGMA,
+) -> list[float]:
+    """CIDEr-D of each image (see module doc); IDF from the references of this corpus. To
+    score several candidate sets against the same references, build one ``CiderD``."""
+    check_corpus(hyp_tokens, ref_tokens)
+    return CiderD(ref_tokens, max_n, sigma).scores(hyp_tokens)
 
 
 def corpus_cider_d(

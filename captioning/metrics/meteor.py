@@ -20,6 +20,7 @@ import importlib.util
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from captioning.metrics.inputs import check_corpus
@@ -27,6 +28,7 @@ from captioning.metrics.inputs import check_corpus
 JAR = "meteor-1.5.jar"
 HEAP = "2G"  # what pycocoevalcap asks for: the paraphrase table needs about 1.5 GB
 INSTALL = "pip install 'captioning[meteor]'"
+_SHARED: list[dict] = []  # the open shared_jar() blocks, innermost last: {"jar": MeteorJar}
 
 
 class MeteorUnavailable(RuntimeError):
@@ -125,17 +127,49 @@ class MeteorJar:
         return float(self._answer()), per_image
 
 
+@contextmanager
+def shared_jar():
+    """Within the block, ``corpus_meteor`` scores every corpus with one jar, started on first
+    use and stopped at the end: an evaluation scores the model's captions and then each
+    baseline's, and every start costs seconds (the paraphrase table loads) and a 2 GB heap."""
+    slot: dict = {"jar": None}
+    _SHARED.append(slot)
+    try:
+        yield
+    finally:
+        _SHARED.remove(slot)
+        if slot["jar"] is not None:
+            slot["jar"].close()
+
+
+def _score(hypotheses: list[str], references: list[list[str]]) -> float:
+    """The corpus score from the shared jar of the innermost ``shared_jar`` block (dropped
+    when it fails, so a later corpus starts a new one), else from a jar of its own."""
+    if not _SHARED:
+        with MeteorJar() as jar:
+            return jar.score(hypotheses, references)[0]
+    slot = _SHARED[-1]
+    try:
+        slot["jar"] = slot["jar"] or MeteorJar()
+        return slot["jar"].score(hypotheses, references)[0]
+    except Exception:
+        if slot["jar"] is not None:
+            slot["jar"].close()
+            slot["jar"] = None
+        raise
+
+
 def corpus_meteor(
     hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]
 ) -> tuple[float | None, str | None]:
     """METEOR of a corpus of token lists: ``(score, None)``, or ``(None, reason)`` when it
-    cannot be computed here (no Java, no pycocoevalcap, the jar failed)."""
+    cannot be computed here (no Java, no pycocoevalcap, the jar failed). Inside a
+    ``shared_jar`` block the corpora share one jar."""
     check_corpus(hyp_tokens, ref_tokens)
     hypotheses = [" ".join(h) for h in hyp_tokens]
     references = [[" ".join(r) for r in refs] for refs in ref_tokens]
     try:
-        with MeteorJar() as jar:
-            score, _ = jar.score(hypotheses, references)
+        score = _score(hypotheses, references)
     except MeteorUnavailable as err:
         return None, str(err)
     except (OSError, ValueError) as err:  # the jar could not start, or answered nonsense
