@@ -8,14 +8,17 @@ import pytest
 import tensorflow as tf
 
 from captioning.captions.templates import load_template_set
+from captioning.captions.text import TextRules
 from captioning.config import CaptionerConfig
 from captioning.data.dataset import Split
+from captioning.data.sources import CaptionSource
 from captioning.errors import RunError
 from captioning.training.captioner_setup import (
     CaptionData,
     TrainingRun,
     build_vocabulary,
     load_encoder_run,
+    resolve_lengths,
 )
 from captioning.training.captioner_stages import (
     caption_targets,
@@ -114,3 +117,26 @@ def test_the_encoder_must_be_a_classifier_run(tmp_path):
         load_encoder_run(tmp_path)
     (tmp_path / "run.json").write_text(json.dumps({"kind": "classifier", "classes": ["A"]}))
     assert load_encoder_run(tmp_path).run["classes"] == ["A"]
+
+
+def test_caption_lengths_come_from_the_training_captions():
+    """Templates: the minimum is the 5th percentile and max_length is kept; free text
+    without a cut of its own: the 25th percentile, and max_length grows to the 90th + 1."""
+    lengths = [*range(1, 101)]  # train captions of 1..100 words
+    frame = pd.DataFrame({"reference_0": [" ".join(["w"] * n) for n in lengths]})
+    train = split(range(len(lengths)))
+    templated = CaptionerConfig()
+    resolve_lengths(templated, CaptionData(None, frame, train, train, TSET, truth=frame))
+    assert (templated.decoder.max_length, templated.decoder.min_length) == (24, 5)
+
+    free = CaptionerConfig()
+    source = CaptionSource("file", has_labels=False, has_truth=False, rules=TextRules())
+    resolve_lengths(free, CaptionData(None, frame, train, train, None, None, source))
+    assert (free.decoder.max_length, free.decoder.min_length) == (91, 25)
+
+    cut = CaptionerConfig()  # a source with its own cut: max_length is left to that
+    source = CaptionSource(
+        "r2gen", has_labels=False, has_truth=False, rules=TextRules(max_length=60)
+    )
+    resolve_lengths(cut, CaptionData(None, frame, train, train, None, None, source))
+    assert (cut.decoder.max_length, cut.decoder.min_length) == (24, 12)

@@ -103,7 +103,7 @@ def train_captioner(
     check_decoder_kind(config.decoder.kind)
     encoder = setup.load_encoder_run(encoder_dir)
     captions = setup.load_caption_data(config, encoder, data_root)
-    setup.resolve_min_length(config, captions)  # -1: from the training captions
+    setup.resolve_lengths(config, captions)  # caption lengths from the training captions
     resolve_captioner_schedule(config, len(captions.train))  # batch 0, min_steps: by data size
     keras.utils.set_random_seed(config.train.seed)
     strategy = make_strategy(config.train.strategy, config.train.collective_timeout_s)

@@ -141,7 +141,8 @@ class DecoderConfig:
     # no word twice in a row, and no 3-gram twice in a caption (no_repeat_ngram_size=3):
     block_repeats: bool = True
     # no <end> before this many words; -1: set by the trainer from the training captions (their
-    # 5th-percentile length, at most max_length // 2) and recorded in the run's config.json
+    # 5th-percentile length, free text the 25th, at most max_length // 2) and recorded in the
+    # run's config.json
     min_length: int = field(default=-1, metadata=_check(">=-1"))
     # after training, choose beam_width and length_alpha on validation: beams 1/3/5 x alphas
     # 0/0.7/1.0 scored by ``monitor`` on ``tune_images`` validation images; the choice goes to

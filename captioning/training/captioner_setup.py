@@ -29,6 +29,11 @@ from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
 from captioning.data.sources import CaptionSource, caption_source
 from captioning.decoding import length_bounds
+from captioning.decoding.rules import (
+    FREE_TEXT_MAX_QUANTILE,
+    FREE_TEXT_MIN_QUANTILE,
+    MIN_LENGTH_QUANTILE,
+)
 from captioning.errors import RunError
 from captioning.models.classifier import load_model
 from captioning.models.decoders import CaptionDecoder, build_decoder
@@ -159,18 +164,28 @@ def _fit_config_to_free_text(config: CaptionerConfig, source: CaptionSource) -> 
         config.decoder.max_length = limit + 1
 
 
-def resolve_min_length(config: CaptionerConfig, captions: CaptionData) -> None:
-    """``decoder.min_length`` -1 -> the training captions' 5th-percentile length in words
-    (at most ``max_length // 2``: ``decoding.length_bounds``); the run's config.json records
-    the number, so inference and a resumed run read it back."""
-    if config.decoder.min_length >= 0:
-        return
+def resolve_lengths(config: CaptionerConfig, captions: CaptionData) -> None:
+    """Caption lengths from the training captions (``decoding.rules``' percentiles), recorded
+    in the run's config.json so inference and a resumed run read them back:
+    ``decoder.min_length`` -1 -> the 5th percentile in words (free text: the 25th), at most
+    ``max_length // 2``; free text without a length cut of its own also grows
+    ``decoder.max_length`` to its 90th percentile + 1 (``<end>``)."""
     rules = captions.source.rules if captions.source else None
     split = rules.tokenizer() if rules else tokenize
     rows = captions.frame.iloc[captions.train.rows]
     lengths = [len(split(t)) for c in reference_columns(captions.frame) for t in rows[c] if t]
-    config.decoder.min_length = length_bounds(lengths, config.decoder.max_length)
-    log.info("decoder.min_length %d: from the training captions", config.decoder.min_length)
+    free_text = captions.truth is None
+    dec = config.decoder
+    if free_text and rules is not None and rules.max_length is None and lengths:
+        longest = int(np.percentile(lengths, FREE_TEXT_MAX_QUANTILE)) + 1
+        if longest > dec.max_length:
+            log.info("decoder.max_length %d -> %d: the training captions'", dec.max_length, longest)
+            dec.max_length = longest
+    if dec.min_length >= 0:
+        return
+    quantile = FREE_TEXT_MIN_QUANTILE if free_text else MIN_LENGTH_QUANTILE
+    dec.min_length = length_bounds(lengths, dec.max_length, quantile)
+    log.info("decoder.min_length %d: from the training captions", dec.min_length)
 
 
 def build_vocabulary(captions: CaptionData, path: Path, resuming: bool) -> Vocabulary:
