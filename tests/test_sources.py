@@ -131,6 +131,27 @@ def test_csv_layout(reports, tmp_path):
     assert PreparedData(tmp_path / "ds2").manifest_sha256 == data.manifest_sha256
 
 
+def test_known_columns_can_be_named_as_label_and_group_columns(reports, tmp_path):
+    """``--label-columns label`` keeps the file's label as ``label_label`` beside ``class``;
+    ``--group-column id`` groups the seeded split by study (each study is one image here)."""
+    result = cli(
+        "data", "prepare", "--captions", str(reports["csv"]), "--images", str(reports["images"]),
+        "--root", str(tmp_path / "ds"), "--label-columns", "label", "--group-column", "id",
+        home=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "label columns label (2 values)" in result.stdout
+    data = PreparedData(tmp_path / "ds")
+    assert list(data.manifest["label_label"]) == list(data.manifest["class"])
+    source = data.card["caption_source"]
+    assert source["label_columns"] == ["label"] and source["group_column"] == "id"
+    assert data.classes == ["left", "right"] and source["has_labels"] is True
+    counts = source["label_counts"]["label"]
+    assert {v: sum(c.values()) for v, c in counts.items()} == data.manifest[
+        "class"
+    ].value_counts().to_dict()
+
+
 def test_jsonl_layout_keeps_the_given_split(reports, prepared):
     data = PreparedData(prepared["jsonl"])
     given = {}

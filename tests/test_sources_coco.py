@@ -82,6 +82,22 @@ def test_coco_reader_keeps_ids_splits_and_caption_order(reports, tmp_path):
     ]
 
 
+def test_coco_reader_reads_named_keys_from_the_image_or_its_annotations(reports, tmp_path):
+    payload = coco_payload(reports["studies"][:3])
+    payload["images"][0]["view"] = "PA"
+    for note in payload["annotations"]:
+        note["reader"] = "r1" if note["image_id"] == 100 else 2
+    payload["images"][1]["view"] = "AP"
+    payload["images"][2]["view"] = "AP"
+    records = read_coco(write(tmp_path / "c.json", payload), ("view", "reader"))
+    assert [r.columns for r in records] == [
+        {"view": "PA", "reader": "r1"},
+        {"view": "AP", "reader": "2"},
+        {"view": "AP", "reader": "2"},
+    ]
+    assert all(r.columns == {} for r in read_coco(tmp_path / "c.json"))  # none asked for
+
+
 @pytest.mark.parametrize(
     "change, problem",
     [

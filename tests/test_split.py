@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from captioning.data.dataset import PreparedData
-from captioning.data.split import SPLITS, fold_counts, grouped_stratified_split
+from captioning.data.split import SPLITS, fold_counts, grouped_stratified_split, linked_groups
 
 
 @pytest.mark.parametrize(
@@ -115,6 +115,32 @@ def test_single_split_fractions_put_everything_in_train():
     labels, groups = synthetic(50)
     names = grouped_stratified_split(labels, groups, fractions=(1.0, 0.0, 0.0))
     assert set(names) == {"train"}
+
+
+def test_linked_groups_join_rows_that_share_any_key():
+    cases = np.array(["a", "b", "c", "a", "d", "e"], dtype=object)
+    md5 = np.array(["x", "y", "y", "z", "w", "w"], dtype=object)
+    # b and c share an image; d and e share one; a's two rows share the case
+    assert linked_groups(cases, md5).tolist() == [0, 1, 1, 0, 2, 2]
+    assert linked_groups(md5).tolist() == [0, 1, 1, 2, 3, 3]
+    chain = np.array([0, 1, 1, 2]), np.array([5, 5, 6, 6])  # 0-1 by key 2, 1-2, 2-3 by key 1
+    assert linked_groups(*chain).tolist() == [0, 0, 0, 0]
+    assert linked_groups(np.array([])).tolist() == []
+
+
+def test_text_strata_and_linked_groups_keep_cases_whole():
+    """A caption file's split: stratified by a label column's text values, grouped by case
+    linked with content (as ``data prepare --group-column`` draws it)."""
+    rng = np.random.default_rng(0)
+    cases = np.repeat([f"case{i}" for i in range(120)], 3)
+    modality = np.repeat(rng.choice(["CT", "MR", "US"], 120, p=[0.5, 0.4, 0.1]), 3).astype(object)
+    md5 = np.array([f"m{i}" for i in range(360)], dtype=object)
+    md5[5] = md5[10]  # case1 and case3 share an image
+    names = grouped_stratified_split(modality, linked_groups(cases, md5), seed=0)
+    frame = pd.DataFrame({"case": cases, "split": names, "modality": modality})
+    assert (frame.groupby("case")["split"].nunique() == 1).all()
+    assert names[5] == names[10]
+    assert set(frame.loc[frame.modality == "CT", "split"]) == set(SPLITS)
 
 
 # --- the real archive ---------------------------------------------------------------------

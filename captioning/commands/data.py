@@ -84,6 +84,8 @@ def prepare_mednist(args: argparse.Namespace) -> int:
     from captioning.data.prepare import default_source, prepare
     from captioning.utils.paths import captioning_home, default_data_root
 
+    if args.label_columns is not None or args.group_column is not None:
+        raise DataError("--label-columns and --group-column apply to a caption file (--captions)")
     options = PrepareOptions(
         source=args.source or default_source(),
         md5=args.md5,
@@ -109,6 +111,7 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
     from captioning.data.sources import detect_format
     from captioning.data.sources.prepare import (
         CaptionFileOptions,
+        column_names,
         default_root,
         prepare_caption_file,
         text_rules,
@@ -135,6 +138,8 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
         images=args.images,
         format=fmt,
         rules=rules,
+        label_columns=column_names(args.label_columns),
+        group_column=args.group_column,
     )
     root = Path(args.root) if args.root else default_root(Path(args.captions))
     card = prepare_caption_file(root, options)
@@ -145,9 +150,20 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
         f"{card['caption_source']['kind']} captions ({sizes}); {len(card['skipped'])} skipped; "
         f"vocabulary {text['vocabulary_size']:,} words; "
         + (f"{len(card['classes'])} classes" if card["classes"] else "no class labels")
+        + _label_columns_summary(card["caption_source"])
     )
     print(f"dataset: {root.resolve()}  (see data_card.md)")
     return 0
+
+
+def _label_columns_summary(source: dict) -> str:
+    """``; label columns modality (2 values), plane (5 values)`` (empty without them)."""
+    counts = source.get("label_counts")
+    if not counts:
+        return ""
+    return "; label columns " + ", ".join(
+        f"{name} ({len(values)} values)" for name, values in counts.items()
+    )
 
 
 def build_template_captions(args: argparse.Namespace) -> int:
@@ -175,6 +191,19 @@ def add_caption_file_options(prep: argparse.ArgumentParser) -> None:
     group.add_argument("--images", metavar="DIR", help="folder the file's image paths are in")
     group.add_argument(
         "--format", choices=sorted(FORMATS), help="default: from the file's name and content"
+    )
+    group.add_argument(
+        "--label-columns",
+        metavar="NAMES",
+        help="comma-separated columns (keys) of the file to keep as labels, e.g. "
+        "modality,plane: manifest columns label_<name>, one classifier head each; every row "
+        "must give each; the seeded split is stratified by the first",
+    )
+    group.add_argument(
+        "--group-column",
+        metavar="NAME",
+        help="column (key) of the file to group the seeded split by, e.g. case: no group "
+        "straddles two splits (byte-identical images stay together too)",
     )
     group.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
     punctuation = _default(TextRules, "punctuation")

@@ -1,4 +1,6 @@
-"""``captioning train classifier``: pretrain the CNN encoder as a MedNIST classifier.
+"""``captioning train classifier``: pretrain the CNN encoder as a MedNIST classifier, or, on a
+dataset prepared with label columns (``data prepare --label-columns``), as a classifier of one
+head per column (see ``captioning.training.classifier_task``).
 
 The steps are in ``captioning.training.classifier_task``; this module orders them and holds the
 command's options. Light to import: TensorFlow loads when training starts.
@@ -17,7 +19,9 @@ from captioning.commands.options import add_train_options, report_training, trai
 def add_parser(train_commands) -> None:
     """``train classifier``, on the ``train`` command's subparsers."""
     parser = train_commands.add_parser(
-        "classifier", help="pretrain the CNN encoder as a MedNIST classifier"
+        "classifier",
+        help="pretrain the CNN encoder as a classifier: of the dataset's classes, or one head "
+        "per label column (data prepare --label-columns)",
     )
     parser.add_argument(
         "--data", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)"
@@ -65,6 +69,8 @@ def train_classifier(
                 run_dir, config, resolved, found, strategy, command=command, resumed=resuming
             )
         result, facts = steps.fit_classifier(config, found, strategy, run_dir)
+        if chief and found.heads:  # label columns: each head's accuracy on the test split
+            facts["test"] = steps.score_heads_on_test(run_dir, found)
         if chief:
             steps.write_classifier_metrics(run_dir, config, result, facts, strategy)
     return run_dir, result

@@ -31,6 +31,17 @@ def duplicate_groups(manifest: pd.DataFrame) -> list[dict]:
     return groups
 
 
+def split_counts(manifest: pd.DataFrame, column: str) -> dict:
+    """Images per value of ``column`` and split: ``{value: {"train": n, "val": n, "test": n}}``,
+    values sorted."""
+    counts = pd.crosstab(manifest[column], manifest["split"])
+    counts = counts.reindex(columns=list(SPLITS), fill_value=0)
+    return {
+        str(value): {s: int(counts.loc[value, s]) for s in SPLITS}
+        for value in sorted(counts.index, key=str)
+    }
+
+
 def write_data_card(
     folder: Path,
     manifest: pd.DataFrame,
@@ -79,8 +90,7 @@ def render_markdown(card: dict) -> str:
         "",
         f"Source: `{card['source']}`"
         + (f" (md5 `{card['archive_md5']}`)" if card.get("archive_md5") else ""),
-        f"Split: seed {card['seed']}, fractions {card['fractions']}, stratified by class, "
-        "grouped by content md5."
+        f"Split: seed {card['seed']}, fractions {card['fractions']}, {_split_rule(card)}."
         if card.get("split_from", "seeded") == "seeded"
         else f"Split: as given in {card['split_from']}.",
         f"Manifest sha256: `{card['manifest_sha256']}`",
@@ -112,3 +122,14 @@ def render_markdown(card: dict) -> str:
     if card["empty_classes"]:
         lines.append(f"Empty class folders (not classes): {', '.join(card['empty_classes'])}")
     return "\n".join(lines) + "\n"
+
+
+def _split_rule(card: dict) -> str:
+    """How a seeded split was drawn: stratified by class (or a caption file's first label
+    column), grouped by content md5 (and its group column)."""
+    source = card.get("caption_source") or {}
+    columns = source.get("label_columns")
+    strata = f"label column `{columns[0]}`" if columns else "class"
+    group = source.get("group_column")
+    groups = f"`{group}` and content md5" if group else "content md5"
+    return f"stratified by {strata}, grouped by {groups}"

@@ -1,7 +1,9 @@
 """Train/val/test split: seeded, stratified by class, grouped by content hash.
 
 Byte-identical images (MedNIST has hundreds of duplicate pairs in AbdomenCT, and 94 identical
-blank HeadCT slices) share a group, so no image can appear in two splits and leak.
+blank HeadCT slices) share a group, so no image can appear in two splits and leak. A caption
+file may name a grouping column too (``data prepare --group-column case``): ``linked_groups``
+joins it with the content hash, so neither a case nor an image straddles two splits.
 """
 
 from __future__ import annotations
@@ -86,3 +88,31 @@ def _small_split(
         names[np.isin(groups, members[:n_test])] = "test"
         names[np.isin(groups, members[n_test : n_test + n_val])] = "val"
     return names
+
+
+def linked_groups(*keys: np.ndarray) -> np.ndarray:
+    """Group ids (N,) int64 for ``grouped_stratified_split``: rows that share a value of any
+    of ``keys`` (arrays aligned row by row, e.g. a case id and the content md5) share a group,
+    and so does everything linked through such rows (two cases holding one byte-identical
+    image become one group). Ids number the groups in order of their first row."""
+    n = len(keys[0]) if keys else 0
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in keys:
+        first: dict = {}
+        for i, value in enumerate(np.asarray(key).tolist()):
+            j = first.setdefault(value, i)
+            if j != i:
+                a, b = root(i), root(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    # a group's root is its first row (links point to the lower row), so the sorted roots
+    # number the groups in order of their first row
+    _, ids = np.unique([root(i) for i in range(n)], return_inverse=True)
+    return ids.astype(np.int64).reshape(n)

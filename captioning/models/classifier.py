@@ -1,8 +1,11 @@
 """The MedNIST classifier: an encoder with a linear head. Pretraining it is how the encoder
-learns the features the captioner later starts from."""
+learns the features the captioner later starts from. A dataset with several label columns
+(``data prepare --label-columns``) gets one linear head per column on the same encoder
+(``build_multi_head_classifier``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import keras
@@ -23,6 +26,37 @@ def build_classifier(config: ModelConfig, num_classes: int) -> keras.Model:
         pooled = layers.Dropout(config.dropout, name="dropout")(pooled)
     logits = layers.Dense(num_classes, name="logits")(pooled)
     return keras.Model(pixels, logits, name=f"classifier_{config.name}")
+
+
+def build_multi_head_classifier(config: ModelConfig, heads: dict[str, int]) -> keras.Model:
+    """(B, 64, 64, 1) pixels -> ``{column: (B, classes) logits}``, one linear head per label
+    column of ``heads`` (column -> its number of classes) on one encoder, as
+    ``build_classifier`` builds it. The first column's head is the layer named ``logits``: the
+    head a captioner started from this encoder carries (its classes are the run's
+    ``classes``); the others are ``logits_<column>``."""
+    encoder = build_encoder(config)
+    pixels = pixel_input()
+    pooled = encoder(pixels)["pooled"]
+    if config.dropout:
+        pooled = layers.Dropout(config.dropout, name="dropout")(pooled)
+    names = head_layer_names(list(heads))
+    outputs = {
+        column: layers.Dense(size, name=names[column])(pooled) for column, size in heads.items()
+    }
+    return keras.Model(pixels, outputs, name=f"classifier_{config.name}")
+
+
+def head_layer_names(columns: list[str]) -> dict[str, str]:
+    """column -> its head's layer name: ``logits`` for the first, ``logits_<column>`` for the
+    others (characters other than letters, digits, ``_``, ``-`` and ``.`` become ``_``; a
+    clash gets the column's position appended)."""
+    names: dict[str, str] = {}
+    for i, column in enumerate(columns):
+        name = "logits" if i == 0 else "logits_" + re.sub(r"[^0-9A-Za-z_.-]", "_", column)
+        if name in names.values():
+            name = f"{name}_{i}"
+        names[column] = name
+    return names
 
 
 def load_model(path: str | Path) -> keras.Model:

@@ -127,6 +127,9 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
     config.data.root = str(root)
     data = PreparedData(root)
     source = caption_source(data)
+    # an encoder of label columns (run.json ``label_columns``) records as ``classes`` those of
+    # its layer ``logits``, its first column's head (the one the captioner keeps): the data's
+    # labels drive the class loss only when they are those classes, as for any encoder
     labelled = source.has_labels and data.classes == encoder.run["classes"]
     if source.kind == "templates" and not labelled:
         raise RunError(

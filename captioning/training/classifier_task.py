@@ -4,21 +4,40 @@ classifier run (``captioning.commands.train_classifier`` calls them in order).
 The run folder: ``config.json`` (the resolved config), ``run.json`` (what was trained on, where
 and with what code), the loop's logs, checkpoints and ``best_model.keras``, then
 ``metrics.json``. In a multi-worker run only the chief writes it.
+
+A dataset prepared with label columns (``data prepare --label-columns modality,plane``) trains
+one softmax head per column on the shared encoder (``MultiHeadClassificationTask``: the
+columns' cross-entropies summed). A head's classes are the column's values in the training
+split (sorted); an image whose value the training split lacks (seen only in val or test) has
+label -1 in that column: it counts in no loss and no accuracy of that column, and the metrics
+say how many there were (``unseen_<column>``). ``run.json`` records each head's classes
+(``label_columns``), the layer of each (``head_layers``: the first column's is ``logits``, the
+head a captioner keeps) and, as ``classes``, the first column's; ``metrics.json`` the best
+epoch's ``accuracy_<column>`` (``accuracy``: their mean, the monitored one) and the same on the
+test split (``test``, null without one). A dataset with one ``label`` (MedNIST) trains as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from captioning.config import ClassifierConfig
 from captioning.data.dataset import PreparedData, Split
 from captioning.data.pipeline import make_dataset_fn, steps_per_epoch
+from captioning.data.sources import caption_source
 from captioning.errors import DataError
-from captioning.models.classifier import build_classifier
+from captioning.models.classifier import (
+    build_classifier,
+    build_multi_head_classifier,
+    head_layer_names,
+    load_model,
+)
 from captioning.training.loop import FitResult, fit, make_optimizer
 from captioning.training.strategy import strategy_name
 from captioning.utils.paths import default_data_root
@@ -58,32 +77,140 @@ class ClassificationTask:
         return {"loss": sums.get("loss", 0.0) / count, "accuracy": sums.get("correct", 0.0) / count}
 
 
+class MultiHeadClassificationTask:
+    """One softmax cross-entropy per label column, summed per example; a label -1 (a value the
+    head lacks) counts in neither that column's loss nor its accuracy. Statistics: the summed
+    loss, the examples, and per column its loss, correct predictions and known labels;
+    metrics: ``loss``, per column ``loss_<c>``, ``accuracy_<c>`` (of the known labels; 0
+    without any) and ``unseen_<c>`` (the examples left out), and ``accuracy``, the mean of the
+    columns that had known labels (monitored)."""
+
+    monitor = "accuracy"
+
+    def __init__(self, columns, label_smoothing: float = 0.0):
+        self.columns = list(columns)
+        self.label_smoothing = label_smoothing
+
+    def loss_and_stats(self, model, batch, training: bool):
+        pixels, labels = batch  # labels: {column: (b,) int32}
+        logits = model(pixels, training=training)  # {column: (b, classes)}
+        per_example = tf.zeros(tf.shape(pixels)[:1], tf.float32)  # (b,)
+        stats = {}
+        for column in self.columns:
+            target, z = labels[column], logits[column]
+            known = tf.cast(target >= 0, tf.float32)
+            cross = (
+                keras.losses.categorical_crossentropy(
+                    tf.one_hot(tf.maximum(target, 0), tf.shape(z)[-1]),
+                    z,
+                    from_logits=True,
+                    label_smoothing=self.label_smoothing,
+                )
+                * known
+            )  # (b,)
+            per_example += cross
+            correct = tf.cast(
+                tf.equal(tf.argmax(z, -1, output_type=target.dtype), target), tf.float32
+            )
+            stats[f"loss_{column}"] = tf.reduce_sum(cross)
+            stats[f"correct_{column}"] = tf.reduce_sum(correct)
+            stats[f"known_{column}"] = tf.reduce_sum(known)
+        stats["loss"] = tf.reduce_sum(per_example)
+        stats["count"] = tf.cast(tf.shape(pixels)[0], tf.float32)
+        return per_example, stats
+
+    def summarize(self, sums):
+        total = sums.get("count", 0.0)
+        count = max(total, 1.0)
+        metrics = {"loss": sums.get("loss", 0.0) / count}
+        scored = []
+        for column in self.columns:
+            known = sums.get(f"known_{column}", 0.0)
+            metrics[f"loss_{column}"] = sums.get(f"loss_{column}", 0.0) / count
+            metrics[f"accuracy_{column}"] = sums.get(f"correct_{column}", 0.0) / max(known, 1.0)
+            metrics[f"unseen_{column}"] = total - known
+            if known:
+                scored.append(metrics[f"accuracy_{column}"])
+        # the mean of the columns that had known labels (0 when none had)
+        metrics["accuracy"] = float(np.mean(scored)) if scored else 0.0
+        return metrics
+
+
 @dataclass
 class ClassifierData:
-    """The prepared dataset a classifier trains on, and its train and val splits."""
+    """The prepared dataset a classifier trains on, and its train and val splits. ``heads``:
+    with label columns, column -> its head's classes (else empty: the one ``label``);
+    ``values``: the label columns' values, in manifest order."""
 
     root: Path
     data: PreparedData
     train: Split
     val: Split
+    heads: dict[str, list[str]] = field(default_factory=dict)
+    values: pd.DataFrame | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes of the layer named ``logits``: the first column's with label columns."""
+        return next(iter(self.heads.values())) if self.heads else self.data.classes
+
+    def targets(self, part: Split):
+        """What the model learns for ``part``: its labels, or with label columns, per column
+        the class ids (-1: a value its head lacks)."""
+        if not self.heads:
+            return part.labels
+        from captioning.evaluation.classifier import head_targets
+
+        return head_targets(self.values.iloc[part.rows], self.heads)
 
 
 def load_classifier_data(config: ClassifierConfig, data_root=None) -> ClassifierData:
     """The dataset at ``data_root`` (else the config's, else the default root), which must
-    have class labels; records the resolved root in ``config.data.root``."""
+    have class labels or label columns; records the resolved root in ``config.data.root``."""
     root = Path(data_root or config.data.root or default_data_root()).expanduser().resolve()
     config.data.root = str(root)
     data = PreparedData(root)
-    if not data.classes:  # a caption file without a label column (see docs/datasets.md)
+    source = caption_source(data)
+    if not data.classes and not source.label_columns:  # see docs/datasets.md
         raise DataError(
             f"{root}: the dataset's captions have no class labels; a classifier needs them "
-            "(a 'label' column in the caption file)"
+            "(a 'label' column in the caption file, or columns named by data prepare "
+            "--label-columns)"
         )
+    if not source.label_columns:
+        train, val = (
+            data.split(s, config.data.per_class_limit, config.data.exclude_classes)
+            for s in ("train", "val")
+        )
+        return ClassifierData(root, data, train, val)
+    if config.data.exclude_classes:
+        raise DataError(
+            "data.exclude_classes names classes of a 'label'; a classifier of label columns "
+            "cannot leave any out"
+        )
+    values = source.label_values(data)
+    first = values[source.label_columns[0]]
     train, val = (
-        data.split(s, config.data.per_class_limit, config.data.exclude_classes)
-        for s in ("train", "val")
+        _head_split(data, s, first, config.data.per_class_limit) for s in ("train", "val")
     )
-    return ClassifierData(root, data, train, val)
+    seen = values.iloc[train.rows]
+    heads = {column: sorted(set(seen[column])) for column in source.label_columns}
+    return ClassifierData(root, data, train, val, heads, values)
+
+
+def _head_split(data: PreparedData, name: str, first: pd.Series, limit: int | None) -> Split:
+    """``data.split(name, limit)`` for a classifier of label columns: ``limit`` images per value
+    of the first label column (``first``, in manifest order), not per ``label``."""
+    frame = data.manifest[data.manifest["split"] == name]
+    if limit is not None:
+        frame = frame.groupby(first.loc[frame.index].to_numpy(), sort=False).head(limit)
+    rows = frame.index.to_numpy()
+    return Split(
+        images=np.asarray(data.images[rows]),
+        labels=frame["label"].to_numpy(np.int32),
+        paths=frame["path"].tolist(),
+        rows=rows,
+    )
 
 
 def write_classifier_run(
@@ -106,7 +233,8 @@ def write_classifier_run(
             "kind": "classifier",
             "manifest_sha256": found.data.manifest_sha256,
             "data_root": str(found.root),
-            "classes": found.data.classes,
+            "classes": found.classes,
+            **_heads_record(found),
             "split_sizes": {"train": len(found.train), "val": len(found.val)},
             "strategy": strategy_name(strategy),
             "replicas": strategy.num_replicas_in_sync,
@@ -119,6 +247,13 @@ def write_classifier_run(
     )
 
 
+def _heads_record(found: ClassifierData) -> dict:
+    """``run.json``'s entries of a classifier of label columns (none for one label)."""
+    if not found.heads:
+        return {}
+    return {"label_columns": found.heads, "head_layers": head_layer_names(list(found.heads))}
+
+
 def fit_classifier(
     config: ClassifierConfig, found: ClassifierData, strategy, run_dir: Path
 ) -> tuple[FitResult, dict]:
@@ -128,18 +263,26 @@ def fit_classifier(
     steps = steps_per_epoch(len(train), batch, config.train.max_steps_per_epoch)
     train_fn = make_dataset_fn(
         train.images,
-        train.labels,
+        found.targets(train),
         batch,
         training=True,
         seed=config.train.seed,
         augment=config.augment,
     )
-    val_fn = make_dataset_fn(val.images, val.labels, batch, training=False)
+    val_fn = make_dataset_fn(val.images, found.targets(val), batch, training=False)
     with strategy.scope():
-        model = build_classifier(config.model, len(found.data.classes))
+        if found.heads:
+            sizes = {column: len(classes) for column, classes in found.heads.items()}
+            model = build_multi_head_classifier(config.model, sizes)
+        else:
+            model = build_classifier(config.model, len(found.data.classes))
         optimizer = make_optimizer(config.train, steps * config.train.epochs)
+    if found.heads:
+        task = MultiHeadClassificationTask(found.heads, config.train.label_smoothing)
+    else:
+        task = ClassificationTask(config.train.label_smoothing)
     result = fit(
-        task=ClassificationTask(config.train.label_smoothing),
+        task=task,
         model=model,
         optimizer=optimizer,
         strategy=strategy,
@@ -170,5 +313,22 @@ def write_classifier_metrics(
             "peak_rss_mib": peak_rss_mib(),
             "replicas": strategy.num_replicas_in_sync,
             "weights_sha256": result.weights_sha256,
+            **({"test": facts["test"]} if "test" in facts else {}),
         },
     )
+
+
+def score_heads_on_test(run_dir: Path, found: ClassifierData) -> dict | None:
+    """A classifier of label columns: its best model's ``accuracy_<column>`` (and
+    ``unseen_<column>``, ``accuracy``: their mean, ``n``) on the dataset's whole test split;
+    None when the dataset has no test images."""
+    from captioning.evaluation.classifier import head_summary, heads_report, predict_heads
+
+    part = found.data.split("test")
+    if not len(part):
+        return None
+    model = load_model(run_dir / "best_model.keras")
+    report = heads_report(
+        found.targets(part), predict_heads(model, part.images), part.paths, found.heads
+    )
+    return head_summary(report)

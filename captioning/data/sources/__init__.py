@@ -9,7 +9,10 @@ The ``templates`` source renders MedNIST's captions from a template set (``data 
 labels and truth. Every other source is a caption file in a registered format: one reader
 module each in this package (``file.py``: csv and jsonl; ``r2gen.py``; ``coco.py``; ...),
 which registers itself (``registry.py``); ``FORMATS`` lists them, ``detect_format`` picks one
-for a file. They have labels only when the file gives them, and no structured truth.
+for a file. They have labels only when the file gives them, and no structured truth. A caption
+file may also carry several **label columns**, named when it is prepared (``--label-columns
+modality,plane``): the manifest keeps each as ``label_<name>`` (text), the data card lists
+them (``caption_source.label_columns``), and ``train classifier`` trains one head per column.
 
 ``captioning data prepare --captions FILE --images DIR`` reads a caption file into the folder
 layout MedNIST gets (``captioning.data.sources.prepare``), plus ``captions/references.csv``;
@@ -19,7 +22,9 @@ gives the training and evaluation code what it needs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import io
 import pkgutil
 from dataclasses import dataclass
 
@@ -62,6 +67,8 @@ class CaptionSource:
     has_labels: bool  # class labels: classifier training, scope check, calibration
     has_truth: bool  # structured truth: parse-back metrics (class, findings, all right)
     rules: TextRules  # tokenisation (the default rules for templates)
+    # the columns named by ``data prepare --label-columns``: manifest columns ``label_<name>``
+    label_columns: tuple[str, ...] = ()
 
     def frame(self, data, templates: str | None = None) -> pd.DataFrame:
         """The caption table in manifest order: path, split, class, reference_0..k-1 (an
@@ -79,6 +86,21 @@ class CaptionSource:
             raise DataError(f"{path}: rows differ from the manifest's; prepare again")
         return frame
 
+    def label_values(self, data) -> pd.DataFrame:
+        """The label columns' values in manifest order, as text (a value such as ``007`` stays
+        itself): one column per name of ``label_columns``."""
+        path = data.root / "manifest.csv"
+        columns = [f"label_{name}" for name in self.label_columns]
+        try:
+            raw = path.read_bytes()
+            if hashlib.sha256(raw).hexdigest() != data.manifest_sha256:
+                raise ValueError("checksum differs from the data card's")
+            frame = pd.read_csv(io.BytesIO(raw), usecols=columns, keep_default_na=False, dtype=str)
+        except (OSError, ValueError) as err:
+            problem = f"{path}: cannot read the label columns ({err}); prepare again"
+            raise DataError(problem) from None
+        return frame[columns].set_axis(list(self.label_columns), axis=1)
+
 
 def caption_source(data) -> CaptionSource:
     """The source a prepared dataset was built from (its data card says; MedNIST's card,
@@ -94,4 +116,5 @@ def caption_source(data) -> CaptionSource:
         has_labels=bool(info.get("has_labels")),
         has_truth=False,
         rules=TextRules.from_dict(info.get("text")),
+        label_columns=tuple(info.get("label_columns") or ()),
     )

@@ -9,14 +9,16 @@ in file order (COCO gives about five per image); its path is ``file_name``, rela
 image folder. ``split`` on an image entry is optional (on every entry or on none; without it
 ``data prepare`` draws a seeded split); COCO itself ships one file per split, so a file without
 splits is split by ``data prepare``. There are no class labels. Other keys (``info``,
-``licenses``, ``width``, ``coco_url``) are ignored.
+``licenses``, ``width``, ``coco_url``) are ignored, except those ``data prepare`` names
+(``--label-columns``, ``--group-column``): each is read from the image entry, else from its
+annotations (then every one of them must give it), and where both give it they must agree.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from captioning.data.sources.records import Record, merge_by_image
+from captioning.data.sources.records import Record, column_value, merge_by_image
 from captioning.data.sources.registry import CaptionFormat, Sample, register
 from captioning.errors import DataError
 
@@ -51,23 +53,58 @@ def _id(value, where: str, key: str) -> int | str:
     return value
 
 
-def _captions(path: Path, annotations: list) -> dict:
-    """image id -> its captions, in file order."""
+def _captions(path: Path, annotations: list) -> tuple[dict, dict]:
+    """image id -> its captions, in file order; and image id -> its annotations as (where,
+    entry), for the named columns."""
     captions: dict = {}
+    entries: dict = {}
     for i, entry in enumerate(annotations):
         where = f"{path}: annotations[{i}]"
         if not isinstance(entry, dict) or "image_id" not in entry:
             raise DataError(f"{where}: not an object with 'image_id' and 'caption'")
-        captions.setdefault(_id(entry["image_id"], where, "image_id"), []).append(
-            _text(entry.get("caption"), where, "caption")
-        )
-    return captions
+        image_id = _id(entry["image_id"], where, "image_id")
+        captions.setdefault(image_id, []).append(_text(entry.get("caption"), where, "caption"))
+        entries.setdefault(image_id, []).append((where, entry))
+    return captions, entries
 
 
-def read_coco(path: Path) -> list[Record]:
-    """Records of a COCO captions file (see the module doc)."""
+def _columns(image: dict, where: str, annotations: list, names) -> dict[str, str]:
+    """The named columns of one image: on the image entry, else on every one of its
+    annotations; the annotations that give one must agree with each other and the image."""
+    values = {}
+    for name in names:
+        given = [(w, column_value(e[name], w, name)) for w, e in annotations if name in e]
+        if name in image:
+            value = column_value(image[name], where, name)
+            origin = where
+        elif given:
+            lacking = next((w for w, e in annotations if name not in e), None)
+            if lacking is not None:
+                raise DataError(
+                    f"{lacking}: no column {name!r} (named by --label-columns or "
+                    "--group-column: on the image entry, or on every one of its annotations)"
+                )
+            origin, value = given[0]
+        else:
+            raise DataError(
+                f"{where}: no column {name!r} on the image or its annotations (named by "
+                "--label-columns or --group-column)"
+            )
+        for other, text in given:
+            if text != value:
+                raise DataError(
+                    f"{other}: column {name!r} value {text!r} differs from {value!r} given "
+                    f"for the same image at {origin}"
+                )
+        values[name] = value
+    return values
+
+
+def read_coco(path: Path, columns: tuple[str, ...] = ()) -> list[Record]:
+    """Records of a COCO captions file (see the module doc); ``columns``: the extra keys to
+    read (``Record.columns``)."""
     payload = _load(path)
-    captions = _captions(path, payload["annotations"])
+    captions, annotations = _captions(path, payload["annotations"])
     records, seen = [], set()
     for i, entry in enumerate(payload["images"]):
         where = f"{path}: images[{i}]"
@@ -87,6 +124,7 @@ def read_coco(path: Path) -> list[Record]:
                 split=None if split is None else _text(split, where, "split"),
                 study=str(image_id),
                 where=where,
+                columns=_columns(entry, where, annotations[image_id], columns),
             )
         )
     if captions:

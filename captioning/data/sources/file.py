@@ -12,7 +12,9 @@ Columns (CSV header) or keys (one JSON object per JSONL line):
   the scope check and calibration run on this data.
 - ``id`` (optional): a study id, kept in the manifest.
 
-Other columns are ignored. A row that breaks these rules is refused with its line number.
+Other columns are ignored, except those ``data prepare`` names (``--label-columns``,
+``--group-column``): each must be on every row with a value, and the rows of one image must
+agree on it. A row that breaks these rules is refused with its line number.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import csv
 import json
 from pathlib import Path
 
-from captioning.data.sources.records import Record, merge_by_image
+from captioning.data.sources.records import Record, merge_by_image, named_columns
 from captioning.data.sources.registry import CaptionFormat, register
 from captioning.errors import DataError
 
@@ -40,7 +42,7 @@ def _text(value, where: str, key: str) -> str | None:
     return value or None
 
 
-def _record(values: dict, where: str, multi_sep: str | None) -> Record:
+def _record(values: dict, where: str, multi_sep: str | None, columns=()) -> Record:
     image = values.get("image")
     if isinstance(image, list):
         images = tuple(_text(p, where, "image") or "" for p in image)
@@ -62,22 +64,30 @@ def _record(values: dict, where: str, multi_sep: str | None) -> Record:
         label=_text(values.get("label"), where, "label"),
         study=_text(values.get("id"), where, "id"),
         where=where,
+        columns=named_columns(values, columns, where),
     )
 
 
-def read_csv(path: Path) -> list[Record]:
-    """Records of a CSV caption file (see the module doc)."""
+def read_csv(path: Path, columns: tuple[str, ...] = ()) -> list[Record]:
+    """Records of a CSV caption file (see the module doc); ``columns``: the other columns
+    to read (``Record.columns``)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            if "image" not in columns or "caption" not in columns:
+            header = reader.fieldnames or []
+            if "image" not in header or "caption" not in header:
                 raise DataError(
                     f"{path}: a CSV caption file needs the columns 'image' and 'caption' "
-                    f"(found: {', '.join(columns) or 'none'})"
+                    f"(found: {', '.join(header) or 'none'})"
+                )
+            absent = [name for name in columns if name not in header]
+            if absent:
+                raise DataError(
+                    f"{path}:1: no column {absent[0]!r} in the header (named by "
+                    f"--label-columns or --group-column; found: {', '.join(header)})"
                 )
             records = [
-                _record(row, f"{path}:{reader.line_num}", "|")
+                _record(row, f"{path}:{reader.line_num}", "|", columns)
                 for row in reader
                 if any((v or "").strip() for v in row.values() if isinstance(v, str))
             ]
@@ -88,8 +98,9 @@ def read_csv(path: Path) -> list[Record]:
     return merge_by_image(records)
 
 
-def read_jsonl(path: Path) -> list[Record]:
-    """Records of a JSONL caption file (see the module doc)."""
+def read_jsonl(path: Path, columns: tuple[str, ...] = ()) -> list[Record]:
+    """Records of a JSONL caption file (see the module doc); ``columns``: the other keys to
+    read (``Record.columns``)."""
     records = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -107,7 +118,7 @@ def read_jsonl(path: Path) -> list[Record]:
             raise DataError(f"{where}: not a JSON object")
         if "image" not in values or not ({"caption", "captions"} & set(values)):
             raise DataError(f"{where}: needs 'image' and 'caption' (or 'captions')")
-        records.append(_record(values, where, None))
+        records.append(_record(values, where, None, columns))
     return merge_by_image(records)
 
 

@@ -3,12 +3,19 @@ format: ``registry.py``) and its image folder into a prepared dataset, in the la
 gets (``captioning.data.prepare``: built in a hidden folder, moved into place when complete)::
 
     manifest.csv         path (the image the encoder reads), class, label, md5, width, height,
-                         split, study, images (all the study's images, '|'-joined)
+                         split, study, images (all the study's images, '|'-joined), and with
+                         ``--label-columns a,b`` one text column ``label_a``, ``label_b`` each
     images.npy           decoded with the same rules as MedNIST (any size, any channels)
     data_card.json/.md   counts, skipped images, duplicates, the caption source and its text
-                         statistics (lengths, vocabulary, OOV rate on val and test)
+                         statistics (lengths, vocabulary, OOV rate on val and test); with label
+                         columns, ``caption_source.label_columns`` (their names) and
+                         ``caption_source.label_counts`` (value -> split -> images, per column)
     captions/references.csv           path, split, class, study, reference_0..k-1
     captions/references_card.json/.md the text statistics and a few examples
+
+Without a ``split`` in the file the split is seeded: grouped by content md5 (and by the
+``--group-column``, when given: ``split.linked_groups``), stratified by the first label column
+when there are label columns, else by the ``label``.
 
 Safety as for MedNIST: an image path that is absolute or leaves the image folder refuses the
 whole file with one line; an image that is missing or unreadable is skipped and listed in the
@@ -28,14 +35,14 @@ import pandas as pd
 
 from captioning.captions.text import TextRules
 from captioning.captions.text_card import text_stats, text_stats_markdown
-from captioning.data.card import write_data_card
+from captioning.data.card import split_counts, write_data_card
 from captioning.data.folder import decode_files, printable_path
 from captioning.data.images import IMAGE_SIZE
 from captioning.data.prepare import PrepareOptions, prepare
 from captioning.data.sources import REFERENCES_FILE
 from captioning.data.sources.records import Record, check_records, inside
 from captioning.data.sources.registry import CaptionFormat, detect_format, get_format
-from captioning.data.split import grouped_stratified_split
+from captioning.data.split import SPLITS, grouped_stratified_split, linked_groups
 from captioning.errors import DataError
 from captioning.utils.paths import captioning_home, default_data_root
 
@@ -44,11 +51,35 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CaptionFileOptions(PrepareOptions):
-    """``PrepareOptions`` plus the caption file, its image folder, format and text rules."""
+    """``PrepareOptions`` plus the caption file, its image folder, format and text rules, and
+    the file's columns to keep as labels (``label_columns``: ``label_<name>`` in the manifest)
+    and to group the seeded split by (``group_column``)."""
 
     images: str = ""
     format: str | None = None
     rules: TextRules = field(default_factory=TextRules)
+    label_columns: tuple[str, ...] = ()
+    group_column: str | None = None
+
+
+def column_names(text: str | None) -> tuple[str, ...]:
+    """``--label-columns modality,plane`` -> ("modality", "plane") (none for None)."""
+    return () if text is None else tuple(name.strip() for name in text.split(","))
+
+
+def _named_columns(options: CaptionFileOptions) -> tuple[str, ...]:
+    """The columns to read besides the known ones: the label columns, then the group column;
+    refused in one line when a name is empty or a label column is named twice."""
+    names = tuple(options.label_columns)
+    if not all(name.strip() for name in names):
+        raise DataError(f"--label-columns {','.join(names)!r}: an empty column name")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"--label-columns: {', '.join(twice)} given twice")
+    group = options.group_column
+    if group is not None and not group.strip():
+        raise DataError("--group-column: an empty column name")
+    return tuple(dict.fromkeys([*names, *([group] if group else [])]))
 
 
 def default_root(captions: Path) -> Path:
@@ -88,7 +119,7 @@ def text_rules(
 def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dict:
     """Build the dataset of a caption file in ``building``; return its data card."""
     captions, image_dir, fmt = _inputs(options)
-    records = _read_records(captions, fmt, image_dir)
+    records = _read_records(captions, fmt, image_dir, _named_columns(options))
     files = [inside(image_dir, r.images[0], r.where) for r in records]
     pixels, decoded, skipped = _decode(files, image_dir, options.strict)
     keep = [
@@ -111,6 +142,7 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
         "has_labels": bool(classes),
         "has_truth": False,
         "text": options.rules.to_dict(),
+        **_column_settings(manifest, options),
     }
     _write_references(building, manifest, references, stats, source)
     settings = {
@@ -127,8 +159,35 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
         skipped=skipped,
         empty_classes=[],
         settings=settings,
-        extra_markdown=text_stats_markdown(stats),
+        extra_markdown=[*text_stats_markdown(stats), *_label_markdown(source)],
     )
+
+
+def _column_settings(manifest: pd.DataFrame, options: CaptionFileOptions) -> dict:
+    """The data card's ``caption_source`` entries of ``--label-columns`` (names, and per column
+    value -> split -> images) and ``--group-column``; none when neither was given, so such a
+    card is what it was before the options."""
+    out: dict = {}
+    if options.label_columns:
+        out["label_columns"] = list(options.label_columns)
+        out["label_counts"] = {
+            name: split_counts(manifest, f"label_{name}") for name in options.label_columns
+        }
+    if options.group_column:
+        out["group_column"] = options.group_column
+    return out
+
+
+def _label_markdown(source: dict) -> list[str]:
+    """The data card's lines for the label columns: one table of value counts per column."""
+    lines = []
+    for name, counts in source.get("label_counts", {}).items():
+        lines += ["", f"Label column `{name}` (manifest `label_{name}`):", ""]
+        lines += ["| value | " + " | ".join(SPLITS) + " | total |", "|---|" + "---:|" * 4]
+        for value, row in counts.items():
+            cells = " | ".join(f"{row[s]:,}" for s in SPLITS)
+            lines.append(f"| {value} | {cells} | {sum(row.values()):,} |")
+    return lines
 
 
 def _card_settings(captions: Path, image_dir: Path, options, seeded: bool) -> dict:
@@ -157,10 +216,13 @@ def _inputs(options: CaptionFileOptions) -> tuple[Path, Path, CaptionFormat]:
     return captions, image_dir, get_format(options.format or detect_format(captions))
 
 
-def _read_records(captions: Path, fmt: CaptionFormat, image_dir: Path) -> list[Record]:
-    """The file's records, checked; every image path of every study stays inside
-    ``image_dir`` (only the first image is read, but none may point outside)."""
-    records = fmt.read(captions)
+def _read_records(
+    captions: Path, fmt: CaptionFormat, image_dir: Path, columns: tuple[str, ...] = ()
+) -> list[Record]:
+    """The file's records (with the named ``columns``), checked; every image path of every
+    study stays inside ``image_dir`` (only the first image is read, but none may point
+    outside)."""
+    records = fmt.read(captions, columns) if columns else fmt.read(captions)
     check_records(records, captions)
     for record in records:
         for image in record.images:
@@ -204,14 +266,24 @@ def _manifest(keep: list[tuple[Record, tuple]], options) -> tuple[pd.DataFrame, 
             "images": ["|".join(r.images) for r, _ in keep],
         }
     )
+    for name in options.label_columns:
+        manifest[f"label_{name}"] = [r.columns[name] for r, _ in keep]
     if keep[0][0].split is None:  # seeded, grouped by content: no image in two splits
-        manifest["split"] = grouped_stratified_split(
-            manifest["label"].to_numpy(),
-            manifest["md5"].to_numpy(),
-            options.fractions,
-            options.seed,
-        )
+        manifest["split"] = grouped_stratified_split(*_split_by(manifest, keep, options))
+    elif options.group_column:
+        log.info("the file gives the split: --group-column %s is not used", options.group_column)
     return manifest, [r.references for r, _ in keep]
+
+
+def _split_by(manifest: pd.DataFrame, keep, options) -> tuple:
+    """``grouped_stratified_split``'s arguments: stratified by the first label column (else
+    the label), grouped by content md5 linked with the ``group_column`` (when given)."""
+    strata = manifest[f"label_{options.label_columns[0]}" if options.label_columns else "label"]
+    groups = manifest["md5"].to_numpy()
+    if options.group_column:
+        cases = np.array([r.columns[options.group_column] for r, _ in keep], dtype=object)
+        groups = linked_groups(groups, cases)
+    return strata.to_numpy(), groups, options.fractions, options.seed
 
 
 def _write_references(building: Path, manifest, references, stats: dict, source: dict) -> None:

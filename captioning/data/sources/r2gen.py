@@ -9,7 +9,9 @@ One record per entry (a study): its report is the one reference, its split the l
 its images the ``image_path`` list, relative to the image folder (R2Gen's ``image_dir``). IU
 X-Ray studies have two images (frontal, lateral): the encoder reads the first, as R2Gen's
 single-image baselines do; the manifest keeps all of them (see docs/datasets.md). The entries
-have no class label. Extra keys (``study_id``, ``subject_id`` in MIMIC-CXR) are ignored.
+have no class label. Extra keys (``study_id``, ``subject_id`` in MIMIC-CXR, or a dataset's own
+such as ``view``) are ignored, except those ``data prepare`` names (``--label-columns``,
+``--group-column``): each must be on every entry, with a value.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from captioning.data.sources.records import Record
+from captioning.data.sources.records import Record, named_columns
 from captioning.data.sources.registry import CaptionFormat, Sample, register
 from captioning.data.split import SPLITS
 from captioning.errors import DataError
@@ -31,8 +33,9 @@ def looks_like_annotation(sample: Sample) -> bool:
     )
 
 
-def read_annotation(path: Path) -> list[Record]:
-    """Records of an R2Gen ``annotation.json`` (see the module doc)."""
+def read_annotation(path: Path, columns: tuple[str, ...] = ()) -> list[Record]:
+    """Records of an R2Gen ``annotation.json`` (see the module doc); ``columns``: the extra
+    keys to read (``Record.columns``)."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
@@ -67,6 +70,7 @@ def read_annotation(path: Path) -> list[Record]:
                     split=split,
                     study=None if study is None else str(study),
                     where=where,
+                    columns=named_columns(entry, columns, where),
                 )
             )
     return records

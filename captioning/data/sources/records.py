@@ -1,6 +1,8 @@
 """What every caption-source reader yields: one ``Record`` per image (or study), with its
-references and, when the source has them, a split and a class label. Shared checks live here:
-image paths stay inside the image folder, every record has a reference, splits are known."""
+references and, when the source has them, a split, a class label and the values of the columns
+``data prepare`` names (``--label-columns``, ``--group-column``). Shared checks live here: image
+paths stay inside the image folder, every record has a reference, splits are known, a named
+column has a value on every row."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ class Record:
 
     ``images``: paths relative to the image folder, POSIX-style; the encoder reads the first
     (see docs/datasets.md). ``where``: the file and line (or entry) it came from, for
-    messages. ``split`` and ``label`` are None when the source does not give them."""
+    messages. ``split`` and ``label`` are None when the source does not give them.
+    ``columns``: the value (text) of each column the reader was asked for (``read(path,
+    columns)``), on every record; empty when none were asked for."""
 
     images: tuple[str, ...]
     references: list[str] = field(default_factory=list)
@@ -26,11 +30,41 @@ class Record:
     label: str | None = None
     study: str | None = None
     where: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+def column_value(value, where: str, name: str) -> str:
+    """A named column's cell (``--label-columns``, ``--group-column``) as text: numbers and
+    booleans as written in JSON; refused in one line naming ``where`` (the file and line or
+    entry) and the column when it is missing, empty or not a single value."""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        value = str(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(
+            f"{where}: no value in column {name!r} (a column named by --label-columns or "
+            "--group-column must have one on every row)"
+        )
+    if not isinstance(value, str):
+        raise DataError(f"{where}: column {name!r} must be text, got {type(value).__name__}")
+    return value.strip()
+
+
+def named_columns(values: dict, names, where: str) -> dict[str, str]:
+    """The value of each column of ``names`` in one row ``values`` (``column_value``)."""
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise DataError(
+            f"{where}: no column {missing[0]!r} (a column named by --label-columns or "
+            "--group-column must be on every row)"
+        )
+    return {name: column_value(values[name], where, name) for name in names}
 
 
 def merge_by_image(records: list[Record]) -> list[Record]:
     """Records naming the same images become one whose references are all of theirs (the CSV
-    convention: one row per reference). Their split and label must agree."""
+    convention: one row per reference). Their split, label and named columns must agree."""
     merged: dict[tuple[str, ...], Record] = {}
     for record in records:
         kept = merged.get(record.images)
@@ -42,6 +76,7 @@ def merge_by_image(records: list[Record]) -> list[Record]:
                 record.label,
                 record.study,
                 record.where,
+                dict(record.columns),
             )
             continue
         for name in ("split", "label"):
@@ -49,6 +84,12 @@ def merge_by_image(records: list[Record]) -> list[Record]:
                 raise DataError(
                     f"{record.where}: {name} {getattr(record, name)!r} differs from "
                     f"{getattr(kept, name)!r} given for the same image at {kept.where}"
+                )
+        for name, value in record.columns.items():
+            if kept.columns.get(name) != value:
+                raise DataError(
+                    f"{record.where}: column {name!r} value {value!r} differs from "
+                    f"{kept.columns.get(name)!r} given for the same image at {kept.where}"
                 )
         kept.references.extend(record.references)
     return list(merged.values())

@@ -42,8 +42,11 @@ class Sample:
 class CaptionFormat:
     """One caption-file layout.
 
-    ``read``: the file -> one ``Record`` per image or study (``records.py``), refusing a
-    malformed file in one line naming the file and the line or entry. ``suffixes``: lower-case
+    ``read``: ``(file, columns=())`` -> one ``Record`` per image or study (``records.py``),
+    refusing a malformed file in one line naming the file and the line or entry; ``columns``
+    are the other columns (keys) ``data prepare`` names (``--label-columns``,
+    ``--group-column``), each read into ``Record.columns`` from every row, with a value
+    (``records.named_columns``). ``suffixes``: lower-case
     file suffixes it is detected from. ``sniff``: given a ``Sample``, whether the content is in
     this layout; required when another format shares a suffix (one without a sniff is taken
     on the suffix alone). ``text_defaults``: ``TextRules`` fields this layout's usual
@@ -52,7 +55,7 @@ class CaptionFormat:
 
     name: str
     kind: str
-    read: Callable[[Path], list[Record]]
+    read: Callable[..., list[Record]]
     suffixes: tuple[str, ...]
     sniff: Callable[[Sample], bool] | None = None
     description: str = ""
