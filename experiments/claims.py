@@ -1,7 +1,8 @@
 """Check the numbers stated in the documents against the JSON artifacts they come from.
 
-``experiments/claims.toml`` lists every claim: a document, the exact text around the number (as
-it reads there, line breaks counting as one space), the number as written, and where it comes
+``experiments/claims_table/claims.toml`` (a folder of its own: ``experiments/*.toml`` are
+experiment configs) lists every claim: a document, the exact text around the number (as it reads
+there, line breaks counting as one space), the number as written, and where it comes
 from: one JSON value (``source = "FILE.json#/json/pointer"``) or an arithmetic expression over
 several (``sources`` names them, ``expr`` combines them). A stated number holds when the
 artifact's value, rounded to the digits written, gives it: the value lies within half a unit of
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT / "experiments" / "claims.toml"
+TABLE = ROOT / "experiments" / "claims_table" / "claims.toml"
 SCANNED = ("README.md", "captioning/pretrained/MODEL_CARD.md")
 NUMBER = re.compile(r"(?<![\w.,/-])[-+]?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?(?![\d])")
 # a measured-looking number: a unit after it, a decimal point or a thousands separator
@@ -228,7 +229,7 @@ def scan(root: Path, name: str, claims: list[Claim], allowed: list[dict]) -> lis
 
 def main(root: Path = ROOT) -> int:
     """Check every claim and scan the scanned documents; print what fails."""
-    claims, allowed = load_claims(root / "experiments" / "claims.toml")
+    claims, allowed = load_claims(root / "experiments" / "claims_table" / "claims.toml")
     failures = []
     for claim in claims:
         try:

@@ -1,5 +1,5 @@
-"""Every number the documents state holds against its artifact: experiments/claims.toml ties
-each to a JSON value (or a formula over several), and README.md and the model card hold no
+"""Every number the documents state holds against its artifact: the table
+experiments/claims_table/claims.toml ties each to a JSON value (or a formula over several), and README.md and the model card hold no
 measured-looking number that the table neither checks nor allows with a reason."""
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ def test_rounding_is_half_a_unit_of_the_last_digit():
 @pytest.fixture
 def scratch(tmp_path):
     """A document, an artifact and a claims table in a scratch root, free to edit."""
-    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "claims_table").mkdir(parents=True)
     (tmp_path / "doc.md").write_text("It took 49.9 s, 3.96x faster,\nat 99.72% accuracy.\n")
     (tmp_path / "run.json").write_text('{"t": {"s": 49.86}, "acc": 0.99718}')
-    (tmp_path / "experiments" / "claims.toml").write_text(
+    (tmp_path / "experiments" / "claims_table" / "claims.toml").write_text(
         '[[claim]]\nfile = "doc.md"\ntext = "It took 49.9 s"\nsource = "run.json#/t/s"\n'
         '[[claim]]\nfile = "doc.md"\ntext = "at 99.72% accuracy"\nsource = "run.json#/acc"\n'
         'expr = "v * 100"\n'
@@ -69,7 +69,7 @@ def scratch(tmp_path):
 
 
 def run_in(root: Path):
-    found, allowed = claims.load_claims(root / "experiments" / "claims.toml")
+    found, allowed = claims.load_claims(root / "experiments" / "claims_table" / "claims.toml")
     failures = [f for c in found if (f := claims.check_claim(root, c))]
     return failures, claims.scan(root, "doc.md", found, allowed)
 
