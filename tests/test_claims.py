@@ -1,6 +1,7 @@
 """Every number the documents state holds against its artifact: the table
-experiments/claims_table/claims.toml ties each to a JSON value (or a formula over several), and README.md and the model card hold no
-measured-looking number that the table neither checks nor allows with a reason."""
+experiments/claims_table/claims.toml ties each to a JSON value (or a formula over several),
+and README.md and the model card hold no measured-looking number that the table neither
+checks nor allows with a reason."""
 
 from __future__ import annotations
 
