@@ -194,7 +194,8 @@ def load_classifier_data(config: ClassifierConfig, data_root=None) -> Classifier
         _head_split(data, s, first, config.data.per_class_limit) for s in ("train", "val")
     )
     seen = values.iloc[train.rows]
-    heads = {column: sorted(set(seen[column])) for column in source.label_columns}
+    # "" (not stated) is no class: those images are left out of that head (label -1)
+    heads = {column: sorted(set(seen[column]) - {""}) for column in source.label_columns}
     return ClassifierData(root, data, train, val, heads, values)
 
 

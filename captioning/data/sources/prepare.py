@@ -281,7 +281,14 @@ def _split_by(manifest: pd.DataFrame, keep, options) -> tuple:
     strata = manifest[f"label_{options.label_columns[0]}" if options.label_columns else "label"]
     groups = manifest["md5"].to_numpy()
     if options.group_column:
-        cases = np.array([r.columns[options.group_column] for r, _ in keep], dtype=object)
+        # an image without a group value links only through its content
+        cases = np.array(
+            [
+                r.columns[options.group_column] or f"md5:{md5}"
+                for (r, _), md5 in zip(keep, groups, strict=True)
+            ],
+            dtype=object,
+        )
         groups = linked_groups(groups, cases)
     return strata.to_numpy(), groups, options.fractions, options.seed
 

@@ -35,17 +35,16 @@ class Record:
 
 def column_value(value, where: str, name: str) -> str:
     """A named column's cell (``--label-columns``, ``--group-column``) as text: numbers and
-    booleans as written in JSON; refused in one line naming ``where`` (the file and line or
-    entry) and the column when it is missing, empty or not a single value."""
+    booleans as written in JSON; an empty cell (or JSON null) is "" (not stated: real label
+    columns have gaps; that image is left out of the column's head and content score, and
+    forms no group of its own); refused in one line naming ``where`` (the file and line or
+    entry) and the column when it is not a single value."""
     if isinstance(value, bool):
         value = "true" if value else "false"
     elif isinstance(value, (int, float)):
         value = str(value)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(
-            f"{where}: no value in column {name!r} (a column named by --label-columns or "
-            "--group-column must have one on every row)"
-        )
+    if value is None:
+        return ""
     if not isinstance(value, str):
         raise DataError(f"{where}: column {name!r} must be text, got {type(value).__name__}")
     return value.strip()
