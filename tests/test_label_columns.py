@@ -474,7 +474,7 @@ def test_a_classifier_of_label_columns_and_a_captioner_on_it(files, tmp_path):
 def test_a_single_label_classifier_records_no_heads(files, tmp_path):
     """A dataset with one ``label`` column and no label columns keeps the one-head path."""
     from captioning.config import ClassifierConfig
-    from captioning.training.classifier_task import load_classifier_data
+    from captioning.training.classifier_data import load_classifier_data
 
     entries = [{**e, "label": e["modality"]} for e in files["entries"]]
     prepare(files, write_csv(tmp_path / "l.csv", entries), tmp_path / "ds", label_columns=())

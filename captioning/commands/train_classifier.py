@@ -45,13 +45,14 @@ def train_classifier(
 
     from captioning.config import ClassifierConfig, load_config, to_dict
     from captioning.training import classifier_task as steps
+    from captioning.training.classifier_data import load_classifier_data
     from captioning.training.schedule import resolve_train_schedule
     from captioning.training.strategy import is_chief, make_strategy
     from captioning.training.sync import agree, experiment_identity
     from captioning.utils.runs import RunLock, check_resume, default_run_dir
 
     config = load_config(ClassifierConfig, config_path, overrides, smoke)
-    found = steps.load_classifier_data(config, data_root)
+    found = load_classifier_data(config, data_root)
     resolve_train_schedule(config.train, len(found.train))  # batch 0, min_steps: by data size
     run_dir = Path(run_dir or default_run_dir("classifier")).resolve()
     keras.utils.set_random_seed(config.train.seed)
