@@ -109,9 +109,9 @@ def prepare_mednist(args: argparse.Namespace) -> int:
 def prepare_from_caption_file(args: argparse.Namespace) -> int:
     """``data prepare --captions FILE --images DIR``: a caption file (see docs/datasets.md)."""
     from captioning.data.sources import detect_format
+    from captioning.data.sources.label_columns import column_names
     from captioning.data.sources.prepare import (
         CaptionFileOptions,
-        column_names,
         default_root,
         prepare_caption_file,
         text_rules,

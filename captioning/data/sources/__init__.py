@@ -46,7 +46,7 @@ __all__ = [
 
 REFERENCES_FILE = "references"  # captions/references.csv and references_card.{json,md}
 # modules of this package that are not reader modules (every other one registers a format)
-_NOT_READERS = {"prepare", "records", "registry"}
+_NOT_READERS = {"label_columns", "prepare", "records", "registry"}
 
 
 def _import_readers() -> None:

@@ -35,14 +35,19 @@ import pandas as pd
 
 from captioning.captions.text import TextRules
 from captioning.captions.text_card import text_stats, text_stats_markdown
-from captioning.data.card import split_counts, write_data_card
+from captioning.data.card import write_data_card
 from captioning.data.folder import decode_files, printable_path
 from captioning.data.images import IMAGE_SIZE
 from captioning.data.prepare import PrepareOptions, prepare
 from captioning.data.sources import REFERENCES_FILE
+from captioning.data.sources.label_columns import (
+    column_settings,
+    label_markdown,
+    named_columns,
+)
 from captioning.data.sources.records import Record, check_records, inside
 from captioning.data.sources.registry import CaptionFormat, detect_format, get_format
-from captioning.data.split import SPLITS, grouped_stratified_split, linked_groups
+from captioning.data.split import grouped_stratified_split, linked_groups
 from captioning.errors import DataError
 from captioning.utils.paths import captioning_home, default_data_root
 
@@ -60,26 +65,6 @@ class CaptionFileOptions(PrepareOptions):
     rules: TextRules = field(default_factory=TextRules)
     label_columns: tuple[str, ...] = ()
     group_column: str | None = None
-
-
-def column_names(text: str | None) -> tuple[str, ...]:
-    """``--label-columns modality,plane`` -> ("modality", "plane") (none for None)."""
-    return () if text is None else tuple(name.strip() for name in text.split(","))
-
-
-def _named_columns(options: CaptionFileOptions) -> tuple[str, ...]:
-    """The columns to read besides the known ones: the label columns, then the group column;
-    refused in one line when a name is empty or a label column is named twice."""
-    names = tuple(options.label_columns)
-    if not all(name.strip() for name in names):
-        raise DataError(f"--label-columns {','.join(names)!r}: an empty column name")
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise DataError(f"--label-columns: {', '.join(twice)} given twice")
-    group = options.group_column
-    if group is not None and not group.strip():
-        raise DataError("--group-column: an empty column name")
-    return tuple(dict.fromkeys([*names, *([group] if group else [])]))
 
 
 def default_root(captions: Path) -> Path:
@@ -119,7 +104,7 @@ def text_rules(
 def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dict:
     """Build the dataset of a caption file in ``building``; return its data card."""
     captions, image_dir, fmt = _inputs(options)
-    records = _read_records(captions, fmt, image_dir, _named_columns(options))
+    records = _read_records(captions, fmt, image_dir, named_columns(options))
     files = [inside(image_dir, r.images[0], r.where) for r in records]
     pixels, decoded, skipped = _decode(files, image_dir, options.strict)
     keep = [
@@ -142,7 +127,7 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
         "has_labels": bool(classes),
         "has_truth": False,
         "text": options.rules.to_dict(),
-        **_column_settings(manifest, options),
+        **column_settings(manifest, options),
     }
     _write_references(building, manifest, references, stats, source)
     settings = {
@@ -159,35 +144,8 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
         skipped=skipped,
         empty_classes=[],
         settings=settings,
-        extra_markdown=[*text_stats_markdown(stats), *_label_markdown(source)],
+        extra_markdown=[*text_stats_markdown(stats), *label_markdown(source)],
     )
-
-
-def _column_settings(manifest: pd.DataFrame, options: CaptionFileOptions) -> dict:
-    """The data card's ``caption_source`` entries of ``--label-columns`` (names, and per column
-    value -> split -> images) and ``--group-column``; none when neither was given, so such a
-    card is what it was before the options."""
-    out: dict = {}
-    if options.label_columns:
-        out["label_columns"] = list(options.label_columns)
-        out["label_counts"] = {
-            name: split_counts(manifest, f"label_{name}") for name in options.label_columns
-        }
-    if options.group_column:
-        out["group_column"] = options.group_column
-    return out
-
-
-def _label_markdown(source: dict) -> list[str]:
-    """The data card's lines for the label columns: one table of value counts per column."""
-    lines = []
-    for name, counts in source.get("label_counts", {}).items():
-        lines += ["", f"Label column `{name}` (manifest `label_{name}`):", ""]
-        lines += ["| value | " + " | ".join(SPLITS) + " | total |", "|---|" + "---:|" * 4]
-        for value, row in counts.items():
-            cells = " | ".join(f"{row[s]:,}" for s in SPLITS)
-            lines.append(f"| {value} | {cells} | {sum(row.values()):,} |")
-    return lines
 
 
 def _card_settings(captions: Path, image_dir: Path, options, seeded: bool) -> dict:
