@@ -1,4 +1,5 @@
-"""Render the results tables of README.md and experiments/README.md from their JSON artifacts:
+"""Render the results tables of README.md, experiments/README.md and experiments/medpix.md from
+their JSON artifacts:
 
     python experiments/tables.py            # rewrite the tables in place
     python experiments/tables.py --check    # exit 1, naming each table that differs
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling module when 
 from table_render import RENDERERS
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "experiments/README.md")
+DOCUMENTS = ("README.md", "experiments/README.md", "experiments/medpix.md")
 BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 
 

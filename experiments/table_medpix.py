@@ -1,0 +1,98 @@
+"""The MedPix 2.0 tables of experiments/medpix.md (``experiments/results/medpix/*.json``, one
+artifact per encoder and seed, written by experiments/medpix.sh): each encoder's captioner
+beside the baselines of the same runs, then what its captions state of the images' labels."""
+
+from __future__ import annotations
+
+import statistics
+
+from table_common import DASH, row, sources
+
+SCORES = (("BLEU-4", "bleu4"), ("METEOR", "meteor"), ("ROUGE-L", "rouge_l"), ("CIDEr-D", "cider"))
+BASELINES = (
+    ("the training caption most like the others (constant)", "constant"),
+    ("nearest training images on the encoder's features, consensus caption", "retrieval_features"),
+    ("nearest training images on raw pixels, consensus caption", "retrieval_pixels"),
+)
+CONTENT = ("modality", "plane", "location")
+
+
+def spread(values: list) -> str:
+    """``0.042 ± 0.003 (n=3)``: mean ± sd over seeds; the dash when none is recorded."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return DASH
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.3f} ± {sd:.3f} (n={len(values)})"
+
+
+def by_label(results: list[dict]) -> dict[str, list[dict]]:
+    """Artifacts grouped by their ``label`` (the encoder), in file-name order."""
+    groups: dict[str, list[dict]] = {}
+    for art in sorted(results, key=lambda a: a["_path"]):
+        groups.setdefault(art["label"], []).append(art)
+    return groups
+
+
+def scores_table(groups: dict[str, list[dict]]) -> list[str]:
+    """One row for each encoder's captioner and one for each of its runs' baselines."""
+    lines = [row(["captioner or baseline", *(n for n, _ in SCORES)]), "|---|" + "---:|" * 4]
+    for label, arts in groups.items():
+        metrics = [a["metrics"] for a in arts]
+        lines.append(
+            row(
+                [
+                    f"**captioner, {label}**",
+                    *(spread([m.get(k) for m in metrics]) for _, k in SCORES),
+                ]
+            )
+        )
+        for name, key in BASELINES:
+            blocks = [(m.get("baselines") or {}).get(key) or {} for m in metrics]
+            lines.append(
+                row([f"{name} ({label})", *(spread([b.get(k) for b in blocks]) for _, k in SCORES)])
+            )
+    return lines
+
+
+def content_table(groups: dict[str, list[dict]]) -> list[str]:
+    """Per encoder and label column: share of captions stating a value, share right when
+    stated; last, the same reading of the reference captions (the ceiling)."""
+    lines = [
+        row(["captions of", *(f"{c}: stated / right" for c in CONTENT), "distinct", "words used"]),
+        "|---|" + "---:|" * (len(CONTENT) + 2),
+    ]
+
+    def cells(blocks: list[dict]) -> list[str]:
+        return [
+            f"{spread([b.get(c, {}).get('stated') for b in blocks])} / "
+            f"{spread([b.get(c, {}).get('right_when_stated') for b in blocks])}"
+            for c in CONTENT
+        ]
+
+    for label, arts in groups.items():
+        metrics = [a["metrics"] for a in arts]
+        lines.append(
+            row(
+                [
+                    f"captioner, {label}",
+                    *cells([m.get("content") or {} for m in metrics]),
+                    spread([m.get("distinct_share") for m in metrics]),
+                    spread([m.get("vocabulary_used") for m in metrics]),
+                ]
+            )
+        )
+    first = next(iter(groups.values()))[0]["metrics"].get("content") or {}
+    ceiling = [{c: first.get(c, {}).get("ceiling", {}) for c in CONTENT}]
+    lines.append(row(["the reference captions (ceiling)", *cells(ceiling), DASH, DASH]))
+    return lines
+
+
+def medpix(artifacts: dict) -> str:
+    """Both MedPix tables, or a note while no result is recorded."""
+    results = artifacts["results"].get("medpix", [])
+    if not results:
+        return "No MedPix 2.0 result is recorded yet (run experiments/medpix.sh).\n"
+    groups = by_label(results)
+    lines = [*scores_table(groups), "", *content_table(groups), "", sources(results)]
+    return "\n".join(lines) + "\n"
