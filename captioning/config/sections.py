@@ -68,7 +68,8 @@ class TrainConfig:
     # 0: from the training split's size (training.schedule: 128 on MedNIST, smaller on small
     # sets); any other value is kept
     batch_size: int = field(default=0, metadata=_check(">=0"))
-    # at least this many optimiser steps: ``epochs`` grows to reach it on a small set (0: off)
+    # room for this many optimiser steps: ``epochs`` grows to reach it on a small set (0: off);
+    # early stopping (``patience``) may still end the stage sooner
     min_steps: int = field(default=0, metadata=_check(">=0"))
     learning_rate: float = field(default=3e-3, metadata=_check(">0"))
     weight_decay: float = field(default=1e-4, metadata=_check(">=0"))

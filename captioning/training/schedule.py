@@ -8,9 +8,10 @@ model on 1,500 images and on 50,000.
 - **Learning rate**: as configured, whatever the batch (Adam; on MedPix 2.0 at batch 32 the
   configured 3e-3 reached a higher validation CIDEr-D than 3e-3 x sqrt(32 / 128):
   docs/datasets.md).
-- **Length**: at least ``min_steps`` optimiser steps: ``epochs`` grows to
+- **Length**: room for ``min_steps`` optimiser steps: ``epochs`` grows to
   ceil(min_steps / steps per epoch), never shrinks. Early stopping (``patience``) on the
-  monitored validation metric then ends the run when more steps stop helping.
+  monitored validation metric may still end a stage sooner, and the best validation epoch
+  is kept.
 
 On MedNIST (about 42,000 training images) the rule gives batch 128 and the configured epochs,
 so its runs are what they were (``tests/test_schedule.py``); on MedPix 2.0 (1,462) it gives
@@ -71,7 +72,7 @@ def resolve_train_schedule(train, n_train: int) -> Schedule:
     grown = epochs_for(train.epochs, train.min_steps, schedule.steps_per_epoch)
     if grown != train.epochs:
         log.info(
-            "%d epochs (%d steps each): at least %d steps",
+            "%d epochs (%d steps each): room for %d steps",
             grown,
             schedule.steps_per_epoch,
             train.min_steps,
@@ -88,6 +89,6 @@ def resolve_captioner_schedule(config, n_train: int) -> Schedule:
     if finetune.epochs:
         grown = epochs_for(finetune.epochs, finetune.min_steps, schedule.steps_per_epoch)
         if grown != finetune.epochs:
-            log.info("stage 2: %d epochs: at least %d steps", grown, finetune.min_steps)
+            log.info("stage 2: %d epochs: room for %d steps", grown, finetune.min_steps)
             finetune.epochs = grown
     return schedule
