@@ -30,6 +30,8 @@ def data_text(data: dict | None) -> str:
         return str(data["source"])
     if data.get("copy") is None:
         return f"data copy not recorded ({checksum})" if sha else "data not recorded"
+    if data["copy"] == "other":  # a caption file, or a folder that is no MedNIST archive
+        return f"a dataset other than MedNIST ({data['images']:,} images, {checksum})"
     return f"{data['copy']} copy of MedNIST ({data['images']:,} images, {checksum})"
 
 

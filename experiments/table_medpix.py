@@ -17,13 +17,15 @@ BASELINES = (
 CONTENT = ("modality", "plane", "location")
 
 
-def spread(values: list) -> str:
-    """``0.042 ± 0.003 (n=3)``: mean ± sd over seeds; the dash when none is recorded."""
-    values = [v for v in values if v is not None]
+def spread(values: list, percent: bool = False, digits: int = 3) -> str:
+    """``0.042 ± 0.003`` (``percent``: ``88.7 ± 0.5%``): mean ± sd over seeds; the dash when
+    none is recorded."""
+    values = [100 * v if percent else v for v in values if v is not None]
     if not values:
         return DASH
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f} (n={len(values)})"
+    digits = 1 if percent else digits
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}" + ("%" if percent else "")
 
 
 def by_label(results: list[dict]) -> dict[str, list[dict]]:
@@ -65,8 +67,8 @@ def content_table(groups: dict[str, list[dict]]) -> list[str]:
 
     def cells(blocks: list[dict]) -> list[str]:
         return [
-            f"{spread([b.get(c, {}).get('stated') for b in blocks])} / "
-            f"{spread([b.get(c, {}).get('right_when_stated') for b in blocks])}"
+            f"{spread([b.get(c, {}).get('stated') for b in blocks], True)} / "
+            f"{spread([b.get(c, {}).get('right_when_stated') for b in blocks], True)}"
             for c in CONTENT
         ]
 
@@ -77,13 +79,13 @@ def content_table(groups: dict[str, list[dict]]) -> list[str]:
                 [
                     f"captioner, {label}",
                     *cells([m.get("content") or {} for m in metrics]),
-                    spread([m.get("distinct_share") for m in metrics]),
-                    spread([m.get("vocabulary_used") for m in metrics]),
+                    spread([m.get("distinct_share") for m in metrics], True),
+                    spread([m.get("vocabulary_used") for m in metrics], digits=0),
                 ]
             )
         )
     first = next(iter(groups.values()))[0]["metrics"].get("content") or {}
-    ceiling = [{c: first.get(c, {}).get("ceiling", {}) for c in CONTENT}]
+    ceiling = [{c: first.get(c, {}).get("ceiling", {}) for c in CONTENT}]  # the same test images
     lines.append(row(["the reference captions (ceiling)", *cells(ceiling), DASH, DASH]))
     return lines
 
@@ -94,5 +96,7 @@ def medpix(artifacts: dict) -> str:
     if not results:
         return "No MedPix 2.0 result is recorded yet (run experiments/medpix.sh).\n"
     groups = by_label(results)
-    lines = [*scores_table(groups), "", *content_table(groups), "", sources(results)]
+    seeds = sorted({a.get("seed") for a in results}, key=str)
+    head = f"Mean ± sd over seeds {', '.join(map(str, seeds))}; test split carved from train."
+    lines = [head, "", *scores_table(groups), "", *content_table(groups), "", sources(results)]
     return "\n".join(lines) + "\n"
