@@ -11,7 +11,8 @@ from captioning.captions.readback import findings_scores
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.decoding import CaptionSearch, DecodingRules
-from captioning.metrics import corpus_bleu, corpus_cider_d
+from captioning.metrics import corpus_bleu
+from captioning.metrics.cider import CiderD
 from captioning.training import timing
 
 
@@ -148,7 +149,9 @@ class BleuValidator:
         rules: DecodingRules | None = None,
         cider: bool = False,
     ):
-        self.features_of, self.references, self.cider = features_of, references, cider
+        self.features_of, self.references = features_of, references
+        # the references' CIDEr-D statistics, built once for every epoch's captions
+        self.cider = CiderD(references) if cider else None
         self.rules = rules  # the run's decoding rules: validation scores what inference writes
         self.vocab, self.max_length, self.batch = vocab, max_length, batch
         self.truth, self.template_set = truth, template_set
@@ -192,8 +195,8 @@ class BleuValidator:
                 hyps += [self.vocab.decode_tokens(row) for row in found.tokens]
         with timing.phase("caption_metrics"):
             metrics = {"bleu4": corpus_bleu(hyps, self.references)[3]}
-            if self.cider:
-                metrics["cider"] = corpus_cider_d(hyps, self.references)
+            if self.cider is not None:
+                metrics["cider"] = self.cider.score(hyps)
             if self.truth is not None:
                 metrics.update(
                     findings_metrics([" ".join(h) for h in hyps], self.truth, self.template_set)

@@ -28,11 +28,11 @@ from captioning.config import CaptionerConfig, DecoderConfig
 from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
 from captioning.data.sources import CaptionSource, caption_source
-from captioning.decoding import length_bounds
 from captioning.decoding.rules import (
     FREE_TEXT_MAX_QUANTILE,
     FREE_TEXT_MIN_QUANTILE,
     MIN_LENGTH_QUANTILE,
+    length_bounds,
 )
 from captioning.errors import RunError
 from captioning.models.classifier import load_model
@@ -182,7 +182,11 @@ def resolve_lengths(config: CaptionerConfig, captions: CaptionData) -> None:
     if free_text and rules is not None and rules.max_length is None and lengths:
         longest = int(np.percentile(lengths, FREE_TEXT_MAX_QUANTILE)) + 1
         if longest > dec.max_length:
-            log.info("decoder.max_length %d -> %d: the training captions'", dec.max_length, longest)
+            log.info(
+                "decoder.max_length %d -> %d: the training captions' 90th percentile + 1",
+                dec.max_length,
+                longest,
+            )
             dec.max_length = longest
     if dec.min_length >= 0:
         return
