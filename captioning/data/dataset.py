@@ -99,9 +99,12 @@ class PreparedData:
         """Folder the manifest's paths are relative to."""
         return self.root / self.card["image_dir"]
 
-    def split(self, name: str, per_class_limit: int | None = None, exclude=()) -> Split:
+    def split(
+        self, name: str, per_class_limit: int | None = None, exclude=(), limit_by=None
+    ) -> Split:
         """Rows of split ``name`` (optionally the first N per class, without the classes in
-        ``exclude``), loaded into memory."""
+        ``exclude``), loaded into memory. ``limit_by``: a Series aligned with the manifest
+        whose values the limit counts per instead of the class (a label column's)."""
         unknown = sorted(set(exclude) - set(self.classes))
         if unknown:
             raise DataError(f"{self.root}: no class named {', '.join(unknown)} to exclude")
@@ -109,7 +112,8 @@ class PreparedData:
         if exclude:
             frame = frame[~frame["class"].isin(list(exclude))]
         if per_class_limit is not None:
-            frame = frame.groupby("label", sort=False).head(per_class_limit)
+            key = "label" if limit_by is None else limit_by.loc[frame.index].to_numpy()
+            frame = frame.groupby(key, sort=False).head(per_class_limit)
         rows = frame.index.to_numpy()
         return Split(
             images=np.asarray(self.images[rows]),

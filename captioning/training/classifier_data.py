@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from captioning.config import ClassifierConfig
@@ -71,25 +70,11 @@ def load_classifier_data(config: ClassifierConfig, data_root=None) -> Classifier
         )
     values = source.label_values(data)
     first = values[source.label_columns[0]]
+    # --smoke's per-class limit counts per value of the first label column
     train, val = (
-        _head_split(data, s, first, config.data.per_class_limit) for s in ("train", "val")
+        data.split(s, config.data.per_class_limit, limit_by=first) for s in ("train", "val")
     )
     seen = values.iloc[train.rows]
     # "" (not stated) is no class: those images are left out of that head (label -1)
     heads = {column: sorted(set(seen[column]) - {""}) for column in source.label_columns}
     return ClassifierData(root, data, train, val, heads, values)
-
-
-def _head_split(data: PreparedData, name: str, first: pd.Series, limit: int | None) -> Split:
-    """``data.split(name, limit)`` for a classifier of label columns: ``limit`` images per value
-    of the first label column (``first``, in manifest order), not per ``label``."""
-    frame = data.manifest[data.manifest["split"] == name]
-    if limit is not None:
-        frame = frame.groupby(first.loc[frame.index].to_numpy(), sort=False).head(limit)
-    rows = frame.index.to_numpy()
-    return Split(
-        images=np.asarray(data.images[rows]),
-        labels=frame["label"].to_numpy(np.int32),
-        paths=frame["path"].tolist(),
-        rows=rows,
-    )
