@@ -437,6 +437,8 @@ def test_a_classifier_of_label_columns_and_a_captioner_on_it(files, tmp_path):
         "--set",
         "train.epochs=1",
         "--set",
+        "train.min_steps=0",  # one epoch, as given (the schedule rule would grow it)
+        "--set",
         "train.batch_size=8",
         "--set",
         "model.widths=[4,8]",
