@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-MAX_N = 4
+from captioning.metrics.cider import MAX_N, ngram_counts
+
 CELLS = 1 << 20  # consensus_picks: column sums held at once (8 MiB) ...
 ENTRIES = 1 << 16  # ... and vector entries of the candidates taken at once
 
@@ -42,15 +43,6 @@ class Pool:
         return len(self.refs)
 
 
-def _grams(tokens: list[str]) -> dict[tuple[str, ...], int]:
-    counts: dict[tuple[str, ...], int] = {}
-    for n in range(1, MAX_N + 1):
-        for i in range(len(tokens) - n + 1):
-            gram = tuple(tokens[i : i + n])
-            counts[gram] = counts.get(gram, 0) + 1
-    return counts
-
-
 def build_pool(references: list[list[str]], tokenize) -> Pool:
     """The pool of ``references`` (per image, its reference texts), split by ``tokenize``."""
     texts, index = [], {}
@@ -61,7 +53,7 @@ def build_pool(references: list[list[str]], tokenize) -> Pool:
             refs[i, j] = index.setdefault(text, len(texts))
             if refs[i, j] == len(texts):
                 texts.append(text)
-    counts = [_grams(tokenize(t)) for t in texts]
+    counts = [ngram_counts(tokenize(t), MAX_N) for t in texts]
     df: dict[tuple[str, ...], int] = {}
     for row in refs:  # document frequency: images whose references hold the n-gram
         for gram in set().union(*(counts[t] for t in row if t >= 0)):

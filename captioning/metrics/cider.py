@@ -33,7 +33,7 @@ SIGMA = 6.0
 MAX_N = 4
 
 
-def _ngram_counts(tokens: list[str], max_n: int) -> dict[tuple[str, ...], int]:
+def ngram_counts(tokens: list[str], max_n: int) -> dict[tuple[str, ...], int]:
     """Counts of all 1..max_n-grams, in coco-caption's order (by order, then position)."""
     counts: dict[tuple[str, ...], int] = {}
     for k in range(1, max_n + 1):
@@ -78,7 +78,7 @@ class CiderD:
         self.group = [
             groups.setdefault(tuple(map(tuple, refs)), len(groups)) for refs in ref_tokens
         ]
-        counts = [[_ngram_counts(list(r), max_n) for r in refs] for refs in groups]
+        counts = [[ngram_counts(list(r), max_n) for r in refs] for refs in groups]
         images = [0] * len(groups)
         for g in self.group:
             images[g] += 1
@@ -99,7 +99,7 @@ class CiderD:
             key = (tuple(hyp), group)
             if key not in done:
                 if key[0] not in hyps:
-                    counts = _ngram_counts(hyp, self.max_n)
+                    counts = ngram_counts(hyp, self.max_n)
                     hyps[key[0]] = _tfidf(counts, self.df, self.log_n, self.max_n)
                 done[key] = self._image_score(hyps[key[0]], self.refs[group])
             out.append(done[key])

@@ -36,10 +36,9 @@ MIN_BATCH = 16
 
 @dataclass(frozen=True)
 class Schedule:
-    """What the rule resolved for one training split: the global batch and the steps in one
-    epoch."""
+    """What the rule resolved for one training split beyond the config it wrote back: the
+    optimiser steps in one epoch."""
 
-    batch_size: int
     steps_per_epoch: int
 
 
@@ -62,7 +61,7 @@ def resolve_batch(train, n_train: int) -> Schedule:
         train.batch_size = auto_batch(n_train)
         log.info("batch %d for %d training examples", train.batch_size, n_train)
     steps = steps_per_epoch(n_train, train.batch_size, train.max_steps_per_epoch)
-    return Schedule(train.batch_size, steps)
+    return Schedule(steps)
 
 
 def resolve_train_schedule(train, n_train: int) -> Schedule:
