@@ -4,9 +4,9 @@ temperatures, and store them in the run folder.
 Training a captioner ends with this step; the command brings a run made before it existed up to
 date (or refits with another method). What is fitted on what:
 
-- ``scope.json`` / ``scope.npz`` (``captioning.scope``): class means and shared covariance of the
-  pooled features of the TRAINING split; the threshold of each method at the ``keep`` quantile
-  of the VALIDATION split's scores.
+- ``scope.json`` / ``scope.npz`` (``captioning.scope``): per-class Gaussians of the TRAINING
+  split's evidence (and the older methods' class means and shared covariance); the limits of
+  each method at the ``keep`` quantile of the VALIDATION split.
 - ``calibration.json``: temperatures fitted on the VALIDATION split by negative log-likelihood:
   ``class`` on the head's logits against the labels; for a captioner each finding on the
   decoder's grouped logits at the finding's word (``captioning.confidence``) against the
@@ -31,7 +31,14 @@ from captioning.metrics.calibration import (
     fit_temperature,
     group_probs,
 )
-from captioning.scope import DEFAULT_KEEP, DEFAULT_METHOD, METHODS, encoder_outputs, fit_scope
+from captioning.scope import (
+    DEFAULT_KEEP,
+    DEFAULT_METHOD,
+    METHODS,
+    Scope,
+    encoder_outputs,
+    fit_scope,
+)
 
 # the choices of ``captioning calibrate``: defined in ``captioning.scope`` (light to import, so the
 # CLI reads them from there), named here because this is the module the command calls
@@ -88,10 +95,10 @@ def calibrate_run(
         from captioning.models.classifier import load_model
 
         model = load_model(run_dir / "best_model.keras")
-    train_pooled, _ = encoder_outputs(model, train.images)
-    val_pooled, val_logits = encoder_outputs(model, val.images)
-    scope = fit_scope(train_pooled, train.labels, val_pooled, val_logits, method, keep)
-    scope.save(run_dir)
+    val_evidence = encoder_outputs(model, val.images)
+    train_evidence = encoder_outputs(model, train.images)
+    fit_scope(train_evidence, train.labels, val_evidence, method, keep).save(run_dir)
+    val_logits = val_evidence["logits"]
 
     k = val_logits.shape[1]
     groups = class_groups(len(val_logits), k)
@@ -123,4 +130,5 @@ def calibrate_run(
         "val_ece": ece,
     }
     write_json(run_dir / CALIBRATION_FILE, body)
+    scope = Scope.load(run_dir)
     return {**body, "scope": {"method": scope.method, "thresholds": scope.thresholds}}

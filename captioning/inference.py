@@ -33,6 +33,7 @@ from captioning.errors import RunError
 from captioning.metrics.calibration import class_groups, group_probs
 from captioning.phrasing import content_seeds, opening_words
 from captioning.scope import Scope
+from captioning.scope.evidence import EvidenceReader
 from captioning.utils.runs import read_json
 
 
@@ -51,6 +52,7 @@ class Captions:
     confidence: dict[str, np.ndarray] | None = None  # name -> (N,) prob, NaN where not stated
     ood_score: np.ndarray | None = None  # (N,) higher = further out; None without a scope
     in_scope: np.ndarray | None = None  # (N,) bool; None without a scope
+    out_of_scope_reason: list | None = None  # (N,) one line why, None where in scope
 
 
 class Captioner:
@@ -82,6 +84,7 @@ class Captioner:
         self.beam_width = int(decoding["beam_width"])
         self.decoder = self.model.get_layer("decoder")
         self.scope = Scope.load(self.run_dir)  # None for a run made before scopes
+        self.evidence_reader = EvidenceReader(self.model) if self.scope is not None else None
         self.calibration = load_calibration(self.run_dir)  # None likewise
         self.search = CaptionSearch(
             self.decoder,
@@ -152,7 +155,7 @@ class Captioner:
         """Caption uint8 images (N, 64, 64); ``beam`` defaults to the run's ``beam_width``."""
         tf = self._tf
         width = self.resolve_beam(beam)
-        texts, words, logits, pooled, scores, maps = [], [], [], [], [], []
+        texts, words, logits, scores, maps = [], [], [], [], []
         stated = self.tset.fields if self.tset else ()  # no set: no finding confidences
         fields: dict[str, list[FieldLogits]] = {f: [] for f in stated}
         for i in range(0, len(images), batch):
@@ -161,7 +164,6 @@ class Captioner:
             seeds = content_seeds(images[i : i + batch])  # (b,) the phrasing choice's seeds
             found = self.search.search(features, width, attention=attention, seeds=seeds)
             logits.append(z.numpy())
-            pooled.append(features["pooled"].numpy())
             if self.tset:
                 part = finding_logits(
                     self._teacher_forced,
@@ -184,10 +186,12 @@ class Captioner:
         logits = np.concatenate(logits) if logits else np.zeros((0, k), np.float32)
         field_logits = {name: concat_field_logits(parts) for name, parts in fields.items()}
         confidence = self.confidences(logits, field_logits)
-        ood = in_scope = None
+        ood = in_scope = reasons = None
         if self.scope is not None and len(logits):
-            ood = self.scope.scores(np.concatenate(pooled), logits)
+            evidence = self.evidence_reader(images)  # the scope's views of the images
+            ood = self.scope.scores(evidence)
             in_scope = self.scope.in_scope(ood)
+            reasons = self.scope.reasons(evidence, self.classes)
         return Captions(
             texts=texts,
             class_ids=logits.argmax(1),
@@ -200,6 +204,7 @@ class Captioner:
             confidence=confidence,
             ood_score=ood,
             in_scope=in_scope,
+            out_of_scope_reason=reasons,
         )
 
     def confidences(self, class_logits, field_logits, temperatures=None) -> dict[str, np.ndarray]:
@@ -228,7 +233,8 @@ def caption_entries(
     """One JSON-ready entry per input, in order. ``inputs``: (name, decoded (64, 64) uint8
     image, or the one-line problem that kept it from being read). A problem becomes
     ``{"path", "error"}``; the others are captioned in one batch. An out-of-scope image gets
-    ``in_scope: false``, its score and the threshold instead of a caption (an answer, not an
+    ``in_scope: false``, its score, the threshold and ``out_of_scope_reason`` (one line) instead of
+    a caption (an answer, not an
     error) unless ``keep_out_of_scope``. With ``attention`` (attention decoders only), each
     captioned entry also carries ``"attention": {"words": [...], "maps": (L, P) array}``
     (not JSON-ready: the caller renders or converts it)."""
@@ -249,6 +255,7 @@ def caption_entries(
             entry["ood_score"] = round(float(result.ood_score[j]), 6)
             if not entry["in_scope"]:
                 entry["threshold"] = round(captioner.scope.threshold, 6)
+                entry["out_of_scope_reason"] = result.out_of_scope_reason[j]
                 if not keep_out_of_scope:
                     continue
         entry.update(

@@ -39,10 +39,11 @@ def one_class(data: PreparedData, held: str, work: Path, epochs: int, extra: lis
     model = load_model(run_dir / "best_model.keras")
     train, val = (data.split(s, exclude=[held]) for s in ("train", "val"))
     test = data.split("test")
-    train_pooled, _ = encoder_outputs(model, train.images)
-    val_pooled, val_logits = encoder_outputs(model, val.images)
-    test_pooled, test_logits = encoder_outputs(model, test.images)
-    scope = fit_scope(train_pooled, train.labels, val_pooled, val_logits)
+    evidence = encoder_outputs(model, test.images)
+    scope = fit_scope(
+        encoder_outputs(model, train.images), train.labels, encoder_outputs(model, val.images)
+    )
+    test_logits = evidence["logits"]
     out = test.labels == data.classes.index(held)
     kept_accuracy = float(np.mean(test_logits[~out].argmax(1) == test.labels[~out]))
     result = {
@@ -52,7 +53,7 @@ def one_class(data: PreparedData, held: str, work: Path, epochs: int, extra: lis
         "n_out": int(out.sum()),
     }
     for method in METHODS:
-        scores = scope.scores(test_pooled, test_logits, method)
+        scores = scope.scores(evidence, method)
         result[method] = detection(scores[~out], scores[out], scope.thresholds[method])
     print(held, result, flush=True)
     return result

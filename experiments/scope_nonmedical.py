@@ -116,13 +116,13 @@ def main() -> None:
     half = args.per_kind // 2
     images["faint"] = np.concatenate([gradients(half, rng, True), checkerboards(half, rng, True)])
     test = data.split("test")
-    test_pooled, test_logits = encoder_outputs(model, test.images)
+    test_evidence = encoder_outputs(model, test.images)
     outputs = {kind: encoder_outputs(model, x) for kind, x in images.items()}
     result = {"run_dir": str(run_dir), "run_method": scope.method, "methods": {}}
     for method in METHODS:
         threshold = scope.thresholds[method]
-        inside = scope.scores(test_pooled, test_logits, method)
-        scores = {k: scope.scores(*outputs[k], method) for k in images}
+        inside = scope.scores(test_evidence, method)
+        scores = {k: scope.scores(outputs[k], method) for k in images}
         counted = np.concatenate([scores[k] for k in KINDS])
         entry = detection(inside, counted, threshold)
         entry["flagged_per_kind"] = {

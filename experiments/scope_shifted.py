@@ -92,11 +92,11 @@ def main() -> None:
     totals = {m: np.zeros(3) for m in METHODS}  # right in scope, wrong in scope, flagged
     for name, shift in shifts(rng).items():
         shifted = np.stack([shift(x) for x in images])
-        pooled, logits = encoder_outputs(model, shifted)
-        right = logits.argmax(1) == labels
+        evidence = encoder_outputs(model, shifted)
+        right = evidence["logits"].argmax(1) == labels
         per_shift[name] = {"class_accuracy": round(float(right.mean()), 6)}
         for method in METHODS:
-            inside = scope.scores(pooled, logits, method) <= scope.thresholds[method]
+            inside = scope.scores(evidence, method) <= scope.thresholds[method]
             counts = np.array([(inside & right).sum(), (inside & ~right).sum(), (~inside).sum()])
             totals[method] += counts
             per_shift[name][method] = dict(zip(KEYS, (counts / len(pick)).round(6), strict=True))

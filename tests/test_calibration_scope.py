@@ -51,33 +51,37 @@ def test_temperature_fit_recovers_a_known_temperature(true_t):
 
 
 def features(rng, n, shift=0.0):
-    """Two well separated classes in 8 dimensions, and their logits from a linear head."""
+    """Two well separated classes in 8 dimensions, their logits from a linear head, as the
+    evidence ``encoder_outputs`` gives (every view a slice of the pooled vector), and labels."""
     labels = np.arange(n) % 2
     pooled = rng.normal(0, 1, (n, 8)) + 6 * labels[:, None] * np.eye(8)[0] + shift
     logits = np.stack([-pooled[:, 0], pooled[:, 0] - 6], 1) * 2
-    return pooled, logits, labels
+    views = {"features": pooled, "mid": pooled[:, :4], "pixels": pooled[:, 4:]}
+    return {"pooled": pooled, "logits": logits, **views}, labels
 
 
 def test_threshold_keeps_the_share_of_validation_images_and_ignores_everything_else():
     rng = np.random.default_rng(1)
     train, val = features(rng, 2000), features(rng, 1000)
-    scope = fit_scope(train[0], train[2], val[0], val[1], keep=0.99)
+    scope = fit_scope(*train, val[0], keep=0.99)
     for method, threshold in scope.thresholds.items():
-        kept = scope.scores(val[0], val[1], method) <= threshold
+        kept = scope.scores(val[0], method) <= threshold
         assert 0.99 <= kept.mean() < 0.995, method
     # the threshold is a function of the validation split: other test data cannot move it,
     # and a different validation split does
-    again = fit_scope(train[0], train[2], val[0], val[1], keep=0.99)
+    again = fit_scope(*train, val[0], keep=0.99)
     assert again.thresholds == scope.thresholds
+    np.testing.assert_array_equal(again.gaussians["limits"], scope.gaussians["limits"])
     other = features(rng, 1000, shift=0.5)
-    moved = fit_scope(train[0], train[2], other[0], other[1], keep=0.99)
+    moved = fit_scope(*train, other[0], keep=0.99)
     assert moved.thresholds["mahalanobis"] != scope.thresholds["mahalanobis"]
+    assert not np.array_equal(moved.gaussians["limits"], scope.gaussians["limits"])
 
 
 def test_mahalanobis_flags_far_points_and_msp_flags_uncertain_ones(tmp_path):
     rng = np.random.default_rng(2)
     train, val = features(rng, 2000), features(rng, 500)
-    scope = fit_scope(train[0], train[2], val[0], val[1])
+    scope = fit_scope(*train, val[0], method="mahalanobis")
     near = scope.means  # the class means themselves
     far = near + 40.0
     d_near = mahalanobis_score(near, scope.means, scope.precision)
@@ -100,3 +104,26 @@ def test_finding_phrases_are_located_as_parse_back_reads_them():
     assert where["density"] == (7, ("abundant",), "high")
     assert where["brightness"] == (11, ("bright",), "bright")
     assert locate_fields(["chest", "ct", "non-diagnostic"], tset) == {}
+
+
+def test_gaussian_judges_an_image_against_the_class_it_is_given_and_says_why(tmp_path):
+    rng = np.random.default_rng(3)
+    train, val = features(rng, 2000), features(rng, 1000)
+    scope = fit_scope(*train, val[0])
+    assert scope.method == "gaussian" and scope.threshold == 1.0
+    probe, _ = features(rng, 4)  # like the training images, classes 0, 1, 0, 1
+    assert scope.in_scope(scope.scores(probe)).all()
+    assert scope.reasons(probe, ["a", "b"]) == [None] * 4
+    # the same features, but the head gives the other class: unlike that class's images
+    swapped = {**probe, "logits": probe["logits"][:, ::-1]}
+    assert not scope.in_scope(scope.scores(swapped)).any()
+    why = scope.reasons(swapped, ["a", "b"])
+    assert all("unlike the training images of" in line for line in why), why
+    assert "training images of b" in why[0] and "training images of a" in why[1]
+    # a class without training images is never in scope, and the line says so
+    only_a = fit_scope(train[0], np.zeros_like(train[1]), val[0])
+    given_b = {**probe, "logits": np.tile([[0.0, 9.0]], (4, 1))}
+    assert only_a.reasons(given_b, ["a", "b"]) == ["the model has no training images of b"] * 4
+    scope.save(tmp_path)
+    loaded = type(scope).load(tmp_path)
+    np.testing.assert_allclose(loaded.scores(swapped), scope.scores(swapped))

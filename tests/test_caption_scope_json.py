@@ -28,8 +28,9 @@ def tiny_run(tmp_path_factory):
     model = tiny_captioner_run(run, "attention", max_length=12)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (60, 64, 64), dtype=np.uint8)
-    pooled, logits = encoder_outputs(model, images)
-    fit_scope(pooled[:40], np.arange(40) % 6, pooled[40:], logits[40:]).save(run)
+    evidence = encoder_outputs(model, images)
+    part = lambda rows: {k: v[rows] for k, v in evidence.items()}  # noqa: E731
+    fit_scope(part(slice(40)), np.arange(40) % 6, part(slice(40, None))).save(run)
     files = []
     for i in range(2):
         files.append(run / f"image{i}.png")
@@ -79,6 +80,7 @@ def test_out_of_scope_entries_have_no_caption_unless_kept(tiny_run):
     assert code == 0  # an answer, not an error
     for entry in map(json.loads, text.splitlines()):
         assert entry["in_scope"] is False and entry["ood_score"] > -1e30
+        assert entry["out_of_scope_reason"].startswith("its ")  # one line: which view, class
         assert not {"caption", "class", "prob", "confidence"} & set(entry)
     code, text = caption(run, files)
     lines = text.splitlines()

@@ -133,6 +133,7 @@ def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_p
         assert r["error"] == ""
         assert r["in_scope"] == e["in_scope"]
         assert r["ood_score"] == pytest.approx(e["ood_score"], rel=1e-4, abs=1e-3)
+        assert r["out_of_scope_reason"] == e.get("out_of_scope_reason", "")  # one rule
         if e["in_scope"]:
             assert r["class_probability"] == pytest.approx(e["prob"], abs=1e-4)
             for name, p in e["confidence"].items():
@@ -251,21 +252,32 @@ def test_tf_phrasing_seeds_equal_numpy():
         np.testing.assert_array_equal(got.numpy(), want)
 
 
-@pytest.mark.parametrize("method", ["mahalanobis", "msp", "energy"])
+@pytest.mark.parametrize("method", ["gaussian", "mahalanobis", "msp", "energy"])
 def test_tf_scores_equal_numpy(method):
-    """The twin scope scores and class probability: ``export.scores`` against ``Scope.scores``
-    and ``Captioner.confidences``' numpy."""
-    from captioning.export.scores import class_probability, scope_score_fn
+    """The twin scope scores, reasons and class probability: ``export.scores`` against
+    ``Scope.scores``, ``Scope.reasons`` and ``Captioner.confidences``' numpy."""
+    from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
     from captioning.metrics.calibration import class_groups, group_probs
     from captioning.scope import fit_scope
 
     rng = np.random.default_rng(7)
     pooled = rng.normal(size=(80, 5)).astype(np.float32) + np.arange(80)[:, None] % 4
     logits = rng.normal(size=(80, 4)).astype(np.float32) * 4
+    evidence = {"pooled": pooled, "logits": logits, "features": pooled, "mid": pooled[:, :3]}
+    evidence["pixels"] = rng.normal(size=(80, 2)) + np.arange(80)[:, None] % 4
     labels = np.arange(60) % 4
-    scope = fit_scope(pooled[:60], labels, pooled[60:], logits[60:], method=method)
-    got = scope_score_fn(scope)(pooled, logits).numpy()
-    np.testing.assert_allclose(got, scope.scores(pooled, logits), rtol=1e-9, atol=1e-9)
+    train = {k: v[:60] for k, v in evidence.items()}
+    scope = fit_scope(train, labels, {k: v[60:] for k, v in evidence.items()}, method=method)
+    got = scope_score_fn(scope)(evidence).numpy()
+    np.testing.assert_allclose(got, scope.scores(evidence), rtol=1e-6, atol=1e-6)
+    names = ["a", "b", "c", "d"]
+    lines = [s.decode() for s in scope_reason_fn(scope, names)(got, evidence).numpy()]
+    expected = [line or "" for line in scope.reasons(evidence, names)]
+    clear = np.abs(got - scope.threshold) > 1e-6 * max(1.0, abs(scope.threshold))  # not a tie
+    assert [a for a, c in zip(lines, clear, strict=True) if c] == [
+        b for b, c in zip(expected, clear, strict=True) if c
+    ]
+    assert any(lines) and not all(lines)
     for temperature in (0.5, 1.0, 2.5):
         expected = group_probs(logits, class_groups(80, 4), temperature, 4).max(1)
         np.testing.assert_allclose(class_probability(logits, temperature), expected, rtol=1e-12)
@@ -281,8 +293,9 @@ def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("tiny_run")
     model = tiny_captioner_run(run, "show_tell", max_length=10)
     images = np.random.default_rng(0).integers(0, 256, (40, 64, 64), dtype=np.uint8)
-    pooled, logits = encoder_outputs(model, images)
-    scope = fit_scope(pooled[:30], np.arange(30) % 6, pooled[30:], logits[30:], method="energy")
+    evidence = encoder_outputs(model, images)
+    part = lambda rows: {k: v[rows] for k, v in evidence.items()}  # noqa: E731
+    scope = fit_scope(part(slice(30)), np.arange(30) % 6, part(slice(30, None)), method="energy")
     scope.thresholds = {m: 1e9 for m in METHODS}
     scope.save(run)
     return run
@@ -430,7 +443,14 @@ def test_a_new_export_of_the_pinned_run_gives_the_pinned_saved_models_outputs(tm
     shutil.copytree(fixtures / "tiny_captioner_run", run)
     old = json.loads((fixtures / "tiny_saved_model" / EXPORT_JSON).read_text())
     body = export_run(run, tmp_path / "model", beam=old["beam"], command="pytest")
-    assert body["signatures"] == old["signatures"]
+    for name, signature in old["signatures"].items():  # outputs added since (the reason) aside
+        new = body["signatures"][name]
+        assert new["inputs"] == signature["inputs"]
+        assert {k: new["outputs"][k] for k in signature["outputs"]} == signature["outputs"]
+    added = set(body["signatures"]["serving_default"]["outputs"]) - set(
+        old["signatures"]["serving_default"]["outputs"]
+    )
+    assert added == {"out_of_scope_reason"}
     model = tf.saved_model.load(str(tmp_path / "model" / "saved_model"))
     files = [(fixtures / "images" / name).read_bytes() for name in pinned["images"]]
     out = model.signatures[pinned["signature"]](images=tf.constant(files))

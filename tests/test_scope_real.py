@@ -47,7 +47,7 @@ def test_a_left_out_class_is_flagged_far_more_often_than_the_kept_ones(mednist_s
     held_id = data.classes.index(held)
     kept = test.images[test.labels != held_id]  # never used for fitting
     out = data.images[(data.manifest["class"] == held).to_numpy()]  # every split
-    kept_scores, out_scores = (scope.scores(*encoder_outputs(model, x)) for x in (kept, out))
+    kept_scores, out_scores = (scope.scores(encoder_outputs(model, x)) for x in (kept, out))
     flagged_kept = np.mean(kept_scores > scope.threshold)
     flagged_out = np.mean(out_scores > scope.threshold)
     auroc = roc_auc_score(

@@ -87,6 +87,15 @@ def expected(captioner, files: list[tuple[str, bytes]], **options) -> list[dict]
     return caption_entries(captioner, inputs, **options)
 
 
+def test_a_refused_image_says_why_as_the_cli_does(server, captioner):
+    files = [("holiday.png", colourful_picture())]
+    answer = httpx.post(f"{server}/caption", files=upload(*files), timeout=120)
+    (result,) = answer.json()["results"]
+    assert result["in_scope"] is False and "caption" not in result
+    assert result["out_of_scope_reason"].startswith("its ")
+    assert [result] == expected(captioner, files)
+
+
 def test_captions_equal_the_cli_entries(server, captioner, images):
     files = [(p.name, p.read_bytes()) for p in images[::3]]  # 4 images, 4 classes
     answer = httpx.post(f"{server}/caption", files=upload(*files), timeout=120)
@@ -317,6 +326,7 @@ def test_the_page_in_a_real_browser(server, captioner, images, tmp_path):
         notice = page.locator(".result[data-state=out-of-scope] .out-of-scope")
         notice.wait_for(timeout=60_000)
         assert "Out of scope" in notice.inner_text()
+        assert scope["out_of_scope_reason"] in notice.inner_text()  # the CLI's one line
         assert page.locator(".result .caption").count() == 0
 
         page.set_input_files("#file", str(text))

@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # imported where captions are made: building the parser stays
     from captioning.inference import Captioner
 
 CHUNK = 512  # images decoded and captioned at a time: bounds memory on large folders
-CSV_COLUMNS = ("path", "caption", "class", "prob", "in_scope", "ood_score", "error")
+CSV_COLUMNS = (
+    *("path", "caption", "class", "prob", "in_scope", "ood_score", "out_of_scope_reason", "error"),
+)
 
 
 def add_parser(commands) -> None:
@@ -137,12 +139,9 @@ def format_line(entry: dict) -> str:
     if "error" in entry:
         return f"error: {entry['path']}: {entry['error']}"
     if "caption" not in entry:
-        return (
-            f"{entry['path']}: out of scope (score {entry['ood_score']:.4g} > threshold "
-            f"{entry['threshold']:.4g}): not a MedNIST-like image; no caption"
-        )
+        return f"{entry['path']}: out of scope ({entry['out_of_scope_reason']}): no caption"
     flag = (
-        f"[OUT OF SCOPE, score {entry['ood_score']:.4g}] " if entry.get("in_scope") is False else ""
+        f"[OUT OF SCOPE: {entry['out_of_scope_reason']}] " if entry.get("in_scope") is False else ""
     )
     return f"{entry['path']}: {flag}{entry['caption']}  [{entry['class']} {entry['prob']:.4f}]"
 

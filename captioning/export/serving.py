@@ -3,7 +3,8 @@ that ``tf.saved_model.save`` writes and plain ``tf.saved_model.load`` runs.
 
 ``serving_default(images)``: (N,) string, encoded PNG/JPEG files -> per image ``caption`` (the
 sentence the CLI prints; '' when out of scope or unreadable), ``class``, ``class_probability``
-(temperature-calibrated, as the CLI's ``prob``), ``in_scope``, ``ood_score``, ``score`` (the
+(temperature-calibrated, as the CLI's ``prob``), ``in_scope``, ``ood_score``,
+``out_of_scope_reason`` ('' when in scope), ``score`` (the
 caption's length-normalised log-probability), ``confidence_<finding>`` (NaN where the caption
 states none), and ``error`` ('' when the file was read; else the CLI's one-line problem).
 ``serving_pixels(pixels)``: the same from (N, 64, 64) uint8 arrays.
@@ -24,11 +25,16 @@ from captioning.captions.vocabulary import Vocabulary
 from captioning.data.images import IMAGE_SIZE
 from captioning.export import images as tf_images
 from captioning.export import seeds as tf_seeds
-from captioning.export.scores import class_probability, scope_score_fn
+from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
 from captioning.export.text import FindingTable, SentenceTable
 from captioning.models.captioner import image_features
 
-STRINGS = ("caption", "class", "error")  # the string outputs; in_scope is bool, others float
+STRINGS = (
+    "caption",
+    "class",
+    "error",
+    "out_of_scope_reason",
+)  # the string outputs; in_scope is bool, others float
 
 
 class CaptionGraph:
@@ -45,8 +51,11 @@ class CaptionGraph:
         self.sentences, self.findings = sentences, findings
         calibration = captioner.calibration
         self.temperatures = calibration["temperatures"] if calibration else {}
-        self.ood = scope_score_fn(captioner.scope)
-        self.threshold = None if captioner.scope is None else float(captioner.scope.threshold)
+        scope = captioner.scope
+        self.ood = scope_score_fn(scope)
+        self.why = None if scope is None else scope_reason_fn(scope, captioner.classes)
+        self.evidence = None if scope is None else captioner.evidence_reader.read  # the CLI's ops
+        self.threshold = None if scope is None else float(scope.threshold)
         self.names = [*STRINGS, "class_probability", "in_scope", "ood_score", "score"]
         self.names += [f"confidence_{name}" for name in (findings.fields if findings else [])]
 
@@ -71,7 +80,7 @@ class CaptionGraph:
         found = self.search.search_graph(features, low, high, self.beam)
         tokens = found["tokens"]  # (B, L) int32
         read = tf.equal(errors, "")  # (B,) bool: the file gave pixels
-        ood_score, in_scope = self.scope(features, logits, read)
+        ood_score, in_scope, reason = self.scope(pixels, read)
         t_class = float(self.temperatures.get("class", 1.0))
         out = {
             "caption": tf.where(in_scope, self.sentence(tokens), ""),
@@ -79,6 +88,7 @@ class CaptionGraph:
             "class_probability": self.or_nan(read, class_probability(logits, t_class)),
             "in_scope": in_scope,
             "ood_score": self.or_nan(read, ood_score),
+            "out_of_scope_reason": tf.where(read, reason, ""),
             "score": tf.where(read, found["score"], np.nan),
             "error": errors,
         }
@@ -98,12 +108,15 @@ class CaptionGraph:
         said = (ended == 0) & (tokens != Vocabulary.pad_id) & (tokens != self.start_id)
         return self.sentences(tf.gather(self.words, tokens), said)
 
-    def scope(self, features, logits, read):
-        """(B,) float64 out-of-scope score (NaN without a scope) and (B,) bool in scope."""
+    def scope(self, pixels, read):
+        """(B,) float64 out-of-scope score (NaN without a scope), (B,) bool in scope and (B,)
+        the one-line reason ('' where in scope)."""
         if self.ood is None:
-            return tf.fill(tf.shape(read), tf.constant(np.nan, tf.float64)), read
-        ood_score = self.ood(features["pooled"], logits)
-        return ood_score, (ood_score <= self.threshold) & read
+            nan = tf.fill(tf.shape(read), tf.constant(np.nan, tf.float64))
+            return nan, read, tf.fill(tf.shape(read), "")
+        evidence = self.evidence(tf.cast(pixels, tf.float32)[..., None])
+        ood_score = self.ood(evidence)
+        return ood_score, (ood_score <= self.threshold) & read, self.why(ood_score, evidence)
 
     def confidences(self, features, tokens) -> dict:
         """Finding name -> (B,) float64 calibrated confidence of the finding the caption

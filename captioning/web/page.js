@@ -119,9 +119,7 @@ function showEntry(entry) {
     card.dataset.state = "out-of-scope";
     details.append(el("p", {
       className: "notice out-of-scope",
-      textContent: `Out of scope: this image does not look like the MedNIST images the model ` +
-        `knows (score ${entry.ood_score.toFixed(1)} > threshold ${entry.threshold.toFixed(1)}), ` +
-        `so it gets no caption.`,
+      textContent: `Out of scope: ${entry.out_of_scope_reason}, so it gets no caption.`,
     }));
     return card;
   }
@@ -130,7 +128,7 @@ function showEntry(entry) {
   words.push(...line.querySelectorAll(".word"));
   details.append(line);
   if (att) details.append(el("p", { className: "muted", textContent: "Hover over or click a word to see where the model looked." }));
-  if (entry.in_scope === false) details.append(el("p", { className: "notice", textContent: "Flagged out of scope." }));
+  if (entry.in_scope === false) details.append(el("p", { className: "notice", textContent: `Flagged out of scope: ${entry.out_of_scope_reason}.` }));
   details.append(confidenceTable(entry));
   return card;
 }

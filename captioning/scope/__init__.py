@@ -2,8 +2,10 @@
 
 Every score is higher for an image further out, and is computed from what any encoder of
 ``captioning.models`` gives, the pooled features (N, C) and the classification head's logits
-(N, K), so it works for whatever architecture a run uses:
+(N, K), so it works for whatever architecture a run uses, and the default reads more:
 
+- ``gaussian`` (default): per predicted class, Gaussians of three views of the image (encoder
+  features, mid-level features, pixel statistics; ``captioning.scope.gaussian``);
 - ``msp``: 1 - the maximum softmax probability (Hendrycks & Gimpel, 2017);
 - ``energy``: -logsumexp of the logits (Liu et al., 2020);
 - ``mahalanobis``: the squared Mahalanobis distance of the pooled features to the nearest class
@@ -12,7 +14,8 @@ Every score is higher for an image further out, and is computed from what any en
   which stays well conditioned when features are nearly collinear.
 
 The threshold is fitted on the VALIDATION split only: the ``keep`` quantile (default 99.7%) of
-the validation images' scores, so that share of in-distribution images stays in scope. 99.7%
+the validation images' scores, so that share of in-distribution images stays in scope (for
+``gaussian``: its per-class limits keep that share, and its threshold is 1). 99.7%
 rather than 99.5%: at the 99.5% quantile the test split's out-of-scope rate is 0.5% only on
 average (0.53-0.66% in three seeds), above the 0.5% it should stay under half the time;
 experiments/scope.md. A run
@@ -29,34 +32,22 @@ from pathlib import Path
 import numpy as np
 
 from captioning.errors import RunError
+from captioning.scope import gaussian as scope_gaussian
 from captioning.utils.atomic import atomic_path
 
-METHODS = ("msp", "energy", "mahalanobis")
-DEFAULT_METHOD = "mahalanobis"
+METHODS = ("msp", "energy", "mahalanobis", "gaussian")
+DEFAULT_METHOD = "gaussian"
 DEFAULT_KEEP = 0.997
 SCOPE_FILE, STATS_FILE = "scope.json", "scope.npz"
 
 
-def encoder_outputs(model, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features (N, C) and class logits (N, K), float32, for uint8 images (N, 64, 64),
-    from a classifier or captioner model (sub-layers ``encoder`` and ``logits``)."""
-    import tensorflow as tf
+def encoder_outputs(model, images: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
+    """The scope's evidence of uint8 images (N, 64, 64) from a classifier or captioner model
+    (sub-layers ``encoder`` and ``logits``): ``pooled`` (N, C), ``logits`` (N, K) and the
+    views of ``captioning.scope.evidence``."""
+    from captioning.scope.evidence import EvidenceReader
 
-    encoder, head = model.get_layer("encoder"), model.get_layer("logits")
-
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        pooled = encoder(x, training=False)["pooled"]
-        return pooled, head(pooled)
-
-    pooled, logits = [], []
-    for i in range(0, len(images), batch):
-        p, z = forward(tf.cast(images[i : i + batch], tf.float32)[..., None])
-        pooled.append(p.numpy())
-        logits.append(z.numpy())
-    if not pooled:
-        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    return np.concatenate(pooled), np.concatenate(logits)
+    return EvidenceReader(model)(images, batch)
 
 
 def _logsumexp(logits: np.ndarray) -> np.ndarray:
@@ -108,31 +99,48 @@ class Scope:
     means: np.ndarray  # (K', C) class means on the training split
     precision: np.ndarray  # (C, C) shared precision on the training split
     info: dict = field(default_factory=dict)  # what it was fitted on (sizes, splits)
+    gaussians: dict = field(default_factory=dict)  # the ``gaussian`` rule's arrays
 
     @property
     def threshold(self) -> float:
         return self.thresholds[self.method]
 
-    def scores(self, pooled, logits, method: str | None = None) -> np.ndarray:
-        """(N,) out-of-scope score of ``method`` (default: the run's)."""
+    def scores(self, evidence: dict, method: str | None = None) -> np.ndarray:
+        """(N,) out-of-scope score of ``method`` (default: the run's) from ``evidence``
+        (``encoder_outputs``; the older methods read only ``pooled`` and ``logits``)."""
         method = method or self.method
         if method == "msp":
-            return msp_score(logits)
+            return msp_score(evidence["logits"])
         if method == "energy":
-            return energy_score(logits)
+            return energy_score(evidence["logits"])
         if method == "mahalanobis":
-            return mahalanobis_score(pooled, self.means, self.precision)
+            return mahalanobis_score(evidence["pooled"], self.means, self.precision)
+        if method == "gaussian" and self.gaussians:
+            return scope_gaussian.ratios(evidence, self.gaussians).max(1)
         raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
 
     def in_scope(self, scores: np.ndarray) -> np.ndarray:
         """(N,) bool: at or under the threshold."""
         return np.asarray(scores) <= self.threshold
 
+    def reasons(self, evidence: dict, classes: list[str]) -> list[str | None]:
+        """Per image, one line saying why it is out of scope (None when in scope)."""
+        kept = self.in_scope(self.scores(evidence))
+        if self.method != "gaussian":
+            line = f"its {self.method} score is above the run's limit"
+            return [None if k else line for k in kept]
+        table = scope_gaussian.ratios(evidence, self.gaussians)  # (N, 3)
+        given = np.asarray(evidence["logits"]).argmax(1)
+        return [
+            None if k else scope_gaussian.reason(row, classes[c])
+            for k, row, c in zip(kept, table, given, strict=True)
+        ]
+
     def save(self, run_dir: Path) -> None:
         """``scope.json`` and ``scope.npz`` in ``run_dir`` (each written atomically)."""
         run_dir = Path(run_dir)
         with atomic_path(run_dir / STATS_FILE) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, means=self.means, precision=self.precision)
+            np.savez(handle, means=self.means, precision=self.precision, **self.gaussians)
         body = {
             "method": self.method,
             "threshold": self.threshold,
@@ -152,8 +160,8 @@ class Scope:
             return None
         try:
             body = json.loads((run_dir / SCOPE_FILE).read_text())
-            stats = np.load(run_dir / body.get("statistics", STATS_FILE))
-            means, precision = stats["means"], stats["precision"]
+            stats = dict(np.load(run_dir / body.get("statistics", STATS_FILE)))
+            means, precision = stats.pop("means"), stats.pop("precision")
         except (OSError, ValueError, KeyError) as err:
             raise RunError(f"{run_dir / SCOPE_FILE}: unreadable scope ({err})") from None
         info = {k: v for k, v in body.items() if k not in ("threshold", "statistics")}
@@ -164,28 +172,35 @@ class Scope:
             means=means,
             precision=precision,
             info=info,
+            gaussians=stats,  # empty for a run made before the gaussian rule
         )
 
 
 def fit_scope(
-    train_pooled,
+    train: dict,
     train_labels,
-    val_pooled,
-    val_logits,
+    val: dict,
     method: str = DEFAULT_METHOD,
     keep: float = DEFAULT_KEEP,
 ) -> Scope:
-    """Class statistics from the training features, then each method's threshold: the ``keep``
-    quantile of its scores on the validation images (so ``keep`` of them stay in scope)."""
+    """Statistics from the training images' evidence (``encoder_outputs``), then each method's
+    threshold from the validation images': the ``keep`` quantile of its scores (so ``keep`` of
+    them stay in scope); ``gaussian`` keeps ``keep`` with its per-class limits, threshold 1."""
     if method not in METHODS:
         raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
     if not 0 < keep <= 1:
         raise RunError(f"keep must be in (0, 1], got {keep}")
-    means, precision = class_statistics(train_pooled, np.asarray(train_labels))
-    scope = Scope(method, {}, keep, means, precision)
+    labels = np.asarray(train_labels)
+    means, precision = class_statistics(train["pooled"], labels)
+    k = np.asarray(val["logits"]).shape[1]
+    gaussians = scope_gaussian.fit_gaussians(train, labels, val, keep, k)
+    scope = Scope(method, {}, keep, means, precision, gaussians=gaussians)
     for name in METHODS:
-        val_scores = scope.scores(val_pooled, val_logits, name)
+        if name == "gaussian":
+            scope.thresholds[name] = 1.0
+            continue
+        val_scores = scope.scores(val, name)
         scope.thresholds[name] = float(np.quantile(val_scores, keep, method="higher"))
-    scope.info = {"statistics_from": "train", "threshold_from": "val", "n_val": len(val_logits)}
-    scope.info["n_train"] = len(train_labels)
+    scope.info = {"statistics_from": "train", "threshold_from": "val", "n_val": len(val["logits"])}
+    scope.info["n_train"] = len(labels)
     return scope

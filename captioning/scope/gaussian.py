@@ -1,0 +1,126 @@
+"""The ``gaussian`` out-of-scope rule: is an image like the training images of the class the
+model gives it?
+
+For each view of ``captioning.scope.evidence`` (encoder features, mid-level features, pixel
+statistics) and each class, a Gaussian with its own covariance (Ledoit-Wolf shrinkage) is
+fitted on that class's TRAINING images. An image's distance in a view is its squared
+Mahalanobis distance to the Gaussian of its PREDICTED class, divided by that class's limit in
+that view; its score is the largest of the three ratios, and it is in scope when the score is at
+most 1. Why per predicted class: the question the caption depends on is "is this a HeadCT like
+the HeadCTs we trained on", not "is it near any class" (a brain MR near the HeadCT cluster
+would otherwise pass while being called BreastMRI). Why per-class covariances: MedNIST's
+classes differ in spread by an order of magnitude (tight breast MR, varied hand radiographs), so
+one shared covariance lets anything near a broad class through; experiments/scope.md.
+
+The limits come from the VALIDATION split only: per view and class, one common quantile ``q``
+of the validation images' distances, with ``q`` chosen (by bisection) so that ``keep`` of the
+validation images stay in scope under all three views together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from captioning.scope.evidence import VIEWS
+
+REASONS = {
+    "features": "its encoder features",
+    "mid": "its mid-level (texture) features",
+    "pixels": "its pixel statistics (grey levels, neighbour correlation)",
+}
+
+
+def fit_class_gaussians(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Means (K, D) and whitening roots (K, D, D) (root root^T = the class's precision) of
+    ``x`` (N, D) per class 0..k-1. A class without training images gets an infinite limit
+    later (never in scope), so its mean and root are zeros."""
+    from sklearn.covariance import LedoitWolf
+
+    x = np.asarray(x, np.float64)
+    d = x.shape[1]
+    means, roots = np.zeros((k, d)), np.zeros((k, d, d))
+    for c in range(k):
+        rows = x[labels == c]
+        if len(rows) < 2:
+            continue
+        means[c] = rows.mean(0)
+        precision = LedoitWolf().fit(rows - means[c]).precision_
+        roots[c] = np.linalg.cholesky((precision + precision.T) / 2)
+    # stored as float32 (half the run's scope.npz); the limits are fitted on these very roots
+    return means, roots.astype(np.float32)
+
+
+def class_distances(x: np.ndarray, means: np.ndarray, roots: np.ndarray, classes) -> np.ndarray:
+    """(N,) squared Mahalanobis distance of each row of ``x`` (N, D) to the Gaussian of its
+    class in ``classes`` (N,)."""
+    x = np.asarray(x, np.float64)
+    out = np.empty(len(x))
+    for c in np.unique(classes):
+        rows = classes == c
+        z = (x[rows] - means[c]) @ roots[c]  # (n_c, D): whitened
+        out[rows] = (z**2).sum(1)
+    return out
+
+
+def view_distances(evidence: dict, stats: dict) -> np.ndarray:
+    """(N, 3) distances of each view (order ``VIEWS``) to the predicted class's Gaussian."""
+    classes = np.asarray(evidence["logits"]).argmax(1)
+    return np.stack(
+        [
+            class_distances(evidence[v], stats[f"{v}_means"], stats[f"{v}_roots"], classes)
+            for v in VIEWS
+        ],
+        1,
+    )
+
+
+def ratios(evidence: dict, stats: dict) -> np.ndarray:
+    """(N, 3) each view's distance over its limit for the predicted class (> 1: out)."""
+    classes = np.asarray(evidence["logits"]).argmax(1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # limit 0: a class never trained on
+        out = view_distances(evidence, stats) / stats["limits"][classes]  # limits (K, 3)
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def fit_gaussians(train: dict, train_labels, val: dict, keep: float, k: int) -> dict:
+    """The rule's statistics: per view ``<view>_means``/``<view>_roots`` from ``train``, and
+    ``limits`` (K, 3) from ``val`` (see the module doc)."""
+    labels = np.asarray(train_labels)
+    stats: dict[str, np.ndarray] = {}
+    for v in VIEWS:
+        stats[f"{v}_means"], stats[f"{v}_roots"] = fit_class_gaussians(train[v], labels, k)
+    classes = np.asarray(val["logits"]).argmax(1)
+    distances = view_distances(val, stats)  # (N_val, 3)
+
+    def limits(q: float) -> np.ndarray:
+        out = np.full((k, len(VIEWS)), np.inf)
+        for c in np.unique(classes):
+            # interpolated: a limit between two validation images, not on one (a float tie)
+            out[c] = np.quantile(distances[classes == c], q, axis=0)
+        return out
+
+    low, high = keep, 1.0
+    for _ in range(30):  # bisect q: the largest share of val flagged that is <= 1 - keep
+        q = (low + high) / 2
+        flagged = (distances > limits(q)[classes]).any(1).mean()
+        low, high = (q, high) if flagged > 1 - keep else (low, q)
+    chosen = limits(high)
+    # a class no validation image is given: the view's widest limit of the other classes
+    chosen = np.where(
+        np.isinf(chosen), np.nanmax(np.where(np.isinf(chosen), np.nan, chosen), 0), chosen
+    )
+    chosen[[c for c in range(k) if not (labels == c).any()]] = 0.0  # never trained on: never in
+    stats["limits"] = chosen
+    return stats
+
+
+def reason(row_ratios: np.ndarray, class_name: str) -> str:
+    """One line saying why an image out of scope with these (3,) ratios is: its worst view."""
+    worst = int(np.argmax(row_ratios))
+    if not np.isfinite(row_ratios[worst]):
+        return f"the model has no training images of {class_name}"
+    what = REASONS[VIEWS[worst]]
+    return (
+        f"{what} are unlike the training images of {class_name} "
+        f"({row_ratios[worst]:.1f}x the farthest distance kept)"
+    )
