@@ -106,7 +106,7 @@ def evaluate_captioner_run(
     scorers = truth_scorers(captioner, evalset, lexicon=lexicon) if truth is None else truth
     measured = measure(captioner, evalset, scorers, beam)
     with shared_jar():  # one METEOR jar for the baselines and the model, not one each
-        found = run_baselines(captioner, evalset) if baselines else None
+        found = run_baselines(captioner, evalset, measured.generated) if baselines else None
         report = build_report(captioner, evalset, measured, found)
     below = (report.get("baselines") or {}).get("model_below")
     if below:
@@ -121,16 +121,17 @@ def evaluate_captioner_run(
     return report
 
 
-def run_baselines(captioner, evalset: EvalSet) -> dict:
+def run_baselines(captioner, evalset: EvalSet, generated: list[str] | None = None) -> dict:
     """The constant and retrieval baselines on ``evalset``, from the run's own train split
-    (k chosen on its val split); ``{"not_computed": why}`` where the run's dataset or a split
-    is missing (a bundled run, a dataset without a val split)."""
+    (k chosen on its val split), each with its paired bootstrap against the model's
+    ``generated`` captions when given; ``{"not_computed": why}`` where the run's dataset or a
+    split is missing (a bundled run, a dataset without a val split)."""
     try:
         pool = evaluation_set(captioner, None, "train", Path(tempfile.gettempdir()))
         val = evaluation_set(captioner, None, "val", Path(tempfile.gettempdir()))
     except (DataError, RunError, OSError, KeyError) as err:
         return {"not_computed": f"the run's train and val splits cannot be read: {err}"}
-    return caption_baselines(captioner, evalset, pool, val)
+    return caption_baselines(captioner, evalset, pool, val, generated=generated)
 
 
 def measure(captioner, evalset: EvalSet, scorers: list[TruthScorer], beam: int | None):
