@@ -18,6 +18,8 @@ hypotheses, each with one or more references:
 counts n-grams once, vectorised with numpy: every n-gram becomes an integer key, and the clipped
 counts come from sorting keys tagged by image and reference. It is the function the captioner
 calls for validation BLEU-4 each epoch, so it must be cheap (see ``benchmarks/bleu_speed.py``).
+The counts are kept per image (``bleu_image_stats``), so that the BLEU of any resample of the
+images is that of its summed rows (``bleu_from_sums``, the paired bootstrap).
 
 ``bleu4_nltk`` is nltk's ``corpus_bleu`` without smoothing, reported as ``bleu4_nltk``. It
 differs from coco's BLEU-4 on short captions: for every hypothesis nltk adds
