@@ -5,6 +5,8 @@ the draws are the seed's; on hand-made free text and on MedPix 2.0 radiologists'
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,3 +118,17 @@ def test_interval_brackets_the_difference_on_medpix_captions(medpix_slice):
         assert 0 <= entry["captioner_wins"] <= 1
         assert entry["high"] > entry["low"], name  # different systems: a real spread
     assert result["resamples"] == 1000 and result["seed"] == 0
+
+
+def test_differences_below_the_reports_precision_are_ties():
+    """coco-caption's BLEU-4 of captions without a 4-gram match is a tiny positive number that
+    moves with the lengths: not a win, and no ``-0.0`` in the report."""
+    short = [["zzz"] for _ in REFS]
+    longer = [["zzz", "yyy", "xxx"] for _ in REFS]
+    bootstrap = PairedBootstrap(REFS, resamples=200)
+    raw = full_set_scores(bootstrap, short)["bleu4"] - full_set_scores(bootstrap, longer)["bleu4"]
+    assert raw != 0 and abs(raw) < 1e-6  # a real, meaningless difference
+    for first, second in ((short, longer), (longer, short)):
+        entry = bootstrap.compare(first, second)["bleu4"]
+        assert entry == {"difference": 0, "low": 0, "high": 0, "captioner_wins": 0}
+        assert "-0.0" not in json.dumps(entry)

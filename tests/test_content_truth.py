@@ -244,6 +244,9 @@ def test_evaluate_reports_content_on_a_tiny_medpix_run(medpix_slice, tmp_path):
             assert entry["low"] <= entry["high"] and 0 <= entry["captioner_wins"] <= 1
             point = report[key] - report["baselines"][name][key]  # the reported scores
             assert entry["difference"] == pytest.approx(point, abs=2e-6), (name, key)
+    assert "per_image" not in report["baselines"]  # each image's entry has its captions
+    for entry in report["captions"]:
+        assert set(entry["baselines"]) == {"retrieval_features", "retrieval_pixels"}
     mine = tmp_path / "mine.json"
     mine.write_text(json.dumps({"columns": {"modality": {"values": {"CT": ["ct"]}}}}))
     cli("evaluate", "--run", "cap", "--split", "val", "--out", "mine.json", "--lexicon", str(mine))

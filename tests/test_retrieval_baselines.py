@@ -102,6 +102,8 @@ def test_retrieval_on_encoder_features_with_k1_returns_each_images_own_caption(t
     assert constant["cider"]["captioner_wins"] > 0.99
     # k = 1 on these features retrieves the model's captions exactly: no difference at all
     assert report["retrieval_features"]["k"] == 1
+    assert set(report["per_image"]) == {"retrieval_features", "retrieval_pixels"}
+    assert report["per_image"]["retrieval_features"] == captions
     same = report["retrieval_features"]["paired_bootstrap"]["cider"]
     assert same == {"difference": 0, "low": 0, "high": 0, "captioner_wins": 0}
 

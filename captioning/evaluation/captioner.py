@@ -19,8 +19,8 @@ retrieval from the train split, scored with the same metrics (``captioning.evalu
 ``model_below`` names those whose CIDEr-D the model does not reach; each baseline's
 ``paired_bootstrap``: the model minus the baseline, with 95% intervals over resampled test
 images, ``captioning.metrics.bootstrap``). Then decoding settings and
-throughput, what was evaluated, and ``captions`` (path, generated, references, class) for every
-image. Every caption metric counts every image: an
+throughput, what was evaluated, and ``captions`` (path, generated, references, the retrieval
+baselines' captions, class) for every image. Every caption metric counts every image: an
 out-of-scope image is scored with the caption it would have had, so abstaining never raises
 accuracy.
 
@@ -174,6 +174,7 @@ def build_report(captioner, evalset: EvalSet, m: Measured, baselines: dict | Non
     """The report (see the module doc) from what ``m`` measured on ``evalset``, with
     ``baselines`` (``run_baselines``) when given."""
     metrics = score_captions(m.generated, evalset.references, split=evalset.tokenize, meteor=True)
+    per_image = (baselines or {}).pop("per_image", {})  # retrieval captions: in each image's entry
     if baselines is not None and "not_computed" not in baselines:
         model_cider = metrics["cider"]
         baselines["model_below"] = [
@@ -201,7 +202,7 @@ def build_report(captioner, evalset: EvalSet, m: Measured, baselines: dict | Non
         **evalset.evaluated,
         run_dir=str(captioner.run_dir.resolve()),
         model="best_model.keras",
-        captions=caption_entries(captioner, evalset, m),
+        captions=caption_entries(captioner, evalset, m, per_image),
     )
     return {**{k: _round(v) for k, v in metrics.items()}, **ordered(report, ORDER)}
 
@@ -269,15 +270,18 @@ def decoding(captioner, evalset: EvalSet, m: Measured) -> dict:
     }
 
 
-def caption_entries(captioner, evalset: EvalSet, m: Measured) -> list[dict]:
-    """Per image: path, generated caption, references; the true class where labelled; for a
-    templated set also the head's class and probability and the scope check."""
+def caption_entries(captioner, evalset: EvalSet, m: Measured, baselines=None) -> list[dict]:
+    """Per image: path, generated caption, references; ``baselines``, each retrieval
+    baseline's caption, where given; the true class where labelled; for a templated set also
+    the head's class and probability and the scope check."""
     frame, result, outside = evalset.frame, m.result, m.outside
     references = evalset.references
     entries = []
     for i in range(len(evalset)):
         entry = {"path": frame["path"].iloc[i], "generated": m.generated[i]}
         entry["references"] = references[i]
+        if baselines:
+            entry["baselines"] = {name: captions[i] for name, captions in baselines.items()}
         if evalset.labelled:
             entry["class"] = frame["class"].iloc[i]
         if not evalset.free_text:

@@ -4,9 +4,10 @@ another on the same test images, or only on these images?
 
 The test images are resampled with replacement ``resamples`` times (seeded); on each resample
 both systems are scored with the same corpus metric, and the difference (first system minus
-second) is kept. Reported per metric: the difference on the full set, the 2.5 and 97.5
-percentiles of the resampled differences (a 95% interval), and the share of resamples where
-the first system scores strictly higher (``captioner_wins``).
+second) is kept, at the report's precision (6 decimals). Reported per metric: the difference
+on the full set, the 2.5 and 97.5 percentiles of the resampled differences (a 95% interval),
+and the share of resamples where the first system scores higher by at least 1e-6
+(``captioner_wins``; a smaller difference is a tie).
 
 Every resample is scored from per-image statistics computed once, so no n-gram is counted
 again: a resample is a row of draw counts (B, N) (how often each image was drawn), and each
@@ -39,6 +40,9 @@ LEFT_OUT = {
     "per-image scores: each resample would need a jar call"
 }
 _ORDER = 4  # BLEU-4: statistics of orders 1..4
+# the report's precision: a difference below it is a tie, not a win (coco-caption's BLEU-4 of
+# a corpus without a 4-gram match is a tiny positive number that moves with the lengths)
+DIGITS = 6
 
 
 def resample_counts(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
@@ -90,8 +94,8 @@ class PairedBootstrap:
     def compare(self, first: list[list[str]] | dict, second: list[list[str]] | dict) -> dict:
         """``first`` minus ``second`` (token lists, or their ``statistics``) per metric:
         ``difference`` on the full set, ``low`` and ``high`` (2.5 and 97.5 percentiles over
-        the resamples) and ``captioner_wins`` (share of resamples where ``first`` is strictly
-        higher); then ``resamples`` and ``seed``."""
+        the resamples) and ``captioner_wins`` (share of resamples where ``first`` is higher at
+        the report's precision); then ``resamples`` and ``seed``."""
         a = first if isinstance(first, dict) else self.statistics(first)
         b = second if isinstance(second, dict) else self.statistics(second)
         whole = np.ones((1, len(self.ref_tokens)))
@@ -99,12 +103,17 @@ class PairedBootstrap:
         drawn_a, drawn_b = self.scores(a, self.counts), self.scores(b, self.counts)
         out: dict = {}
         for name in COMPARED:
-            diff = drawn_a[name] - drawn_b[name]  # (B,)
+            diff = np.round(drawn_a[name] - drawn_b[name], DIGITS) + 0.0  # (B,); no -0.0
             low, high = np.percentile(diff, [2.5, 97.5])
             out[name] = {
-                "difference": round(float(point[name]), 6),
-                "low": round(float(low), 6),
-                "high": round(float(high), 6),
-                "captioner_wins": round(float(np.mean(diff > 0)), 6),
+                "difference": _rounded(point[name]),
+                "low": _rounded(low),
+                "high": _rounded(high),
+                "captioner_wins": _rounded(np.mean(diff > 0)),
             }
         return {**out, "resamples": self.resamples, "seed": self.seed}
+
+
+def _rounded(value) -> float:
+    """``value`` at the report's precision, ``-0.0`` written as ``0.0``."""
+    return round(float(value), DIGITS) + 0.0
