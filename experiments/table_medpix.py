@@ -57,6 +57,43 @@ def scores_table(groups: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def interval(entry: dict | None) -> str:
+    """``+0.031 [+0.012, +0.050]``: a paired-bootstrap difference and its 95% interval."""
+    if not entry:
+        return DASH
+    return f"{entry['difference']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]"
+
+
+def paired(art: dict, key: str) -> dict | None:
+    """The paired bootstrap of baseline ``key`` in an artifact, or None."""
+    return ((art["metrics"].get("baselines") or {}).get(key) or {}).get("paired_bootstrap")
+
+
+def bootstrap_table(groups: dict[str, list[dict]]) -> list[str]:
+    """Per run and baseline, the captioner minus the baseline with its paired-bootstrap 95%
+    interval over the test images (``baselines.<name>.paired_bootstrap`` of the evaluate
+    report); nothing when no artifact carries one (runs evaluated before it existed)."""
+    runs = [(label, art) for label, arts in groups.items() for art in arts]
+    found = [b for _, art in runs for _, key in BASELINES if (b := paired(art, key))]
+    if not found:
+        return []
+    scores = [(n, k) for n, k in SCORES if any(k in b for b in found)]
+    lines = [
+        f"Captioner minus baseline, paired bootstrap 95% interval over the test images "
+        f"({found[0]['resamples']} resamples, seed {found[0]['seed']}): one run each, so it "
+        "says nothing of the spread over seeds.",
+        "",
+        row(["run", "baseline", *(n for n, _ in scores)]),
+        "|---|---|" + "---:|" * len(scores),
+    ]
+    for label, art in runs:
+        for _, key in BASELINES:
+            block = paired(art, key) or {}
+            cells = (interval(block.get(k)) for _, k in scores)
+            lines.append(row([f"{label}, seed {art.get('seed')}", key, *cells]))
+    return lines
+
+
 def content_table(groups: dict[str, list[dict]]) -> list[str]:
     """Per encoder and label column: share of captions stating a value, share right when
     stated; last, the same reading of the reference captions (the ceiling)."""
@@ -98,5 +135,7 @@ def medpix(artifacts: dict) -> str:
     groups = by_label(results)
     seeds = sorted({a.get("seed") for a in results}, key=str)
     head = f"Mean ± sd over seeds {', '.join(map(str, seeds))}; test split carved from train."
-    lines = [head, "", *scores_table(groups), "", *content_table(groups), "", sources(results)]
+    intervals = bootstrap_table(groups)
+    lines = [head, "", *scores_table(groups), "", *([*intervals, ""] if intervals else [])]
+    lines += [*content_table(groups), "", sources(results)]
     return "\n".join(lines) + "\n"

@@ -234,6 +234,19 @@ def test_evaluate_reports_content_on_a_tiny_medpix_run(medpix_slice, tmp_path):
         assert isinstance(entry["right_when_stated"], float)
         assert entry["ceiling"]["stated"] > 0
     assert report["content_lexicon"]["name"] == "medpix"
+    # each baseline: the model minus the baseline, paired bootstrap over the evaluated images
+    for name in ("constant", "retrieval_features", "retrieval_pixels"):
+        block = report["baselines"][name]["paired_bootstrap"]
+        assert block["resamples"] == 1000 and block["seed"] == 0
+        assert set(block) >= {"bleu4", "cider", "rouge_l"} and "meteor" in block["not_compared"]
+        for key in ("bleu4", "cider", "rouge_l"):
+            entry = block[key]
+            assert entry["low"] <= entry["high"] and 0 <= entry["captioner_wins"] <= 1
+            point = report[key] - report["baselines"][name][key]  # the reported scores
+            assert entry["difference"] == pytest.approx(point, abs=2e-6), (name, key)
+    assert "per_image" not in report["baselines"]  # each image's entry has its captions
+    for entry in report["captions"]:
+        assert set(entry["baselines"]) == {"retrieval_features", "retrieval_pixels"}
     mine = tmp_path / "mine.json"
     mine.write_text(json.dumps({"columns": {"modality": {"values": {"CT": ["ct"]}}}}))
     cli("evaluate", "--run", "cap", "--split", "val", "--out", "mine.json", "--lexicon", str(mine))

@@ -84,8 +84,9 @@ def test_retrieval_on_encoder_features_with_k1_returns_each_images_own_caption(t
     got = retrieve(pool, nearest(features, features, 1), 1)
     assert got == captions
     assert score_captions(got, train.references)["bleu4"] == pytest.approx(1.0)
-    # the whole report entry, the train split evaluated as its own pool
-    report = caption_baselines(captioner, train, train, train, meteor=False)
+    # the whole report entry, the train split evaluated as its own pool, against a model that
+    # writes every reference word for word
+    report = caption_baselines(captioner, train, train, train, meteor=False, generated=captions)
     assert set(report) >= {"constant", "retrieval_features", "retrieval_pixels", "note"}
     for name in ("constant", "retrieval_features", "retrieval_pixels"):
         assert set(report[name]) >= METRIC_KEYS, name
@@ -95,6 +96,30 @@ def test_retrieval_on_encoder_features_with_k1_returns_each_images_own_caption(t
     assert report["retrieval_features"]["space"].endswith("8-d, cosine")
     assert report["retrieval_pixels"]["space"].endswith("4096-d, cosine")
     assert report["constant"]["caption"] in captions
+    check_paired_bootstrap(report)
+    constant = report["constant"]["paired_bootstrap"]  # one image in 12 has its caption
+    assert all(constant[m]["difference"] > 0 for m in ("bleu4", "cider", "rouge_l"))
+    assert constant["cider"]["captioner_wins"] > 0.99
+    # k = 1 on these features retrieves the model's captions exactly: no difference at all
+    assert report["retrieval_features"]["k"] == 1
+    assert set(report["per_image"]) == {"retrieval_features", "retrieval_pixels"}
+    assert report["per_image"]["retrieval_features"] == captions
+    same = report["retrieval_features"]["paired_bootstrap"]["cider"]
+    assert same == {"difference": 0, "low": 0, "high": 0, "captioner_wins": 0}
+
+
+def check_paired_bootstrap(baselines: dict) -> None:
+    """Each baseline's paired bootstrap against the model: every compared metric with its
+    interval around the point difference, the resamples and seed, METEOR said to be left out."""
+    for name in ("constant", "retrieval_features", "retrieval_pixels"):
+        block = baselines[name]["paired_bootstrap"]
+        assert block["resamples"] == 1000 and block["seed"] == 0, name
+        assert "meteor" in block["not_compared"]
+        for key in ("bleu4", "cider", "rouge_l"):
+            entry = block[key]
+            assert set(entry) == {"difference", "low", "high", "captioner_wins"}
+            assert entry["low"] <= entry["difference"] <= entry["high"], (name, key, entry)
+            assert 0 <= entry["captioner_wins"] <= 1
 
 
 def test_k_is_chosen_on_validation_never_on_the_evaluated_split():

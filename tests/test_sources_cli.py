@@ -116,6 +116,10 @@ def check_baselines_and_diversity(report: dict) -> None:
     for name in ("constant", "retrieval_features", "retrieval_pixels"):
         assert set(baselines[name]) >= METRIC_KEYS, name
         assert isinstance(baselines[name]["cider"], float)
+        bootstrap = baselines[name]["paired_bootstrap"]  # the model minus the baseline
+        assert bootstrap["resamples"] == 1000 and bootstrap["seed"] == 0
+        for key in ("bleu4", "cider", "rouge_l"):
+            assert bootstrap[key]["low"] <= bootstrap[key]["high"], (name, key)
     assert baselines["retrieval_features"]["k_chosen_on"].startswith("val")
     assert isinstance(baselines["model_below"], list)
     assert 0 < report["distinct_share"] <= 1 and 0 <= report["repeat_share"] <= 1

@@ -179,3 +179,28 @@ def test_captioner_rows_of_several_seeds_get_their_mean():
         "cap, seed 0", "cap, seed 1", "**cap, mean of seeds 0, 1**",
     ]  # fmt: skip
     assert "**1.0000**" in rows[2] and "**98.00%**" in rows[2]
+
+
+def test_medpix_intervals_show_when_the_artifacts_carry_them(copy):
+    """The committed MedPix artifacts predate the paired bootstrap: no interval table. Once an
+    artifact's baselines carry one, its rows show the difference and the 95% interval."""
+    medpix = load("table_medpix")
+    document = copy / "experiments/medpix.md"
+    assert "paired bootstrap" not in document.read_text()
+    paths = sorted((copy / "experiments/results/medpix").glob("*.json"))
+    art = json.loads(paths[0].read_text())
+    entry = {"difference": 0.0213, "low": 0.0101, "high": 0.0334, "captioner_wins": 0.998}
+    art["metrics"]["baselines"]["constant"]["paired_bootstrap"] = {
+        "cider": entry, "bleu4": {**entry, "difference": -0.002, "low": -0.004, "high": 0.0},
+        "rouge_l": {**entry, "difference": 0.04, "low": 0.03, "high": 0.05},
+        "resamples": 1000, "seed": 0, "not_compared": {"meteor": "jar"},
+    }  # fmt: skip
+    paths[0].write_text(json.dumps(art))
+    assert tables.run(copy, check=False) == 0
+    text = document.read_text()
+    assert "paired bootstrap 95% interval over the test images (1000 resamples, seed 0)" in text
+    seed = f"{art['label']}, seed {art['seed']}"
+    cells = "-0.002 [-0.004, +0.000] | +0.040 [+0.030, +0.050] | +0.021 [+0.010, +0.033]"
+    assert f"| {seed} | constant | {cells} |" in text  # BLEU-4, ROUGE-L, CIDEr-D: no METEOR
+    assert f"| {seed} | retrieval_pixels | – | – | – |" in text
+    assert medpix.interval(None) == "–"

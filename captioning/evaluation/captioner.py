@@ -16,9 +16,11 @@ back). The diversity of the generated captions (``distinct_share``, ``unk_share`
 ``repeat_share``, ``vocabulary_used``: ``captioning.metrics.diversity``) and, for a run
 evaluated with its own dataset at hand, ``baselines``: a constant caption and nearest-neighbour
 retrieval from the train split, scored with the same metrics (``captioning.evaluation.retrieval``;
-``model_below`` names those whose CIDEr-D the model does not reach). Then decoding settings and
-throughput, what was evaluated, and ``captions`` (path, generated, references, class) for every
-image. Every caption metric counts every image: an
+``model_below`` names those whose CIDEr-D the model does not reach; each baseline's
+``paired_bootstrap``: the model minus the baseline, with 95% intervals over resampled test
+images, ``captioning.metrics.bootstrap``). Then decoding settings and
+throughput, what was evaluated, and ``captions`` (path, generated, references, the retrieval
+baselines' captions, class) for every image. Every caption metric counts every image: an
 out-of-scope image is scored with the caption it would have had, so abstaining never raises
 accuracy.
 
@@ -106,7 +108,7 @@ def evaluate_captioner_run(
     scorers = truth_scorers(captioner, evalset, lexicon=lexicon) if truth is None else truth
     measured = measure(captioner, evalset, scorers, beam)
     with shared_jar():  # one METEOR jar for the baselines and the model, not one each
-        found = run_baselines(captioner, evalset) if baselines else None
+        found = run_baselines(captioner, evalset, measured.generated) if baselines else None
         report = build_report(captioner, evalset, measured, found)
     below = (report.get("baselines") or {}).get("model_below")
     if below:
@@ -121,16 +123,17 @@ def evaluate_captioner_run(
     return report
 
 
-def run_baselines(captioner, evalset: EvalSet) -> dict:
+def run_baselines(captioner, evalset: EvalSet, generated: list[str] | None = None) -> dict:
     """The constant and retrieval baselines on ``evalset``, from the run's own train split
-    (k chosen on its val split); ``{"not_computed": why}`` where the run's dataset or a split
-    is missing (a bundled run, a dataset without a val split)."""
+    (k chosen on its val split), each with its paired bootstrap against the model's
+    ``generated`` captions when given; ``{"not_computed": why}`` where the run's dataset or a
+    split is missing (a bundled run, a dataset without a val split)."""
     try:
         pool = evaluation_set(captioner, None, "train", Path(tempfile.gettempdir()))
         val = evaluation_set(captioner, None, "val", Path(tempfile.gettempdir()))
     except (DataError, RunError, OSError, KeyError) as err:
         return {"not_computed": f"the run's train and val splits cannot be read: {err}"}
-    return caption_baselines(captioner, evalset, pool, val)
+    return caption_baselines(captioner, evalset, pool, val, generated=generated)
 
 
 def measure(captioner, evalset: EvalSet, scorers: list[TruthScorer], beam: int | None):
@@ -171,6 +174,7 @@ def build_report(captioner, evalset: EvalSet, m: Measured, baselines: dict | Non
     """The report (see the module doc) from what ``m`` measured on ``evalset``, with
     ``baselines`` (``run_baselines``) when given."""
     metrics = score_captions(m.generated, evalset.references, split=evalset.tokenize, meteor=True)
+    per_image = (baselines or {}).pop("per_image", {})  # retrieval captions: in each image's entry
     if baselines is not None and "not_computed" not in baselines:
         model_cider = metrics["cider"]
         baselines["model_below"] = [
@@ -198,7 +202,7 @@ def build_report(captioner, evalset: EvalSet, m: Measured, baselines: dict | Non
         **evalset.evaluated,
         run_dir=str(captioner.run_dir.resolve()),
         model="best_model.keras",
-        captions=caption_entries(captioner, evalset, m),
+        captions=caption_entries(captioner, evalset, m, per_image),
     )
     return {**{k: _round(v) for k, v in metrics.items()}, **ordered(report, ORDER)}
 
@@ -266,15 +270,18 @@ def decoding(captioner, evalset: EvalSet, m: Measured) -> dict:
     }
 
 
-def caption_entries(captioner, evalset: EvalSet, m: Measured) -> list[dict]:
-    """Per image: path, generated caption, references; the true class where labelled; for a
-    templated set also the head's class and probability and the scope check."""
+def caption_entries(captioner, evalset: EvalSet, m: Measured, baselines=None) -> list[dict]:
+    """Per image: path, generated caption, references; ``baselines``, each retrieval
+    baseline's caption, where given; the true class where labelled; for a templated set also
+    the head's class and probability and the scope check."""
     frame, result, outside = evalset.frame, m.result, m.outside
     references = evalset.references
     entries = []
     for i in range(len(evalset)):
         entry = {"path": frame["path"].iloc[i], "generated": m.generated[i]}
         entry["references"] = references[i]
+        if baselines:
+            entry["baselines"] = {name: captions[i] for name, captions in baselines.items()}
         if evalset.labelled:
             entry["class"] = frame["class"].iloc[i]
         if not evalset.free_text:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from captioning.evaluation.consensus import Pool, build_pool, consensus_pick, consensus_picks
+from captioning.metrics.bootstrap import LEFT_OUT, PairedBootstrap
 from captioning.metrics.cider import CiderD
 
 K_GRID = (1, 5, 15, 30)
@@ -137,15 +138,21 @@ def _metric_block(captions, evalset, meteor: bool, ref_tokens) -> dict:
     }
 
 
-def caption_baselines(captioner, evalset, pool_set, val_set, meteor: bool = True) -> dict:
+def caption_baselines(
+    captioner, evalset, pool_set, val_set, meteor: bool = True, generated: list[str] | None = None
+) -> dict:
     """The ``baselines`` of a captioner report on ``evalset``: each the metric block of the
     model's corpus metrics (same references, tokenisation and scorer) plus its settings.
     ``pool_set``: the run's train split (the captions retrieved); ``val_set``: its validation
-    split (where k is chosen); ``captioner``: gives the encoder's pooled vectors."""
+    split (where k is chosen); ``captioner``: gives the encoder's pooled vectors; with
+    ``generated`` (the model's caption of each image), each block's ``paired_bootstrap``:
+    the model minus the baseline, with 95% intervals over resampled test images.
+    ``per_image``: each retrieval baseline's caption of each image of ``evalset``."""
     pool = build_pool(pool_set.references, evalset.tokenize)
     where = f"train split ({len(pool)} images)"
     refs = [[evalset.tokenize(r) for r in row] for row in evalset.references]
     constant = constant_caption(pool)
+    per_image = {"constant": [constant] * len(evalset)}  # each baseline's caption of each image
     out = {
         "constant": {
             **_metric_block([constant] * len(evalset), evalset, meteor, refs),
@@ -170,7 +177,7 @@ def caption_baselines(captioner, evalset, pool_set, val_set, meteor: bool = True
         train = embed(pool_set.images if rows is None else pool_set.images[rows])
         neighbours = nearest(embed(val_images), train, max(K_GRID))
         k, by_k = choose_k(part, neighbours, val_refs, evalset.tokenize)
-        captions = retrieve(part, nearest(embed(evalset.images), train, k), k)
+        captions = per_image[name] = retrieve(part, nearest(embed(evalset.images), train, k), k)
         out[name] = {
             **_metric_block(captions, evalset, meteor, refs),
             "k": k,
@@ -182,11 +189,30 @@ def caption_baselines(captioner, evalset, pool_set, val_set, meteor: bool = True
             if rows is None
             else f"train split, {len(rows)} of {len(pool)} images (seeded sample)",
         }
+    if generated is not None:
+        paired_bootstrap(out, per_image, generated, refs, evalset.tokenize)
+    out["per_image"] = {k: v for k, v in per_image.items() if k != "constant"}  # (the report
+    # moves them to each image's entry: the constant's one caption is in its block)
     split = evalset.evaluated.get("split")
     if split in ("train", "val"):
         used = "retrieve from" if split == "train" else "choose k on"
         out["note"] = f"the evaluated split is '{split}', which the baselines {used}"
     return out
+
+
+def paired_bootstrap(blocks: dict, per_image: dict, generated, ref_tokens, tokenize) -> None:
+    """Add to each baseline's block of ``blocks`` its ``paired_bootstrap``: the model's
+    ``generated`` captions minus the baseline's (``per_image[name]``), per metric, with
+    the 95% interval and the model's share of wins over the same resampled test images
+    (``captioning.metrics.bootstrap``; seed and resamples recorded in the block)."""
+    bootstrap = PairedBootstrap(ref_tokens)  # one set of draws for every baseline
+    model = bootstrap.statistics([tokenize(c) for c in generated])
+    for name, captions in per_image.items():
+        baseline = bootstrap.statistics([tokenize(c) for c in captions])
+        blocks[name]["paired_bootstrap"] = {
+            **bootstrap.compare(model, baseline),
+            "not_compared": dict(LEFT_OUT),
+        }
 
 
 def validation_check(run_dir, sample: int = 1000, seed: int = 0) -> dict:

@@ -18,6 +18,8 @@ hypotheses, each with one or more references:
 counts n-grams once, vectorised with numpy: every n-gram becomes an integer key, and the clipped
 counts come from sorting keys tagged by image and reference. It is the function the captioner
 calls for validation BLEU-4 each epoch, so it must be cheap (see ``benchmarks/bleu_speed.py``).
+The counts are kept per image (``bleu_image_stats``), so that the BLEU of any resample of the
+images is that of its summed rows (``bleu_from_sums``, the paired bootstrap).
 
 ``bleu4_nltk`` is nltk's ``corpus_bleu`` without smoothing, reported as ``bleu4_nltk``. It
 differs from coco's BLEU-4 on short captions: for every hypothesis nltk adds
@@ -69,7 +71,7 @@ class _FlatCorpus:
     ref_index: np.ndarray  # (S,) rank of a reference among its image's (0 for hypotheses)
     max_refs: int
     hyp_len: np.ndarray  # (n_img,) hypothesis lengths
-    reflen: int  # sum over images of the closest reference length
+    reflen: np.ndarray  # (n_img,) closest reference length of each image
 
 
 def _flatten(hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -> _FlatCorpus:
@@ -103,18 +105,18 @@ def _flatten(hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]]) -> 
         ),
         max_refs=int(n_refs.max(initial=1)),
         hyp_len=hyp_len,
-        reflen=_closest_reference_total(hyp_len, ref_len, ref_img, ref_starts),
+        reflen=_closest_reference_lengths(hyp_len, ref_len, ref_img, ref_starts),
     )
 
 
-def _closest_reference_total(hyp_len, ref_len, ref_img, ref_starts) -> int:
-    """Sum over images of the reference length closest to the hypothesis's (ties: the shorter
+def _closest_reference_lengths(hyp_len, ref_len, ref_img, ref_starts) -> np.ndarray:
+    """(n_img,) per image, the reference length closest to the hypothesis's (ties: the shorter
     one), as coco-caption's ``cook_test(eff="closest")``."""
     if not len(hyp_len):
-        return 0
+        return np.zeros(0, np.int64)
     big = int(ref_len.max(initial=0)) + 1
     closeness = np.abs(ref_len - hyp_len[ref_img]) * big + ref_len
-    return int((np.minimum.reduceat(closeness, ref_starts) % big).sum())
+    return np.minimum.reduceat(closeness, ref_starts) % big
 
 
 def _next_order_keys(keys: np.ndarray, span: int, corpus: _FlatCorpus, k: int):
@@ -128,9 +130,10 @@ def _next_order_keys(keys: np.ndarray, span: int, corpus: _FlatCorpus, k: int):
     return keys[: len(ids) - k + 1] * corpus.vocab_size + ids[k - 1 :], span * corpus.vocab_size
 
 
-def _clipped_matches(keys: np.ndarray, span: int, corpus: _FlatCorpus, k: int) -> int:
-    """Sum over images of each hypothesis k-gram's count clipped by its largest count in any
-    one reference of the image. ``keys``: k-gram key at each position, in [0, span)."""
+def _clipped_matches(keys: np.ndarray, span: int, corpus: _FlatCorpus, k: int) -> np.ndarray:
+    """(n_img,) per image, the sum of each hypothesis k-gram's count clipped by its largest
+    count in any one reference of the image. ``keys``: k-gram key at each position, in
+    [0, span)."""
     valid = corpus.left[: len(keys)] >= k  # the k-gram stays inside its sentence
     key, sent = keys[valid], corpus.sent_of[: len(keys)][valid]
     if (corpus.n_img + 1) * span * corpus.max_refs >= _KEY_LIMIT:
@@ -145,7 +148,9 @@ def _clipped_matches(keys: np.ndarray, span: int, corpus: _FlatCorpus, k: int) -
     at = np.minimum(np.searchsorted(ref_keys, hyp_keys), max(len(ref_keys) - 1, 0))
     found = ref_keys[at] == hyp_keys if len(ref_keys) else np.zeros(len(hyp_keys), bool)
     clip = np.where(found, ref_max[at] if len(ref_max) else 0, 0)
-    return int(np.minimum(hyp_counts, clip).sum())
+    matches = np.minimum(hyp_counts, clip)  # per distinct (image, n-gram) of the hypotheses
+    image = hyp_keys // span  # tagged keys are image * span + key, key < span
+    return np.bincount(image, weights=matches, minlength=corpus.n_img).astype(np.int64)
 
 
 def _largest_reference_counts(tagged: np.ndarray, ref_index: np.ndarray, max_refs: int):
@@ -159,6 +164,32 @@ def _largest_reference_counts(tagged: np.ndarray, ref_index: np.ndarray, max_ref
     return ref_group[first], np.maximum.reduceat(ref_counts, first)
 
 
+def bleu_image_stats(
+    hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]], max_n: int = 4
+) -> dict[str, np.ndarray]:
+    """Per image, the statistics BLEU sums over a corpus: ``correct`` (n_img, max_n) clipped
+    k-gram matches, ``guess`` (n_img, max_n) hypothesis k-grams, ``testlen`` (n_img,)
+    hypothesis lengths and ``reflen`` (n_img,) closest reference lengths; int64.
+
+    Any subset or resample of the images (``captioning.metrics.bootstrap``) has the BLEU of
+    its summed rows (``bleu_from_sums``) without counting n-grams again."""
+    check_corpus(hyp_tokens, ref_tokens)
+    corpus = _flatten(hyp_tokens, ref_tokens)
+    correct, guess = [], []
+    keys, span = np.zeros(len(corpus.ids), dtype=np.int64), 1  # 0-gram keys lie in [0, 1)
+    for k in range(1, max_n + 1):
+        keys, span = _next_order_keys(keys, span, corpus, k)
+        correct.append(_clipped_matches(keys, span, corpus, k))
+        guess.append(np.maximum(corpus.hyp_len - k + 1, 0))
+    shape = (corpus.n_img, max_n)  # an empty corpus: (0, max_n)
+    return {
+        "correct": np.stack(correct, axis=1).reshape(shape),
+        "guess": np.stack(guess, axis=1).reshape(shape),
+        "testlen": corpus.hyp_len,
+        "reflen": corpus.reflen,
+    }
+
+
 def bleu_stats(
     hyp_tokens: list[list[str]], ref_tokens: list[list[list[str]]], max_n: int = 4
 ) -> dict:
@@ -167,32 +198,32 @@ def bleu_stats(
     ``correct[k-1]``: clipped k-gram matches; ``guess[k-1]``: hypothesis k-grams; ``reflen``: sum
     of the closest reference lengths. Plain Python ints, as coco-caption accumulates them.
     """
-    check_corpus(hyp_tokens, ref_tokens)
-    corpus = _flatten(hyp_tokens, ref_tokens)
-    correct, guess = [], []
-    keys, span = np.zeros(len(corpus.ids), dtype=np.int64), 1  # 0-gram keys lie in [0, 1)
-    for k in range(1, max_n + 1):
-        keys, span = _next_order_keys(keys, span, corpus, k)
-        correct.append(_clipped_matches(keys, span, corpus, k))
-        guess.append(int(np.maximum(corpus.hyp_len - k + 1, 0).sum()))
+    per_image = bleu_image_stats(hyp_tokens, ref_tokens, max_n)
     return {
-        "correct": correct,
-        "guess": guess,
-        "testlen": int(corpus.hyp_len.sum()),
-        "reflen": corpus.reflen,
+        "correct": [int(c) for c in per_image["correct"].sum(axis=0)],
+        "guess": [int(g) for g in per_image["guess"].sum(axis=0)],
+        "testlen": int(per_image["testlen"].sum()),
+        "reflen": int(per_image["reflen"].sum()),
     }
+
+
+def bleu_from_sums(correct, guess, testlen, reflen) -> np.ndarray:
+    """BLEU-1..n of many corpora at once, with coco-caption's float operations and order.
+
+    ``correct``, ``guess``: (..., n) summed statistics; ``testlen``, ``reflen``: (...,).
+    Returns (..., n) float64. A resampled test set is one corpus of the batch."""
+    correct, guess = np.asarray(correct, np.float64), np.asarray(guess, np.float64)
+    bleu = np.cumprod((correct + TINY) / (guess + SMALL), axis=-1)  # left to right, as coco
+    bleus = bleu ** (1.0 / np.arange(1, correct.shape[-1] + 1))
+    ratio = (np.asarray(testlen, np.float64) + TINY) / (np.asarray(reflen, np.float64) + SMALL)
+    penalty = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)  # brevity penalty
+    return np.where((ratio < 1)[..., None], bleus * penalty[..., None], bleus)
 
 
 def bleu_from_stats(stats: dict) -> list[float]:
     """BLEU-1..n from ``bleu_stats`` totals, with coco-caption's float operations and order."""
-    bleus, bleu = [], 1.0
-    for k, (c, g) in enumerate(zip(stats["correct"], stats["guess"], strict=True)):
-        bleu *= float(c + TINY) / (g + SMALL)
-        bleus.append(bleu ** (1.0 / (k + 1)))
-    ratio = (stats["testlen"] + TINY) / (stats["reflen"] + SMALL)
-    if ratio < 1:
-        bleus = [b * math.exp(1 - 1 / ratio) for b in bleus]
-    return bleus
+    sums = (stats["correct"], stats["guess"], stats["testlen"], stats["reflen"])
+    return [float(b) for b in bleu_from_sums(*sums)]
 
 
 def corpus_bleu(
