@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scope_common import record
+from scope_common import ROOT, record
 from scope_real_ct_mr import POSSIBLE
 
 from captioning.data.images import decode_image
@@ -154,7 +154,7 @@ def shares(kept: np.ndarray, kinds: list[str]) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="the run's prepared MedNIST folder")
-    parser.add_argument("--run", default="captioning/pretrained/captioner")
+    parser.add_argument("--run", default=str(ROOT / "captioning" / "pretrained" / "captioner"))
     parser.add_argument("--medpix", type=Path, help="MedPix 2.0 folder (captions.csv, images/)")
     parser.add_argument("--name", default="scope_rule_bundled")
     args = parser.parse_args(argv)
