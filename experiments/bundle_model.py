@@ -144,9 +144,12 @@ CARD_TAIL = """## Intended use and limits
 - For research and teaching on MedNIST-like images: 64x64 (or larger, downscaled) grayscale
   crops of the six MedNIST modalities. **Not for diagnosis** or any clinical decision.
 - The captions are templated: they state the modality and four pixel-measured findings, not
-  pathology. An image unlike the training data (out of scope) gets no caption; the check is a
-  Mahalanobis distance on the encoder's features, fitted to keep 99.7% of validation images,
-  and it misses some shifted images (see `experiments/scope.md` in the source repository).
+  pathology. An image unlike the training data (out of scope) gets no caption and one line
+  saying why; the check compares the image with the training images of the class it is given
+  (a Gaussian per class of its encoder features, mid-level features and pixel statistics),
+  fitted to keep 99.7% of validation images. It still lets through some real CT and MR images
+  of other body parts and some shifted images (see `experiments/scope.md` in the source
+  repository).
 - Confidences are temperature-calibrated on the validation split of the same data.
 
 ## Licence
