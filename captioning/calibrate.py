@@ -34,6 +34,7 @@ from captioning.metrics.calibration import (
 from captioning.scope import (
     DEFAULT_KEEP,
     DEFAULT_METHOD,
+    METHOD_CHOICES,
     METHODS,
     Scope,
     encoder_outputs,
@@ -42,7 +43,14 @@ from captioning.scope import (
 
 # the choices of ``captioning calibrate``: defined in ``captioning.scope`` (light to import, so the
 # CLI reads them from there), named here because this is the module the command calls
-__all__ = ["DEFAULT_KEEP", "DEFAULT_METHOD", "METHODS", "calibrate_run", "labels_apply"]
+__all__ = [
+    "DEFAULT_KEEP",
+    "DEFAULT_METHOD",
+    "METHODS",
+    "METHOD_CHOICES",
+    "calibrate_run",
+    "labels_apply",
+]
 from captioning.utils.runs import read_json, write_json
 
 

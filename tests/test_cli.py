@@ -68,7 +68,7 @@ def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 def _library_values() -> dict[tuple[str, str], tuple[object, object]]:
     """(command, option dest) -> (choices, default) as the library defines them."""
-    from captioning.calibrate import DEFAULT_KEEP, DEFAULT_METHOD, METHODS
+    from captioning.calibrate import DEFAULT_KEEP, DEFAULT_METHOD, METHOD_CHOICES
     from captioning.captions.templates import DEFAULT_TEMPLATE_SET
     from captioning.captions.text import PUNCTUATION, TextRules
     from captioning.commands.evaluate import evaluate_run
@@ -95,7 +95,7 @@ def _library_values() -> dict[tuple[str, str], tuple[object, object]]:
         ("serve", "max_upload_mb"): (None, limits.max_file_mb),
         ("serve", "cors_origin"): (None, []),  # append's empty start: CORS off
         ("serve", "request_timeout"): (None, serve_defaults["request_timeout"].default),
-        ("calibrate", "method"): (METHODS, DEFAULT_METHOD),
+        ("calibrate", "method"): (METHOD_CHOICES, DEFAULT_METHOD),
         ("calibrate", "keep"): (None, DEFAULT_KEEP),
         ("export", "format"): (
             EXPORT_FORMATS,

@@ -8,7 +8,7 @@ import argparse
 import json
 
 from captioning.commands.options import add_run_option, require_run
-from captioning.scope import DEFAULT_KEEP, DEFAULT_METHOD, METHODS
+from captioning.scope import DEFAULT_KEEP, DEFAULT_METHOD, METHOD_CHOICES
 
 
 def add_parser(commands) -> None:
@@ -17,8 +17,9 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--method",
         default=DEFAULT_METHOD,
-        choices=METHODS,
-        help=f"out-of-scope score (default: {DEFAULT_METHOD})",
+        choices=METHOD_CHOICES,
+        help=f"out-of-scope score (default: {DEFAULT_METHOD}: gaussian where every class has "
+        "enough training images, else mahalanobis)",
     )
     parser.add_argument(
         "--keep",

@@ -36,7 +36,12 @@ from captioning.scope import gaussian as scope_gaussian
 from captioning.utils.atomic import atomic_path
 
 METHODS = ("msp", "energy", "mahalanobis", "gaussian")
-DEFAULT_METHOD = "gaussian"
+AUTO = "auto"  # gaussian where the data supports it, else mahalanobis (``choose_method``)
+METHOD_CHOICES = (AUTO, *METHODS)
+DEFAULT_METHOD = AUTO
+# gaussian fits a covariance per class and view: it wants at least this many training images
+# per class for each dimension of its widest view (2 x 320 = 640 for the default encoder)
+IMAGES_PER_DIMENSION = 2
 DEFAULT_KEEP = 0.997
 SCOPE_FILE, STATS_FILE = "scope.json", "scope.npz"
 
@@ -176,6 +181,17 @@ class Scope:
         )
 
 
+def choose_method(train: dict, labels: np.ndarray) -> str:
+    """``gaussian`` when every trained class has at least ``IMAGES_PER_DIMENSION`` training
+    images per dimension of the widest view, else ``mahalanobis`` (one covariance shared by the
+    classes, on the pooled vector: what a small data set can estimate)."""
+    from captioning.scope.evidence import VIEWS
+
+    widest = max(np.asarray(train[v]).shape[1] for v in VIEWS)
+    smallest = np.bincount(labels)[np.bincount(labels) > 0].min()
+    return "gaussian" if smallest >= IMAGES_PER_DIMENSION * widest else "mahalanobis"
+
+
 def fit_scope(
     train: dict,
     train_labels,
@@ -185,12 +201,16 @@ def fit_scope(
 ) -> Scope:
     """Statistics from the training images' evidence (``encoder_outputs``), then each method's
     threshold from the validation images': the ``keep`` quantile of its scores (so ``keep`` of
-    them stay in scope); ``gaussian`` keeps ``keep`` with its per-class limits, threshold 1."""
-    if method not in METHODS:
-        raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
+    them stay in scope); ``gaussian`` keeps ``keep`` with its per-class limits, threshold 1.
+    ``method`` ``auto``: ``choose_method``."""
+    if method not in METHOD_CHOICES:
+        known = ", ".join(METHOD_CHOICES)
+        raise RunError(f"unknown out-of-scope method '{method}' (known: {known})")
     if not 0 < keep <= 1:
         raise RunError(f"keep must be in (0, 1], got {keep}")
     labels = np.asarray(train_labels)
+    chosen_by = "auto" if method == AUTO else "given"
+    method = choose_method(train, labels) if method == AUTO else method
     means, precision = class_statistics(train["pooled"], labels)
     k = np.asarray(val["logits"]).shape[1]
     gaussians = scope_gaussian.fit_gaussians(train, labels, val, keep, k)
@@ -203,4 +223,5 @@ def fit_scope(
         scope.thresholds[name] = float(np.quantile(val_scores, keep, method="higher"))
     scope.info = {"statistics_from": "train", "threshold_from": "val", "n_val": len(val["logits"])}
     scope.info["n_train"] = len(labels)
+    scope.info["method_chosen"] = chosen_by
     return scope

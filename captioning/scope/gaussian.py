@@ -10,11 +10,13 @@ most 1. Why per predicted class: the question the caption depends on is "is this
 the HeadCTs we trained on", not "is it near any class" (a brain MR near the HeadCT cluster
 would otherwise pass while being called BreastMRI). Why per-class covariances: MedNIST's
 classes differ in spread by an order of magnitude (tight breast MR, varied hand radiographs), so
-one shared covariance lets anything near a broad class through; experiments/scope.md.
+one shared covariance lets anything near a broad class through; experiments/scope.md. A small
+data set shrinks each class's covariance towards the shared one (``fit_class_gaussians``).
 
 The limits come from the VALIDATION split only: per view and class, one common quantile ``q``
 of the validation images' distances, with ``q`` chosen (by bisection) so that ``keep`` of the
-validation images stay in scope under all three views together.
+validation images stay in scope under all three views together. A class given to fewer than
+``MIN_VAL_PER_CLASS`` validation images takes the quantile of all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import numpy as np
 
 from captioning.scope.evidence import VIEWS
 
+# a per-class limit needs enough validation images of that class: a 99.7% quantile of fewer than
+# a hundred is one of its two largest values
+MIN_VAL_PER_CLASS = 100
 REASONS = {
     "features": "its encoder features",
     "mid": "its mid-level (texture) features",
@@ -32,19 +37,27 @@ REASONS = {
 
 def fit_class_gaussians(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
     """Means (K, D) and whitening roots (K, D, D) (root root^T = the class's precision) of
-    ``x`` (N, D) per class 0..k-1. A class without training images gets an infinite limit
-    later (never in scope), so its mean and root are zeros."""
+    ``x`` (N, D) per class 0..k-1. Each class's covariance (Ledoit-Wolf) is shrunk towards the
+    pooled within-class covariance as if that were D extra images: weight n_c / (n_c + D) on
+    the class's own, so a class of thousands keeps its shape and a class of a few dozen (a
+    small data set) gets the shared one (regularised discriminant analysis, Friedman 1989). A
+    class without training images gets a zero limit later (never in scope)."""
     from sklearn.covariance import LedoitWolf
 
     x = np.asarray(x, np.float64)
     d = x.shape[1]
-    means, roots = np.zeros((k, d)), np.zeros((k, d, d))
-    for c in range(k):
-        rows = x[labels == c]
-        if len(rows) < 2:
-            continue
-        means[c] = rows.mean(0)
-        precision = LedoitWolf().fit(rows - means[c]).precision_
+    present = [c for c in range(k) if (labels == c).sum() >= 2]
+    means = np.zeros((k, d))
+    for c in present:
+        means[c] = x[labels == c].mean(0)
+    rows = np.isin(labels, present)
+    pooled = LedoitWolf(assume_centered=True).fit(x[rows] - means[labels[rows]]).covariance_
+    roots = np.zeros((k, d, d))
+    for c in present:
+        own = x[labels == c] - means[c]
+        weight = len(own) / (len(own) + d)
+        covariance = weight * LedoitWolf().fit(own).covariance_ + (1 - weight) * pooled
+        precision = np.linalg.inv(covariance)
         roots[c] = np.linalg.cholesky((precision + precision.T) / 2)
     # stored as float32 (half the run's scope.npz); the limits are fitted on these very roots
     return means, roots.astype(np.float32)
@@ -93,10 +106,12 @@ def fit_gaussians(train: dict, train_labels, val: dict, keep: float, k: int) -> 
     distances = view_distances(val, stats)  # (N_val, 3)
 
     def limits(q: float) -> np.ndarray:
-        out = np.full((k, len(VIEWS)), np.inf)
+        # interpolated: a limit between two validation images, not on one (a float tie); a
+        # class given to fewer than MIN_VAL_PER_CLASS images (or none) gets the pooled one
+        out = np.tile(np.quantile(distances, q, axis=0), (k, 1))  # (K, 3)
         for c in np.unique(classes):
-            # interpolated: a limit between two validation images, not on one (a float tie)
-            out[c] = np.quantile(distances[classes == c], q, axis=0)
+            if (classes == c).sum() >= MIN_VAL_PER_CLASS:
+                out[c] = np.quantile(distances[classes == c], q, axis=0)
         return out
 
     low, high = keep, 1.0
@@ -105,10 +120,6 @@ def fit_gaussians(train: dict, train_labels, val: dict, keep: float, k: int) -> 
         flagged = (distances > limits(q)[classes]).any(1).mean()
         low, high = (q, high) if flagged > 1 - keep else (low, q)
     chosen = limits(high)
-    # a class no validation image is given: the view's widest limit of the other classes
-    chosen = np.where(
-        np.isinf(chosen), np.nanmax(np.where(np.isinf(chosen), np.nan, chosen), 0), chosen
-    )
     chosen[[c for c in range(k) if not (labels == c).any()]] = 0.0  # never trained on: never in
     stats["limits"] = chosen
     return stats
