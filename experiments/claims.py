@@ -32,14 +32,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "experiments" / "claims_table" / "claims.toml"
-SCANNED = ("README.md", "captioning/pretrained/MODEL_CARD.md")
+SCANNED = ("README.md", "captioning/pretrained/MODEL_CARD.md", "experiments/speed.md")
 NUMBER = re.compile(r"(?<![\w.,/-])[-+]?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?(?![\d])")
 # a measured-looking number: a unit after it, a decimal point or a thousands separator
 MEASURE = re.compile(
     r"(?<![\w.,/#-])[+]?(\d{1,3}(?:,\d{3})+|\d+\.\d+(?:e-?\d+)?|\d+)(?![.]\d)"
     r"(\s?(?:%|x|ms|s|MiB|GiB|MB|GB|KB|kB|requests/s|images/s)(?![\w/])|(?=\W|$))"
 )
-RENDERED = re.compile(r"<!-- table:(\w+) -->.*?<!-- /table:\1 -->", re.S)
+RENDERED = re.compile(r"<!-- table:([\w-]+) -->.*?<!-- /table:\1 -->", re.S)
 CODE = re.compile(r"```.*?```|`[^`]*`|\]\([^)]*\)|https?://\S+", re.S)
 
 
