@@ -32,7 +32,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "experiments" / "claims_table" / "claims.toml"
-SCANNED = ("README.md", "captioning/pretrained/MODEL_CARD.md", "experiments/speed.md")
+SCANNED = (
+    "README.md",
+    "captioning/pretrained/MODEL_CARD.md",
+    "docs/datasets.md",
+    "docs/metrics.md",
+    "experiments/README.md",
+    "experiments/medpix.md",
+    "experiments/speed.md",
+)
 NUMBER = re.compile(r"(?<![\w.,/-])[-+]?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?(?![\d])")
 # a measured-looking number: a unit after it, a decimal point or a thousands separator
 MEASURE = re.compile(

@@ -19,8 +19,8 @@ from io import BytesIO
 from pathlib import Path
 
 import pandas as pd
-
 from scope_common import record
+
 from captioning.captions.lexicon import load_lexicon
 from captioning.captions.tokenize import tokenize
 from captioning.evaluation.truth import CONTENT_STATS, read_column
