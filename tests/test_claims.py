@@ -1,7 +1,8 @@
 """Every number the documents state holds against its artifact: the table
 experiments/claims_table/claims.toml ties each to a JSON value (or a formula over several),
-and README.md and the model card hold no measured-looking number that the table neither
-checks nor allows with a reason."""
+and the scanned documents (the README, the model card, the docs/ and experiments/ pages of
+results: claims.SCANNED) hold no measured-looking number that the table neither checks nor
+allows with a reason."""
 
 from __future__ import annotations
 
@@ -122,3 +123,13 @@ def test_expressions_run_arithmetic_only():
     assert claims.evaluate("max(a, b) * 100", {"a": 0.1, "b": 0.2}) == pytest.approx(20)
     with pytest.raises(ValueError):
         claims.evaluate("__import__('os')", {})
+
+
+def test_a_rendered_table_is_left_to_the_tables_test(scratch):
+    doc = scratch / "doc.md"
+    table = "<!-- table:profile-training -->\n| fit | 55.7 s |\n<!-- /table:profile-training -->\n"
+    doc.write_text(doc.read_text() + table)
+    assert run_in(scratch) == ([], [])
+    doc.write_text(doc.read_text().replace("<!-- /table:profile-training -->\n", ""))
+    _, loose = run_in(scratch)
+    assert len(loose) == 1 and "55.7" in loose[0]
