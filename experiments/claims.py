@@ -12,7 +12,9 @@ does not widen that; a claim may set ``tolerance`` (relative) where the text say
 The same file lists non-claims (``[[allow]]``: versions, input sizes, option defaults, each
 with its reason). ``scan`` finds the measured-looking numbers of a document (percentages,
 ratios, seconds, memory, decimals, counts with thousands separators) that neither covers, so a
-new number cannot enter the README or the model card without its artifact.
+new number cannot enter a scanned document (``SCANNED``: the README, the model card, docs/ and
+experiments/ pages of results) without its artifact. A table rendered from its artifacts by
+experiments/tables.py (between ``<!-- table:NAME -->`` markers) is left to tests/test_tables.py.
 
 ``python experiments/claims.py`` prints every failure (exit 1) or ``N claims hold``.
 """
@@ -32,14 +34,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "experiments" / "claims_table" / "claims.toml"
-SCANNED = ("README.md", "captioning/pretrained/MODEL_CARD.md")
+SCANNED = (
+    "README.md",
+    "captioning/pretrained/MODEL_CARD.md",
+    "docs/datasets.md",
+    "docs/metrics.md",
+    "experiments/README.md",
+    "experiments/findings_accuracy.md",
+    "experiments/findings_v2.md",
+    "experiments/medpix.md",
+    "experiments/speed.md",
+)
 NUMBER = re.compile(r"(?<![\w.,/-])[-+]?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?(?![\d])")
 # a measured-looking number: a unit after it, a decimal point or a thousands separator
 MEASURE = re.compile(
     r"(?<![\w.,/#-])[+]?(\d{1,3}(?:,\d{3})+|\d+\.\d+(?:e-?\d+)?|\d+)(?![.]\d)"
     r"(\s?(?:%|x|ms|s|MiB|GiB|MB|GB|KB|kB|requests/s|images/s)(?![\w/])|(?=\W|$))"
 )
-RENDERED = re.compile(r"<!-- table:(\w+) -->.*?<!-- /table:\1 -->", re.S)
+RENDERED = re.compile(r"<!-- table:([\w-]+) -->.*?<!-- /table:\1 -->", re.S)
 CODE = re.compile(r"```.*?```|`[^`]*`|\]\([^)]*\)|https?://\S+", re.S)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout
 from table_common import pct, row, sources
 from table_medpix import medpix
+from table_profile import renderers as profile_renderers
 from table_speed import speed, speed_rows
 
 from captioning.metrics.registry import DASH, HEADLINE, metric
@@ -179,4 +180,5 @@ RENDERERS = {
     "captioner": captioner,
     "speed": speed,
     "medpix": medpix,
+    **profile_renderers(),
 }

@@ -1,7 +1,8 @@
 """Every number the documents state holds against its artifact: the table
 experiments/claims_table/claims.toml ties each to a JSON value (or a formula over several),
-and README.md and the model card hold no measured-looking number that the table neither
-checks nor allows with a reason."""
+and the scanned documents (the README, the model card, the docs/ and experiments/ pages of
+results: claims.SCANNED) hold no measured-looking number that the table neither checks nor
+allows with a reason."""
 
 from __future__ import annotations
 
@@ -122,3 +123,44 @@ def test_expressions_run_arithmetic_only():
     assert claims.evaluate("max(a, b) * 100", {"a": 0.1, "b": 0.2}) == pytest.approx(20)
     with pytest.raises(ValueError):
         claims.evaluate("__import__('os')", {})
+
+
+def test_a_rendered_table_is_left_to_the_tables_test(scratch):
+    doc = scratch / "doc.md"
+    table = "<!-- table:profile-training -->\n| fit | 55.7 s |\n<!-- /table:profile-training -->\n"
+    doc.write_text(doc.read_text() + table)
+    assert run_in(scratch) == ([], [])
+    doc.write_text(doc.read_text().replace("<!-- /table:profile-training -->\n", ""))
+    _, loose = run_in(scratch)
+    assert len(loose) == 1 and "55.7" in loose[0]
+
+
+def test_the_reproducibility_claim_says_what_its_artifacts_show():
+    """README.md: classifier reruns at one commit are bit-identical, and small captioner runs,
+    with op determinism too, which changes the weights; the full-data captioner's are not; the
+    seed-0 captioners of three commits differ."""
+    import json
+
+    results = ROOT / "experiments" / "results"
+    runs = {p.stem: json.loads(p.read_text()) for p in results.glob("reproducibility_*.json")}
+    identical = ["classifier_full", "classifier_slice", "captioner_slice"]
+    for name in identical:
+        for mode, found in runs[f"reproducibility_{name}"]["modes"].items():
+            assert found["bit_identical"] and len(set(found["weights_sha256"])) == 1, (name, mode)
+    for name in ("classifier_slice", "captioner_slice"):
+        sums = {
+            m: f["weights_sha256"][0] for m, f in runs[f"reproducibility_{name}"]["modes"].items()
+        }
+        assert sums["default"] != sums["op_determinism"], name
+    full = runs["reproducibility_captioner_full"]["modes"]["default"]
+    assert not full["bit_identical"] and len(set(full["weights_sha256"])) == 3
+    strict = runs["reproducibility_captioner_full_op_determinism"]["modes"]["op_determinism"]
+    assert "error" not in strict and not strict["bit_identical"]  # no op raised; still differ
+    seed0 = ["attention-readout-seed0", "attention-readout-seed0-rerun"]
+    seed0.append("attention-readout-seed0-refactored-trainer")
+    found = [json.loads((results / "captioner" / f"{n}.json").read_text()) for n in seed0]
+    assert len({f["training"]["weights_sha256"] for f in found}) == 3
+    assert len({f["code"]["commit"] for f in found}) == 3
+    readme = claims.flat((ROOT / "README.md").read_text())
+    assert "a rerun of the classifier with the same seed is bit-identical" in readme
+    assert "The captioner on the full copy is not" in readme

@@ -45,6 +45,13 @@ def test_every_document_has_its_tables():
     }
     assert names["README.md"] == {"headline"}
     assert names["experiments/README.md"] == {"classifier", "captioner", "speed"}
+    assert names["experiments/speed.md"] == {
+        "profile-training",
+        "profile-training-low-load",
+        "profile-training-numpy-pipeline",
+        "profile-training-stride4",
+        "levers",
+    }
 
 
 @pytest.fixture
