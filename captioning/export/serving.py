@@ -29,12 +29,8 @@ from captioning.export.scores import class_probability, scope_reason_fn, scope_s
 from captioning.export.text import FindingTable, SentenceTable
 from captioning.models.captioner import image_features
 
-STRINGS = (
-    "caption",
-    "class",
-    "error",
-    "out_of_scope_reason",
-)  # the string outputs; in_scope is bool, others float
+# the string outputs; in_scope is bool, the others float
+STRINGS = ("caption", "class", "error", "out_of_scope_reason")
 
 
 class CaptionGraph:

@@ -4,8 +4,10 @@ Every score is higher for an image further out, and is computed from what any en
 ``captioning.models`` gives, the pooled features (N, C) and the classification head's logits
 (N, K), so it works for whatever architecture a run uses, and the default reads more:
 
-- ``gaussian`` (default): per predicted class, Gaussians of three views of the image (encoder
-  features, mid-level features, pixel statistics; ``captioning.scope.gaussian``);
+- ``gaussian``: per predicted class, Gaussians of three views of the image (encoder features,
+  mid-level features, pixel statistics; ``captioning.scope.gaussian``); the default (``auto``)
+  wherever every class has enough training images for them (``choose_method``), else
+  ``mahalanobis``;
 - ``msp``: 1 - the maximum softmax probability (Hendrycks & Gimpel, 2017);
 - ``energy``: -logsumexp of the logits (Liu et al., 2020);
 - ``mahalanobis``: the squared Mahalanobis distance of the pooled features to the nearest class
@@ -18,9 +20,9 @@ the validation images' scores, so that share of in-distribution images stays in 
 ``gaussian``: its per-class limits keep that share, and its threshold is 1). 99.7%
 rather than 99.5%: at the 99.5% quantile the test split's out-of-scope rate is 0.5% only on
 average (0.53-0.66% in three seeds), above the 0.5% it should stay under half the time;
-experiments/scope.md. A run
-stores its scope in ``scope.json`` (method, thresholds of every method, what was fitted on
-what) and ``scope.npz`` (class means, precision matrix).
+experiments/scope.md. A run stores its scope in ``scope.json`` (method, thresholds of every
+method, what was fitted on what) and ``scope.npz`` (class means and precision matrix; the
+``gaussian`` rule's means, whitening roots and limits).
 """
 
 from __future__ import annotations
