@@ -10,22 +10,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_metric_reuse import FREE_TEXT  # free-text radiology sentences
 
 from captioning.captions.tokenize import tokenize
 from captioning.metrics import corpus_bleu, corpus_cider_d, corpus_rouge_l
 from captioning.metrics.bleu import bleu_image_stats, bleu_stats
 from captioning.metrics.bootstrap import COMPARED, PairedBootstrap, resample_counts
 
-FREE_TEXT = [
-    "Axial CT shows a 3 cm mass in the left lower lobe with spiculated margins.",
-    "No acute intracranial abnormality.",
-    "MRI of the knee: complete tear of the anterior cruciate ligament; joint effusion.",
-    "Chest radiograph demonstrates bilateral lower lobe opacities consistent with pneumonia.",
-    "There is a well circumscribed cystic lesion in the right kidney.",
-    "Sagittal T2 image: disc herniation at L4-L5 compressing the thecal sac.",
-    "Normal chest radiograph.",
-    "Axial CT of the abdomen shows free fluid and a lacerated spleen.",
-]
 REFS = [[tokenize(t)] for t in FREE_TEXT]
 # a caption set near the references (a word dropped from each) and one far from them
 NEAR = [tokenize(t)[1:] for t in FREE_TEXT]
