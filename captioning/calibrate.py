@@ -36,7 +36,6 @@ from captioning.scope import (
     DEFAULT_METHOD,
     METHOD_CHOICES,
     METHODS,
-    Scope,
     encoder_outputs,
     fit_scope,
 )
@@ -80,6 +79,14 @@ def _ece_pair(probs_before, probs_after, chosen, truth) -> dict:
     }
 
 
+def _fit_scope(model, train, val, method: str, keep: float):
+    """The run's scope, fitted on its train and val splits' evidence, and the val logits."""
+    val_evidence = encoder_outputs(model, val.images)
+    train_evidence = encoder_outputs(model, train.images)
+    scope = fit_scope(train_evidence, train.labels, val_evidence, method, keep)
+    return scope, val_evidence["logits"]
+
+
 def calibrate_run(
     run_dir: str | Path, method: str = DEFAULT_METHOD, keep: float = DEFAULT_KEEP
 ) -> dict:
@@ -103,10 +110,8 @@ def calibrate_run(
         from captioning.models.classifier import load_model
 
         model = load_model(run_dir / "best_model.keras")
-    val_evidence = encoder_outputs(model, val.images)
-    train_evidence = encoder_outputs(model, train.images)
-    fit_scope(train_evidence, train.labels, val_evidence, method, keep).save(run_dir)
-    val_logits = val_evidence["logits"]
+    scope, val_logits = _fit_scope(model, train, val, method, keep)
+    scope.save(run_dir)
 
     k = val_logits.shape[1]
     groups = class_groups(len(val_logits), k)
@@ -138,5 +143,4 @@ def calibrate_run(
         "val_ece": ece,
     }
     write_json(run_dir / CALIBRATION_FILE, body)
-    scope = Scope.load(run_dir)
     return {**body, "scope": {"method": scope.method, "thresholds": scope.thresholds}}

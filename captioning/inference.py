@@ -191,7 +191,7 @@ class Captioner:
             evidence = self.evidence_reader(images)  # the scope's views of the images
             ood = self.scope.scores(evidence)
             in_scope = self.scope.in_scope(ood)
-            reasons = self.scope.reasons(evidence, self.classes)
+            reasons = self.scope.reasons(evidence, self.classes, ood)
         return Captions(
             texts=texts,
             class_ids=logits.argmax(1),

@@ -130,13 +130,15 @@ class Scope:
         """(N,) bool: at or under the threshold."""
         return np.asarray(scores) <= self.threshold
 
-    def reasons(self, evidence: dict, classes: list[str]) -> list[str | None]:
-        """Per image, one line saying why it is out of scope (None when in scope)."""
-        kept = self.in_scope(self.scores(evidence))
+    def reasons(self, evidence: dict, classes: list[str], scores=None) -> list[str | None]:
+        """Per image, one line saying why it is out of scope (None when in scope); ``scores``:
+        this scope's ``scores(evidence)`` when the caller has them already."""
         if self.method != "gaussian":
+            kept = self.in_scope(self.scores(evidence) if scores is None else scores)
             line = f"its {self.method} score is above the run's limit"
             return [None if k else line for k in kept]
         table = scope_gaussian.ratios(evidence, self.gaussians)  # (N, 3)
+        kept = self.in_scope(table.max(1) if scores is None else scores)
         given = np.asarray(evidence["logits"]).argmax(1)
         return [
             None if k else scope_gaussian.reason(row, classes[c])
