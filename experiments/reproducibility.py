@@ -3,14 +3,16 @@
 Trains the classifier (or the captioner on a given encoder run) ``--runs`` times with seed 0 on
 a per-class slice of a prepared MedNIST (``--per-class-limit 0``: every image), each run in a
 fresh process, first as the CLI trains (``default``), then with TensorFlow's op determinism
-switched on (``op_determinism``: an op without a deterministic kernel raises, naming itself).
+switched on (``op_determinism``: an op without a deterministic kernel raises, naming itself),
+and with TensorFlow's thread pools cut to one thread (``one_inter_op_thread``: independent ops
+run one at a time; ``one_thread``: each op on one thread as well).
 For each mode it records every run's weight checksum (``weights_sha256`` of the run's
 metrics.json) and best validation metric, whether the checksums agree, and the largest absolute
 difference of any weight of the last checkpoint from the first run's (0.0 when bit-identical).
 
     python experiments/reproducibility.py DATA [--kind classifier|captioner] [--encoder RUN]
         [--runs 3] [--per-class-limit 100] [--epochs 1] [--batch-size 0]
-        [--modes default,op_determinism] [--name NAME]
+        [--modes default,op_determinism,one_inter_op_thread,one_thread] [--name NAME]
 
 Writes ``experiments/results/<name>.json`` (see experiments/scope_common.py's ``record``).
 """
@@ -34,20 +36,34 @@ sys.path.insert(0, {root!r})
 import tensorflow as tf
 if {determinism}:
     tf.config.experimental.enable_op_determinism()
+if {inter_op}:
+    tf.config.threading.set_inter_op_parallelism_threads({inter_op})
+if {intra_op}:
+    tf.config.threading.set_intra_op_parallelism_threads({intra_op})
 from captioning.commands.train_{kind} import train_{kind}
 train_{kind}(overrides={overrides!r}, data_root={data!r}, run_dir={run_dir!r}{extra})
 """
+# mode -> (op determinism, inter-op threads, intra-op threads; 0: TensorFlow's default)
+MODES = {
+    "default": (False, 0, 0),
+    "op_determinism": (True, 0, 0),
+    "one_inter_op_thread": (False, 1, 0),
+    "one_thread": (False, 1, 1),
+}
 # the validation metric each kind's metrics.json keeps its best of
 BEST = {"classifier": "accuracy", "captioner": "all_right"}
 
 
-def train_once(args, run_dir: Path, overrides: list[str], determinism: bool) -> dict:
+def train_once(args, run_dir: Path, overrides: list[str], mode: str) -> dict:
     """Train one run; its checksum, best validation metric and last checkpoint's weights, or
     the error its last line names when training fails (an op with no deterministic kernel)."""
     extra = f", encoder_dir={args.encoder!r}" if args.kind == "captioner" else ""
+    determinism, inter_op, intra_op = MODES[mode]
     code = TRAIN.format(
         root=str(ROOT),
         determinism=determinism,
+        inter_op=inter_op,
+        intra_op=intra_op,
         kind=args.kind,
         overrides=overrides,
         data=args.data,
@@ -116,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-class-limit", type=int, default=100, help="0: every image")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=0, help="0: by data size")
-    parser.add_argument("--modes", default="default,op_determinism", help="comma-separated")
+    parser.add_argument("--modes", default="default,op_determinism", help=f"of {sorted(MODES)}")
     parser.add_argument("--name", default="reproducibility_classifier")
     args = parser.parse_args(argv)
     if args.kind == "captioner" and not args.encoder:
@@ -124,11 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     overrides, modes, data = overrides_of(args), {}, None
     with tempfile.TemporaryDirectory() as scratch:
         for mode in args.modes.split(","):
-            determinism = {"default": False, "op_determinism": True}[mode]
             runs = []
             for i in range(args.runs):
                 run_dir = Path(scratch) / f"{mode}-{i}"
-                runs.append(train_once(args, run_dir, overrides, determinism))
+                runs.append(train_once(args, run_dir, overrides, mode))
                 if data is None and (run_dir / "run.json").is_file():
                     run = json.loads((run_dir / "run.json").read_text())
                     data = {**run["data"], "split_sizes": run.get("split_sizes")}
