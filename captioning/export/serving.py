@@ -97,10 +97,11 @@ class CaptionGraph:
         }
         if self.findings is not None:
             words, count = self.caption_words(tokens)
-            for name, value in self.findings.values(words, count).items():
+            located = self.findings.locate(words, count)  # one scan for values and confidences
+            for name, value in self.findings.values(words, count, located).items():
                 out[f"finding_{name}"] = tf.where(in_scope, value, "")  # as the caption
         if self.confident:
-            for name, p in self.confidences(features, tokens, words, count).items():
+            for name, p in self.confidences(features, tokens, words, count, located).items():
                 out[f"confidence_{name}"] = self.or_nan(read, p)
         return out
 
@@ -132,13 +133,13 @@ class CaptionGraph:
         count = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), 1)  # (B,) words in the caption
         return kept, count
 
-    def confidences(self, features, tokens, words, count) -> dict:
+    def confidences(self, features, tokens, words, count, located) -> dict:
         """Finding name -> (B,) float64 calibrated confidence of the finding the caption
         states, from the decoder's teacher-forced logits on it."""
         start = tf.fill([tf.shape(tokens)[0], 1], self.start_id)
         inputs = tf.concat([start, tokens[:, :-1]], 1)  # (B, L): <start> + caption, shifted
         steps = self.decoder({**features, "tokens": inputs}, training=False)["logits"]
-        return self.findings.confidences(words, count, steps, self.temperatures)
+        return self.findings.confidences(words, count, steps, self.temperatures, located)
 
 
 class ServingModel(tf.Module):

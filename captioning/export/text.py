@@ -155,21 +155,25 @@ class FindingTable(tf.Module):
             i += tf.where(live, step, 0)
         return where, at
 
-    def values(self, words, count) -> dict:
+    def locate(self, words, count):
+        """``_locate``'s answer, to pass to ``values`` and ``confidences`` (one scan for both)."""
+        return self._locate(words, count)
+
+    def values(self, words, count, located=None) -> dict:
         """Name -> (B,) string: the value each caption states for the finding ('' where it
         states none), as ``confidence.stated_findings``; ``words``, ``count`` as ``_locate``."""
-        where, _ = self._locate(words, count)
+        where, _ = located if located is not None else self._locate(words, count)
         out = {}
         for f, name in enumerate(self.fields):
             value = tf.gather(self.said, tf.maximum(where[:, f], 0))  # (B,)
             out[name] = tf.where(where[:, f] >= 0, value, "")
         return out
 
-    def confidences(self, words, count, logits, temperatures: dict) -> dict:
+    def confidences(self, words, count, logits, temperatures: dict, located=None) -> dict:
         """Name -> (B,) float64 probability of each stated finding (NaN where the caption
         states none), as ``Captioner.confidences``. ``logits`` (B, L, V): the decoder's
         teacher-forced logits on the caption (step t scores word t)."""
-        where, at = self._locate(words, count)
+        where, at = located if located is not None else self._locate(words, count)
         length = logits.shape[1]
         out = {}
         for f, name in enumerate(self.fields):
