@@ -58,6 +58,23 @@ def locate_fields(words: list[str], tset: TemplateSet) -> dict[str, tuple[int, t
     return found
 
 
+def stated_findings(tokens, vocab_tokens: list[str], tset) -> list[dict]:
+    """Per caption of ``tokens`` (N, L) word ids: field -> the value the caption states, None
+    where it states none of the field's phrases; every field of ``tset`` (none without a set).
+    The phrases are located as ``finding_logits`` locates them, so a finding and its confidence
+    speak of the same phrase. Templated captions repeat: each distinct one is read once."""
+    fields = tuple(tset.fields) if tset is not None else ()
+    seen: dict[tuple, dict] = {}
+    out = []
+    for row in tokens:
+        key = tuple(int(t) for t in row if t > 0)
+        if key not in seen:
+            where = locate_fields([vocab_tokens[t] for t in key], tset) if fields else {}
+            seen[key] = {f: where[f][2] if f in where else None for f in fields}
+        out.append(dict(seen[key]))
+    return out
+
+
 def deciding_candidates(field: str, phrase: tuple, tset: TemplateSet, index: dict):
     """(offset, {word id: value index}) at the first offset of ``phrase`` that decides its
     value among the field's phrases, or None when a word is missing from the vocabulary."""

@@ -10,6 +10,9 @@ With the run's ``scope.json`` and ``calibration.json`` (written at the end of tr
 ``captioning calibrate --run RUN`` for an older run) every image also gets an out-of-scope score
 (``captioning.scope``; an image over the threshold gets no caption unless asked) and a
 temperature-scaled confidence for its class and each finding (``captioning.confidence``).
+Every caption of a run whose template set states fields also gets its ``findings``: field ->
+the value the caption states (the phrase its confidence is the probability of), None where it
+states none; no calibration needed, so runs made before confidences have them too.
 ``caption_entries`` turns results into the JSON entries users see (CLI ``--json`` and the
 HTTP service alike).
 """
@@ -28,6 +31,7 @@ from captioning.confidence import (
     concat_field_logits,
     finding_logits,
     load_calibration,
+    stated_findings,
 )
 from captioning.errors import RunError
 from captioning.metrics.calibration import class_groups, group_probs
@@ -53,6 +57,7 @@ class Captions:
     ood_score: np.ndarray | None = None  # (N,) higher = further out; None without a scope
     in_scope: np.ndarray | None = None  # (N,) bool; None without a scope
     out_of_scope_reason: list | None = None  # (N,) one line why, None where in scope
+    findings: list[dict] | None = None  # (N,) field -> stated value or None; {} without fields
 
 
 class Captioner:
@@ -128,6 +133,11 @@ class Captioner:
     def has_attention(self) -> bool:
         return bool(self.decoder.has_attention)
 
+    @property
+    def finding_fields(self) -> tuple[str, ...]:
+        """The findings its captions state: its template set's fields (none without a set)."""
+        return tuple(self.tset.fields) if self.tset else ()
+
     def resolve_beam(self, beam: int | None) -> int:
         """The beam width to decode with: ``beam``, or the run's ``beam_width`` when None. The
         one place that applies that default and the >= 1 rule (CLI, service, export, evaluate)."""
@@ -155,8 +165,8 @@ class Captioner:
         """Caption uint8 images (N, 64, 64); ``beam`` defaults to the run's ``beam_width``."""
         tf = self._tf
         width = self.resolve_beam(beam)
-        texts, words, logits, scores, maps = [], [], [], [], []
-        stated = self.tset.fields if self.tset else ()  # no set: no finding confidences
+        texts, words, logits, scores, maps, findings = [], [], [], [], [], []
+        stated = self.finding_fields
         fields: dict[str, list[FieldLogits]] = {f: [] for f in stated}
         for i in range(0, len(images), batch):
             pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
@@ -175,6 +185,7 @@ class Captioner:
                 )
                 for name, value in part.items():
                     fields[name].append(value)
+            findings += stated_findings(found.tokens, self.vocab.tokens, self.tset)
             scores.append(found.score)
             if found.attention is not None:
                 maps.append(found.attention)
@@ -205,6 +216,7 @@ class Captioner:
             ood_score=ood,
             in_scope=in_scope,
             out_of_scope_reason=reasons,
+            findings=findings,
         )
 
     def confidences(self, class_logits, field_logits, temperatures=None) -> dict[str, np.ndarray]:
@@ -235,7 +247,9 @@ def caption_entries(
     ``{"path", "error"}``; the others are captioned in one batch. An out-of-scope image gets
     ``in_scope: false``, its score, the threshold and ``out_of_scope_reason`` (one line) instead of
     a caption (an answer, not an
-    error) unless ``keep_out_of_scope``. With ``attention`` (attention decoders only), each
+    error) unless ``keep_out_of_scope``. Every captioned entry has ``findings`` (field -> the
+    stated value or None; ``{}`` for a run whose set states no fields) and, with a calibration,
+    ``confidence``. With ``attention`` (attention decoders only), each
     captioned entry also carries ``"attention": {"words": [...], "maps": (L, P) array}``
     (not JSON-ready: the caller renders or converts it)."""
     entries = [
@@ -268,6 +282,7 @@ def caption_entries(
                 name: None if np.isnan(p[j]) else round(float(p[j]), 6)
                 for name, p in result.confidence.items()
             }
+        entry["findings"] = result.findings[j]
         if want_attention:
             entry["attention"] = {"words": result.words[j], "maps": result.attention[j]}
     return entries

@@ -10,6 +10,8 @@ import shutil
 import pytest
 
 from captioning.bundled import bundled_run
+from captioning.captions.parse import parse_caption
+from captioning.captions.templates import load_template_set
 
 from helpers import cli
 
@@ -39,10 +41,14 @@ def test_folder_is_searched_recursively_and_written_as_csv(folder, tmp_path):
     assert not any("notes.txt" in r["path"] for r in rows)
     bad = [r for r in rows if r["error"]]
     assert [r["path"] for r in bad] == [str(folder / "broken.png")]
+    fields = load_template_set("findings").fields  # the bundled run's set
+    assert list(rows[0])[-len(fields) :] == [f"finding_{name}" for name in fields]
     for row in rows:
         if not row["error"]:
             assert row["caption"] and row["in_scope"] == "True"
             assert row["class"] in row["path"]  # the class folder it was copied into
+            said = parse_caption(row["caption"], "findings").fields
+            assert {f: row[f"finding_{f}"] for f in fields} == {f: said[f] or "" for f in fields}
     assert f"error: {folder / 'broken.png'}:" in done.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary left behind
 

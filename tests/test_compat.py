@@ -32,7 +32,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "expected_captions.json").read_text())
 REL_TOL, ABS_TOL = 1e-5, 1e-6
 # what changed on purpose since the fixtures were pinned, and why; nothing else may
-ADDED_KEYS = {"out_of_scope_reason": "an out-of-scope entry says why (scope/gaussian.py)"}
+ADDED_KEYS = {
+    "out_of_scope_reason": "an out-of-scope entry says why (scope/gaussian.py)",
+    "findings": "a captioned entry states its findings: field -> the value its caption states",
+}
 BUNDLED_SCOPE_REFIT = {
     "ood_score": "the bundled scope was refitted with the gaussian rule: its score is now the "
     "largest view's distance over its limit (experiments/refit_bundled_scope.py)",
@@ -124,6 +127,23 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def assert_findings_added(entries: list[dict]) -> int:
+    """``findings`` is on exactly the captioned entries, names the fields ``confidence`` names
+    (but the class) and is null exactly where that confidence is (a stated finding has one:
+    these runs' vocabularies hold every word of the set); returns how many are stated."""
+    stated = 0
+    for entry in entries:
+        assert ("findings" in entry) == ("caption" in entry), entry
+        if "caption" not in entry:
+            continue
+        fields = [k for k in entry["confidence"] if k != "class"]
+        assert list(entry["findings"]) == fields, entry
+        for name, value in entry["findings"].items():
+            assert (value is None) == (entry["confidence"][name] is None), (name, entry)
+            stated += value is not None
+    return stated
+
+
 def test_fixtures_are_the_pinned_ones():
     assert EXPECTED["made_by"]["commit"] == "ab38b9c"
     got = {
@@ -143,8 +163,9 @@ def test_pinned_run_captions_the_images_as_pinned(tmp_path):
     got = json_lines(done.stdout)
     assert [e.get("caption") for e in got] == [e["caption"] for e in pinned["entries"]]
     assert [e.get("class") for e in got] == [e["class"] for e in pinned["entries"]]
-    for entry in got:  # the one addition: the reason, on exactly the entries out of scope
+    for entry in got:  # an addition: the reason, on exactly the entries out of scope
         assert ("out_of_scope_reason" in entry) == (entry.get("in_scope") is False), entry
+    assert assert_findings_added(got) > 0  # the other: findings, derived from the old run
     assert_same(without(got, ADDED_KEYS), pinned["entries"], "entries")
 
 
@@ -184,5 +205,6 @@ def test_bundled_model_captions_real_images_as_pinned(mednist_archive, tmp_path)
     assert [e.get("caption") for e in got] == [e["caption"] for e in pinned["entries"]]
     assert [e.get("class") for e in got] == [e["class"] for e in pinned["entries"]]
     assert [e["in_scope"] for e in got] == [e["in_scope"] for e in pinned["entries"]]
+    assert assert_findings_added(got) > 0
     changed = {**ADDED_KEYS, **BUNDLED_SCOPE_REFIT}
     assert_same(without(got, changed), without(pinned["entries"], changed), "entries")

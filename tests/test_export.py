@@ -90,10 +90,17 @@ def exported(tmp_path_factory):
 
 @pytest.mark.slow
 def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_path):
+    from captioning.captions.parse import parse_caption
+    from captioning.captions.templates import load_template_set
     from captioning.commands.caption import caption_files
 
     run, out, body = exported
     assert (out / "export.json").is_file() and json.loads((out / "export.json").read_text())
+    fields = body["findings"]  # the run's template set's fields: one string output each
+    assert fields == list(load_template_set(body["templates"]).fields) and fields
+    outputs = body["signatures"]["serving_default"]["outputs"]
+    for name in fields:
+        assert outputs[f"finding_{name}"] == {"dtype": "string", "shape": [None]}
     assert body["signatures"]["serving_default"]["inputs"] == {
         "images": {"dtype": "string", "shape": [None]}
     }
@@ -140,6 +147,13 @@ def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_p
                 if name != "class":
                     got = r[f"confidence_{name}"]
                     assert np.isnan(got) if p is None else got == pytest.approx(p, abs=1e-4)
+        # findings: the CLI's where it captions (as parse-back reads the caption), else ''
+        said = e.get("findings", dict.fromkeys(fields))
+        assert "caption" not in e or said == parse_caption(e["caption"], body["templates"]).fields
+        assert {f: r[f"finding_{f}"] for f in fields} == {f: said[f] or "" for f in fields}
+    stated = sum(bool(r[f"finding_{f}"]) for r in rows for f in fields)
+    print(f"{stated} findings stated by the SavedModel, each equal to the CLI's")
+    assert stated >= len(fields) * scoped // 2  # most captions state their findings
     # the photograph: out of scope in both, no caption in both
     assert expected[N_IMAGES]["in_scope"] is False and "caption" not in expected[N_IMAGES]
     assert rows[N_IMAGES]["in_scope"] is False and rows[N_IMAGES]["caption"] == ""
@@ -314,7 +328,11 @@ def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
     assert "beam 1" in capsys.readouterr().out
     body = json.loads((out / "export.json").read_text())
     assert body["beam"] == 1 and body["files"] == ["saved_model"] and body["command"]
-    assert not any(k.startswith("confidence_") for k in body["signatures"]["serving_default"])
+    outputs = body["signatures"]["serving_default"]["outputs"]
+    assert not any(k.startswith("confidence_") for k in outputs)  # no calibration
+    assert [k for k in outputs if k.startswith("finding_")] == sorted(  # findings all the same
+        f"finding_{name}" for name in body["findings"]
+    )
     images = np.random.default_rng(1).integers(0, 256, (12, 64, 64), dtype=np.uint8)
     images[:4] //= 8  # darker: other words, other phrasing
     captioner = Captioner(tiny_run)
@@ -328,11 +346,14 @@ def test_export_command_greedy_tiny_run(tiny_run, tmp_path, capsys):
     np.testing.assert_allclose(got["class_probability"].numpy(), expected.probs, atol=1e-5)
     np.testing.assert_allclose(got["ood_score"].numpy(), expected.ood_score, rtol=1e-5)
     np.testing.assert_allclose(got["score"].numpy(), expected.scores, atol=1e-5)
+    for name in body["findings"]:
+        said = [f[name] or "" for f in expected.findings]
+        assert [v.decode() for v in got[f"finding_{name}"].numpy()] == said
     # an empty batch is a valid request
     none = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"](
         images=tf.constant([], tf.string)
     )
-    assert none["caption"].shape == (0,)
+    assert none["caption"].shape == (0,) and none["finding_extent"].dtype == tf.string
     # the output folder is never overwritten
     assert main(["export", "--run", str(tiny_run), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -368,7 +389,7 @@ def test_finding_table_equals_numpy_confidences():
 
     from captioning.captions.templates import load_template_set
     from captioning.captions.vocabulary import SPECIALS
-    from captioning.confidence import finding_logits
+    from captioning.confidence import finding_logits, stated_findings
     from captioning.export.text import FindingTable, renderings
     from captioning.inference import Captioner
 
@@ -401,6 +422,13 @@ def test_finding_table_equals_numpy_confidences():
         stated += int(np.isfinite(want).sum())
         np.testing.assert_allclose(got[name].numpy(), want, rtol=1e-6, equal_nan=True)
     assert stated > len(rows)  # most rows state findings: the comparison is not vacuous
+    said = stated_findings(tokens, vocab, tset)  # and the stated values, as text
+    values = FindingTable(tset, vocab).values(tf.constant(words), tf.constant(count))
+    for name in tset.fields:
+        assert [v.decode() for v in values[name].numpy()] == [s[name] or "" for s in said]
+        # a confidence is that of a stated finding (not every stated one has one: this
+        # vocabulary lacks some of the field's other words)
+        assert all(s[name] is not None for s, p in zip(said, expected[name], strict=True) if p >= 0)
 
 
 @pytest.mark.slow  # tracing the SHA-256 rounds and both searches: ~30 s
@@ -422,6 +450,9 @@ def test_serving_graph_runs_the_cli_search(beam, tmp_path):
     got = ServingModel(captioner, beam).serving_pixels(tf.constant(images))
     assert [c.decode() for c in got["caption"].numpy()] == expected.texts
     np.testing.assert_allclose(got["score"].numpy(), expected.scores, atol=1e-5)
+    for name in captioner.finding_fields:
+        said = [f[name] or "" for f in expected.findings]
+        assert [v.decode() for v in got[f"finding_{name}"].numpy()] == said
 
 
 @pytest.mark.slow  # one export of a tiny run: about a minute of CPU
@@ -450,7 +481,7 @@ def test_a_new_export_of_the_pinned_run_gives_the_pinned_saved_models_outputs(tm
     added = set(body["signatures"]["serving_default"]["outputs"]) - set(
         old["signatures"]["serving_default"]["outputs"]
     )
-    assert added == {"out_of_scope_reason"}
+    assert added == {"out_of_scope_reason", *(f"finding_{name}" for name in body["findings"])}
     model = tf.saved_model.load(str(tmp_path / "model" / "saved_model"))
     files = [(fixtures / "images" / name).read_bytes() for name in pinned["images"]]
     out = model.signatures[pinned["signature"]](images=tf.constant(files))

@@ -26,6 +26,7 @@ httpx = pytest.importorskip("httpx")  # the `test` extra installs it, with FastA
 pytest.importorskip("fastapi")
 
 from captioning.bundled import resolve_run  # noqa: E402
+from captioning.captions.parse import parse_caption  # noqa: E402
 from captioning.data.images import load_image  # noqa: E402
 from captioning.inference import Captioner, caption_entries  # noqa: E402
 from captioning.serving.app import create_app  # noqa: E402
@@ -103,6 +104,11 @@ def test_captions_equal_the_cli_entries(server, captioner, images):
     results = answer.json()["results"]
     assert results == expected(captioner, files)
     assert [r["class"] for r in results] == [p.name.split("_")[0] for p in images[::3]]
+    for r in results:  # the findings each caption states, field by field of the run's set
+        assert r["findings"] == parse_caption(r["caption"], captioner.tset).fields
+        assert list(r["findings"]) == list(captioner.finding_fields) and captioner.finding_fields
+        assert set(r["confidence"]) == {"class", *r["findings"]}
+    assert any(v is not None for r in results for v in r["findings"].values())
 
 
 def test_attention_maps_for_the_page(server, captioner, images):
@@ -316,7 +322,10 @@ def test_the_page_in_a_real_browser(server, captioner, images, tmp_path):
         card.wait_for(timeout=60_000)
         page.locator(".result canvas[data-ready]").wait_for()  # the image is drawn
         assert card.locator(".caption").inner_text() == want["caption"]
-        assert want["class"] in card.locator("table").inner_text()
+        table = card.locator("table").inner_text()
+        assert want["class"] in table
+        for name, value in want["findings"].items():  # beside the caption, with its confidence
+            assert f"{name}: {value or 'not stated'}" in table
         before = page.evaluate("document.querySelector('canvas').toDataURL()")
         card.locator(".word").nth(2).hover()  # the overlay of that word is drawn
         assert page.evaluate("document.querySelector('canvas').toDataURL()") != before

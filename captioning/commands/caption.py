@@ -3,7 +3,9 @@
 Without ``--run`` the bundled model (``captioning.bundled``) captions, so a fresh install needs
 no training. Folders are walked recursively for PNG, JPEG and DICOM files; files named
 explicitly are always tried. Each file gets one line (or one JSON object with ``--json``), in
-order; ``--csv FILE`` also writes one row per file, atomically. A file that cannot be read gets
+order; ``--csv FILE`` also writes one row per file, atomically (``CSV_COLUMNS``, then
+``finding_<field>`` for each field of the run's template set: the stated value, empty where the
+caption states none or there is no caption). A file that cannot be read gets
 an error entry and the rest are still captioned (exit code 1 if any failed); an out-of-scope
 image gets one line saying so and no caption (an answer, exit code 0).
 """
@@ -146,12 +148,15 @@ def format_line(entry: dict) -> str:
     return f"{entry['path']}: {flag}{entry['caption']}  [{entry['class']} {entry['prob']:.4f}]"
 
 
-def write_csv(entries: list[dict], path: Path) -> None:
-    """One row per file (``CSV_COLUMNS``), written to a temporary name and renamed."""
+def write_csv(entries: list[dict], path: Path, fields=()) -> None:
+    """One row per file (``CSV_COLUMNS``, then ``finding_<field>`` for each of ``fields``),
+    written to a temporary name and renamed."""
+    columns = [*CSV_COLUMNS, *(f"finding_{name}" for name in fields)]
+    rows = [{**e, **{f"finding_{k}": v for k, v in e.get("findings", {}).items()}} for e in entries]
     with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(entries)
+        writer.writerows(rows)
 
 
 def caption_files(
@@ -196,7 +201,7 @@ def caption_files(
                 print(format_line(entry), file=sys.stderr if "error" in entry else out)
         entries.extend(chunk)
     if csv_path is not None:
-        write_csv(entries, Path(csv_path))
+        write_csv(entries, Path(csv_path), captioner.finding_fields)
     if attention_dir is not None and not captioner.has_attention:
         print("note: this decoder has no attention; no overlays written", file=sys.stderr)
     return 1 if any("error" in e for e in entries) else 0

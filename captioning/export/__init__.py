@@ -86,6 +86,7 @@ def export_body(captioner, width: int, fmt: str, files: list[str], signatures: d
         "model_sha256": hashlib.sha256(weights).hexdigest(),
         "classes": captioner.classes,
         "templates": captioner.templates,
+        "findings": list(captioner.finding_fields),  # outputs finding_<field>, in this order
         "beam": width,
         "max_length": captioner.search.max_length,
         "phrasing": captioner.search.phrasing,

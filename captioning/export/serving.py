@@ -5,8 +5,11 @@ that ``tf.saved_model.save`` writes and plain ``tf.saved_model.load`` runs.
 sentence the CLI prints; '' when out of scope or unreadable), ``class``, ``class_probability``
 (temperature-calibrated, as the CLI's ``prob``), ``in_scope``, ``ood_score``,
 ``out_of_scope_reason`` ('' when in scope), ``score`` (the
-caption's length-normalised log-probability), ``confidence_<finding>`` (NaN where the caption
-states none), and ``error`` ('' when the file was read; else the CLI's one-line problem).
+caption's length-normalised log-probability), ``finding_<field>`` for each field of the run's
+template set (the value the caption states, as the CLI's ``findings``; '' where it states none
+and wherever ``caption`` is ''), ``confidence_<field>`` (runs with a calibration; NaN where the
+caption states none), and ``error`` ('' when the file was read; else the CLI's one-line
+problem).
 ``serving_pixels(pixels)``: the same from (N, 64, 64) uint8 arrays.
 
 The pieces: the image decoding of ``export.images``; the encoder, head and decoder layers of
@@ -44,8 +47,9 @@ class CaptionGraph:
         self.start_id, self.end_id = captioner.vocab.start_id, captioner.vocab.end_id
         self.words = tf.constant(captioner.vocab.tokens)  # (V,) id -> token
         self.class_names = tf.constant(captioner.classes)  # (K,)
-        self.sentences, self.findings = sentences, findings
+        self.sentences, self.findings = sentences, findings  # findings: None without fields
         calibration = captioner.calibration
+        self.confident = findings is not None and calibration is not None
         self.temperatures = calibration["temperatures"] if calibration else {}
         scope = captioner.scope
         self.ood = scope_score_fn(scope)
@@ -53,14 +57,17 @@ class CaptionGraph:
         self.evidence = None if scope is None else captioner.evidence_reader.read  # the CLI's ops
         self.threshold = None if scope is None else float(scope.threshold)
         self.names = [*STRINGS, "class_probability", "in_scope", "ood_score", "score"]
-        self.names += [f"confidence_{name}" for name in (findings.fields if findings else [])]
+        fields = findings.fields if findings else []
+        self.names += [f"finding_{name}" for name in fields]
+        self.names += [f"confidence_{name}" for name in (fields if self.confident else [])]
 
     def __call__(self, pixels, errors) -> dict:
         """(B, 64, 64) uint8 and (B,) error strings ('' when read) -> the output dictionary;
         empty outputs for an empty batch (batch norm needs a row)."""
 
         def empty():
-            dtypes = {"in_scope": tf.bool, **{k: tf.string for k in STRINGS}}
+            strings = [*STRINGS, *(k for k in self.names if k.startswith("finding_"))]
+            dtypes = {"in_scope": tf.bool, **{k: tf.string for k in strings}}
             return {k: tf.zeros([0], dtypes.get(k, tf.float32)) for k in self.names}
 
         return tf.cond(tf.shape(pixels)[0] > 0, lambda: self.caption(pixels, errors), empty)
@@ -89,7 +96,12 @@ class CaptionGraph:
             "error": errors,
         }
         if self.findings is not None:
-            for name, p in self.confidences(features, tokens).items():
+            words, count = self.caption_words(tokens)
+            located = self.findings.locate(words, count)  # one scan for values and confidences
+            for name, value in self.findings.values(words, count, located).items():
+                out[f"finding_{name}"] = tf.where(in_scope, value, "")  # as the caption
+        if self.confident:
+            for name, p in self.confidences(features, tokens, words, count, located).items():
                 out[f"confidence_{name}"] = self.or_nan(read, p)
         return out
 
@@ -114,16 +126,20 @@ class CaptionGraph:
         ood_score = self.ood(evidence)
         return ood_score, (ood_score <= self.threshold) & read, self.why(ood_score, evidence)
 
-    def confidences(self, features, tokens) -> dict:
+    def caption_words(self, tokens):
+        """(B, L) word ids -> (B, L) their words, non-pad first, and (B,) how many."""
+        order = tf.argsort(tf.cast(tokens <= 0, tf.int32), 1, stable=True)  # words first
+        kept = tf.gather(self.words, tf.gather(tokens, order, batch_dims=1))  # (B, L) strings
+        count = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), 1)  # (B,) words in the caption
+        return kept, count
+
+    def confidences(self, features, tokens, words, count, located) -> dict:
         """Finding name -> (B,) float64 calibrated confidence of the finding the caption
         states, from the decoder's teacher-forced logits on it."""
         start = tf.fill([tf.shape(tokens)[0], 1], self.start_id)
         inputs = tf.concat([start, tokens[:, :-1]], 1)  # (B, L): <start> + caption, shifted
         steps = self.decoder({**features, "tokens": inputs}, training=False)["logits"]
-        order = tf.argsort(tf.cast(tokens <= 0, tf.int32), 1, stable=True)  # words first
-        kept = tf.gather(self.words, tf.gather(tokens, order, batch_dims=1))  # (B, L) strings
-        count = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), 1)  # (B,) words in the caption
-        return self.findings.confidences(kept, count, steps, self.temperatures)
+        return self.findings.confidences(words, count, steps, self.temperatures, located)
 
 
 class ServingModel(tf.Module):
@@ -135,9 +151,9 @@ class ServingModel(tf.Module):
         self.beam = captioner.resolve_beam(beam)
         tset = captioner.tset
         self.sentences = SentenceTable(tset)
-        with_findings = tset is not None and captioner.calibration is not None
+        with_findings = bool(captioner.finding_fields)  # the run's set states fields
         self.findings = FindingTable(tset, captioner.vocab.tokens) if with_findings else None
-        self.finding_names = list(self.findings.fields) if with_findings else []
+        self.finding_names = list(captioner.finding_fields)
         graph = CaptionGraph(captioner, self.beam, self.sentences, self.findings)
         files_spec = tf.TensorSpec([None], tf.string, name="images")
         pixels_spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.uint8, name="pixels")

@@ -14,7 +14,8 @@ export over everything the set can say, and the graph only looks its answers up:
   maps to ``to_sentence`` of it; any other token sequence gets ``rule_sentence``'s result
   (written forms of words, a capital first letter, a final period), built from a word table.
 - ``FindingTable``: every class and field phrase maps to what ``finding_logits`` needs: its
-  field, length, the offset of the deciding word and the candidate words with their values.
+  field, length, the offset of the deciding word and the candidate words with their values,
+  and to the value it states (the ``findings`` of ``stated_findings``).
   The graph scans a caption left to right, longest phrase first, as parse-back does.
 """
 
@@ -91,7 +92,8 @@ class SentenceTable(tf.Module):
 
 class FindingTable(tf.Module):
     """Caption words -> per finding: the time step, candidate word ids and values, and the
-    stated value (``confidence.finding_logits``'s grouped logits, located in the graph)."""
+    stated value (``confidence.finding_logits``'s grouped logits, located in the graph), and
+    the stated value as text (``confidence.stated_findings``)."""
 
     def __init__(self, tset, vocab_tokens: list[str]):
         super().__init__(name="findings")
@@ -100,7 +102,7 @@ class FindingTable(tf.Module):
         self.fields = list(tset.fields)
         width = max(sum(len(p) for p in tset.phrases[f].values()) for f in self.fields)
         rows = {"slot": [], "usable": [], "length": [], "offset": [], "ids": [], "groups": []}
-        rows["chosen"] = []
+        rows["chosen"], said = [], []
         for phrase, (kind, value) in table.items():
             slot = self.fields.index(kind) if kind in self.fields else -1
             found = deciding_candidates(kind, phrase, tset, index) if slot >= 0 else None
@@ -113,7 +115,9 @@ class FindingTable(tf.Module):
             rows["ids"].append(ids + [0] * (width - len(ids)))
             rows["groups"].append(list(cands.values()) + [-1] * (width - len(ids)))  # -1: pad
             rows["chosen"].append(FIELDS[kind].index(value) if slot >= 0 else -1)
+            said.append(value if slot >= 0 else "")
         self.arrays = {k: tf.constant(np.array(v, np.int64)) for k, v in rows.items()}
+        self.said = tf.constant(said or [""], tf.string)  # phrase entry -> its field's value
         keys = [" ".join(p) for p in table]
         self.phrases = _table(keys, np.arange(len(keys), dtype=np.int64), np.int64(-1))
 
@@ -151,11 +155,25 @@ class FindingTable(tf.Module):
             i += tf.where(live, step, 0)
         return where, at
 
-    def confidences(self, words, count, logits, temperatures: dict) -> dict:
+    def locate(self, words, count):
+        """``_locate``'s answer, to pass to ``values`` and ``confidences`` (one scan for both)."""
+        return self._locate(words, count)
+
+    def values(self, words, count, located=None) -> dict:
+        """Name -> (B,) string: the value each caption states for the finding ('' where it
+        states none), as ``confidence.stated_findings``; ``words``, ``count`` as ``_locate``."""
+        where, _ = located if located is not None else self._locate(words, count)
+        out = {}
+        for f, name in enumerate(self.fields):
+            value = tf.gather(self.said, tf.maximum(where[:, f], 0))  # (B,)
+            out[name] = tf.where(where[:, f] >= 0, value, "")
+        return out
+
+    def confidences(self, words, count, logits, temperatures: dict, located=None) -> dict:
         """Name -> (B,) float64 probability of each stated finding (NaN where the caption
         states none), as ``Captioner.confidences``. ``logits`` (B, L, V): the decoder's
         teacher-forced logits on the caption (step t scores word t)."""
-        where, at = self._locate(words, count)
+        where, at = located if located is not None else self._locate(words, count)
         length = logits.shape[1]
         out = {}
         for f, name in enumerate(self.fields):

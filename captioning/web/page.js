@@ -1,6 +1,7 @@
 // The captioning page: sends the chosen images to POST /caption?attention=1 and shows, for each,
-// the image the model read, the caption, the class and confidences, the out-of-scope notice or
-// the error; hovering or clicking a word of the caption overlays where the model looked.
+// the image the model read, the caption, the class and findings with their confidences, the
+// out-of-scope notice or the error; hovering or clicking a word of the caption overlays where
+// the model looked.
 "use strict";
 
 const SIDE = 256; // canvas pixels per image side
@@ -78,13 +79,16 @@ function captionLine(entry, show) {
   return line;
 }
 
-function confidenceTable(entry) {
-  const table = el("table", { className: "confidence" });
-  table.append(el("tr", {}, el("th", { textContent: "the caption states" }), el("th", { textContent: "confidence" })));
-  table.append(el("tr", {}, el("td", { textContent: `class: ${entry.class}` }), el("td", { textContent: percent(entry.prob) })));
-  for (const [name, p] of Object.entries(entry.confidence || {})) {
-    if (name === "class") continue;
-    table.append(el("tr", {}, el("td", { textContent: name }), el("td", { textContent: percent(p) })));
+// The class and each finding the caption states (entry.findings: field -> value, null where the
+// caption states none), beside its calibrated confidence where the run has one.
+function findingsTable(entry) {
+  const row = (tag, ...cells) => el("tr", {}, ...cells.map((text) => el(tag, { textContent: text })));
+  const table = el("table", { className: "confidence findings" });
+  table.append(row("th", "the caption states", "confidence"));
+  table.append(row("td", `class: ${entry.class}`, percent(entry.prob)));
+  for (const [name, value] of Object.entries(entry.findings || {})) {
+    const p = entry.confidence ? percent(entry.confidence[name]) : "not calibrated";
+    table.append(value === null ? row("td", `${name}: not stated`, "") : row("td", `${name}: ${value}`, p));
   }
   return table;
 }
@@ -129,7 +133,7 @@ function showEntry(entry) {
   details.append(line);
   if (att) details.append(el("p", { className: "muted", textContent: "Hover over or click a word to see where the model looked." }));
   if (entry.in_scope === false) details.append(el("p", { className: "notice", textContent: `Flagged out of scope: ${entry.out_of_scope_reason}.` }));
-  details.append(confidenceTable(entry));
+  details.append(findingsTable(entry));
   return card;
 }
 
