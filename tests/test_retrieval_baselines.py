@@ -194,3 +194,26 @@ def test_classify_then_template_groups_and_backs_off():
     assert list(depth) == [2, 2, 1, 0]
     unlabelled = evalset(np.zeros((1, 4, 4)), ["a"], "test")
     assert "no label columns" in label_heads(SimpleNamespace(run={}), unlabelled)
+
+
+def test_classify_then_template_says_why_it_does_not_apply(tmp_path):
+    """A missing encoder run, an encoder of one label, an encoder of another dataset: each a
+    one-line reason, not an error."""
+    import json
+
+    from captioning.evaluation.label_baseline import label_heads
+
+    labelled = evalset(np.zeros((1, 4, 4)), ["a"], "test")
+    labelled.label_columns = ("modality",)
+
+    def reason(encoder: dict | None) -> str:
+        if encoder is not None:
+            (tmp_path / "run.json").write_text(json.dumps(encoder))
+        run = {"encoder_run": str(tmp_path), "manifest_sha256": "abc"}
+        return label_heads(SimpleNamespace(run=run), labelled)
+
+    assert "not at hand" in reason(None)
+    assert "no heads of the label columns" in reason({"classes": ["CT", "MR"]})
+    heads = {"label_columns": {"modality": ["CT", "MR"]}}
+    assert "another dataset" in reason({**heads, "manifest_sha256": "def"})
+    assert reason({**heads, "manifest_sha256": "abc"}) == (tmp_path, {"modality": ["CT", "MR"]})
