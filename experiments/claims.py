@@ -43,6 +43,7 @@ SCANNED = (
     "experiments/findings_accuracy.md",
     "experiments/findings_v2.md",
     "experiments/medpix.md",
+    "experiments/r2gen_check.md",
     "experiments/speed.md",
 )
 NUMBER = re.compile(r"(?<![\w.,/-])[-+]?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?(?![\d])")

@@ -13,6 +13,7 @@ BASELINES = (
     ("the training caption most like the others (constant)", "constant"),
     ("nearest training images on the encoder's features, consensus caption", "retrieval_features"),
     ("nearest training images on raw pixels, consensus caption", "retrieval_pixels"),
+    ("label heads, then the consensus caption of those labels", "classify_then_template"),
 )
 CONTENT = ("modality", "plane", "location")
 
@@ -36,6 +37,16 @@ def by_label(results: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
+def recorded(metrics: list[dict]) -> list[tuple[str, str]]:
+    """The ``BASELINES`` that some of ``metrics`` scored (a baseline added after a run was
+    evaluated, or not computed for it, gets no row of dashes)."""
+    return [
+        (name, key)
+        for name, key in BASELINES
+        if any("bleu4" in ((m.get("baselines") or {}).get(key) or {}) for m in metrics)
+    ]
+
+
 def scores_table(groups: dict[str, list[dict]]) -> list[str]:
     """One row for each encoder's captioner and one for each of its runs' baselines."""
     lines = [row(["captioner or baseline", *(n for n, _ in SCORES)]), "|---|" + "---:|" * 4]
@@ -49,7 +60,7 @@ def scores_table(groups: dict[str, list[dict]]) -> list[str]:
                 ]
             )
         )
-        for name, key in BASELINES:
+        for name, key in recorded(metrics):
             blocks = [(m.get("baselines") or {}).get(key) or {} for m in metrics]
             lines.append(
                 row([f"{name} ({label})", *(spread([b.get(k) for b in blocks]) for _, k in SCORES)])
@@ -87,7 +98,7 @@ def bootstrap_table(groups: dict[str, list[dict]]) -> list[str]:
         "|---|---|" + "---:|" * len(scores),
     ]
     for label, art in runs:
-        for _, key in BASELINES:
+        for _, key in recorded([a["metrics"] for _, a in runs]):
             block = paired(art, key) or {}
             cells = (interval(block.get(k)) for _, k in scores)
             lines.append(row([f"{label}, seed {art.get('seed')}", key, *cells]))

@@ -247,6 +247,8 @@ def test_evaluate_reports_content_on_a_tiny_medpix_run(medpix_slice, tmp_path):
     assert "per_image" not in report["baselines"]  # each image's entry has its captions
     for entry in report["captions"]:
         assert set(entry["baselines"]) == {"retrieval_features", "retrieval_pixels"}
+    skipped = report["baselines"]["classify_then_template"]  # the MedNIST encoder: one label
+    assert set(skipped) == {"not_computed"} and "label columns" in skipped["not_computed"]
     mine = tmp_path / "mine.json"
     mine.write_text(json.dumps({"columns": {"modality": {"values": {"CT": ["ct"]}}}}))
     cli("evaluate", "--run", "cap", "--split", "val", "--out", "mine.json", "--lexicon", str(mine))

@@ -179,3 +179,25 @@ def test_mean_of(mask):
         pytest.approx(2 / 3, abs=1e-6) if mask is None else 0.5
     )
     assert mean_of([], None) is None
+
+
+def test_the_sample_table_ends_with_the_baselines():
+    """The model's scores and each scored baseline's; a baseline not computed in one line."""
+    from captioning.evaluation.artifacts import baseline_lines
+
+    scores = {"bleu4": 0.25, "meteor": None, "rouge_l": 0.5, "cider": 1.0}
+    report = {
+        **scores,
+        "baselines": {
+            "constant": {**scores, "bleu4": 0.125, "caption": "a hand"},
+            "classify_then_template": {"not_computed": "the run's data has no label columns"},
+            "model_below": [],
+        },
+    }
+    lines = baseline_lines(report)
+    assert "| model | 0.250 | – | 0.500 | 1.000 |" in lines
+    assert "| baseline `constant` | 0.125 | – | 0.500 | 1.000 |" in lines
+    assert lines[-1] == (
+        "- baseline `classify_then_template` not computed: the run's data has no label columns"
+    )
+    assert baseline_lines({"baselines": {"not_computed": "no dataset"}}) == []

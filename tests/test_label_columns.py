@@ -559,3 +559,18 @@ def test_medpix_label_columns_classifier_and_captioner(medpix_slice, tmp_path):
     captioner = json.loads((tmp_path / "cap" / "run.json").read_text())
     assert captioner["labelled"] is False and captioner["classes"] == ["CT", "MR"]
     assert (tmp_path / "cap" / "best_model.keras").is_file()
+    cli("evaluate", "--run", "cap", "--split", "val", "--out", "val.json", cwd=tmp_path)
+    check_classify_then_template(json.loads((tmp_path / "val.json").read_text()))
+
+
+def check_classify_then_template(report: dict) -> None:
+    """The label baseline of a run whose encoder has label heads: scored like the model, with
+    each image's caption one of the train split's and its paired bootstrap."""
+    block = report["baselines"]["classify_then_template"]
+    assert {"bleu4", "cider", "rouge_l"} <= set(block) and isinstance(block["cider"], float)
+    assert block["columns"] == ["modality", "plane", "location"]
+    assert set(block["head_accuracy"]) == {"modality", "plane", "location"}
+    assert sum(block["matched_columns"].values()) == report["n"]
+    assert block["paired_bootstrap"]["bleu4"]["low"] <= block["paired_bootstrap"]["bleu4"]["high"]
+    captions = {e["baselines"]["classify_then_template"] for e in report["captions"]}
+    assert 1 <= len(captions) == block["groups_used"]

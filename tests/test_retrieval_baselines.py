@@ -167,3 +167,53 @@ def test_diversity_of_hand_made_captions():
     assert (
         metric("repeat_share").format(0.4) == "40.00%" and not metric("unk_share").higher_is_better
     )
+
+
+def test_classify_then_template_groups_and_backs_off():
+    """Each query gets the consensus caption of the train images with its predicted labels; a
+    combination no train image has backs off to its first column, then to the constant."""
+    from captioning.evaluation.label_baseline import group_captions, label_heads
+
+    texts = [
+        "axial ct of the head", "axial ct of the head .", "axial ct of the head",
+        "coronal mr of the knee", "coronal mr of the knee", "coronal mr of the knee joint",
+    ]  # fmt: skip
+    pool = build_pool([[t] for t in texts], tokenize)
+    train = {
+        "modality": np.array(["CT"] * 3 + ["MR"] * 3, dtype=object),
+        "plane": np.array(["Axial"] * 3 + ["Coronal"] * 3, dtype=object),
+    }
+    predicted = {
+        "modality": np.array(["MR", "CT", "CT", "XR"], dtype=object),
+        "plane": np.array(["Coronal", "Axial", "Coronal", "Axial"], dtype=object),
+    }
+    captions, depth = group_captions(pool, train, predicted, constant_caption)
+    knee, head = "coronal mr of the knee", "axial ct of the head"
+    assert captions[:3] == [knee, head, head]  # CT + Coronal: no train image, so CT alone
+    assert captions[3] == constant_caption(pool)  # XR: no train image, the constant caption
+    assert list(depth) == [2, 2, 1, 0]
+    unlabelled = evalset(np.zeros((1, 4, 4)), ["a"], "test")
+    assert "no label columns" in label_heads(SimpleNamespace(run={}), unlabelled)
+
+
+def test_classify_then_template_says_why_it_does_not_apply(tmp_path):
+    """A missing encoder run, an encoder of one label, an encoder of another dataset: each a
+    one-line reason, not an error."""
+    import json
+
+    from captioning.evaluation.label_baseline import label_heads
+
+    labelled = evalset(np.zeros((1, 4, 4)), ["a"], "test")
+    labelled.label_columns = ("modality",)
+
+    def reason(encoder: dict | None) -> str:
+        if encoder is not None:
+            (tmp_path / "run.json").write_text(json.dumps(encoder))
+        run = {"encoder_run": str(tmp_path), "manifest_sha256": "abc"}
+        return label_heads(SimpleNamespace(run=run), labelled)
+
+    assert "not at hand" in reason(None)
+    assert "no heads of the label columns" in reason({"classes": ["CT", "MR"]})
+    heads = {"label_columns": {"modality": ["CT", "MR"]}}
+    assert "another dataset" in reason({**heads, "manifest_sha256": "def"})
+    assert reason({**heads, "manifest_sha256": "abc"}) == (tmp_path, {"modality": ["CT", "MR"]})

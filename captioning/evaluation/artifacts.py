@@ -32,7 +32,8 @@ def _title(report: dict) -> str:
 
 
 def write_samples(report: dict, path: Path, per_class: int = 2) -> None:
-    """A Markdown table of generated captions beside reference 0, a few per class."""
+    """A Markdown table of generated captions beside reference 0, a few per class, then the
+    model's scores beside its baselines'."""
     lines = [
         _title(report),
         "",
@@ -48,15 +49,38 @@ def write_samples(report: dict, path: Path, per_class: int = 2) -> None:
         lines.append(
             f"| {c} | {entry['generated']} | {entry['references'][0]} | {entry['pred_class']} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines + baseline_lines(report)) + "\n")
 
 
 def write_first_samples(report: dict, path: Path) -> None:
-    """A Markdown table of the first generated captions beside their first reference."""
+    """A Markdown table of the first generated captions beside their first reference, then
+    the model's scores beside its baselines'."""
     lines = [_title(report), "", "| image | generated | reference 0 |", "|---|---|---|"]
     for entry in report["captions"][:SAMPLES]:
         lines.append(f"| `{entry['path']}` | {entry['generated']} | {entry['references'][0]} |")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines + baseline_lines(report)) + "\n")
+
+
+def baseline_lines(report: dict) -> list[str]:
+    """Markdown: the model's corpus scores and each scored baseline's; one line per baseline
+    not computed, with why; nothing without a ``baselines`` block."""
+    blocks = report.get("baselines") or {}
+    if "not_computed" in blocks or not blocks:
+        return []
+    keys = ("bleu4", "meteor", "rouge_l", "cider")
+
+    def cells(values: dict) -> str:
+        return " | ".join("–" if values.get(k) is None else f"{values[k]:.3f}" for k in keys)
+
+    lines = ["", "| captions | BLEU-4 | METEOR | ROUGE-L | CIDEr-D |", "|---|---:|---:|---:|---:|"]
+    lines.append(f"| model | {cells(report)} |")
+    skipped = []
+    for name, block in blocks.items():
+        if isinstance(block, dict) and "not_computed" in block:
+            skipped.append(f"- baseline `{name}` not computed: {block['not_computed']}")
+        elif isinstance(block, dict) and "bleu4" in block:
+            lines.append(f"| baseline `{name}` | {cells(block)} |")
+    return lines + (["", *skipped] if skipped else [])
 
 
 def write_overlays(captioner, evalset, beam_width: int, folder: Path) -> None:

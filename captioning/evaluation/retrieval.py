@@ -12,6 +12,10 @@ with the same metrics (``captioning evaluate`` reports them under ``baselines``)
   validation split (a seeded sample of ``VAL_SAMPLE`` images), never on the evaluated split.
   The pool: the train split, whole for the features, a seeded sample of ``PIXEL_POOL`` images
   for the pixels (42k x 4096 pixels against every image of a split is minutes on two cores).
+- ``classify_then_template``: each label column predicted by the heads of the classifier the
+  run's encoder came from, then the consensus caption of the train images with those labels
+  (``captioning.evaluation.label_baseline``); ``{"not_computed": why}`` for a run without
+  label heads.
 
 Consensus similarity of two captions: the mean over n = 1..4 of the cosine of their n-gram
 TF-IDF vectors (IDF from the train pool's images), i.e. CIDEr's vector similarity without
@@ -23,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from captioning.evaluation.consensus import Pool, build_pool, consensus_pick, consensus_picks
+from captioning.evaluation.label_baseline import NAME as LABEL_BASELINE
+from captioning.evaluation.label_baseline import classify_then_template
 from captioning.metrics.bootstrap import LEFT_OUT, PairedBootstrap
 from captioning.metrics.cider import CiderD
 
@@ -147,7 +153,7 @@ def caption_baselines(
     split (where k is chosen); ``captioner``: gives the encoder's pooled vectors; with
     ``generated`` (the model's caption of each image), each block's ``paired_bootstrap``:
     the model minus the baseline, with 95% intervals over resampled test images.
-    ``per_image``: each retrieval baseline's caption of each image of ``evalset``."""
+    ``per_image``: each baseline's caption of each image (the constant's is in its block)."""
     pool = build_pool(pool_set.references, evalset.tokenize)
     where = f"train split ({len(pool)} images)"
     refs = [[evalset.tokenize(r) for r in row] for row in evalset.references]
@@ -189,15 +195,28 @@ def caption_baselines(
             if rows is None
             else f"train split, {len(rows)} of {len(pool)} images (seeded sample)",
         }
+    add_label_baseline(out, per_image, captioner, evalset, pool_set, pool, meteor, refs)
     if generated is not None:
         paired_bootstrap(out, per_image, generated, refs, evalset.tokenize)
-    out["per_image"] = {k: v for k, v in per_image.items() if k != "constant"}  # (the report
-    # moves them to each image's entry: the constant's one caption is in its block)
+    out["per_image"] = {k: v for k, v in per_image.items() if k != "constant"}
     split = evalset.evaluated.get("split")
     if split in ("train", "val"):
         used = "retrieve from" if split == "train" else "choose k on"
         out["note"] = f"the evaluated split is '{split}', which the baselines {used}"
     return out
+
+
+def add_label_baseline(out, per_image, captioner, evalset, pool_set, pool, meteor, refs) -> None:
+    """Add ``classify_then_template`` (``captioning.evaluation.label_baseline``) to the
+    baselines' ``out`` blocks and ``per_image`` captions; ``{"not_computed": why}`` where
+    the run has no label heads."""
+    found = classify_then_template(captioner, evalset, pool_set, pool, constant_caption)
+    if isinstance(found, str):
+        out[LABEL_BASELINE] = {"not_computed": found}
+        return
+    per_image[LABEL_BASELINE], info = found
+    captions = per_image[LABEL_BASELINE]
+    out[LABEL_BASELINE] = {**_metric_block(captions, evalset, meteor, refs), **info}
 
 
 def paired_bootstrap(blocks: dict, per_image: dict, generated, ref_tokens, tokenize) -> None:
