@@ -102,7 +102,8 @@ def _field_stats(
                 for c in classes
             },
             "class_only_accuracy": class_only_accuracy(frame, field),
-            "borderline_share": round(borderline.get(field, 0.0), 4),
+            # None: a drawn field (its truth is exact, no image is near a cut)
+            "borderline_share": round(borderline[field], 4) if field in borderline else None,
             "cuts": cutpoints["cuts"].get(field),  # None: a drawn field (no cut point)
         }
         for field in fields
@@ -150,7 +151,7 @@ def card_markdown(card: dict) -> str:
             acc = info["class_only_accuracy"]
             lines.append(
                 f"| {field} | {balance} | {_pct(acc['train'])} / {_pct(acc['test'])} "
-                f"| {info['borderline_share']:.1%} |"
+                f"| {_pct(info['borderline_share'])} |"
             )
         lines += ["", "Balance per class:", ""]
         for field, info in card["fields"].items():
