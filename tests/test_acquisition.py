@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,24 @@ def test_missing_transformed_images_is_a_clear_error(acquired, tmp_path):
     with pytest.raises(DataError, match=r"acquisition_images\.npy: no transformed images"):
         _ = PreparedData(root, "acquisition").images
     assert isinstance(PreparedData(root).split("val").images, np.ndarray)  # others unaffected
+
+
+def test_an_external_folder_is_acquired_by_the_same_draws(acquired, tmp_path):
+    from captioning.evaluation.inputs import external_set
+
+    data, view = PreparedData(acquired), PreparedData(acquired, "acquisition")
+    captioner = SimpleNamespace(
+        run={"data_root": str(acquired)},
+        run_dir=tmp_path,
+        classes=data.classes,
+        templates="acquisition",
+    )
+    evalset = external_set(captioner, data.image_dir, tmp_path)  # the same files, unprepared
+    rows = data.manifest.reset_index().set_index("path").loc[evalset.frame["path"], "index"]
+    truth = read_captions(acquired, "acquisition").iloc[rows.to_numpy()]
+    for field in FIELDS:
+        assert list(evalset.frame[field]) == list(truth[field]), field
+    assert np.array_equal(evalset.images, np.asarray(view.images)[rows.to_numpy()])
 
 
 @pytest.mark.slow
