@@ -103,15 +103,14 @@ class PreparedData:
         the pages a kept map has read count in the process's resident memory (~200 MB for
         MedNIST after the splits are read), and opening costs one header read."""
         path = self.image_path
-        again = (
-            f"run 'captioning data captions --templates {self.image_set}' again"
+        again = (  # what rebuilds the file
+            f"run 'captioning data captions --templates {self.image_set}'"
             if self.image_set
             else "prepare again"
         )
         if self.image_set and not path.is_file():
             raise DataError(
-                f"{path}: no transformed images of template set '{self.image_set}'; "
-                f"{again.replace(' again', '')}"
+                f"{path}: no transformed images of template set '{self.image_set}'; {again}"
             )
         try:
             images = np.load(path, mmap_mode="r")
