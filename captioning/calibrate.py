@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from captioning.captions.findings import FIELDS, QUALITY_VALUES
+from captioning.captions.findings import FIELD_VALUES, QUALITY_VALUES
 from captioning.confidence import CALIBRATION_FILE
 from captioning.data.evaluation import run_split
 from captioning.data.sources import caption_source
@@ -126,13 +126,14 @@ def calibrate_run(
         result = captioner.caption(val.images)
         diagnostic = (truth["quality"] == QUALITY_VALUES[0]).to_numpy()
         for name, f in result.field_logits.items():
-            labels = np.array([FIELDS[name].index(v) for v in truth[name]])
+            labels = np.array([FIELD_VALUES[name].index(v) for v in truth[name]])
             use = diagnostic & (f.chosen >= 0)
             z, g = f.logits[use], f.groups[use]
-            temperatures[name] = fit_temperature(z, g, labels[use], 2)
+            k = len(FIELD_VALUES[name])
+            temperatures[name] = fit_temperature(z, g, labels[use], k)
             ece[name] = _ece_pair(
-                group_probs(z, g, 1.0, 2),
-                group_probs(z, g, temperatures[name], 2),
+                group_probs(z, g, 1.0, k),
+                group_probs(z, g, temperatures[name], k),
                 f.chosen[use],
                 labels[use],
             )

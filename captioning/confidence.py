@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from captioning.captions.findings import FIELDS
+from captioning.captions.findings import FIELD_VALUES
 from captioning.captions.parse import phrase_table
 from captioning.captions.templates import TemplateSet
 from captioning.captions.tokenize import tokenize
@@ -49,7 +49,7 @@ def locate_fields(words: list[str], tset: TemplateSet) -> dict[str, tuple[int, t
             phrase = tuple(words[i : i + length])
             hit = table.get(phrase)
             if hit is not None:
-                if hit[0] in FIELDS and hit[0] not in found:
+                if hit[0] in FIELD_VALUES and hit[0] not in found:
                     found[hit[0]] = (i, phrase, hit[1])
                 i += length
                 break
@@ -78,7 +78,7 @@ def stated_findings(tokens, vocab_tokens: list[str], tset) -> list[dict]:
 def deciding_candidates(field: str, phrase: tuple, tset: TemplateSet, index: dict):
     """(offset, {word id: value index}) at the first offset of ``phrase`` that decides its
     value among the field's phrases, or None when a word is missing from the vocabulary."""
-    values = FIELDS[field]
+    values = FIELD_VALUES[field]
     options = [
         (tuple(tokenize(p)), values.index(v))
         for v, phrases in tset.phrases[field].items()
@@ -137,7 +137,7 @@ def finding_logits(
             f = result[field]
             f.logits[members, : len(ids)] = logits[members, position + offset][:, ids]
             f.groups[members, : len(ids)] = list(cands.values())
-            f.chosen[members] = FIELDS[field].index(value)
+            f.chosen[members] = FIELD_VALUES[field].index(value)
     return result
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from captioning.captions.findings import FIELD_VALUES
 from captioning.captions.sentence import run_template_set, to_sentence
 from captioning.captions.vocabulary import VOCABULARY_FILE, Vocabulary
 from captioning.confidence import (
@@ -229,7 +230,8 @@ class Captioner:
         probs = group_probs(class_logits, class_groups(n, k), temperatures.get("class", 1.0), k)
         out = {"class": probs.max(1) if n else np.zeros(0)}
         for name, f in field_logits.items():
-            values = group_probs(f.logits, f.groups, temperatures.get(name, 1.0), 2)
+            k = len(FIELD_VALUES[name])
+            values = group_probs(f.logits, f.groups, temperatures.get(name, 1.0), k)
             picked = values[np.arange(n), np.maximum(f.chosen, 0)]
             out[name] = np.where(f.chosen >= 0, picked, np.nan)
         return out

@@ -102,7 +102,7 @@ def test_user_folders_from_the_environment_come_first(tmp_path, monkeypatch):
     assert load_template_set("mine").path == (first / "mine.toml").resolve()
     assert load_template_set("mine").fields == ()  # the first folder's copy of 'class'
     assert load_template_set("class").path == override.resolve()  # replaces the built-in
-    assert {"class", "findings", "mine"} == set(available_template_sets())
+    assert {"acquisition", "class", "findings", "mine"} == set(available_template_sets())
     monkeypatch.setenv("CAPTIONING_TEMPLATES", str(tmp_path / "missing"))
     with pytest.raises(DataError, match=r"CAPTIONING_TEMPLATES: .*missing: no such folder"):
         load_template_set("findings")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from captioning.captions.findings import FIELDS, QUALITY_VALUES
+from captioning.captions.findings import FIELD_VALUES, QUALITY_VALUES
 from captioning.captions.tokenize import tokenize
 
 CAPTION_CARD_VERSION = 1
@@ -95,15 +95,16 @@ def _field_stats(
     diagnostic = frame[frame["quality"] == QUALITY_VALUES[0]]
     return {
         field: {
-            "values": list(FIELDS[field]),
-            "balance": _balance(diagnostic[field], FIELDS[field]),
+            "values": list(FIELD_VALUES[field]),
+            "balance": _balance(diagnostic[field], FIELD_VALUES[field]),
             "balance_per_class": {
-                c: _balance(diagnostic.loc[diagnostic["class"] == c, field], FIELDS[field])
+                c: _balance(diagnostic.loc[diagnostic["class"] == c, field], FIELD_VALUES[field])
                 for c in classes
             },
             "class_only_accuracy": class_only_accuracy(frame, field),
-            "borderline_share": round(borderline.get(field, 0.0), 4),
-            "cuts": cutpoints["cuts"][field],
+            # None: a drawn field (its truth is exact, no image is near a cut)
+            "borderline_share": round(borderline[field], 4) if field in borderline else None,
+            "cuts": cutpoints["cuts"].get(field),  # None: a drawn field (no cut point)
         }
         for field in fields
     }
@@ -150,7 +151,7 @@ def card_markdown(card: dict) -> str:
             acc = info["class_only_accuracy"]
             lines.append(
                 f"| {field} | {balance} | {_pct(acc['train'])} / {_pct(acc['test'])} "
-                f"| {info['borderline_share']:.1%} |"
+                f"| {_pct(info['borderline_share'])} |"
             )
         lines += ["", "Balance per class:", ""]
         for field, info in card["fields"].items():

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from captioning.captions.acquisition import ACQUISITION_FIELDS
 from captioning.errors import DataError
 
 CUTPOINTS_VERSION = 2
@@ -51,6 +52,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 # Field -> the training-split quantile its cut point sits at (see the module docstring).
 FITTED_QUANTILES: dict[str, float] = {"extent": 0.65, "density": 0.30, "brightness": 0.30}
+# Every field a template set may state: these findings, measured on the pixels, and the
+# acquisition fields, drawn per image (``captioning.captions.acquisition``).
+FIELD_VALUES: dict[str, tuple[str, ...]] = {**FIELDS, **ACQUISITION_FIELDS}
 MEASUREMENTS = ("std", "extent", "density", "brightness")
 MEASURE_OF = {  # field -> the measurement it bins
     "extent": "extent",
@@ -58,6 +62,11 @@ MEASURE_OF = {  # field -> the measurement it bins
     "brightness": "brightness",
 }
 _CHUNK = 1024  # images per vectorised batch: bounds memory at ~1024 * 64 * 64 * 8 bytes (32 MB)
+
+
+def measured(fields) -> list[str]:
+    """The fields of ``fields`` measured on the pixels (those with a cut point), in order."""
+    return [f for f in fields if f in FIELDS]
 
 
 def measure(images: np.ndarray) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from captioning.captions.findings import FIELDS, QUALITY_VALUES
+from captioning.captions.findings import FIELD_VALUES, QUALITY_VALUES
 from captioning.captions.spotting import SLOT as _SLOT
 from captioning.captions.spotting import spot_phrases
 from captioning.errors import DataError
@@ -65,7 +65,7 @@ class TemplateSet:
     name: str
     path: Path
     description: str
-    fields: tuple[str, ...]  # findings this set states (a subset of findings.FIELDS)
+    fields: tuple[str, ...]  # findings this set states (a subset of findings.FIELD_VALUES)
     templates: tuple[str, ...]
     non_diagnostic: tuple[str, ...]  # empty: near-blank images use ``templates`` too
     classes: dict[str, tuple[str, ...]]
@@ -169,8 +169,8 @@ def _shape_problem(raw: dict) -> str | None:
     if "non_diagnostic" in raw and not _is_str_list(raw["non_diagnostic"]):
         return "'non_diagnostic' must be a non-empty list of strings"
     fields = raw.get("fields", [])
-    if not isinstance(fields, list) or any(f not in FIELDS for f in fields):
-        return f"'fields' must list findings among {list(FIELDS)}"
+    if not isinstance(fields, list) or any(f not in FIELD_VALUES for f in fields):
+        return f"'fields' must list findings among {list(FIELD_VALUES)}"
     classes = raw.get("classes")
     if not isinstance(classes, dict) or not classes:
         return "'classes' must be a table: class name = [phrases]"
@@ -178,7 +178,7 @@ def _shape_problem(raw: dict) -> str | None:
         if not _is_str_list(p):
             return f"classes.{c} must be a non-empty list of phrases"
     phrases = raw.get("phrases", {})
-    needed = {f: FIELDS[f] for f in fields}
+    needed = {f: FIELD_VALUES[f] for f in fields}
     if raw.get("non_diagnostic"):
         needed["quality"] = (QUALITY_VALUES[1],)
     for field, values in needed.items():
@@ -200,7 +200,7 @@ def _grammar_problem(tset: TemplateSet) -> str | None:
         slots = _SLOT.findall(template)
         if sorted(slots) != ["class", "quality"]:
             return f"non_diagnostic[{i}] has slots {slots}, expected {{class}} and {{quality}}"
-    combos = list(itertools.product(*(FIELDS[f] for f in tset.fields)))
+    combos = list(itertools.product(*(FIELD_VALUES[f] for f in tset.fields)))
     for class_name in tset.classes:
         for i in range(tset.n_references):
             cases = [dict(zip(tset.fields, combo, strict=True)) for combo in combos]
@@ -239,8 +239,10 @@ def render(
         slots = {}
         for field in tset.fields:
             value = fields.get(field)
-            if value not in FIELDS[field]:
-                raise DataError(f"field '{field}' = {value!r}: expected one of {FIELDS[field]}")
+            if value not in FIELD_VALUES[field]:
+                raise DataError(
+                    f"field '{field}' = {value!r}: expected one of {FIELD_VALUES[field]}"
+                )
             slots[field] = _phrase(tset.phrases[field][value], template_index)
     slots["class"] = _phrase(tset.classes[class_name], template_index)
     return sentence_case(_SLOT.sub(lambda m: slots[m.group(1)], template))

@@ -179,6 +179,8 @@ def build_template_captions(args: argparse.Namespace) -> int:
         f"vocabulary {card['vocabulary_size']['all']})"
     )
     print(f"captions: {root.resolve() / 'captions'}  (see {card['template_set']}_card.md)")
+    if "acquisition" in card:  # a set stating orientation/position: its images are transformed
+        print(f"transformed images: {root.resolve() / card['acquisition']['images']}")
     return 0
 
 

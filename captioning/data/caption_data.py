@@ -36,7 +36,8 @@ def caption_frame(data: PreparedData, templates: str) -> pd.DataFrame:
     ``templates``: a set name or a path to a ``.toml`` file.
 
     Stale: written for other images, by another version of the findings, or from another
-    content of the template set (its text changed since: its sha256 differs)."""
+    content of the template set (its text changed since: its sha256 differs); for a set stating
+    acquisition fields, also when its transformed images are missing."""
     tset = load_template_set(templates)
     try:
         frame = read_captions(data.root, tset.name)
@@ -47,8 +48,9 @@ def caption_frame(data: PreparedData, templates: str) -> pd.DataFrame:
         log.info("the '%s' template set changed since its captions were built", tset.name)
         stale = True
     if not stale:
-        try:
-            load_cutpoints(data.root)  # DataError: another version of the findings wrote it
+        try:  # DataError: another version of the findings wrote it (or it is gone)
+            load_cutpoints(data.root, tset)
+            _ = PreparedData(data.root, tset.path).images  # a set's transformed images exist
         except DataError:
             stale = True
     if stale:

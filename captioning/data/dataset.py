@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from captioning.captions.acquisition import acquires
+from captioning.captions.templates import load_template_set
 from captioning.errors import DataError
+
+
+def set_images_path(root: str | Path, set_name: str) -> Path:
+    """Where ``data captions`` writes the transformed images of a template set that states
+    acquisition fields (``captions.acquisition``): ``<root>/captions/<set>_images.npy``."""
+    return Path(root) / "captions" / f"{set_name}_images.npy"
 
 
 @dataclass(frozen=True)
@@ -31,10 +39,23 @@ class PreparedData:
 
     The image cache is memory-mapped: opening is instant and only the rows a split needs are
     read. ``manifest_sha256`` is checked on open, so a hand-edited manifest is caught.
+
+    ``templates``: the template set the images are read for (a name or path; None: the images
+    as prepared). A set that states acquisition fields (orientation, position) reads the
+    transformed images ``data captions`` wrote for it (``set_images_path``): every consumer of
+    a run on such a set (training, evaluation, calibration, the scope) opens the data this
+    way, so all of them see the same pixels.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, templates: str | Path | None = None):
         self.root = Path(root).expanduser().resolve()
+        self.image_path = self.root / "images.npy"
+        self.image_set: str | None = None  # the set whose transformed images are read
+        if templates is not None:
+            tset = load_template_set(templates)
+            if acquires(tset.fields):
+                self.image_set = tset.name
+                self.image_path = set_images_path(self.root, tset.name)
         card_path = self.root / "data_card.json"
         if not card_path.is_file():
             raise DataError(
@@ -81,16 +102,23 @@ class PreparedData:
         """All images, (N, 64, 64) uint8, memory-mapped read-only. Opened afresh on each use:
         the pages a kept map has read count in the process's resident memory (~200 MB for
         MedNIST after the splits are read), and opening costs one header read."""
-        try:
-            images = np.load(self.root / "images.npy", mmap_mode="r")
-        except (OSError, ValueError) as err:
+        path = self.image_path
+        again = (  # what rebuilds the file
+            f"run 'captioning data captions --templates {self.image_set}'"
+            if self.image_set
+            else "prepare again"
+        )
+        if self.image_set and not path.is_file():
             raise DataError(
-                f"{self.root / 'images.npy'}: cannot read the image cache ({err}); prepare again"
-            ) from None
+                f"{path}: no transformed images of template set '{self.image_set}'; {again}"
+            )
+        try:
+            images = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: cannot read the image cache ({err}); {again}") from None
         if len(images) != len(self.manifest):
             raise DataError(
-                f"{self.root / 'images.npy'}: {len(images)} images for "
-                f"{len(self.manifest)} manifest rows; prepare the dataset again"
+                f"{path}: {len(images)} images for {len(self.manifest)} manifest rows; {again}"
             )
         return images
 

@@ -38,7 +38,7 @@ def load_labelled(source: Path, classes: list[str], workdir: Path):
 def run_split(run: dict, split: str):
     """The run's own prepared dataset and its ``split``, with what was evaluated; refuses a
     dataset re-prepared since training (its split could overlap the training images)."""
-    dataset = PreparedData(run["data_root"])
+    dataset = PreparedData(run["data_root"], run.get("templates"))  # the images it trained on
     if dataset.manifest_sha256 != run["manifest_sha256"]:
         raise RunError(
             f"{dataset.root}: dataset changed since the run was trained "

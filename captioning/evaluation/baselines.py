@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from captioning.captions.findings import FIELDS, QUALITY_VALUES
+from captioning.captions.findings import FIELD_VALUES, FIELDS, QUALITY_VALUES
 from captioning.captions.templates import load_template_set, render
 from captioning.errors import DataError
 
@@ -144,13 +144,13 @@ def evaluate_baseline(
     from captioning.models.classifier import load_model
 
     tic = time.perf_counter()
-    data = PreparedData(data_root)
+    data = PreparedData(data_root, templates)  # the images the set describes
     tset = load_template_set(templates)
     frame = caption_frame(data, templates)  # rebuilt if the set's text changed
     classifier = load_model(Path(classifier_run) / "best_model.keras")
     encoder = classifier.get_layer("encoder")
     train, test = data.split("train"), data.split(split)
-    heads = FieldHeads({f: FIELDS[f] for f in tset.fields})
+    heads = FieldHeads({f: FIELD_VALUES[f] for f in tset.fields})
     heads.fit(
         encoder_features(encoder, train.images),
         frame.iloc[train.rows].reset_index(drop=True),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from captioning.captions.acquisition import acquire, acquires
 from captioning.captions.findings import check_cutpoints, compute_findings
 from captioning.captions.templates import load_template_set
 from captioning.captions.tokenize import tokenize
@@ -95,20 +96,24 @@ def template_split(captioner, split: str) -> EvalSet:
 
 def external_set(captioner, source: Path, workdir: Path) -> EvalSet:
     """A labelled folder or archive never prepared: its captions and findings are built with
-    the cut points stored with the run's dataset (a bundled run carries its own)."""
+    the cut points stored with the run's dataset (a bundled run carries its own). A run on a
+    set stating acquisition fields sees the images transformed by their seeded draws."""
     images, labels, paths, skipped = load_labelled(source, captioner.classes, workdir)
+    tset = load_template_set(captioner.templates)
     bundled = captioner.run_dir / CUTPOINTS_FILE
     cutpoints = (
         check_cutpoints(json.loads(bundled.read_text()))
         if bundled.is_file()
-        else load_cutpoints(captioner.run["data_root"])
+        else load_cutpoints(captioner.run["data_root"], tset)
     )
     manifest = pd.DataFrame(
         {"path": paths, "split": "external", "class": [captioner.classes[i] for i in labels]}
     )
-    frame = caption_table(
-        manifest, compute_findings(images, cutpoints), load_template_set(captioner.templates)
-    )
+    draws = None
+    if acquires(tset.fields):  # acquired as the run's own data: seeded by each image's path
+        images, draws = acquire(images, paths, tset.fields)
+    findings = compute_findings(images, cutpoints)
+    frame = caption_table(manifest, findings if draws is None else findings.join(draws), tset)
     evaluated = {"data": str(source), "split": None, "skipped": skipped}
     tag = source.name.split(".")[0] or "data"
     return EvalSet(images, labels, frame, _references(frame), evaluated, tag)

@@ -26,7 +26,7 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
-from captioning.captions.findings import FIELDS, QUALITY_VALUES
+from captioning.captions.findings import FIELD_VALUES, QUALITY_VALUES
 from captioning.captions.parse import phrase_table
 from captioning.captions.sentence import to_sentence, written_forms
 from captioning.captions.templates import render
@@ -51,7 +51,7 @@ def renderings(tset) -> dict[str, str]:
     gives for those tokens (so the graph's text is the CLI's text by construction)."""
     cases = [
         dict(zip(tset.fields, combo, strict=True))
-        for combo in itertools.product(*(FIELDS[f] for f in tset.fields))
+        for combo in itertools.product(*(FIELD_VALUES[f] for f in tset.fields))
     ]
     if tset.non_diagnostic:
         cases.append({"quality": QUALITY_VALUES[1]})
@@ -114,7 +114,7 @@ class FindingTable(tf.Module):
             rows["offset"].append(offset)
             rows["ids"].append(ids + [0] * (width - len(ids)))
             rows["groups"].append(list(cands.values()) + [-1] * (width - len(ids)))  # -1: pad
-            rows["chosen"].append(FIELDS[kind].index(value) if slot >= 0 else -1)
+            rows["chosen"].append(FIELD_VALUES[kind].index(value) if slot >= 0 else -1)
             said.append(value if slot >= 0 else "")
         self.arrays = {k: tf.constant(np.array(v, np.int64)) for k, v in rows.items()}
         self.said = tf.constant(said or [""], tf.string)  # phrase entry -> its field's value

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from captioning.captions.findings import measured
 from captioning.captions.templates import TemplateSet, load_template_set
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
@@ -125,7 +126,7 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
     root = data_root or config.data.root or encoder.run["data_root"] or default_data_root()
     root = Path(root).expanduser().resolve()
     config.data.root = str(root)
-    data = PreparedData(root)
+    data = PreparedData(root, config.captions.templates)  # a set's transformed images, if any
     source = caption_source(data)
     # an encoder of label columns (run.json ``label_columns``) records as ``classes`` those of
     # its layer ``logits``, its first column's head (the one the captioner keeps): the data's
@@ -135,11 +136,12 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
         raise RunError(
             f"{encoder.path}: trained on classes {encoder.run['classes']}, not {data.classes}"
         )
+    # built first: a set stating acquisition fields writes the transformed images read below
+    frame = caption_frame(data, config.captions.templates) if source.has_truth else None
     # the whole validation split: the captions' metrics are computed on all of it, and
     # ``train.max_eval_batches`` limits only the validation loss
     train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
     if source.has_truth:
-        frame = caption_frame(data, config.captions.templates)
         tset = load_template_set(config.captions.templates)
         truth = frame.iloc[val.rows][["class", "quality", *tset.fields]]
         return CaptionData(data, frame, train, val, tset, truth, source, labelled)
@@ -286,7 +288,8 @@ def build_model(
     all created under the strategy (the encoder trains in stage 2: its variables are
     mirrored)."""
     dec: DecoderConfig = run.config.decoder
-    readout = len(template_set.fields) if dec.readout and template_set else 0
+    # the read-out states the measured findings (those with a cut point), never drawn fields
+    readout = len(measured(template_set.fields)) if dec.readout and template_set else 0
     with run.strategy.scope():
         classifier = load_model(encoder.path / BEST_MODEL)
         # every other ``[decoder]`` setting the decoder's constructor takes, by name

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from captioning.captions.findings import cut_distances, measure
+from captioning.captions.findings import cut_distances, measure, measured
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.caption_data import caption_dataset_fn, encode_references, reference_tokens
 from captioning.data.pipeline import steps_per_epoch
@@ -100,7 +100,8 @@ def fit_findings_readout(decoder, cached: dict, images, data, tset) -> float | N
     (``findings.cut_distances``). Returns the fit's RMSE, or None without a read-out."""
     if decoder.readout is None:
         return None
-    targets = cut_distances(measure(images), load_cutpoints(data.root), tset.fields)
+    cutpoints = load_cutpoints(data.root, tset)  # the set's: fitted on the images it reads
+    targets = cut_distances(measure(images), cutpoints, measured(tset.fields))
     return round(decoder.fit_readout(cached["statistics"], targets), 6)
 
 
