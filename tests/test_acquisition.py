@@ -184,10 +184,8 @@ def test_an_external_folder_is_acquired_by_the_same_draws(acquired, tmp_path):
 
 @pytest.mark.slow
 def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
-    done = cli(
-        "train", "classifier", "--data", str(acquired), "--smoke", "--run-dir", "clf", cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    # the encoder: the MedNIST classifier bundled with the package (no --encoder), whose
+    # classes the set's images have; training one here would add a minute and test nothing new
     tiny = [f"decoder.{k}=8" for k in ("hidden", "embed_dim", "attention_dim")]
     sets = [
         "captions.templates=acquisition",
@@ -202,8 +200,6 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
         "captioner",
         "--data",
         str(acquired),
-        "--encoder",
-        "clf",
         "--smoke",
         "--run-dir",
         "cap",
