@@ -13,6 +13,7 @@ from captioning.captions.templates import load_template_set
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.dataset import PreparedData
+from captioning.data.image_spec import with_channel_axis
 from captioning.data.pipeline import (
     DatasetFn,
     distribution_ready,
@@ -116,7 +117,7 @@ def caption_dataset_fn(
         refs, label = rows.pop("_references"), rows.pop("_label")  # (b, R, L + 1), (b,)
         x = {k: tf.cast(v, tf.float32) for k, v in rows.items()}
         if "pixels" in x:
-            x["pixels"] = x["pixels"][..., None]  # (b, 64, 64, 1)
+            x["pixels"] = with_channel_axis(x["pixels"])  # (b, S, S, C)
         tokens = tf.gather(refs, choice, batch_dims=1)  # (b, L + 1)
         return x, {"tokens": tokens, "label": label}
 

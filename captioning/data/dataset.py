@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from captioning.data.image_spec import ImageSpec
 from captioning.errors import DataError
 
 
@@ -17,7 +18,7 @@ from captioning.errors import DataError
 class Split:
     """The images and labels of one split, aligned row by row."""
 
-    images: np.ndarray  # (N, 64, 64) uint8
+    images: np.ndarray  # (N, S, S) or (N, S, S, 3) uint8: the dataset's ImageSpec
     labels: np.ndarray  # (N,) int32
     paths: list[str]  # relative to the dataset's image folder
     rows: np.ndarray  # (N,) row numbers into the manifest and the cache
@@ -77,16 +78,28 @@ class PreparedData:
         return self.card["manifest_sha256"]
 
     @property
+    def image_spec(self) -> ImageSpec:
+        """The images' side and channels, as the card records them (64x64 grey before the
+        card had them)."""
+        return ImageSpec.from_card(self.card)
+
+    @property
     def images(self) -> np.ndarray:
-        """All images, (N, 64, 64) uint8, memory-mapped read-only. Opened afresh on each use:
-        the pages a kept map has read count in the process's resident memory (~200 MB for
-        MedNIST after the splits are read), and opening costs one header read."""
+        """All images, (N, S, S) grey or (N, S, S, 3) RGB uint8, memory-mapped read-only.
+        Opened afresh on each use: the pages a kept map has read count in the process's
+        resident memory (~200 MB for MedNIST after the splits are read), and opening costs one
+        header read."""
         try:
             images = np.load(self.root / "images.npy", mmap_mode="r")
         except (OSError, ValueError) as err:
             raise DataError(
                 f"{self.root / 'images.npy'}: cannot read the image cache ({err}); prepare again"
             ) from None
+        if images.shape[1:] != self.image_spec.cache_shape:
+            raise DataError(
+                f"{self.root / 'images.npy'}: images of shape {images.shape[1:]}, but the data "
+                f"card says {self.image_spec.describe()}; prepare the dataset again"
+            )
         if len(images) != len(self.manifest):
             raise DataError(
                 f"{self.root / 'images.npy'}: {len(images)} images for "

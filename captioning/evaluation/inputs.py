@@ -96,7 +96,9 @@ def template_split(captioner, split: str) -> EvalSet:
 def external_set(captioner, source: Path, workdir: Path) -> EvalSet:
     """A labelled folder or archive never prepared: its captions and findings are built with
     the cut points stored with the run's dataset (a bundled run carries its own)."""
-    images, labels, paths, skipped = load_labelled(source, captioner.classes, workdir)
+    images, labels, paths, skipped = load_labelled(
+        source, captioner.classes, workdir, captioner.image_spec
+    )
     bundled = captioner.run_dir / CUTPOINTS_FILE
     cutpoints = (
         check_cutpoints(json.loads(bundled.read_text()))

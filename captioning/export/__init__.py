@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from captioning.bundled import resolve_run
+from captioning.data.image_spec import DEFAULT_IMAGE
 from captioning.errors import CaptioningError
 from captioning.export.formats import FORMATS
 
@@ -115,6 +116,11 @@ def export_run(
     from captioning.inference import Captioner
 
     captioner = Captioner(run_dir)
+    if captioner.image_spec != DEFAULT_IMAGE:  # export decodes 64x64 grey in TF only
+        raise ExportError(
+            f"{run_dir}: export supports 64x64 grey runs only; this run reads "
+            f"{captioner.image_spec.describe()} images (image_size/image_channels)"
+        )
     width = captioner.resolve_beam(beam)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}"

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from captioning.data.images import IMAGE_SIZE, MAX_PIXELS
+from captioning.data.image_spec import DEFAULT_IMAGE
+from captioning.data.images import MAX_PIXELS
+
+IMAGE_SIZE = DEFAULT_IMAGE.size
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from captioning.captions.vocabulary import Vocabulary
-from captioning.data.images import IMAGE_SIZE
+from captioning.data.image_spec import DEFAULT_IMAGE, with_channel_axis
 from captioning.export import images as tf_images
 from captioning.export import seeds as tf_seeds
 from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
@@ -67,7 +67,7 @@ class CaptionGraph:
 
     def caption(self, pixels, errors) -> dict:
         """``__call__`` for a batch of at least one image."""
-        features = image_features(self.encoder, tf.cast(pixels, tf.float32)[..., None])
+        features = image_features(self.encoder, with_channel_axis(tf.cast(pixels, tf.float32)))
         logits = self.head(features["pooled"])  # (B, K)
         if self.search.varied:  # the seeds only matter to the phrasing rule
             low, high = tf_seeds.content_seed_halves(pixels)  # (B,) int64 each
@@ -110,7 +110,7 @@ class CaptionGraph:
         if self.ood is None:
             nan = tf.fill(tf.shape(read), tf.constant(np.nan, tf.float64))
             return nan, read, tf.fill(tf.shape(read), "")
-        evidence = self.evidence(tf.cast(pixels, tf.float32)[..., None])
+        evidence = self.evidence(with_channel_axis(tf.cast(pixels, tf.float32)))
         ood_score = self.ood(evidence)
         return ood_score, (ood_score <= self.threshold) & read, self.why(ood_score, evidence)
 
@@ -140,7 +140,7 @@ class ServingModel(tf.Module):
         self.finding_names = list(self.findings.fields) if with_findings else []
         graph = CaptionGraph(captioner, self.beam, self.sentences, self.findings)
         files_spec = tf.TensorSpec([None], tf.string, name="images")
-        pixels_spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.uint8, name="pixels")
+        pixels_spec = tf.TensorSpec([None, *DEFAULT_IMAGE.cache_shape], tf.uint8, name="pixels")
 
         @tf.function(input_signature=[files_spec])
         def from_files(images):

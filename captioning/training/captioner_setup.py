@@ -27,6 +27,7 @@ from captioning.captions.vocabulary import Vocabulary
 from captioning.config import CaptionerConfig, DecoderConfig
 from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
+from captioning.data.image_spec import ImageSpec, check_same_images
 from captioning.data.sources import CaptionSource, caption_source
 from captioning.decoding.rules import (
     FREE_TEXT_MAX_QUANTILE,
@@ -126,6 +127,7 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
     root = Path(root).expanduser().resolve()
     config.data.root = str(root)
     data = PreparedData(root)
+    check_same_images(data.image_spec, data.root, ImageSpec.from_card(encoder.run), encoder.path)
     source = caption_source(data)
     # an encoder of label columns (run.json ``label_columns``) records as ``classes`` those of
     # its layer ``logits``, its first column's head (the one the captioner keeps): the data's
@@ -256,6 +258,7 @@ def write_run_files(
             "manifest_sha256": data.manifest_sha256,
             "data_root": config.data.root,
             "classes": encoder.run["classes"],  # the head's (templates: the data's too)
+            **data.image_spec.card_fields(),  # what caption/serve/export decode to
             "split_sizes": {"train": len(captions.train), "val": len(captions.val)},
             "vocabulary_size": len(vocab),
             "strategy": strategy_name(run.strategy),
