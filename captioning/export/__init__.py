@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from captioning.bundled import resolve_run
-from captioning.data.image_spec import DEFAULT_IMAGE
 from captioning.errors import CaptioningError
 from captioning.export.formats import FORMATS
 
@@ -86,6 +85,7 @@ def export_body(captioner, width: int, fmt: str, files: list[str], signatures: d
         "run_code": captioner.run.get("code"),
         "model_sha256": hashlib.sha256(weights).hexdigest(),
         "classes": captioner.classes,
+        **captioner.image_spec.card_fields(),  # what the signatures decode files to
         "templates": captioner.templates,
         "beam": width,
         "max_length": captioner.search.max_length,
@@ -116,11 +116,6 @@ def export_run(
     from captioning.inference import Captioner
 
     captioner = Captioner(run_dir)
-    if captioner.image_spec != DEFAULT_IMAGE:  # export decodes 64x64 grey in TF only
-        raise ExportError(
-            f"{run_dir}: export supports 64x64 grey runs only; this run reads "
-            f"{captioner.image_spec.describe()} images (image_size/image_channels)"
-        )
     width = captioner.resolve_beam(beam)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}"

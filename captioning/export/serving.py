@@ -7,7 +7,8 @@ sentence the CLI prints; '' when out of scope or unreadable), ``class``, ``class
 ``out_of_scope_reason`` ('' when in scope), ``score`` (the
 caption's length-normalised log-probability), ``confidence_<finding>`` (NaN where the caption
 states none), and ``error`` ('' when the file was read; else the CLI's one-line problem).
-``serving_pixels(pixels)``: the same from (N, 64, 64) uint8 arrays.
+``serving_pixels(pixels)``: the same from (N, S, S) uint8 arrays ((N, S, S, 3) for an RGB run;
+(N, 64, 64) for MedNIST's default).
 
 The pieces: the image decoding of ``export.images``; the encoder, head and decoder layers of
 the run's model with their trained weights; the search itself, ``CaptionSearch.search_graph``
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from captioning.captions.vocabulary import Vocabulary
-from captioning.data.image_spec import DEFAULT_IMAGE, with_channel_axis
+from captioning.data.image_spec import with_channel_axis
 from captioning.export import images as tf_images
 from captioning.export import seeds as tf_seeds
 from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
@@ -56,7 +57,7 @@ class CaptionGraph:
         self.names += [f"confidence_{name}" for name in (findings.fields if findings else [])]
 
     def __call__(self, pixels, errors) -> dict:
-        """(B, 64, 64) uint8 and (B,) error strings ('' when read) -> the output dictionary;
+        """(B, S, S[, 3]) uint8 and (B,) error strings ('' when read) -> the output dictionary;
         empty outputs for an empty batch (batch norm needs a row)."""
 
         def empty():
@@ -140,11 +141,12 @@ class ServingModel(tf.Module):
         self.finding_names = list(self.findings.fields) if with_findings else []
         graph = CaptionGraph(captioner, self.beam, self.sentences, self.findings)
         files_spec = tf.TensorSpec([None], tf.string, name="images")
-        pixels_spec = tf.TensorSpec([None, *DEFAULT_IMAGE.cache_shape], tf.uint8, name="pixels")
+        spec = captioner.image_spec  # the run's: files are decoded to it
+        pixels_spec = tf.TensorSpec([None, *spec.cache_shape], tf.uint8, name="pixels")
 
         @tf.function(input_signature=[files_spec])
         def from_files(images):
-            pixels, errors = tf_images.decode_images(images)
+            pixels, errors = tf_images.decode_images(images, spec)
             return graph(pixels, errors)
 
         @tf.function(input_signature=[pixels_spec])
