@@ -120,3 +120,29 @@ def test_captioner_data_must_match_the_encoder(runs, tmp_path, mednist_archive):
     assert done.returncode != 0
     line = done.stderr.strip().splitlines()[-1]
     assert f"images are {other.describe()}" in line and spec.describe() in line
+
+
+def test_export_decodes_files_to_the_runs_setting(runs, tmp_path):
+    import tensorflow as tf
+
+    from captioning.data.images import load_image
+    from captioning.export import export_run
+    from captioning.inference import Captioner, caption_entries
+
+    _, data, _, cap, spec = runs
+    body = export_run(cap, tmp_path / "model", command="pytest")
+    assert ImageSpec.from_card(body) == spec
+    shape = body["signatures"]["serving_pixels"]["inputs"]["pixels"]["shape"]
+    assert shape == [None, *spec.cache_shape]
+    files = sorted((data / "images").rglob("*.jpeg"))[::12]  # one of each class
+    model = tf.saved_model.load(str(tmp_path / "model" / "saved_model"))
+    out = model.signatures["serving_default"](images=tf.constant([f.read_bytes() for f in files]))
+    captioner = Captioner(cap)
+    inputs = [(str(f), load_image(f, spec=spec)) for f in files]
+    entries = caption_entries(captioner, inputs, keep_out_of_scope=True)
+    for i, entry in enumerate(entries):
+        assert out["class"].numpy()[i].decode() == entry["class"]
+        assert bool(out["in_scope"].numpy()[i]) == entry["in_scope"]
+        np.testing.assert_allclose(out["ood_score"].numpy()[i], entry["ood_score"], rtol=1e-4)
+        if entry["in_scope"]:
+            assert out["caption"].numpy()[i].decode() == entry["caption"]
