@@ -135,3 +135,24 @@ def test_prepare_refuses_a_bad_setting_in_one_line(tmp_path):
     done = cli("data", "prepare", "--source", str(tmp_path), "--image-size", "4")
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("error: image size must be")
+
+
+def test_rgb_findings_and_pixel_statistics_read_the_grey_levels():
+    """The template findings of an RGB image are those of its grey conversion, exactly; the
+    scope's pixel statistics of a grey image stored as RGB are those of the grey image."""
+    import pandas as pd
+    import tensorflow as tf
+
+    from captioning.captions.findings import measure
+    from captioning.scope.evidence import pixel_statistics
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
+    grey = np.stack([np.asarray(Image.fromarray(x).convert("L")) for x in rgb])
+    pd.testing.assert_frame_equal(measure(rgb), measure(grey))
+    as_rgb = np.repeat(grey[..., None], 3, -1).astype(np.float32)
+    np.testing.assert_allclose(
+        pixel_statistics(tf.constant(as_rgb)).numpy(),
+        pixel_statistics(tf.constant(grey[..., None].astype(np.float32))).numpy(),
+        atol=1e-9,
+    )

@@ -101,7 +101,7 @@ def caption_dataset_fn(
 ) -> DatasetFn:
     """``(input_context, epoch) -> Dataset`` of ``(inputs, {"tokens", "label"})``.
 
-    ``inputs`` are arrays sliced per example: ``pixels`` (N, 64, 64) uint8, or cached features
+    ``inputs`` are arrays sliced per example: ``pixels`` (N, S, S[, 3]) uint8, or cached features
     (float16) such as ``feature_map`` (N, S, S, C) and ``pooled`` (N, C); each arrives as
     float32 (pixels with a channel axis). ``tokens`` (b, L + 1) is one reference per example:
     drawn per (seed, epoch, example) when training, reference 0 otherwise. The order is the

@@ -29,7 +29,7 @@ from captioning.utils.runs import write_json
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Softmax probabilities (N, classes) for uint8 images (N, 64, 64), in batches."""
+    """Softmax probabilities (N, classes) for uint8 images (N, S, S[, 3]), in batches."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -79,7 +79,7 @@ def classification_report_dict(labels, probs, paths, classes) -> dict:
 
 def predict_heads(model, images: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
     """A classifier of label columns: column -> softmax probabilities (N, classes) for uint8
-    images (N, 64, 64), in batches."""
+    images (N, S, S[, 3]), in batches."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
