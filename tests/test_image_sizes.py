@@ -140,9 +140,13 @@ def test_export_decodes_files_to_the_runs_setting(runs, tmp_path):
     captioner = Captioner(cap)
     inputs = [(str(f), load_image(f, spec=spec)) for f in files]
     entries = caption_entries(captioner, inputs, keep_out_of_scope=True)
+    threshold = captioner.scope.threshold
     for i, entry in enumerate(entries):
         assert out["class"].numpy()[i].decode() == entry["class"]
-        assert bool(out["in_scope"].numpy()[i]) == entry["in_scope"]
-        np.testing.assert_allclose(out["ood_score"].numpy()[i], entry["ood_score"], rtol=1e-4)
-        if entry["in_scope"]:
+        score = float(out["ood_score"].numpy()[i])
+        np.testing.assert_allclose(score, entry["ood_score"], rtol=1e-4, atol=1e-6)
+        # a training image may score the threshold itself: float rounding decides that one
+        if abs(score - threshold) > 1e-5 * max(1.0, abs(threshold)):
+            assert bool(out["in_scope"].numpy()[i]) == entry["in_scope"], (score, threshold)
+        if entry["in_scope"] and bool(out["in_scope"].numpy()[i]):
             assert out["caption"].numpy()[i].decode() == entry["caption"]
