@@ -59,34 +59,38 @@ def decode_files(
     """
     writer = CacheWriter(out, len(files), spec)
     rows, skipped = [], []
-    with (
-        ThreadPoolExecutor(max_workers=2) as pool,
-        tqdm(total=len(files), desc="decoding", unit="img", disable=None) as bar,
-    ):
-        for start in range(0, len(files), CHUNK_ROWS):  # a chunk at a time: bounded memory
-            chunk = files[start : start + CHUNK_ROWS]
-            for path, result in zip(chunk, pool.map(partial(_read, spec=spec), chunk), strict=True):
-                bar.update()
-                if isinstance(result, ImageError):
-                    if strict:
-                        raise DataError(f"{result} (--strict)")
-                    log.warning("skipped %s", result)
-                    relative = printable_path(path.relative_to(image_dir))
-                    skipped.append({"path": relative, "reason": result.problem})
-                    continue
-                pixels, md5, width, height = result
-                writer.append(pixels)
-                relative = path.relative_to(image_dir)
-                rows.append(
-                    {
-                        "path": relative.as_posix(),
-                        "class": relative.parts[0],
-                        "md5": md5,
-                        "width": width,
-                        "height": height,
-                    }
-                )
-    writer.close()
+    try:
+        with (
+            ThreadPoolExecutor(max_workers=2) as pool,
+            tqdm(total=len(files), desc="decoding", unit="img", disable=None) as bar,
+        ):
+            for start in range(0, len(files), CHUNK_ROWS):  # a chunk at a time: bounded memory
+                chunk = files[start : start + CHUNK_ROWS]
+                for path, result in zip(
+                    chunk, pool.map(partial(_read, spec=spec), chunk), strict=True
+                ):
+                    bar.update()
+                    if isinstance(result, ImageError):
+                        if strict:
+                            raise DataError(f"{result} (--strict)")
+                        log.warning("skipped %s", result)
+                        relative = printable_path(path.relative_to(image_dir))
+                        skipped.append({"path": relative, "reason": result.problem})
+                        continue
+                    pixels, md5, width, height = result
+                    writer.append(pixels)
+                    relative = path.relative_to(image_dir)
+                    rows.append(
+                        {
+                            "path": relative.as_posix(),
+                            "class": relative.parts[0],
+                            "md5": md5,
+                            "width": width,
+                            "height": height,
+                        }
+                    )
+    finally:  # also on a --strict refusal: the file is closed (and removed with the folder)
+        writer.close()
     return rows, skipped
 
 
