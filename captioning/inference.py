@@ -34,6 +34,7 @@ from captioning.confidence import (
     load_calibration,
     stated_findings,
 )
+from captioning.data.image_spec import run_image_spec, with_channel_axis
 from captioning.errors import RunError
 from captioning.metrics.calibration import class_groups, group_probs
 from captioning.phrasing import content_seeds, opening_words
@@ -62,7 +63,8 @@ class Captions:
 
 
 class Captioner:
-    """A captioner run folder, ready to caption uint8 images (N, 64, 64)."""
+    """A captioner run folder, ready to caption uint8 images of its ``image_spec`` ((N, 64, 64)
+    for MedNIST's default; (N, S, S) or (N, S, S, 3) in general)."""
 
     def __init__(self, run_dir: str | Path, phrasing: str | None = None):
         import tensorflow as tf
@@ -82,6 +84,7 @@ class Captioner:
         self.vocab = Vocabulary.load(self.run_dir / VOCABULARY_FILE)
         self.tset = run_template_set(self.templates)  # None: the run's set is gone
         self.model = load_model(self.run_dir / "best_model.keras")
+        self.image_spec = run_image_spec(self.model, self.run, self.run_dir)  # decode to this
         decoding = self.config["decoder"]
         # the beam width and length penalty chosen on validation, where the run has them
         chosen = self.run_dir / DECODING_FILE
@@ -148,12 +151,12 @@ class Captioner:
         return width
 
     def pooled_features(self, images: np.ndarray, batch: int = 512) -> np.ndarray:
-        """(N, D) float32: the encoder's pooled vector of uint8 images (N, 64, 64), the vector
+        """(N, D) float32: the encoder's pooled vector of uint8 images (N, S, S[, 3]), the vector
         the decoder and the scope read; the retrieval baseline of ``evaluate`` compares them."""
         tf = self._tf
         parts = []
         for i in range(0, len(images), batch):
-            pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
+            pixels = with_channel_axis(tf.cast(tf.constant(images[i : i + batch]), tf.float32))
             features, _ = self._encode(pixels)
             parts.append(np.asarray(features["pooled"], np.float32))  # (b, D)
         if not parts:
@@ -163,14 +166,14 @@ class Captioner:
     def caption(
         self, images: np.ndarray, beam: int | None = None, attention=False, batch=512
     ) -> Captions:
-        """Caption uint8 images (N, 64, 64); ``beam`` defaults to the run's ``beam_width``."""
+        """Caption uint8 images (N, S, S[, 3]); ``beam`` defaults to the run's ``beam_width``."""
         tf = self._tf
         width = self.resolve_beam(beam)
         texts, words, logits, scores, maps, findings = [], [], [], [], [], []
         stated = self.finding_fields
         fields: dict[str, list[FieldLogits]] = {f: [] for f in stated}
         for i in range(0, len(images), batch):
-            pixels = tf.cast(tf.constant(images[i : i + batch]), tf.float32)[..., None]
+            pixels = with_channel_axis(tf.cast(tf.constant(images[i : i + batch]), tf.float32))
             features, z = self._encode(pixels)
             seeds = content_seeds(images[i : i + batch])  # (b,) the phrasing choice's seeds
             found = self.search.search(features, width, attention=attention, seeds=seeds)

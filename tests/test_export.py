@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.data.images import ImageError, load_image
 
 from helpers import tiny_captioner_run
@@ -179,10 +180,14 @@ def test_unsupported_formats_refused_in_one_line(fmt, tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_tf_decoding_equals_pillow(tmp_path):
+@pytest.mark.parametrize(
+    "spec", [DEFAULT_IMAGE, ImageSpec(128, 1), ImageSpec(64, 3), ImageSpec(224, 3)], ids=str
+)
+def test_tf_decoding_equals_pillow(tmp_path, spec):
     """PNG (grey, 1-bit, 16-bit, RGB, RGBA, grey+alpha, palette, with a transparent colour) and
     JPEG (grey, colour, large enough for Pillow's reduced-scale decoding), square or not, small
-    or large; and the files that become error rows."""
+    or large, decoded at the default 64x64 grey and at other sizes, grey and RGB; and the files
+    that become error rows."""
     import tensorflow as tf
 
     from captioning.export.images import decode_images
@@ -224,8 +229,8 @@ def test_tf_decoding_equals_pillow(tmp_path):
     header = struct.pack(">IIBBBBB", 9000, 5000, 8, 0, 0, 0, 0)  # 45 megapixels, grey
     huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
     bad = [b"", b"GIF89a...", huge]
-    pixels, errors = decode_images(tf.constant([*files, *bad]))
-    expected = np.stack([load_image(f) for f in files])
+    pixels, errors = decode_images(tf.constant([*files, *bad]), spec)
+    expected = np.stack([load_image(f, spec=spec) for f in files])
     np.testing.assert_array_equal(pixels.numpy()[: len(files)], expected)
     problems = []
     for data in bad:
@@ -252,12 +257,21 @@ def varied_images() -> np.ndarray:
 @pytest.mark.slow  # tracing the unrolled SHA-256 rounds takes ~10 s
 def test_tf_phrasing_seeds_equal_numpy():
     """The twin seeds: hashlib (CLI) and SHA-256 in TF ops (SavedModel), and their halves."""
+    grey = varied_images()
+    # RGB images hash their (S, S, 3) bytes: a channel order check (the same image, rolled)
+    rgb = np.stack([grey, grey // 2, 255 - grey], -1)
+    rgb = np.concatenate([rgb, np.roll(rgb, 1, axis=-1)])
+    for images in (grey, rgb):
+        _check_seeds(images)
+
+
+def _check_seeds(images):
+    """``test_tf_phrasing_seeds_equal_numpy`` for one batch of images."""
     import tensorflow as tf
 
     from captioning.export import seeds
     from captioning.phrasing import content_seeds, seed_halves
 
-    images = varied_images()
     expected = content_seeds(images)
     assert len(set(expected.tolist())) == len(images)
     np.testing.assert_array_equal(seeds.content_seeds(tf.constant(images)).numpy(), expected)

@@ -12,7 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from captioning.data.images import IMAGE_SIZE, MAX_PIXELS, ImageError, decode_image, load_image
+from captioning.data.image_spec import DEFAULT_IMAGE
+from captioning.data.images import MAX_PIXELS, ImageError, decode_image, load_image
+
+IMAGE_SIZE = DEFAULT_IMAGE.size
 
 
 def save(image: Image.Image, path, **kwargs):

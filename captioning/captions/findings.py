@@ -72,16 +72,17 @@ def measured(fields) -> list[str]:
 def measure(images: np.ndarray) -> pd.DataFrame:
     """The continuous measurements behind the fields, one row per image.
 
-    ``images``: (N, 64, 64) uint8 (any (N, H, W) works). Returns columns std, extent, density,
+    ``images``: (N, 64, 64) uint8 (any (N, H, W) works; RGB (N, H, W, 3) is measured on its
+    grey levels, ``grey_levels``). Returns columns std, extent, density,
     brightness (float64), computed exactly from integer counts and sums so results are identical
     across runs and machines.
     """
     images = np.asarray(images)
-    if images.ndim != 3:
+    if images.ndim != 3 and not (images.ndim == 4 and images.shape[-1] == 3):
         raise DataError(f"expected images of shape (N, H, W), got {images.shape}")
     columns = {k: np.zeros(len(images)) for k in MEASUREMENTS}
     for start in range(0, len(images), _CHUNK):
-        x = np.asarray(images[start : start + _CHUNK]).astype(np.int16)  # (n, H, W)
+        x = grey_levels(images[start : start + _CHUNK]).astype(np.int16)  # (n, H, W)
         n_pixels = x.shape[1] * x.shape[2]
         flat = x.reshape(len(x), -1)  # (n, H*W)
         background = flat.min(axis=1)[:, None, None]  # (n, 1, 1)
@@ -94,6 +95,18 @@ def measure(images: np.ndarray) -> pd.DataFrame:
         columns["density"][part] = dense / n_pixels
         columns["brightness"][part] = flat.sum(axis=1, dtype=np.int64) / n_pixels
     return pd.DataFrame(columns)
+
+
+def grey_levels(images):
+    """uint8 images (N, S, S) or (N, S, S, 3) -> (N, S, S) uint8 grey levels: grey as they are,
+    RGB by Pillow's own ``convert("L")`` (ITU-R 601 luma in 16-bit fixed point), so a measure
+    on the grey levels of an RGB cache equals the one on the grey cache of the same files."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        return images
+    rgb = images.astype(np.uint32)
+    luma = rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000
+    return (luma >> 16).astype(np.uint8)
 
 
 def is_diagnostic(measurements: pd.DataFrame) -> np.ndarray:

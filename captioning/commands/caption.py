@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from captioning._moved import moved_name
 from captioning.commands.options import add_beam_option, add_run_option
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.data.images import CAPTION_SUFFIXES, ImageError, load_image
 from captioning.utils.atomic import atomic_path
 
@@ -101,12 +102,12 @@ def gather_images(targets: list[str]) -> list[str]:
     return paths
 
 
-def read_inputs(paths: list[str]) -> list[tuple[str, object]]:
-    """(path, decoded image or the one-line problem) per path."""
+def read_inputs(paths: list[str], spec: ImageSpec = DEFAULT_IMAGE) -> list[tuple[str, object]]:
+    """(path, decoded image (the run's ``spec``) or the one-line problem) per path."""
     inputs = []
     for path in paths:
         try:
-            inputs.append((path, load_image(path)))
+            inputs.append((path, load_image(path, spec=spec)))
         except ImageError as err:
             problem = "folder has no PNG, JPEG or DICOM files" if Path(path).is_dir() else None
             inputs.append((path, problem or err.problem))
@@ -181,7 +182,7 @@ def caption_files(
     files = gather_images(paths)
     entries: list[dict] = []
     for start in range(0, len(files), CHUNK):
-        inputs = read_inputs(files[start : start + CHUNK])
+        inputs = read_inputs(files[start : start + CHUNK], captioner.image_spec)
         chunk = caption_entries(
             captioner,
             inputs,

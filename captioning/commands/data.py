@@ -11,6 +11,7 @@ from pathlib import Path
 
 from captioning.captions.templates import DEFAULT_TEMPLATE_SET
 from captioning.captions.text import PUNCTUATION, TextRules
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.data.prepare import PrepareOptions
 from captioning.data.sources import FORMATS
 from captioning.errors import DataError
@@ -58,6 +59,20 @@ def add_parser(commands) -> None:
         help=f"split fractions (default {' '.join(map(str, fractions))})",
     )
     prep.add_argument("--force", action="store_true", help="rebuild an existing dataset")
+    prep.add_argument(
+        "--image-size",
+        type=int,
+        default=DEFAULT_IMAGE.size,
+        metavar="S",
+        help=f"cache images at SxS pixels (default {DEFAULT_IMAGE.size}, MedNIST's own)",
+    )
+    prep.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=DEFAULT_IMAGE.channels,
+        help="1: grey (default), 3: RGB; models trained on the data read the same",
+    )
     add_caption_file_options(prep)
     prep.set_defaults(func=run)
     caps = data.add_parser("captions", help="templated captions with findings for every image")
@@ -94,13 +109,15 @@ def prepare_mednist(args: argparse.Namespace) -> int:
         seed=args.seed,
         fractions=tuple(args.fractions),
         force=args.force,
+        image=ImageSpec(args.image_size, args.channels),
     )
     root = Path(args.root) if args.root else default_data_root()
     card = prepare(root, options, downloads=captioning_home() / "downloads")
     sizes = ", ".join(f"{k} {v:,}" for k, v in card["split_sizes"].items())
     print(
         f"prepared {card['n_images']:,} images in {len(card['classes'])} classes ({sizes}); "
-        f"{len(card['skipped'])} skipped; {card['duplicates']['groups']} duplicate groups"
+        f"{len(card['skipped'])} skipped; {card['duplicates']['groups']} duplicate groups; "
+        f"{ImageSpec.from_card(card).describe()}"
     )
     print(f"dataset: {root.resolve()}  (see data_card.md)")
     return 0
@@ -135,6 +152,7 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
         seed=args.seed,
         fractions=tuple(args.fractions),
         force=args.force,
+        image=ImageSpec(args.image_size, args.channels),
         images=args.images,
         format=fmt,
         rules=rules,
@@ -151,6 +169,7 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
         f"vocabulary {text['vocabulary_size']:,} words; "
         + (f"{len(card['classes'])} classes" if card["classes"] else "no class labels")
         + _label_columns_summary(card["caption_source"])
+        + f"; {ImageSpec.from_card(card).describe()}"
     )
     print(f"dataset: {root.resolve()}  (see data_card.md)")
     return 0

@@ -96,6 +96,8 @@ def validate(config, prefix: str = "") -> None:
                 )
     if isinstance(config, ModelConfig) and (not config.widths or min(config.widths) <= 0):
         raise ConfigError(f"config key '{prefix}widths' needs at least one positive width")
+    # a power of two up to 64; the data's image size is checked against it when the encoder
+    # is built (``build_cnn_encoder``: 224 = 7 x 32 takes strides up to 32)
     if isinstance(config, ModelConfig) and 64 % config.stem_stride:
         raise ConfigError(f"config key '{prefix}stem_stride' = {config.stem_stride} must divide 64")
 

@@ -13,6 +13,7 @@ from captioning.captions.templates import load_template_set
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.dataset import PreparedData
+from captioning.data.image_spec import with_channel_axis
 from captioning.data.pipeline import (
     DatasetFn,
     distribution_ready,
@@ -102,7 +103,7 @@ def caption_dataset_fn(
 ) -> DatasetFn:
     """``(input_context, epoch) -> Dataset`` of ``(inputs, {"tokens", "label"})``.
 
-    ``inputs`` are arrays sliced per example: ``pixels`` (N, 64, 64) uint8, or cached features
+    ``inputs`` are arrays sliced per example: ``pixels`` (N, S, S[, 3]) uint8, or cached features
     (float16) such as ``feature_map`` (N, S, S, C) and ``pooled`` (N, C); each arrives as
     float32 (pixels with a channel axis). ``tokens`` (b, L + 1) is one reference per example:
     drawn per (seed, epoch, example) when training, reference 0 otherwise. The order is the
@@ -118,7 +119,7 @@ def caption_dataset_fn(
         refs, label = rows.pop("_references"), rows.pop("_label")  # (b, R, L + 1), (b,)
         x = {k: tf.cast(v, tf.float32) for k, v in rows.items()}
         if "pixels" in x:
-            x["pixels"] = x["pixels"][..., None]  # (b, 64, 64, 1)
+            x["pixels"] = with_channel_axis(x["pixels"])  # (b, S, S, C)
         tokens = tf.gather(refs, choice, batch_dims=1)  # (b, L + 1)
         return x, {"tokens": tokens, "label": label}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from captioning.data.image_spec import ImageSpec
 from captioning.data.split import SPLITS
 
 CARD_VERSION = 1
@@ -94,6 +95,8 @@ def render_markdown(card: dict) -> str:
         if card.get("split_from", "seeded") == "seeded"
         else f"Split: as given in {card['split_from']}.",
         f"Manifest sha256: `{card['manifest_sha256']}`",
+        f"Images: {ImageSpec.from_card(card).describe()} (`images.npy`: uint8 "
+        f"{('N', *ImageSpec.from_card(card).cache_shape)}).".replace("'", ""),
         "",
         "| class | " + " | ".join(SPLITS) + " | total |",
         "|---|" + "---:|" * (len(SPLITS) + 1),

@@ -12,6 +12,7 @@ import pandas as pd
 
 from captioning.captions.acquisition import acquires
 from captioning.captions.templates import load_template_set
+from captioning.data.image_spec import ImageSpec
 from captioning.errors import DataError
 
 
@@ -25,7 +26,7 @@ def set_images_path(root: str | Path, set_name: str) -> Path:
 class Split:
     """The images and labels of one split, aligned row by row."""
 
-    images: np.ndarray  # (N, 64, 64) uint8
+    images: np.ndarray  # (N, S, S) or (N, S, S, 3) uint8: the dataset's ImageSpec
     labels: np.ndarray  # (N,) int32
     paths: list[str]  # relative to the dataset's image folder
     rows: np.ndarray  # (N,) row numbers into the manifest and the cache
@@ -98,10 +99,17 @@ class PreparedData:
         return self.card["manifest_sha256"]
 
     @property
+    def image_spec(self) -> ImageSpec:
+        """The images' side and channels, as the card records them (64x64 grey before the
+        card had them)."""
+        return ImageSpec.from_card(self.card)
+
+    @property
     def images(self) -> np.ndarray:
-        """All images, (N, 64, 64) uint8, memory-mapped read-only. Opened afresh on each use:
-        the pages a kept map has read count in the process's resident memory (~200 MB for
-        MedNIST after the splits are read), and opening costs one header read."""
+        """All images, (N, S, S) grey or (N, S, S, 3) RGB uint8, memory-mapped read-only.
+        Opened afresh on each use: the pages a kept map has read count in the process's
+        resident memory (~200 MB for MedNIST after the splits are read), and opening costs one
+        header read."""
         path = self.image_path
         again = (  # what rebuilds the file
             f"run 'captioning data captions --templates {self.image_set}'"
@@ -116,6 +124,11 @@ class PreparedData:
             images = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as err:
             raise DataError(f"{path}: cannot read the image cache ({err}); {again}") from None
+        if images.shape[1:] != self.image_spec.cache_shape:
+            raise DataError(
+                f"{path}: images of shape {images.shape[1:]}, but the data card says "
+                f"{self.image_spec.describe()}; {again}"
+            )
         if len(images) != len(self.manifest):
             raise DataError(
                 f"{path}: {len(images)} images for {len(self.manifest)} manifest rows; {again}"

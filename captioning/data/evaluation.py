@@ -10,12 +10,14 @@ import numpy as np
 from captioning.data import archive
 from captioning.data.dataset import PreparedData
 from captioning.data.folder import decode_files, list_class_images
+from captioning.data.image_spec import DEFAULT_IMAGE
 from captioning.errors import DataError, RunError
 
 
-def load_labelled(source: Path, classes: list[str], workdir: Path):
+def load_labelled(source: Path, classes: list[str], workdir: Path, spec=DEFAULT_IMAGE):
     """Images, labels, paths and skipped files from a folder or ``.tar.gz`` laid out
-    ``<root>/<Class>/<image>``. Class names must be among the model's ``classes``."""
+    ``<root>/<Class>/<image>``, decoded as ``spec`` says (the model's ``ImageSpec``). Class
+    names must be among the model's ``classes``."""
     if not source.exists():
         raise DataError(f"{source}: no such folder or archive")
     if source.is_file():
@@ -29,7 +31,8 @@ def load_labelled(source: Path, classes: list[str], workdir: Path):
             f"{image_dir}: class folders unknown to the model: {', '.join(unknown)} "
             f"(the model knows {', '.join(classes)})"
         )
-    pixels, rows, skipped = decode_files(files, image_dir)
+    rows, skipped = decode_files(files, image_dir, workdir / "images.npy", spec=spec)
+    pixels = np.load(workdir / "images.npy")
     index = {name: i for i, name in enumerate(classes)}
     labels = np.array([index[r["class"]] for r in rows], dtype=np.int32)
     return pixels, labels, [r["path"] for r in rows], skipped

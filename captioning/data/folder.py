@@ -7,12 +7,14 @@ import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from captioning.data.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_image
+from captioning.data.cache import CHUNK_ROWS, CacheWriter
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
+from captioning.data.images import IMAGE_SUFFIXES, ImageError, decode_image
 from captioning.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -41,63 +43,73 @@ def list_class_images(
     return files, classes, empty
 
 
-def decode_files(files: list[Path], image_dir: Path, strict: bool = False):
-    """Decode every file (2 threads: Pillow releases the GIL while decoding).
+def decode_files(
+    files: list[Path],
+    image_dir: Path,
+    out: Path,
+    strict: bool = False,
+    spec: ImageSpec = DEFAULT_IMAGE,
+):
+    """Decode every file (2 threads: Pillow releases the GIL while decoding) into the image
+    cache ``out`` (an ``.npy`` of rows ``spec.cache_shape``, written as decoded: one chunk of
+    images in memory at a time).
 
-    Returns (pixels (N, 64, 64) uint8, manifest rows, skipped files with reasons). An
-    unreadable file is skipped with a warning, or raises ``DataError`` when ``strict``.
+    Returns (manifest rows, skipped files with reasons); row i of ``out`` is manifest row i.
+    An unreadable file is skipped with a warning, or raises ``DataError`` when ``strict``.
     """
-
-    def read(path: Path):
-        if printable_path(path) != str(path):
-            return ImageError(
-                printable_path(path), "file name is not valid UTF-8 (rename the file)"
-            )
-        try:
-            data = path.read_bytes() if path.is_file() else None
-            if data is None:
-                raise ImageError(path, "is a directory, not an image")
-            if not data:
-                raise ImageError(path, "empty file (0 bytes)")
-            pixels, (width, height) = decode_image(data, str(path))
-            return pixels, hashlib.md5(data).hexdigest(), width, height
-        except ImageError as err:
-            return err
-        except OSError as err:
-            return ImageError(path, f"cannot read file ({err.strerror or err})")
-
-    images, rows, skipped = [], [], []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = pool.map(read, files, chunksize=256)
-        for path, result in tqdm(
-            zip(files, results, strict=True),
-            total=len(files),
-            desc="decoding",
-            unit="img",
-            disable=None,
+    writer = CacheWriter(out, len(files), spec)
+    rows, skipped = [], []
+    try:
+        with (
+            ThreadPoolExecutor(max_workers=2) as pool,
+            tqdm(total=len(files), desc="decoding", unit="img", disable=None) as bar,
         ):
-            if isinstance(result, ImageError):
-                if strict:
-                    raise DataError(f"{result} (--strict)")
-                log.warning("skipped %s", result)
-                skipped.append(
-                    {"path": printable_path(path.relative_to(image_dir)), "reason": result.problem}
-                )
-                continue
-            pixels, md5, width, height = result
-            images.append(pixels)
-            relative = path.relative_to(image_dir)
-            rows.append(
-                {
-                    "path": relative.as_posix(),
-                    "class": relative.parts[0],
-                    "md5": md5,
-                    "width": width,
-                    "height": height,
-                }
-            )
-    stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return stacked, rows, skipped
+            for start in range(0, len(files), CHUNK_ROWS):  # a chunk at a time: bounded memory
+                chunk = files[start : start + CHUNK_ROWS]
+                for path, result in zip(
+                    chunk, pool.map(partial(_read, spec=spec), chunk), strict=True
+                ):
+                    bar.update()
+                    if isinstance(result, ImageError):
+                        if strict:
+                            raise DataError(f"{result} (--strict)")
+                        log.warning("skipped %s", result)
+                        relative = printable_path(path.relative_to(image_dir))
+                        skipped.append({"path": relative, "reason": result.problem})
+                        continue
+                    pixels, md5, width, height = result
+                    writer.append(pixels)
+                    relative = path.relative_to(image_dir)
+                    rows.append(
+                        {
+                            "path": relative.as_posix(),
+                            "class": relative.parts[0],
+                            "md5": md5,
+                            "width": width,
+                            "height": height,
+                        }
+                    )
+    finally:  # also on a --strict refusal: the file is closed (and removed with the folder)
+        writer.close()
+    return rows, skipped
+
+
+def _read(path: Path, spec: ImageSpec):
+    """One file -> (pixels, md5, width, height), or the ``ImageError`` that kept it out."""
+    if printable_path(path) != str(path):
+        return ImageError(printable_path(path), "file name is not valid UTF-8 (rename the file)")
+    try:
+        data = path.read_bytes() if path.is_file() else None
+        if data is None:
+            raise ImageError(path, "is a directory, not an image")
+        if not data:
+            raise ImageError(path, "empty file (0 bytes)")
+        pixels, (width, height) = decode_image(data, str(path), spec)
+        return pixels, hashlib.md5(data).hexdigest(), width, height
+    except ImageError as err:
+        return err
+    except OSError as err:
+        return ImageError(path, f"cannot read file ({err.strerror or err})")
 
 
 def printable_path(path: Path) -> str:

@@ -1,13 +1,15 @@
-"""Decode any PNG, JPEG or DICOM file into the 64x64 8-bit grayscale array every model here reads.
+"""Decode any PNG, JPEG or DICOM file into the 8-bit array every model here reads: SxS grey
+or RGB as the ``ImageSpec`` says (default MedNIST's 64x64 grey).
 
 Conversions (the same for data preparation, evaluation and captioning):
 
 - 16-bit and 32-bit grayscale: linearly rescaled from the image's own min..max to 0..255
   (medical PNGs rarely use the full 16-bit range; a plain ``>> 8`` would make them black).
-- RGB, palette, CMYK: ITU-R 601 luma (Pillow's ``convert("L")``).
+- Grey specs: RGB, palette, CMYK become ITU-R 601 luma (Pillow's ``convert("L")``).
+- RGB specs: Pillow's ``convert("RGB")`` (grey files repeat their level on the 3 channels).
 - RGBA / LA / palette with transparency: composited on black first (radiographs have black air).
 - Any size: padded with black to a centred square (keeps the aspect ratio), then resized to
-  64x64 with Pillow's area-averaging ``reduce``/``BOX`` filter, or bilinear when enlarging.
+  SxS with Pillow's area-averaging ``reduce``/``BOX`` filter, or bilinear when enlarging.
 - More than ``MAX_PIXELS`` pixels: refused before decoding (decompression-bomb guard).
 - DICOM (recognised by its ``DICM`` marker, whatever the file name): through its own window
   first (``captioning.data.dicom``; needs the optional ``pydicom``), then the rules above.
@@ -23,9 +25,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from captioning.data.dicom import DICOM_SUFFIXES, dicom_pixels, is_dicom
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.errors import CaptioningError
 
-IMAGE_SIZE = 64
 MAX_PIXELS = 40_000_000  # 40 megapixels: larger than any radiograph, far below a bomb
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 CAPTION_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES  # what `caption FOLDER` picks up
@@ -45,8 +47,11 @@ class ImageError(CaptioningError, ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
-    """Read ``source`` (a path or the file's bytes) as a (64, 64) uint8 array.
+def load_image(
+    source: str | Path | bytes, name: str | None = None, spec: ImageSpec = DEFAULT_IMAGE
+) -> np.ndarray:
+    """Read ``source`` (a path or the file's bytes) as a uint8 array of ``spec.cache_shape``
+    ((64, 64) by default).
 
     Raises ``ImageError`` for anything that is not a readable PNG/JPEG/DICOM image; never
     another type.
@@ -63,7 +68,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
             data = path.read_bytes()
         if not data:
             raise ImageError(label, "empty file (0 bytes)")
-        return decode_image(data, label)[0]
+        return decode_image(data, label, spec)[0]
     except ImageError:
         raise
     except FileNotFoundError:
@@ -72,22 +77,25 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise ImageError(label, f"cannot read file ({err.strerror or err})") from None
 
 
-def decode_image(data: bytes, label: str = "<bytes>") -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode PNG/JPEG/DICOM bytes: the (64, 64) uint8 array and the original (width, height).
+def decode_image(
+    data: bytes, label: str = "<bytes>", spec: ImageSpec = DEFAULT_IMAGE
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode PNG/JPEG/DICOM bytes: the uint8 array of ``spec.cache_shape`` and the original
+    (width, height).
 
     See the module doc for the conversions. Raises ``ImageError`` only.
     """
     if is_dicom(data):
-        return _decode_dicom(data, label)
+        return _decode_dicom(data, label, spec)
     try:
         image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
         if image.format == "JPEG":
-            image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # decode at reduced scale: fast
+            image.draft(spec.mode, (spec.size, spec.size))  # decode at reduced scale: fast
         image.load()
-        return _to_gray_square(image), (width, height)
+        return _to_square(image, spec), (width, height)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -98,7 +106,7 @@ def decode_image(data: bytes, label: str = "<bytes>") -> tuple[np.ndarray, tuple
         raise ImageError(label, f"corrupt or truncated image ({err})") from None
 
 
-def _decode_dicom(data: bytes, label: str) -> tuple[np.ndarray, tuple[int, int]]:
+def _decode_dicom(data: bytes, label: str, spec: ImageSpec) -> tuple[np.ndarray, tuple[int, int]]:
     try:
         pixels = dicom_pixels(data)
     except ImportError:
@@ -112,10 +120,11 @@ def _decode_dicom(data: bytes, label: str) -> tuple[np.ndarray, tuple[int, int]]
     if width * height > MAX_PIXELS:
         raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
     image = Image.fromarray(pixels, mode="RGB" if pixels.ndim == 3 else "L")
-    return _to_gray_square(image), (width, height)
+    return _to_square(image, spec), (width, height)
 
 
-def _to_gray_square(image: Image.Image) -> np.ndarray:
+def _to_square(image: Image.Image, spec: ImageSpec) -> np.ndarray:
+    """A decoded Pillow image -> (S, S) or (S, S, 3) uint8 by the module doc's rules."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         pixels = np.asarray(image, dtype=np.float64)
         low, high = float(pixels.min()), float(pixels.max())
@@ -124,18 +133,18 @@ def _to_gray_square(image: Image.Image) -> np.ndarray:
     elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(black, rgba).convert("L")
-    elif image.mode != "L":
-        image = image.convert("L")
+        image = Image.alpha_composite(black, rgba).convert(spec.mode)
+    if image.mode != spec.mode:
+        image = image.convert(spec.mode)
     width, height = image.size
     if width != height:
         side = max(width, height)
-        square = Image.new("L", (side, side), 0)
+        square = Image.new(spec.mode, (side, side), 0)
         square.paste(image, ((side - width) // 2, (side - height) // 2))
         image = square
-    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-        enlarge = image.size[0] < IMAGE_SIZE
+    if image.size != (spec.size, spec.size):
+        enlarge = image.size[0] < spec.size
         image = image.resize(
-            (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR if enlarge else Image.Resampling.BOX
+            (spec.size, spec.size), Image.Resampling.BILINEAR if enlarge else Image.Resampling.BOX
         )
     return np.asarray(image, dtype=np.uint8)

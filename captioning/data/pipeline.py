@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from captioning.config import AugmentConfig
 from captioning.data.augment import build_augmenter
+from captioning.data.image_spec import with_channel_axis
 
 DatasetFn = Callable[[tf.distribute.InputContext, int], tf.data.Dataset]
 
@@ -86,7 +87,7 @@ def make_dataset_fn(
 
     def gather(indices):
         rows = rows_of(indices)
-        pixels = tf.cast(rows.pop("pixels"), tf.float32)[..., None]  # (b, 64, 64, 1)
+        pixels = with_channel_axis(tf.cast(rows.pop("pixels"), tf.float32))  # (b, S, S, C)
         return pixels, tf.nest.pack_sequence_as(targets, [rows[str(i)] for i in range(len(rows))])
 
     def dataset_fn(context: tf.distribute.InputContext, epoch: int = 0) -> tf.data.Dataset:

@@ -4,7 +4,9 @@ The prepared folder (see ``data/README.md`` for sizes) holds::
 
     images/          extracted archive (absent when the source was a folder)
     manifest.csv     one row per readable image: path, class, label, md5, width, height, split
-    images.npy       the decoded images, uint8 (N, 64, 64), row i = manifest row i
+    images.npy       the decoded images, uint8 (N, S, S) grey or (N, S, S, 3) RGB (the
+                     ``ImageSpec`` of ``--image-size``/``--channels``, default 64 grey),
+                     row i = manifest row i, written as decoded (memory stays flat)
     data_card.json   counts, skipped files, duplicate groups, manifest checksum, provenance
     data_card.md     the same, short, for people
 
@@ -21,13 +23,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from captioning.data import archive
 from captioning.data.card import write_data_card
 from captioning.data.folder import decode_files, list_class_images
-from captioning.data.images import IMAGE_SIZE
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.data.split import fold_counts, grouped_stratified_split
 from captioning.errors import DataError
 
@@ -45,6 +46,7 @@ class PrepareOptions:
     seed: int = 0
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     force: bool = False
+    image: ImageSpec = DEFAULT_IMAGE  # side and channels of the cached images
     skipped: list[dict] = field(default_factory=list)
 
 
@@ -116,7 +118,8 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
     files, classes, empty = list_class_images(image_dir, options.per_class_limit)
     if not classes:
         raise DataError(f"{image_dir}: no images found in any class folder")
-    pixels, rows, skipped = decode_files(files, image_dir, options.strict)
+    cache = building / "images.npy"
+    rows, skipped = decode_files(files, image_dir, cache, options.strict, options.image)
     options.skipped.extend(skipped)
     if not rows:
         raise DataError(f"{image_dir}: none of the {len(files)} images could be read")
@@ -132,7 +135,6 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
     )
     manifest = manifest[["path", "class", "label", "md5", "width", "height", "split"]]
     manifest.to_csv(building / "manifest.csv", index=False)
-    np.save(building / "images.npy", pixels)
     checksum = hashlib.sha256((building / "manifest.csv").read_bytes()).hexdigest()
     relative = image_dir.relative_to(building) if not external else image_dir
     return write_data_card(
@@ -149,7 +151,7 @@ def _build(building: Path, options: PrepareOptions, downloads: Path) -> dict:
             "fractions": list(options.fractions),
             "per_class_limit": options.per_class_limit,
             "strict": options.strict,
-            "image_size": IMAGE_SIZE,
+            **options.image.card_fields(),
             **provenance,
         },
     )

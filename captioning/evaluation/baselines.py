@@ -25,6 +25,7 @@ import pandas as pd
 
 from captioning.captions.findings import FIELD_VALUES, FIELDS, QUALITY_VALUES
 from captioning.captions.templates import load_template_set, render
+from captioning.data.image_spec import with_channel_axis
 from captioning.errors import DataError
 
 
@@ -35,7 +36,7 @@ def encoder_features(encoder, images: np.ndarray, batch_size: int = 1024) -> np.
     and ``feature_map`` (``classifier.get_layer("encoder")``). ``images``: (N, H, W) uint8."""
     parts = []
     for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start : start + batch_size], np.float32)[..., None]
+        batch = with_channel_axis(np.asarray(images[start : start + batch_size], np.float32))
         out = encoder(batch, training=False)
         pooled = np.asarray(out["pooled"], np.float32)
         fmap = np.asarray(out["feature_map"], np.float32).reshape(len(batch), -1)
@@ -159,7 +160,7 @@ def evaluate_baseline(
     )
     truth = frame.iloc[test.rows].reset_index(drop=True)
     predicted = heads.predict(encoder_features(encoder, test.images))
-    logits = classifier.predict(np.asarray(test.images, np.float32)[..., None], verbose=0)
+    logits = classifier.predict(with_channel_axis(np.asarray(test.images, np.float32)), verbose=0)
     class_names = [data.classes[i] for i in np.argmax(logits, axis=1)]
     captions = verbalise(class_names, predicted, tset)
     references = [list(r) for r in truth[[c for c in truth if c.startswith("reference_")]].values]

@@ -22,13 +22,14 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix
 
 from captioning.data.evaluation import load_labelled, run_split
+from captioning.data.image_spec import ImageSpec, with_channel_axis
 from captioning.errors import DataError
 from captioning.models.classifier import load_model
 from captioning.utils.runs import write_json
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Softmax probabilities (N, classes) for uint8 images (N, 64, 64), in batches."""
+    """Softmax probabilities (N, classes) for uint8 images (N, S, S[, 3]), in batches."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -36,7 +37,7 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 512) -> n
         return tf.nn.softmax(model(x, training=False), axis=-1)
 
     out = [
-        forward(tf.cast(images[i : i + batch_size], tf.float32)[..., None]).numpy()
+        forward(with_channel_axis(tf.cast(images[i : i + batch_size], tf.float32))).numpy()
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
@@ -78,7 +79,7 @@ def classification_report_dict(labels, probs, paths, classes) -> dict:
 
 def predict_heads(model, images: np.ndarray, batch_size: int = 512) -> dict[str, np.ndarray]:
     """A classifier of label columns: column -> softmax probabilities (N, classes) for uint8
-    images (N, 64, 64), in batches."""
+    images (N, S, S[, 3]), in batches."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -86,7 +87,7 @@ def predict_heads(model, images: np.ndarray, batch_size: int = 512) -> dict[str,
         return {k: tf.nn.softmax(v, axis=-1) for k, v in model(x, training=False).items()}
 
     parts = [
-        forward(tf.cast(images[i : i + batch_size], tf.float32)[..., None])
+        forward(with_channel_axis(tf.cast(images[i : i + batch_size], tf.float32)))
         for i in range(0, len(images), batch_size)
     ]
     sizes = {k: v.shape[-1] for k, v in model.output.items()}
@@ -185,7 +186,8 @@ def evaluate_classifier_run(
     with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:
         if data:
             source = Path(data).expanduser().resolve()
-            images, labels, paths, skipped = load_labelled(source, classes, Path(tmp))
+            spec = ImageSpec.from_model(model)
+            images, labels, paths, skipped = load_labelled(source, classes, Path(tmp), spec)
             evaluated = {"data": str(source), "split": None, "skipped": skipped}
             tag = source.name.split(".")[0] or "data"
         else:

@@ -98,7 +98,9 @@ def external_set(captioner, source: Path, workdir: Path) -> EvalSet:
     """A labelled folder or archive never prepared: its captions and findings are built with
     the cut points stored with the run's dataset (a bundled run carries its own). A run on a
     set stating acquisition fields sees the images transformed by their seeded draws."""
-    images, labels, paths, skipped = load_labelled(source, captioner.classes, workdir)
+    images, labels, paths, skipped = load_labelled(
+        source, captioner.classes, workdir, captioner.image_spec
+    )
     tset = load_template_set(captioner.templates)
     bundled = captioner.run_dir / CUTPOINTS_FILE
     cutpoints = (

@@ -85,6 +85,7 @@ def export_body(captioner, width: int, fmt: str, files: list[str], signatures: d
         "run_code": captioner.run.get("code"),
         "model_sha256": hashlib.sha256(weights).hexdigest(),
         "classes": captioner.classes,
+        **captioner.image_spec.card_fields(),  # what the signatures decode files to
         "templates": captioner.templates,
         "findings": list(captioner.finding_fields),  # outputs finding_<field>, in this order
         "beam": width,

@@ -1,18 +1,21 @@
 """``captioning.data.images`` in TensorFlow ops, for the exported serving model.
 
-The serving signature takes encoded files and must turn them into the same (64, 64) uint8
-arrays that ``load_image`` (Pillow) gives, with TensorFlow alone. What is reproduced, and how:
+The serving signature takes encoded files and must turn them into the same uint8 arrays that
+``load_image`` (Pillow) gives for the run's ``ImageSpec`` (S, C): (S, S) grey or (S, S, 3) RGB,
+(64, 64) by default, with TensorFlow alone. What is reproduced, and how:
 
-- JPEG: Pillow decodes with ``draft("L", (64, 64))``: libjpeg's own grayscale output (the Y
-  channel of a colour file) at the largest DCT scale 1/8, 1/4, 1/2 that keeps both sides >= 64,
-  with the accurate integer DCT. ``tf.io.decode_jpeg(channels=1, ratio=s,
+- JPEG: Pillow decodes with ``draft(mode, (S, S))``: libjpeg's own grayscale output (the Y
+  channel of a colour file) or its RGB output at the largest DCT scale 1/8, 1/4, 1/2 that keeps
+  both sides >= S, with the accurate integer DCT. ``tf.io.decode_jpeg(channels=C, ratio=s,
   dct_method="INTEGER_ACCURATE")`` is the same libjpeg call (``ratio`` is picked per file).
 - PNG: 8-bit grey as is; 16-bit grey rescaled from its own min..max (rounding half to even, as
-  numpy does); colour through ITU-R 601 luma in Pillow's fixed point; alpha composited on black
-  with Pillow's fixed-point ``alpha_composite`` first.
+  numpy does); alpha composited on black with Pillow's fixed-point ``alpha_composite`` first;
+  then, for grey, colour through ITU-R 601 luma in Pillow's fixed point, and for RGB, grey
+  repeated on the three channels.
 - Pad to a centred black square, then Pillow's two-pass fixed-point resampling (``BOX`` when
-  shrinking, ``BILINEAR`` when enlarging): its coefficients, 22-bit integer weights and 8-bit
-  rounding between the passes are computed here the way ``Resample.c`` does.
+  shrinking, ``BILINEAR`` when enlarging), each channel alike: its coefficients, 22-bit
+  integer weights and 8-bit rounding between the passes are computed here the way
+  ``Resample.c`` does.
 
 Not reproduced: CMYK/Adobe JPEGs, which ``decode_jpeg`` refuses (the call fails); 16-bit
 colour PNGs are untested. A file that does not start like a PNG or JPEG, an empty one and one
@@ -24,7 +27,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from captioning.data.images import IMAGE_SIZE, MAX_PIXELS
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
+from captioning.data.images import MAX_PIXELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -44,8 +48,8 @@ def _on_black(colour, alpha):
     return ((t // 256 + t) // 256) // 128  # non-negative: // is >>
 
 
-def _png_gray(data):
-    """An 8- or 16-bit PNG -> (H, W) int32 grey levels 0..255, as ``_to_gray_square``."""
+def _png_pixels(data, spec: ImageSpec):
+    """An 8- or 16-bit PNG -> (H, W, C) int32 levels 0..255, as ``images._to_square``."""
     header = tf.io.decode_raw(tf.strings.substr(data, 24, 2), tf.uint8)
     depth, colour_type = tf.cast(header[0], tf.int32), tf.cast(header[1], tf.int32)
 
@@ -53,7 +57,7 @@ def _png_gray(data):
         x = tf.cast(tf.io.decode_png(data, channels=1, dtype=tf.uint16)[..., 0], tf.float64)
         low, high = tf.reduce_min(x), tf.reduce_max(x)
         scaled = tf.where(high > low, (x - low) * (255.0 / tf.maximum(high - low, 1.0)), 0.0)
-        return tf.cast(tf.round(scaled), tf.int32)
+        return tf.tile(tf.cast(tf.round(scaled), tf.int32)[..., None], [1, 1, spec.channels])
 
     def eight_bit():  # grey, grey+alpha, RGB, RGBA, palette (expanded by libpng)
         x = tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint8), tf.int32)  # (H, W, C)
@@ -64,35 +68,37 @@ def _png_gray(data):
             tf.equal(channels % 2, 0), lambda: x[..., -1:], lambda: tf.fill(tf.shape(grey), 255)
         )
         composited = tf.where(tf.equal(channels % 2, 0), _on_black(colour, alpha), colour)
-        return tf.cond(channels >= 2, lambda: _luma(composited), lambda: grey[..., 0])
+        if spec.channels == 3:
+            return composited  # (H, W, 3): grey repeated, as Pillow's convert("RGB")
+        return tf.cond(channels >= 2, lambda: _luma(composited), lambda: grey[..., 0])[..., None]
 
     return tf.cond((depth == 16) & (colour_type == 0), grey16, eight_bit)
 
 
-def _jpeg_gray(data, width, height):
-    """A JPEG -> (H', W') int32 at Pillow's draft scale (1, 2, 4 or 8)."""
-    scale = tf.minimum(width // IMAGE_SIZE, height // IMAGE_SIZE)
+def _jpeg_pixels(data, width, height, spec: ImageSpec):
+    """A JPEG -> (H', W', C) int32 at Pillow's draft scale (1, 2, 4 or 8)."""
+    scale = tf.minimum(width // spec.size, height // spec.size)
     branch = tf.where(scale >= 8, 3, tf.where(scale >= 4, 2, tf.where(scale >= 2, 1, 0)))
 
     def decode(ratio):
         return lambda: tf.io.decode_jpeg(
-            data, channels=1, ratio=ratio, dct_method="INTEGER_ACCURATE"
-        )[..., 0]
+            data, channels=spec.channels, ratio=ratio, dct_method="INTEGER_ACCURATE"
+        )
 
     pixels = tf.switch_case(branch, [decode(1), decode(2), decode(4), decode(8)])
     return tf.cast(pixels, tf.int32)
 
 
-def _weights(in_size, filter_name: str):
-    """(64, in_size) float64: Pillow's fixed-point resampling weights (precompute_coeffs and
-    normalize_coeffs_8bpc) for one axis, as a dense matrix."""
+def _weights(in_size, filter_name: str, out_size: int):
+    """(out_size, in_size) float64: Pillow's fixed-point resampling weights (precompute_coeffs
+    and normalize_coeffs_8bpc) for one axis, as a dense matrix."""
     size = tf.cast(in_size, tf.float64)
-    scale = size / IMAGE_SIZE
+    scale = size / out_size
     filterscale = tf.maximum(scale, 1.0)
     support = (0.5 if filter_name == "box" else 1.0) * filterscale
-    centre = (tf.range(IMAGE_SIZE, dtype=tf.float64) + 0.5) * scale  # (64,)
+    centre = (tf.range(out_size, dtype=tf.float64) + 0.5) * scale  # (out,)
     trunc = lambda v: tf.cast(tf.cast(v, tf.int64), tf.float64)  # noqa: E731  C's (int)
-    xmin = tf.maximum(trunc(centre - support + 0.5), 0.0)[:, None]  # (64, 1)
+    xmin = tf.maximum(trunc(centre - support + 0.5), 0.0)[:, None]  # (out, 1)
     xmax = tf.minimum(trunc(centre + support + 0.5), size)[:, None]
     x = tf.range(in_size, dtype=tf.float64)[None, :]  # (1, in) absolute input positions
     u = (x - centre[:, None] + 0.5) / filterscale
@@ -113,29 +119,32 @@ def _clip8(acc):
     return tf.cast(tf.clip_by_value(shifted, 0.0, 255.0), tf.int32)
 
 
-def _resample(square, filter_name: str):
-    """(S, S) int32 -> (64, 64) int32: horizontal pass, 8-bit rounding, vertical pass."""
-    w = _weights(tf.shape(square)[0], filter_name)  # (64, S) same for both axes (square)
+def _resample(square, filter_name: str, out_size: int):
+    """(N, N, C) int32 -> (S, S, C) int32: horizontal pass, 8-bit rounding, vertical pass,
+    each channel alike (S = ``out_size``)."""
+    w = _weights(tf.shape(square)[0], filter_name, out_size)  # (S, N) both axes (square)
     half = float(1 << (PRECISION_BITS - 1))
     # integer products and sums stay below 2**53: exact in float64 whatever the order
-    rows = _clip8(tf.matmul(tf.cast(square, tf.float64), w, transpose_b=True) + half)  # (S, 64)
-    return _clip8(tf.matmul(w, tf.cast(rows, tf.float64)) + half)  # (64, 64)
+    x = tf.cast(square, tf.float64)  # (N, N, C): rows, columns, channels
+    rows = _clip8(tf.einsum("hwc,ow->hoc", x, w) + half)  # (N, S, C)
+    return _clip8(tf.einsum("oh,hwc->owc", w, tf.cast(rows, tf.float64)) + half)  # (S, S, C)
 
 
-def square_and_resize(grey):
-    """(H, W) int32 -> (64, 64) uint8: centred black square, then Pillow's resize."""
-    height, width = tf.shape(grey)[0], tf.shape(grey)[1]
+def square_and_resize(pixels, spec: ImageSpec = DEFAULT_IMAGE):
+    """(H, W, C) int32 -> ``spec.cache_shape`` uint8: centred black square, then Pillow's
+    resize to S x S."""
+    height, width = tf.shape(pixels)[0], tf.shape(pixels)[1]
     side = tf.maximum(height, width)
     top, left = (side - height) // 2, (side - width) // 2
-    square = tf.pad(grey, [[top, side - height - top], [left, side - width - left]])
+    square = tf.pad(pixels, [[top, side - height - top], [left, side - width - left], [0, 0]])
     out = tf.case(
         [
-            (tf.equal(side, IMAGE_SIZE), lambda: square),
-            (side < IMAGE_SIZE, lambda: _resample(square, "bilinear")),
+            (tf.equal(side, spec.size), lambda: square),
+            (side < spec.size, lambda: _resample(square, "bilinear", spec.size)),
         ],
-        default=lambda: _resample(square, "box"),
+        default=lambda: _resample(square, "box", spec.size),
     )
-    return tf.cast(tf.reshape(out, [IMAGE_SIZE, IMAGE_SIZE]), tf.uint8)
+    return tf.cast(tf.reshape(out, spec.cache_shape), tf.uint8)
 
 
 def _size(data, is_png):
@@ -155,12 +164,13 @@ def _png_size(data):
     return raw[:, 0] * 2**24 + raw[:, 1] * 2**16 + raw[:, 2] * 2**8 + raw[:, 3]
 
 
-def decode_one(data):
-    """One encoded file (scalar string) -> ((64, 64) uint8, error string; '' when fine)."""
+def decode_one(data, spec: ImageSpec = DEFAULT_IMAGE):
+    """One encoded file (scalar string) -> (``spec.cache_shape`` uint8, error string; '' when
+    fine)."""
     length = tf.strings.length(data)
     is_png = tf.equal(tf.strings.substr(data, 0, 8), PNG_MAGIC) & (length >= 26)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), JPEG_MAGIC)
-    blank = tf.zeros([IMAGE_SIZE, IMAGE_SIZE], tf.uint8)
+    blank = tf.zeros(spec.cache_shape, tf.uint8)
 
     def known():
         size = _size(data, is_png)
@@ -171,8 +181,12 @@ def decode_one(data):
 
         def pixels():
             width, height = tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)
-            grey = tf.cond(is_png, lambda: _png_gray(data), lambda: _jpeg_gray(data, width, height))
-            return square_and_resize(grey), tf.constant("")
+            decoded = tf.cond(
+                is_png,
+                lambda: _png_pixels(data, spec),
+                lambda: _jpeg_pixels(data, width, height, spec),
+            )  # (H, W, C) int32
+            return square_and_resize(decoded, spec), tf.constant("")
 
         return tf.cond(too_big, lambda: (blank, message), pixels)
 
@@ -183,13 +197,14 @@ def decode_one(data):
     return tf.cond(is_png | is_jpeg, known, unknown)
 
 
-def decode_images(files):
-    """(N,) string of encoded files -> (N, 64, 64) uint8 pixels and (N,) error strings."""
+def decode_images(files, spec: ImageSpec = DEFAULT_IMAGE):
+    """(N,) string of encoded files -> (N, *spec.cache_shape) uint8 pixels ((N, 64, 64) by
+    default) and (N,) error strings."""
     return tf.map_fn(
-        decode_one,
+        lambda data: decode_one(data, spec),
         files,
         fn_output_signature=(
-            tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE], tf.uint8),
+            tf.TensorSpec(spec.cache_shape, tf.uint8),
             tf.TensorSpec([], tf.string),
         ),
     )

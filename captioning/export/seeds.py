@@ -109,9 +109,9 @@ def _bswap32(x):
 
 
 def content_seed_halves(pixels):
-    """(N, 64, 64) uint8 -> low and high 32 bits (N,) int64 of ``content_seeds`` (as
+    """(N, S, S[, C]) uint8 -> low and high 32 bits (N,) int64 of ``content_seeds`` (as
     ``phrasing.seed_halves`` splits them)."""
-    size = pixels.shape[1] * pixels.shape[2]  # static: the message length
+    size = math.prod(pixels.shape[1:])  # static: the message length, the image's bytes
     digest = sha256_words(tf.reshape(pixels, [tf.shape(pixels)[0], size]))
     return _bswap32(digest[:, 0]), _bswap32(digest[:, 1])
 

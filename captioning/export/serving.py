@@ -10,7 +10,8 @@ template set (the value the caption states, as the CLI's ``findings``; '' where 
 and wherever ``caption`` is ''), ``confidence_<field>`` (runs with a calibration; NaN where the
 caption states none), and ``error`` ('' when the file was read; else the CLI's one-line
 problem).
-``serving_pixels(pixels)``: the same from (N, 64, 64) uint8 arrays.
+``serving_pixels(pixels)``: the same from (N, S, S) uint8 arrays ((N, S, S, 3) for an RGB run;
+(N, 64, 64) for MedNIST's default).
 
 The pieces: the image decoding of ``export.images``; the encoder, head and decoder layers of
 the run's model with their trained weights; the search itself, ``CaptionSearch.search_graph``
@@ -25,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from captioning.captions.vocabulary import Vocabulary
-from captioning.data.images import IMAGE_SIZE
+from captioning.data.image_spec import with_channel_axis
 from captioning.export import images as tf_images
 from captioning.export import seeds as tf_seeds
 from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
@@ -62,7 +63,7 @@ class CaptionGraph:
         self.names += [f"confidence_{name}" for name in (fields if self.confident else [])]
 
     def __call__(self, pixels, errors) -> dict:
-        """(B, 64, 64) uint8 and (B,) error strings ('' when read) -> the output dictionary;
+        """(B, S, S[, 3]) uint8 and (B,) error strings ('' when read) -> the output dictionary;
         empty outputs for an empty batch (batch norm needs a row)."""
 
         def empty():
@@ -74,7 +75,7 @@ class CaptionGraph:
 
     def caption(self, pixels, errors) -> dict:
         """``__call__`` for a batch of at least one image."""
-        features = image_features(self.encoder, tf.cast(pixels, tf.float32)[..., None])
+        features = image_features(self.encoder, with_channel_axis(tf.cast(pixels, tf.float32)))
         logits = self.head(features["pooled"])  # (B, K)
         if self.search.varied:  # the seeds only matter to the phrasing rule
             low, high = tf_seeds.content_seed_halves(pixels)  # (B,) int64 each
@@ -122,7 +123,7 @@ class CaptionGraph:
         if self.ood is None:
             nan = tf.fill(tf.shape(read), tf.constant(np.nan, tf.float64))
             return nan, read, tf.fill(tf.shape(read), "")
-        evidence = self.evidence(tf.cast(pixels, tf.float32)[..., None])
+        evidence = self.evidence(with_channel_axis(tf.cast(pixels, tf.float32)))
         ood_score = self.ood(evidence)
         return ood_score, (ood_score <= self.threshold) & read, self.why(ood_score, evidence)
 
@@ -156,11 +157,12 @@ class ServingModel(tf.Module):
         self.finding_names = list(captioner.finding_fields)
         graph = CaptionGraph(captioner, self.beam, self.sentences, self.findings)
         files_spec = tf.TensorSpec([None], tf.string, name="images")
-        pixels_spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.uint8, name="pixels")
+        spec = captioner.image_spec  # the run's: files are decoded to it
+        pixels_spec = tf.TensorSpec([None, *spec.cache_shape], tf.uint8, name="pixels")
 
         @tf.function(input_signature=[files_spec])
         def from_files(images):
-            pixels, errors = tf_images.decode_images(images)
+            pixels, errors = tf_images.decode_images(images, spec)
             return graph(pixels, errors)
 
         @tf.function(input_signature=[pixels_spec])

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from captioning.data.image_spec import ImageSpec, with_channel_axis
 from captioning.models.encoder import pixel_input
 from captioning.models.layers import IntensityHistogram
 
@@ -14,13 +15,13 @@ from captioning.models.layers import IntensityHistogram
 def image_features(encoder: keras.Model, pixels, training=False) -> dict:
     """What a decoder reads of an image: the encoder's ``feature_map`` (B, S, S, C) and
     ``pooled`` (B, C), and ``statistics`` (B, 510), the image's cumulative intensity histogram
-    (``IntensityHistogram``), which the findings read-out uses. ``pixels``: (B, 64, 64, 1)."""
+    (``IntensityHistogram``), which the findings read-out uses. ``pixels``: (B, S, S, C)."""
     statistics = IntensityHistogram(name="statistics")(pixels)  # no weights: a new one is free
     return {**encoder(pixels, training=training), "statistics": statistics}
 
 
 def encode_images(encoder: keras.Model, images: np.ndarray, batch: int = 256) -> dict:
-    """``image_features`` of uint8 images (N, 64, 64) as numpy arrays: the encoder's outputs
+    """``image_features`` of uint8 images (N, S, S[, C]) as numpy arrays: the encoder's outputs
     as float16 (a cache for stage 1), the statistics as float32 (shares are multiples of
     1/4096, finer than float16 resolves near 1)."""
 
@@ -32,7 +33,7 @@ def encode_images(encoder: keras.Model, images: np.ndarray, batch: int = 256) ->
     # every feature twice
     cache: dict[str, np.ndarray] = {}
     for i in range(0, len(images), batch):
-        out = forward(tf.cast(images[i : i + batch], tf.float32)[..., None])
+        out = forward(with_channel_axis(tf.cast(images[i : i + batch], tf.float32)))
         for key, value in out.items():
             if key not in cache:
                 dtype = np.float32 if key == "statistics" else np.float16
@@ -54,10 +55,11 @@ def build_feature_model(decoder, features: dict, max_length: int) -> keras.Model
 
 
 def build_captioner(encoder, head, decoder, max_length: int) -> keras.Model:
-    """End to end: pixels (B, 64, 64, 1) + tokens (B, T) -> caption logits (B, T, V), class
-    logits (B, classes) from the classifier's head, attention (B, T, P) when the decoder has it.
-    Sub-layers by name: ``encoder``, ``logits`` (head), ``decoder``."""
-    pixels = pixel_input()
+    """End to end: pixels (B, S, S, C) (the encoder's input) + tokens (B, T) -> caption
+    logits (B, T, V), class logits (B, classes) from the classifier's head, attention
+    (B, T, P) when the decoder has it. Sub-layers by name: ``encoder``, ``logits`` (head),
+    ``decoder``."""
+    pixels = pixel_input(ImageSpec.from_model(encoder))
     tokens = keras.Input((max_length,), dtype="int32", name="tokens")
     features = image_features(encoder, pixels)  # feature_map (B, S, S, C), pooled (B, C), ...
     out = decoder({**features, "tokens": tokens})  # logits (B, T, V)[, attention (B, T, P)]

@@ -12,15 +12,19 @@ import keras
 from keras import layers
 
 from captioning.config import ModelConfig
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.errors import RunError
 from captioning.models.encoder import build_encoder, pixel_input
 
 
-def build_classifier(config: ModelConfig, num_classes: int) -> keras.Model:
-    """(B, 64, 64, 1) pixels -> (B, num_classes) logits. The encoder is the nested model
-    named ``encoder`` (``model.get_layer("encoder")``), so a captioner can reuse it."""
-    encoder = build_encoder(config)
-    pixels = pixel_input()
+def build_classifier(
+    config: ModelConfig, num_classes: int, spec: ImageSpec = DEFAULT_IMAGE
+) -> keras.Model:
+    """(B, S, S, C) pixels of ``spec`` (default (B, 64, 64, 1)) -> (B, num_classes) logits.
+    The encoder is the nested model named ``encoder`` (``model.get_layer("encoder")``), so a
+    captioner can reuse it."""
+    encoder = build_encoder(config, spec)
+    pixels = pixel_input(spec)
     pooled = encoder(pixels)["pooled"]
     if config.dropout:
         pooled = layers.Dropout(config.dropout, name="dropout")(pooled)
@@ -28,14 +32,16 @@ def build_classifier(config: ModelConfig, num_classes: int) -> keras.Model:
     return keras.Model(pixels, logits, name=f"classifier_{config.name}")
 
 
-def build_multi_head_classifier(config: ModelConfig, heads: dict[str, int]) -> keras.Model:
-    """(B, 64, 64, 1) pixels -> ``{column: (B, classes) logits}``, one linear head per label
-    column of ``heads`` (column -> its number of classes) on one encoder, as
+def build_multi_head_classifier(
+    config: ModelConfig, heads: dict[str, int], spec: ImageSpec = DEFAULT_IMAGE
+) -> keras.Model:
+    """(B, S, S, C) pixels of ``spec`` -> ``{column: (B, classes) logits}``, one linear head
+    per label column of ``heads`` (column -> its number of classes) on one encoder, as
     ``build_classifier`` builds it. The first column's head is the layer named ``logits``: the
     head a captioner started from this encoder carries (its classes are the run's
     ``classes``); the others are ``logits_<column>``."""
-    encoder = build_encoder(config)
-    pixels = pixel_input()
+    encoder = build_encoder(config, spec)
+    pixels = pixel_input(spec)
     pooled = encoder(pixels)["pooled"]
     if config.dropout:
         pooled = layers.Dropout(config.dropout, name="dropout")(pooled)

@@ -49,7 +49,7 @@ SCOPE_FILE, STATS_FILE = "scope.json", "scope.npz"
 
 
 def encoder_outputs(model, images: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
-    """The scope's evidence of uint8 images (N, 64, 64) from a classifier or captioner model
+    """The scope's evidence of uint8 images (N, S, S[, 3]) from a classifier or captioner model
     (sub-layers ``encoder`` and ``logits``): ``pooled`` (N, C), ``logits`` (N, K) and the
     views of ``captioning.scope.evidence``."""
     from captioning.scope.evidence import EvidenceReader

@@ -1,7 +1,7 @@
 """What the out-of-scope check reads of an image: the evidence, computed in TensorFlow so that
 the CLI, the service and the exported SavedModel read it with the same ops.
 
-For uint8 images (N, 64, 64), ``evidence`` gives
+For uint8 images (N, S, S) or (N, S, S, 3), ``evidence`` gives
 
 - ``pooled`` (N, C) and ``logits`` (N, K): the encoder's pooled vector and the class head's
   logits (the inputs of the older ``msp``/``energy``/``mahalanobis`` scores);
@@ -21,6 +21,8 @@ and a layer before it.
 from __future__ import annotations
 
 import numpy as np
+
+from captioning.data.image_spec import with_channel_axis
 
 VIEWS = ("features", "mid", "pixels")
 LAGS = (1, 2, 4)  # px: neighbour correlations
@@ -49,10 +51,16 @@ def _correlation(a, b):
 
 
 def pixel_statistics(pixels):
-    """(B, H, W, 1) float32 grey levels 0..255 -> (B, 16) float64 input statistics."""
+    """(B, H, W, C) float32 levels 0..255 -> (B, 16) float64 input statistics, of the grey
+    levels themselves (C = 1) or of an RGB image's ITU-R 601 luma (C = 3: the grey Pillow's
+    ``convert("L")`` gives, unrounded), so a view has the same meaning at every setting."""
     import tensorflow as tf
 
-    x = tf.cast(pixels[..., 0], tf.float64)  # (B, H, W)
+    if pixels.shape[-1] == 1:
+        x = tf.cast(pixels[..., 0], tf.float64)  # (B, H, W)
+    else:
+        luma = tf.constant([0.299, 0.587, 0.114], tf.float64)
+        x = tf.tensordot(tf.cast(pixels, tf.float64), luma, 1)  # (B, H, W)
     batch = tf.shape(x)[0]
     columns = []
     for lag in LAGS:
@@ -98,7 +106,7 @@ class EvidenceReader:
         self.reader = keras.Model(encoder.input, {"mid": mid.output, **encoder.output})
 
         @tf.function(reduce_retracing=True)
-        def read(pixels):  # (B, 64, 64, 1) float32
+        def read(pixels):  # (B, S, S, C) float32
             out = self.reader(pixels, training=False)
             return {
                 "pooled": out["pooled"],
@@ -111,12 +119,12 @@ class EvidenceReader:
         self.read = read
 
     def __call__(self, images: np.ndarray, batch: int = 512) -> dict[str, np.ndarray]:
-        """uint8 (N, 64, 64) -> name -> (N, D) numpy array (see the module doc)."""
+        """uint8 (N, S, S) or (N, S, S, 3) -> name -> (N, D) numpy array (see the module doc)."""
         import tensorflow as tf
 
         parts: dict[str, list] = {}
         for i in range(0, len(images), batch):
-            out = self.read(tf.cast(images[i : i + batch], tf.float32)[..., None])
+            out = self.read(with_channel_axis(tf.cast(images[i : i + batch], tf.float32)))
             for key, value in out.items():
                 parts.setdefault(key, []).append(value.numpy())
         return {k: np.concatenate(v) for k, v in parts.items()}

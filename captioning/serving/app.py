@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.errors import CaptioningError
 from captioning.inference import Captioner, caption_entries
 from captioning.serving.batching import Batcher
@@ -75,7 +76,7 @@ def model_identity(captioner: Captioner) -> dict:
 
 
 def png_data_url(image: np.ndarray) -> str:
-    """The (64, 64) uint8 image the model read, as a PNG data URL for the page."""
+    """The (S, S) or (S, S, 3) uint8 image the model read, as a PNG data URL for the page."""
     from PIL import Image
 
     buffer = io.BytesIO()
@@ -135,7 +136,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization"],
         )
-    add_caption_route(app, batcher, limits, token)
+    add_caption_route(app, batcher, limits, token, captioner.image_spec)
     health = health_report(captioner, limits, token)
 
     @app.get("/health")
@@ -149,7 +150,7 @@ def create_app(
 def warmed_up(captioner: Captioner) -> Captioner:
     """``captioner`` after captioning a blank image with and without attention: both searches
     are traced before the first request."""
-    blank = [("warm-up", np.zeros((64, 64), np.uint8))]
+    blank = [("warm-up", np.zeros(captioner.image_spec.cache_shape, np.uint8))]
     for attention in (False, True):
         caption_entries(captioner, blank, attention=attention)
     return captioner
@@ -185,8 +186,11 @@ def authorised(headers, token: str | None) -> bool:
     return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
 
 
-def add_caption_route(app, batcher: Batcher, limits: Limits, token: str | None) -> None:
-    """``POST /caption``: check the token, read and decode the files within ``limits``, queue
+def add_caption_route(
+    app, batcher: Batcher, limits: Limits, token: str | None, spec: ImageSpec = DEFAULT_IMAGE
+) -> None:
+    """``POST /caption``: check the token, read and decode the files within ``limits`` (to
+    the run's ``spec``), queue
     them on ``batcher`` and answer their entries (see the module doc)."""
     from fastapi import Request
     from starlette.concurrency import run_in_threadpool
@@ -199,7 +203,7 @@ def add_caption_route(app, batcher: Batcher, limits: Limits, token: str | None) 
             files = await read_files(request, limits)
         except Refused as refused:
             return refusal(refused.status, refused.line)
-        inputs = await run_in_threadpool(decode_files, files, limits)
+        inputs = await run_in_threadpool(decode_files, files, limits, spec)
         line = refusal_line(inputs)
         if line is not None:
             return refusal(422, line, [{"path": name, "error": p} for name, p in inputs])

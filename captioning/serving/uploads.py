@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.data.images import ImageError, load_image
 
 FIELD = "file"  # the multipart part name of each image
@@ -95,8 +96,11 @@ async def read_files(request, limits: Limits) -> list[tuple[str, bytes]]:
     return files
 
 
-def decode_files(files: list[tuple[str, bytes]], limits: Limits) -> list[tuple[str, object]]:
-    """(name, decoded (64, 64) uint8 image or the one-line problem) per uploaded file: the
+def decode_files(
+    files: list[tuple[str, bytes]], limits: Limits, spec: ImageSpec = DEFAULT_IMAGE
+) -> list[tuple[str, object]]:
+    """(name, decoded uint8 image of ``spec`` (the run's) or the one-line problem) per
+    uploaded file: the
     ``inputs`` that ``captioning.inference.caption_entries`` takes."""
     inputs: list[tuple[str, object]] = []
     for name, data in files:
@@ -107,7 +111,7 @@ def decode_files(files: list[tuple[str, bytes]], limits: Limits) -> list[tuple[s
             )
             continue
         try:
-            inputs.append((name, load_image(data, name=name)))
+            inputs.append((name, load_image(data, name=name, spec=spec)))
         except ImageError as err:
             inputs.append((name, err.problem))
     return inputs

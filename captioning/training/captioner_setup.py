@@ -1,11 +1,9 @@
 """The captioner trainer's first steps: the encoder run, the caption data and its truth, the
 vocabulary, the run's files, and the model (encoder, head and a fresh decoder).
 
-Each step is a function of what the steps before it returned (see
-``captioning.commands.train_captioner.train_captioner``, which calls them in order).
-``load_caption_data`` is the one place that decides which captions the captioner learns and
-which truth its validation reads back: it asks the dataset's caption source
-(``captioning.data.sources``: MedNIST's templates, or a caption file of free text) for them.
+Each step is a function of what the steps before it returned (``train_captioner`` calls them
+in order). ``load_caption_data`` alone decides which captions the captioner learns and which
+truth its validation reads back, from the dataset's caption source (``captioning.data.sources``).
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from captioning.captions.vocabulary import Vocabulary
 from captioning.config import CaptionerConfig, DecoderConfig
 from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
+from captioning.data.image_spec import ImageSpec, check_same_images
 from captioning.data.sources import CaptionSource, caption_source
 from captioning.decoding.rules import (
     FREE_TEXT_MAX_QUANTILE,
@@ -127,6 +126,7 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
     root = Path(root).expanduser().resolve()
     config.data.root = str(root)
     data = PreparedData(root, config.captions.templates)  # a set's transformed images, if any
+    check_same_images(data.image_spec, data.root, ImageSpec.from_card(encoder.run), encoder.path)
     source = caption_source(data)
     # an encoder of label columns (run.json ``label_columns``) records as ``classes`` those of
     # its layer ``logits``, its first column's head (the one the captioner keeps): the data's
@@ -258,6 +258,7 @@ def write_run_files(
             "manifest_sha256": data.manifest_sha256,
             "data_root": config.data.root,
             "classes": encoder.run["classes"],  # the head's (templates: the data's too)
+            **data.image_spec.card_fields(),  # what caption/serve/export decode to
             "split_sizes": {"train": len(captions.train), "val": len(captions.val)},
             "vocabulary_size": len(vocab),
             "strategy": strategy_name(run.strategy),

@@ -152,6 +152,7 @@ def write_classifier_run(
             "manifest_sha256": found.data.manifest_sha256,
             "data_root": str(found.root),
             "classes": found.classes,
+            **found.data.image_spec.card_fields(),  # what caption/serve/export decode to
             **_heads_record(found),
             "split_sizes": {"train": len(found.train), "val": len(found.val)},
             "strategy": strategy_name(strategy),
@@ -191,9 +192,9 @@ def fit_classifier(
     with strategy.scope():
         if found.heads:
             sizes = {column: len(classes) for column, classes in found.heads.items()}
-            model = build_multi_head_classifier(config.model, sizes)
+            model = build_multi_head_classifier(config.model, sizes, found.data.image_spec)
         else:
-            model = build_classifier(config.model, len(found.data.classes))
+            model = build_classifier(config.model, len(found.data.classes), found.data.image_spec)
         optimizer = make_optimizer(config.train, steps * config.train.epochs)
     if found.heads:
         task = MultiHeadClassificationTask(found.heads, config.train.label_smoothing)

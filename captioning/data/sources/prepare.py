@@ -5,7 +5,8 @@ gets (``captioning.data.prepare``: built in a hidden folder, moved into place wh
     manifest.csv         path (the image the encoder reads), class, label, md5, width, height,
                          split, study, images (all the study's images, '|'-joined), and with
                          ``--label-columns a,b`` one text column ``label_a``, ``label_b`` each
-    images.npy           decoded with the same rules as MedNIST (any size, any channels)
+    images.npy           decoded with the same rules as MedNIST (any size, any channels in;
+                         out at ``--image-size`` and ``--channels``, default 64 grey)
     data_card.json/.md   counts, skipped images, duplicates, the caption source and its text
                          statistics (lengths, vocabulary, OOV rate on val and test); with label
                          columns, ``caption_source.label_columns`` (their names) and
@@ -35,9 +36,9 @@ import pandas as pd
 
 from captioning.captions.text import TextRules
 from captioning.captions.text_card import text_stats, text_stats_markdown
+from captioning.data.cache import copy_rows
 from captioning.data.card import write_data_card
 from captioning.data.folder import decode_files, printable_path
-from captioning.data.images import IMAGE_SIZE
 from captioning.data.prepare import PrepareOptions, prepare
 from captioning.data.sources import REFERENCES_FILE
 from captioning.data.sources.label_columns import (
@@ -106,7 +107,8 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
     captions, image_dir, fmt = _inputs(options)
     records = _read_records(captions, fmt, image_dir, named_columns(options))
     files = [inside(image_dir, r.images[0], r.where) for r in records]
-    pixels, decoded, skipped = _decode(files, image_dir, options.strict)
+    decoded_cache = building / "decoded.npy"  # each distinct file once, in decoding order
+    decoded, skipped = _decode(files, image_dir, decoded_cache, options)
     keep = [
         (record, decoded[path])
         for record, f in zip(records, files, strict=True)
@@ -115,7 +117,9 @@ def _build(building: Path, options: CaptionFileOptions, _downloads: Path) -> dic
     if not keep:
         raise DataError(f"{image_dir}: none of the {len(records)} images could be read")
     manifest, references = _manifest(keep, options)
-    np.save(building / "images.npy", pixels[[row_index for _, (row_index, _) in keep]])
+    rows = [row_index for _, (row_index, _) in keep]  # a file of several records: repeated
+    copy_rows(decoded_cache, building / "images.npy", rows, options.image)
+    decoded_cache.unlink()
     manifest.to_csv(building / "manifest.csv", index=False)
     checksum = hashlib.sha256((building / "manifest.csv").read_bytes()).hexdigest()
     stats = text_stats(references, manifest["split"].tolist(), options.rules)
@@ -158,7 +162,7 @@ def _card_settings(captions: Path, image_dir: Path, options, seeded: bool) -> di
         "split_from": "seeded" if seeded else "the caption file",
         "per_class_limit": None,
         "strict": options.strict,
-        "image_size": IMAGE_SIZE,
+        **options.image.card_fields(),
         "source": str(captions),
     }
 
@@ -188,10 +192,12 @@ def _read_records(
     return records
 
 
-def _decode(files: list[Path], image_dir: Path, strict: bool):
-    """Decode each distinct file once: (pixels, relative path -> (row index, manifest row),
-    skipped). A missing file is skipped and logged (``strict``: refused), an unreadable one
-    skipped as ``decode_files`` says."""
+def _decode(files: list[Path], image_dir: Path, out: Path, options: CaptionFileOptions):
+    """Decode each distinct file once into the cache ``out`` (``options.image``'s size and
+    channels): (relative path -> (row index, manifest row), skipped). A missing file is
+    skipped and logged (``--strict``: refused), an unreadable one skipped as ``decode_files``
+    says."""
+    strict = options.strict
     missing = [f for f in files if not f.exists()]
     skipped = [
         {"path": printable_path(f.relative_to(image_dir)), "reason": "no such file"}
@@ -202,9 +208,10 @@ def _decode(files: list[Path], image_dir: Path, strict: bool):
     for entry in skipped:
         log.warning("skipped %s: %s", image_dir / entry["path"], entry["reason"])
     present = [f for f in files if f.exists()]
-    pixels, rows, unreadable = decode_files(list(dict.fromkeys(present)), image_dir, strict)
+    distinct = list(dict.fromkeys(present))
+    rows, unreadable = decode_files(distinct, image_dir, out, strict, options.image)
     decoded = {row["path"]: (i, row) for i, row in enumerate(rows)}
-    return pixels, decoded, skipped + unreadable
+    return decoded, skipped + unreadable
 
 
 def _manifest(keep: list[tuple[Record, tuple]], options) -> tuple[pd.DataFrame, list]:

@@ -1,0 +1,106 @@
+"""The image setting of a dataset and of every model trained on it: side length and channels.
+
+One frozen ``ImageSpec`` is chosen when a dataset is prepared (``data prepare --image-size
+--channels``), recorded in its data card (``image_size``, ``image_channels``), and read back
+from there by training, and from a trained model's input shape by ``caption``, ``serve`` and
+``export``. MedNIST's 64x64 grey is the default: a card or run from before the setting
+existed reads as that.
+
+Cache rows (``images.npy``) are (S, S) uint8 for grey and (S, S, 3) for RGB; models take
+(B, S, S, C) float32 (``with_channel_axis`` adds the grey channel axis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from captioning.errors import DataError
+
+MIN_SIZE, MAX_SIZE = 8, 1024  # px: below 8 no encoder stem fits; above 1024 the cache is huge
+CHANNEL_NAMES = {1: "grey", 3: "RGB"}
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Square side ``size`` in pixels and ``channels`` (1 grey, 3 RGB) of decoded images."""
+
+    size: int = 64
+    channels: int = 1
+
+    def __post_init__(self):
+        size, channels = self.size, self.channels
+        if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+            raise DataError(
+                f"image size must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}, "
+                f"got {size!r}"
+            )
+        if isinstance(channels, bool) or channels not in CHANNEL_NAMES:
+            raise DataError(f"image channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+
+    @property
+    def cache_shape(self) -> tuple[int, ...]:
+        """One cached image: (S, S) grey, (S, S, 3) RGB."""
+        side = (self.size, self.size)
+        return side if self.channels == 1 else (*side, self.channels)
+
+    @property
+    def model_shape(self) -> tuple[int, int, int]:
+        """One model input: (S, S, C)."""
+        return (self.size, self.size, self.channels)
+
+    @property
+    def mode(self) -> str:
+        """Pillow's mode for decoded images: ``L`` or ``RGB``."""
+        return "L" if self.channels == 1 else "RGB"
+
+    def describe(self) -> str:
+        """``64x64 grey``, ``128x128 RGB``: how messages and cards name it."""
+        return f"{self.size}x{self.size} {CHANNEL_NAMES[self.channels]}"
+
+    def card_fields(self) -> dict:
+        """What the data card and ``run.json`` record."""
+        return {"image_size": self.size, "image_channels": self.channels}
+
+    @classmethod
+    def from_card(cls, card: dict) -> ImageSpec:
+        """The spec a data card (or ``run.json``) records; absent keys: the default."""
+        return cls(int(card.get("image_size", 64)), int(card.get("image_channels", 1)))
+
+    @classmethod
+    def from_model(cls, model) -> ImageSpec:
+        """The spec of a Keras model whose first input is pixels (B, S, S, C)."""
+        shape = tuple(model.inputs[0].shape)
+        if len(shape) != 4 or shape[1] != shape[2]:
+            raise DataError(f"model {model.name}: input {shape} is not square images")
+        return cls(int(shape[1]), int(shape[3]))
+
+
+DEFAULT_IMAGE = ImageSpec()
+
+
+def with_channel_axis(pixels):
+    """A batch of cached images (B, S, S) or (B, S, S, C), numpy or tensor -> (B, S, S, C):
+    grey gets its channel axis, RGB is already there."""
+    return pixels[..., None] if len(pixels.shape) == 3 else pixels
+
+
+def check_same_images(have: ImageSpec, where, want: ImageSpec, run) -> None:
+    """Refuse images (``have``, of the data or file ``where``) that differ in size or channels
+    from what the run ``run`` was trained on (``want``), with one line naming both."""
+    if have != want:
+        raise DataError(
+            f"{where}: images are {have.describe()}, but the run {run} was trained on "
+            f"{want.describe()}; prepare the data at that setting"
+        )
+
+
+def run_image_spec(model, run: dict, run_dir) -> ImageSpec:
+    """What a trained run's images are decoded to: its model's input shape, which must agree
+    with what its ``run.json`` records (a run from before the record: the model alone)."""
+    spec = ImageSpec.from_model(model)
+    if "image_size" in run and ImageSpec.from_card(run) != spec:
+        raise DataError(
+            f"{run_dir}: run.json records {ImageSpec.from_card(run).describe()} images, but "
+            f"its model reads {spec.describe()}; the run folder is inconsistent"
+        )
+    return spec
