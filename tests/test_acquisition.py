@@ -173,6 +173,7 @@ def test_an_external_folder_is_acquired_by_the_same_draws(acquired, tmp_path):
         run_dir=tmp_path,
         classes=data.classes,
         templates="acquisition",
+        image_spec=data.image_spec,
     )
     evalset = external_set(captioner, data.image_dir, tmp_path)  # the same files, unprepared
     rows = data.manifest.reset_index().set_index("path").loc[evalset.frame["path"], "index"]
