@@ -128,9 +128,8 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
     data = PreparedData(root, config.captions.templates)  # a set's transformed images, if any
     check_same_images(data.image_spec, data.root, ImageSpec.from_card(encoder.run), encoder.path)
     source = caption_source(data)
-    # an encoder of label columns (run.json ``label_columns``) records as ``classes`` those of
-    # its layer ``logits``, its first column's head (the one the captioner keeps): the data's
-    # labels drive the class loss only when they are those classes, as for any encoder
+    # a label-column encoder's ``classes`` are its first head's (the one the captioner keeps):
+    # the data's labels drive the class loss only when they are those classes
     labelled = source.has_labels and data.classes == encoder.run["classes"]
     if source.kind == "templates" and not labelled:
         raise RunError(
