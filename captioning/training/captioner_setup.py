@@ -120,8 +120,7 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
     captions. Templates: the classes must be the encoder's, and the captions come from
     ``config.captions.templates`` with the truth they state. A caption file: its references,
     no truth (``monitor`` becomes ``cider`` unless it is ``bleu4``), its labels only when they
-    are the encoder's classes; ``decoder.max_length`` grows to hold the source's own maximum
-    length."""
+    are the encoder's classes; ``decoder.max_length`` grows to the source's maximum length."""
     root = data_root or config.data.root or encoder.run["data_root"] or default_data_root()
     root = Path(root).expanduser().resolve()
     config.data.root = str(root)
