@@ -4,7 +4,8 @@
   models, metrics, decoding -> data, captions -> utils, errors, config; no module imports a
   higher layer, no two packages import each other (directly or round a circle), and no two
   modules either, whether the import sits at the top of a file or inside a function;
-- the package root holds at most 12 modules; no function in the package is over 60 lines;
+- the package root holds at most 12 modules; no module in the package reaches 300 lines and no
+  function is over 60 lines;
 - only the search's own package (captioning/decoding/) touches ``CaptionSearch``'s private
   members.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "captioning"
 ROOT_MODULES_MAX = 12
 FUNCTION_LINES_MAX = 60
+MODULE_LINES_MAX = 299  # short modules: < 300 lines
 
 # layer of each top-level unit of the package (a subpackage or a root module); a module may
 # import its own layer or a lower one. Same-layer imports are allowed, cycles are not.
@@ -145,6 +147,15 @@ def long_functions(root: Path = PACKAGE) -> list[str]:
     return out
 
 
+def long_modules(root: Path = PACKAGE) -> list[str]:
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        lines = len(path.read_text().splitlines())
+        if lines > MODULE_LINES_MAX:
+            out.append(f"{path.relative_to(root.parent)} {lines}")
+    return out
+
+
 def search_privates() -> set[str]:
     """Names of ``CaptionSearch``'s private members (methods and attributes it sets)."""
     tree = ast.parse((PACKAGE / "decoding" / "search.py").read_text())
@@ -202,6 +213,10 @@ def test_no_function_over_60_lines():
     assert long_functions() == []
 
 
+def test_no_module_of_300_lines_or_more():
+    assert long_modules() == []
+
+
 def test_only_decoding_touches_caption_search_privates():
     names = search_privates()
     assert names, "CaptionSearch not found in captioning/decoding/search.py"
@@ -210,7 +225,7 @@ def test_only_decoding_touches_caption_search_privates():
 
 def test_the_checks_can_fail(tmp_path):
     """Each rule fails on a planted example: a cycle, an upward import (also inside a
-    function), a long function and a private use of the search."""
+    function), a long function, a long module and a private use of the search."""
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     source = tmp_path / "mod.py"
     source.write_text("def f():\n    from captioning.commands.evaluate import run\n")
@@ -225,5 +240,8 @@ def test_the_checks_can_fail(tmp_path):
     body = "\n".join(f"    x{i} = {i}" for i in range(FUNCTION_LINES_MAX))
     (package / "long.py").write_text(f"def long():\n{body}\n\n\ndef short():\n    pass\n")
     assert [line.split()[-2] for line in long_functions(package)] == ["long"]
+    assert long_modules(package) == []
+    (package / "big.py").write_text("x = 0\n" * (MODULE_LINES_MAX + 1))
+    assert long_modules(package) == [f"captioning/big.py {MODULE_LINES_MAX + 1}"]
     (package / "use.py").write_text("def f(search):\n    return search._beam_fn(3)\n")
     assert private_uses({"_beam_fn"}, package) == ["captioning/use.py:2 ._beam_fn"]
