@@ -11,7 +11,7 @@ from pathlib import Path
 
 from captioning.captions.templates import DEFAULT_TEMPLATE_SET
 from captioning.captions.text import PUNCTUATION, TextRules
-from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
+from captioning.data.image_spec import CHANNEL_NAMES, DEFAULT_IMAGE, ImageSpec
 from captioning.data.prepare import PrepareOptions
 from captioning.data.sources import FORMATS
 from captioning.errors import DataError
@@ -69,7 +69,7 @@ def add_parser(commands) -> None:
     prep.add_argument(
         "--channels",
         type=int,
-        choices=(1, 3),
+        choices=sorted(CHANNEL_NAMES),
         default=DEFAULT_IMAGE.channels,
         help="1: grey (default), 3: RGB; models trained on the data read the same",
     )
