@@ -258,8 +258,10 @@ def varied_images() -> np.ndarray:
 def test_tf_phrasing_seeds_equal_numpy():
     """The twin seeds: hashlib (CLI) and SHA-256 in TF ops (SavedModel), and their halves."""
     grey = varied_images()
-    # RGB images hash their (S, S, 3) bytes: a channel order check (the same image, rolled)
-    rgb = np.stack([grey, grey // 2, 255 - grey], -1)
+    # RGB images hash their (S, S, 3) bytes: a channel order check (the same image, rolled), on
+    # 16x16 corners (tracing grows with the bytes hashed: 64x64x3 took a minute)
+    corner = grey[:, -16:, -16:]
+    rgb = np.stack([corner, corner // 2, 255 - corner], -1)
     rgb = np.concatenate([rgb, np.roll(rgb, 1, axis=-1)])
     for images in (grey, rgb):
         _check_seeds(images)
