@@ -103,7 +103,7 @@ def train_and_evaluate(name: str, data_root: str, workdir: Path, extra: list[str
     wall = time.perf_counter() - start
     out = run / "test.json"
     subprocess.run(
-        [sys.executable, "-m", "captioning.cli", "evaluate", str(run), "--out", str(out)],
+        [sys.executable, "-m", "captioning.cli", "evaluate", "--run", str(run), "--out", str(out)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
