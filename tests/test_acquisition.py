@@ -98,6 +98,15 @@ def test_transform_images_matches_each_image_transform(mednist_small):
         assert np.array_equal(out[i], transform(images[i], row["orientation"], row["position"]))
 
 
+def test_rgb_images_turn_and_move_like_their_channels(mednist_small):
+    grey = PreparedData(mednist_small).images[:30]
+    rgb = np.stack([grey, grey // 2, 255 - grey], -1)  # (N, 64, 64, 3)
+    draws = draw([f"x{i}" for i in range(30)], FIELDS)
+    out = transform_images(rgb, draws)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], transform_images(rgb[..., c].copy(), draws))
+
+
 @pytest.fixture(scope="module")
 def acquired(mednist_small, tmp_path_factory):
     root = tmp_path_factory.mktemp("acquisition") / "mednist"

@@ -85,23 +85,25 @@ def transform(image: np.ndarray, orientation: str, position: str) -> np.ndarray:
 
 
 def transform_images(images, draws: pd.DataFrame, out: np.ndarray | None = None) -> np.ndarray:
-    """Every image of ``images`` (N, H, W) uint8 (a memory map is read in chunks) transformed
-    by its row of ``draws`` (columns orientation, position); written into ``out`` (N, H, W)
-    when given (e.g. a memory-mapped file), else into a new array. Returns ``out``."""
+    """Every image of ``images`` (N, H, W) or RGB (N, H, W, 3) uint8 (a memory map is read in
+    chunks) transformed by its row of ``draws`` (columns orientation, position; RGB: each
+    channel alike); written into ``out`` (same shape) when given (e.g. a memory-mapped file),
+    else into a new array. Returns ``out``."""
     if out is None:
         out = np.empty(images.shape, images.dtype)
     orientation = draws["orientation"].to_numpy()
     position = draws["position"].to_numpy()
     for start in range(0, len(images), _CHUNK):
         part = slice(start, start + _CHUNK)
-        x = np.asarray(images[part])  # (n, H, W)
+        x = np.asarray(images[part])  # (n, H, W), or (n, H, W, 3) seen as (n, 3, H, W)
+        x = np.moveaxis(x, -1, 1) if x.ndim == 4 else x  # the transforms turn the last two axes
         y = np.empty_like(x)
         for o in ORIENTATIONS:
             for p in POSITIONS:
                 rows = np.flatnonzero((orientation[part] == o) & (position[part] == p))
                 if len(rows):
                     y[rows] = transform(x[rows], o, p)
-        out[part] = y
+        out[part] = np.moveaxis(y, 1, -1) if y.ndim == 4 else y
     return out
 
 
