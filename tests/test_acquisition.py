@@ -220,6 +220,9 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     run = json.loads((tmp_path / "cap" / "run.json").read_text())
     assert run["templates"] == "acquisition"
     assert (tmp_path / "cap" / "scope.json").is_file()  # fitted on the set's images
+    # the set's own cut points (fitted on the transformed images) travel with the run
+    kept = json.loads((tmp_path / "cap" / "cutpoints.json").read_text())
+    assert kept == json.loads((acquired / "captions" / "acquisition_cutpoints.json").read_text())
     done = cli("evaluate", "--run", "cap", "--out", "report.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())

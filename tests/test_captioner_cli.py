@@ -55,6 +55,8 @@ def test_training_writes_a_self_contained_run_folder(captioner_run, mednist_smal
     assert meta["data"]["manifest_sha256"] == meta["manifest_sha256"]  # provenance recorded
     assert set(meta["code"]) == {"commit", "dirty"} and meta["machine"]["cores"] >= 1
     assert (mednist_small / "captions" / "findings.csv").is_file()  # built when missing
+    kept = json.loads((run / "cutpoints.json").read_text())  # the bins, kept with the run
+    assert kept == json.loads((mednist_small / "captions" / "cutpoints.json").read_text())
     assert (run / "stage1" / "log.csv").is_file() and (run / "stage2" / "log.csv").is_file()
     header = (run / "stage1" / "log.csv").read_text().splitlines()[0]
     assert "val_bleu4" in header and "val_findings" in header and "val_extent_accuracy" in header

@@ -20,7 +20,8 @@ Run folder: ``stage1/`` and ``stage2/`` (each the loop's logs, checkpoints and b
 ``best_model.keras`` (the end-to-end captioner, from the stage whose best epoch scores higher on
 ``monitor``; stage 1's is its decoder on the unchanged encoder and head: inputs ``pixels`` and
 ``tokens``, outputs ``caption_logits``, ``class_logits`` and, with attention, ``attention``),
-``vocabulary.json``, ``config.json``, ``run.json`` (kind ``captioner``, template set, encoder
+``vocabulary.json``, ``cutpoints.json`` (a template set's findings bins, so the run reads them
+away from its data), ``config.json``, ``run.json`` (kind ``captioner``, template set, encoder
 run), ``metrics.json`` (with ``chosen_stage``), and last ``scope.json``/``scope.npz`` and
 ``calibration.json``: the out-of-scope rule and confidence temperatures fitted on the training
 and validation splits (``captioning.calibrate``).

@@ -1,9 +1,8 @@
 """The captioner trainer's first steps: the encoder run, the caption data and its truth, the
 vocabulary, the run's files, and the model (encoder, head and a fresh decoder).
 
-Each step is a function of what the steps before it returned (``train_captioner`` calls them
-in order). ``load_caption_data`` alone decides which captions the captioner learns and which
-truth its validation reads back, from the dataset's caption source (``captioning.data.sources``).
+Each step takes what the steps before it returned (``train_captioner`` calls them in order);
+``load_caption_data`` alone decides the captions and their truth (``captioning.data.sources``).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
 from captioning.data.image_spec import ImageSpec, check_same_images
 from captioning.data.sources import CaptionSource, caption_source
+from captioning.data.template_captions import CUTPOINTS_FILE, load_cutpoints
 from captioning.decoding.rules import (
     FREE_TEXT_MAX_QUANTILE,
     FREE_TEXT_MIN_QUANTILE,
@@ -136,8 +136,7 @@ def load_caption_data(config: CaptionerConfig, encoder: EncoderRun, data_root=No
         )
     # built first: a set stating acquisition fields writes the transformed images read below
     frame = caption_frame(data, config.captions.templates) if source.has_truth else None
-    # the whole validation split: the captions' metrics are computed on all of it, and
-    # ``train.max_eval_batches`` limits only the validation loss
+    # the whole validation split (``train.max_eval_batches`` limits only the validation loss)
     train, val = (data.split(s, config.data.per_class_limit) for s in ("train", "val"))
     if source.has_truth:
         tset = load_template_set(config.captions.templates)
@@ -235,13 +234,15 @@ def write_run_files(
     resuming: bool,
     command: str,
 ) -> None:
-    """The chief's ``config.json``, vocabulary and ``run.json`` (what, from what, where); the
-    other workers write nothing."""
+    """The chief's ``config.json``, vocabulary, the set's cut points (the run reads them away
+    from its data) and ``run.json`` (what, from what, where); the other workers write nothing."""
     if not run.chief:
         return
     config, data = run.config, captions.data
     write_json(run.run_dir / "config.json", resolved)
     vocab.save(vocab_path)
+    if (tset := captions.template_set) is not None and tset.fields:
+        write_json(run.run_dir / CUTPOINTS_FILE, load_cutpoints(data.root, tset))
     write_json(
         run.run_dir / "run.json",
         {
@@ -284,8 +285,7 @@ def build_model(
 ) -> CaptionerParts:
     """The encoder run's encoder and class head, and a new decoder of the config's kind (not
     yet built; with a findings read-out of the set's fields when ``decoder.readout`` is on),
-    all created under the strategy (the encoder trains in stage 2: its variables are
-    mirrored)."""
+    all created under the strategy (stage 2 trains the encoder: its variables are mirrored)."""
     dec: DecoderConfig = run.config.decoder
     # the read-out states the measured findings (those with a cut point), never drawn fields
     readout = len(measured(template_set.fields)) if dec.readout and template_set else 0
