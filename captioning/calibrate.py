@@ -36,9 +36,9 @@ from captioning.scope import (
     DEFAULT_METHOD,
     METHOD_CHOICES,
     METHODS,
-    encoder_outputs,
     fit_scope,
 )
+from captioning.scope.evidence import EvidenceReader
 
 # the choices of ``captioning calibrate``: defined in ``captioning.scope`` (light to import, so the
 # CLI reads them from there), named here because this is the module the command calls
@@ -81,8 +81,8 @@ def _ece_pair(probs_before, probs_after, chosen, truth) -> dict:
 
 def _fit_scope(model, train, val, method: str, keep: float):
     """The run's scope, fitted on its train and val splits' evidence, and the val logits."""
-    val_evidence = encoder_outputs(model, val.images)
-    train_evidence = encoder_outputs(model, train.images)
+    read = EvidenceReader(model)  # one traced function for both splits
+    val_evidence, train_evidence = read(val.images), read(train.images)
     scope = fit_scope(train_evidence, train.labels, val_evidence, method, keep)
     return scope, val_evidence["logits"]
 
