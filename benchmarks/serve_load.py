@@ -274,7 +274,7 @@ def main() -> None:
     from common import record
     from hostile_files import hostile_files
 
-    from captioning.bundled import resolve_run
+    from captioning.bundled import bundle_sha256, resolve_run
     from captioning.commands.caption import read_inputs
     from captioning.inference import Captioner, caption_entries
     from captioning.utils.provenance import data_copy
@@ -333,6 +333,7 @@ def main() -> None:
         "model": "bundled (captioning/pretrained/captioner), beam 3",
         # tests/test_artifacts.py: this record is stale once the bundled weights change
         "model_weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "bundle_sha256": bundle_sha256(weights.parent),  # weights, scope, temperatures, ...
         "load_average_at_start": load_start,
         "server": {
             "requests": len(files),

@@ -52,3 +52,17 @@ def bundled_run(kind: str = "captioner") -> Path:
 def resolve_run(run: str | Path | None, kind: str = "captioner") -> Path:
     """``run`` as a folder, or the bundled ``kind`` when ``run`` is None."""
     return bundled_run(kind) if run is None else Path(run)
+
+
+def bundle_sha256(run_dir: str | Path, kind: str = "captioner") -> str:
+    """One sha256 over the files a bundled ``kind`` run keeps (``RUN_FILES``: weights, scope,
+    calibration, vocabulary, config): what an artifact measured on the bundle records, so that
+    refitting its scope or temperatures, not only retraining its weights, makes it stale."""
+    import hashlib
+
+    lines = []
+    for name in sorted(RUN_FILES[kind]):
+        path = Path(run_dir) / name
+        if path.is_file():
+            lines.append(f"{name} {hashlib.sha256(path.read_bytes()).hexdigest()}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()

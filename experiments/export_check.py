@@ -1,6 +1,7 @@
 """Does the exported SavedModel caption as ``captioning caption`` does? Export a captioner run
 (default: the bundled one), caption N real MedNIST images from the archive with both, and
-record agreement, export time, SavedModel size and timings, and the sha256 of the weights:
+record agreement (caption, class, scope and its reason, each finding, probabilities), export
+time, SavedModel size and timings, and the sha256 of the weights and of the whole bundle:
 
     python experiments/export_check.py --archive MedNIST.tar.gz [--run RUN] [--n 500] \
         [--out experiments/results/export/saved_model_bundled.json]
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/results/export/saved_model_bundled.json")
     args = parser.parse_args()
 
-    from captioning.bundled import resolve_run
+    from captioning.bundled import bundle_sha256, resolve_run
     from captioning.commands.caption import caption_files
     from captioning.export import export_run
     from captioning.utils.provenance import provenance
@@ -111,6 +112,15 @@ def main() -> None:
             for e, r in pairs
         ),
         "same_in_scope": sum(e["in_scope"] == r["in_scope"] for e, r in pairs),
+        "same_out_of_scope_reason": sum(
+            r["out_of_scope_reason"] == e.get("out_of_scope_reason", "") for e, r in pairs
+        ),
+        "findings_compared": sum(len(e.get("findings", {})) for e, _ in pairs),
+        "same_findings": sum(
+            r[f"finding_{field}"] == (value or "")
+            for e, r in pairs
+            for field, value in e.get("findings", {}).items()
+        ),
         "in_scope": sum(e["in_scope"] for e in expected),
         "max_abs_diff_class_probability": max(
             abs(r["class_probability"] - e["prob"]) for e, r in both_in
@@ -139,6 +149,7 @@ def main() -> None:
         "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
         # tests/test_artifacts.py: this record is stale once the bundled weights change
         "model_weights_sha256": hashlib.sha256((run / "best_model.keras").read_bytes()).hexdigest(),
+        "bundle_sha256": bundle_sha256(run),  # weights, scope, temperatures, vocabulary, config
         "export": {k: body[k] for k in ("beam", "max_length", "phrasing", "scope", "model_sha256")},
         "images_from": f"{Path(args.archive).name}: every 40th JPEG per class, archive order",
         "metrics": metrics,

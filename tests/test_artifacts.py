@@ -1,6 +1,8 @@
 """Committed artifacts follow the model they name: each one measured on the bundled captioner
 carries the sha256 of its weights, and it must be the sha256 of the weights bundled now (a
-retrained bundle makes them stale until they are measured again). And the bundle itself is only
+retrained bundle makes them stale until they are measured again); the load test and the export
+check also carry the digest of every file the bundle keeps (``bundle_sha256``: a refitted scope
+or temperature makes them stale too). And the bundle itself is only
 made from committed code: ``experiments/bundle_model.py`` refuses a dirty checkout (shown on a
 copy of the script in a real temporary git repository)."""
 
@@ -40,6 +42,34 @@ def test_artifacts_carry_the_bundled_weights_sha256(artifact):
         f"{artifact} was measured on other weights ({value[:12]}) than the bundled "
         f"{WEIGHTS.relative_to(ROOT)} ({weights_sha256()[:12]}): measure it again"
     )
+
+
+# artifacts whose numbers depend on the whole bundle (scope, temperatures), not only the weights
+NAMING_THE_WHOLE_BUNDLE = (
+    "experiments/benchmarks/serve_load.json",
+    "experiments/results/export/saved_model_bundled.json",
+)
+
+
+@pytest.mark.parametrize("artifact", NAMING_THE_WHOLE_BUNDLE)
+def test_artifacts_carry_the_bundles_digest(artifact):
+    from captioning.bundled import bundle_sha256
+
+    now = bundle_sha256(WEIGHTS.parent)
+    recorded = json.loads((ROOT / artifact).read_text()).get("bundle_sha256")
+    assert recorded == now, (
+        f"{artifact} was measured on another bundle ({str(recorded)[:12]}) than the files in "
+        f"{WEIGHTS.parent.relative_to(ROOT)} now ({now[:12]}): measure it again"
+    )
+
+
+def test_the_digest_changes_with_any_file_the_bundle_keeps(tmp_path):
+    from captioning.bundled import bundle_sha256
+
+    copy = shutil.copytree(WEIGHTS.parent, tmp_path / "captioner")
+    before = bundle_sha256(copy)
+    (copy / "scope.json").write_text((copy / "scope.json").read_text() + " ")
+    assert bundle_sha256(copy) != before
 
 
 def test_the_export_record_names_the_same_weights_twice():
