@@ -115,17 +115,29 @@ def judged(model, scope, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scope.in_scope(scope.scores(evidence)), evidence["logits"].argmax(1)
 
 
-def medpix_rates(model, scope, classes, folder: Path) -> dict:
+def read_medpix(folder: Path):
+    """MedPix's ``captions.csv`` table and its images (N, 64, 64), decoded as ``caption`` reads
+    files; and per image the MedNIST class it may be given (None: no class is possible)."""
     import pandas as pd
 
     table = pd.read_csv(folder / "captions.csv")
     images = np.stack(
         [decode_image((folder / "images" / f).read_bytes(), f)[0] for f in table["image"]]
     )
-    kept, given = judged(model, scope, images)
     allowed = [
         POSSIBLE.get(pair) for pair in zip(table["modality"], table["location"], strict=True)
     ]
+    return table, images, allowed
+
+
+def medpix_rates(model, scope, classes, folder: Path) -> dict:
+    """Per MedPix split: the share in scope, in scope with an impossible or a possible class."""
+    table, images, allowed = read_medpix(folder)
+    return split_rates(table, allowed, classes, *judged(model, scope, images))
+
+
+def split_rates(table, allowed, classes, kept: np.ndarray, given: np.ndarray) -> dict:
+    """``medpix_rates`` of images already judged: (N,) in scope, (N,) the class given."""
     possible = np.array([a == classes[g] for a, g in zip(allowed, given, strict=True)])
     out = {}
     for split in sorted(set(table["split"])):

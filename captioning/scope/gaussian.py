@@ -103,12 +103,20 @@ def fit_gaussians(train: dict, train_labels, val: dict, keep: float, k: int) -> 
     for v in VIEWS:
         stats[f"{v}_means"], stats[f"{v}_roots"] = fit_class_gaussians(train[v], labels, k)
     classes = np.asarray(val["logits"]).argmax(1)
-    distances = view_distances(val, stats)  # (N_val, 3)
+    stats["limits"] = common_limits(view_distances(val, stats), classes, keep, k)
+    stats["limits"][[c for c in range(k) if not (labels == c).any()]] = 0.0  # never trained on
+    return stats
+
+
+def common_limits(distances: np.ndarray, classes: np.ndarray, keep: float, k: int) -> np.ndarray:
+    """(K, V) limits from validation ``distances`` (N, V) to the given ``classes`` (N,): per
+    view and class, one common quantile ``q`` of the distances, ``q`` bisected so that ``keep``
+    of the images stay within every view's limit (see the module doc)."""
 
     def limits(q: float) -> np.ndarray:
         # interpolated: a limit between two validation images, not on one (a float tie); a
         # class given to fewer than MIN_VAL_PER_CLASS images (or none) gets the pooled one
-        out = np.tile(np.quantile(distances, q, axis=0), (k, 1))  # (K, 3)
+        out = np.tile(np.quantile(distances, q, axis=0), (k, 1))  # (K, V)
         for c in np.unique(classes):
             if (classes == c).sum() >= MIN_VAL_PER_CLASS:
                 out[c] = np.quantile(distances[classes == c], q, axis=0)
@@ -119,10 +127,7 @@ def fit_gaussians(train: dict, train_labels, val: dict, keep: float, k: int) -> 
         q = (low + high) / 2
         flagged = (distances > limits(q)[classes]).any(1).mean()
         low, high = (q, high) if flagged > 1 - keep else (low, q)
-    chosen = limits(high)
-    chosen[[c for c in range(k) if not (labels == c).any()]] = 0.0  # never trained on: never in
-    stats["limits"] = chosen
-    return stats
+    return limits(high)
 
 
 def reason(row_ratios: np.ndarray, class_name: str) -> str:
