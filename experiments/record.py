@@ -121,6 +121,8 @@ def build(
         "date": measured,
         "code": code,
         "data": data_block(run),
+        # the prepared images' setting (data prepare --image-size/--channels); null: older runs
+        "image": {"size": run.get("image_size"), "channels": run.get("image_channels")},
         "machine": run.get("machine") or none,
         "versions": versions,
         "training": {k: metrics[k] for k in TRAINING_KEYS if k in metrics},

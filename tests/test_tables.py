@@ -141,6 +141,7 @@ def test_record_writes_an_artifact_the_captioner_table_renders(tmp_path):
     assert art["code"] == {"commit": "f" * 40, "dirty": None}
     assert art["data"] == {"copy": None, "images": None, "manifest_sha256": "ab" * 32}
     assert art["machine"]["cpu"] is None
+    assert art["image"] == {"size": None, "channels": None}  # the run recorded no image setting
     assert "captions" not in art["metrics"]
     assert art["training"] == {"parameters": 10, "chosen_stage": 1}
 
