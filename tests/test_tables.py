@@ -212,3 +212,25 @@ def test_medpix_intervals_show_when_the_artifacts_carry_them(copy):
     assert f"| {seed} | constant | {cells} |" in text  # BLEU-4, ROUGE-L, CIDEr-D: no METEOR
     assert f"| {seed} | retrieval_pixels | – | – | – |" in text
     assert medpix.interval(None) == "–"
+
+
+def test_medpix_128_compares_the_image_settings(copy):
+    """A 128x128 RGB artifact (results/medpix_128) is set beside the 64x64 grey label encoder:
+    each row says its image setting and seeds; with none recorded, a note, not an empty table."""
+    medpix = load("table_medpix")
+    artifacts = tables.load_artifacts(copy)
+    artifacts["results"].pop("medpix_128", None)
+    assert "No MedPix 2.0 result is recorded in results/medpix_128" in medpix.medpix_128(artifacts)
+    base = [a for a in artifacts["results"]["medpix"] if a["label"] == "labels-encoder"]
+    wide = {**json.loads(json.dumps(base[0])), "label": "labels-encoder-128rgb"}
+    wide["image"] = {"size": 128, "channels": 3}
+    wide["metrics"]["cider"] = 0.5
+    artifacts["results"]["medpix_128"] = [wide]
+    text = medpix.medpix_128(artifacts)
+    rows = [r.split("|")[1:4] for r in text.splitlines() if r.startswith("| labels-encoder")]
+    seeds = ", ".join(str(a["seed"]) for a in base)
+    assert [[c.strip() for c in r] for r in rows[:2]] == [
+        ["labels-encoder", "64x64 grey", seeds],
+        ["labels-encoder-128rgb", "128x128 RGB", str(wide["seed"])],
+    ]
+    assert "| 0.500 ± 0.000 |" in text and "One seed" in text
