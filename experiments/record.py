@@ -104,6 +104,8 @@ def build(
         raise RecordError(f"{run_dir}: evaluated on another dataset than it was trained on")
     kind = run.get("kind")
     keys = CAPTIONER_KEYS if kind == "captioner" else CLASSIFIER_KEYS
+    if kind != "captioner":  # a classifier of label columns: each head's accuracy and unseen
+        keys = (*keys, *(k for k in evaluation if k.startswith(("accuracy_", "unseen_"))))
     versions = run.get("versions", {})
     code = run.get("code") or {"commit": versions.get("captioning_git_commit"), "dirty": None}
     none = dict.fromkeys(("cpu", "cores", "flags", "memory_mib", "platform"))

@@ -234,3 +234,20 @@ def test_medpix_128_compares_the_image_settings(copy):
         ["labels-encoder-128rgb", "128x128 RGB", str(wide["seed"])],
     ]
     assert "| 0.500 ± 0.000 |" in text and "One seed" in text
+
+
+def test_record_keeps_each_label_head_of_a_classifier(tmp_path):
+    """A classifier of label columns keeps each head's accuracy and unseen count, and the run's
+    image setting; the per-image report stays with the run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    info = {"kind": "classifier", "seed": 0, "manifest_sha256": "cd" * 32, "image_size": 128}
+    (run / "run.json").write_text(json.dumps({**info, "image_channels": 3}))
+    (run / "metrics.json").write_text(json.dumps({"epochs_run": 4}))
+    evaluation = {"n": 5, "accuracy": 0.6, "accuracy_plane": 0.4, "unseen_plane": 1, "heads": {}}
+    (tmp_path / "eval.json").write_text(json.dumps(evaluation))
+    args = ["--eval", str(tmp_path / "eval.json"), "--name", "c", "--group", "g"]
+    assert record.main([str(run), *args, "--results", str(tmp_path / "results")]) == 0
+    art = json.loads((tmp_path / "results/g/c.json").read_text())
+    assert art["metrics"] == {"n": 5, "accuracy": 0.6, "accuracy_plane": 0.4, "unseen_plane": 1}
+    assert art["image"] == {"size": 128, "channels": 3}
