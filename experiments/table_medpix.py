@@ -195,7 +195,13 @@ def medpix_128(artifacts: dict) -> str:
     wide = artifacts["results"].get("medpix_128", [])
     if not wide:
         return medpix(artifacts, "medpix_128")
-    compared = {**({"labels-encoder": base} if base else {}), **by_label(wide)}
+    seeds = {a.get("seed") for a in wide}
+    same = [a for a in base if a.get("seed") in seeds]  # the 64x64 runs of the same seeds
+    compared = {
+        **({"labels-encoder": base} if base else {}),
+        **({"labels-encoder, the same seeds": same} if same and len(same) < len(base) else {}),
+        **by_label(wide),
+    }
     head = "Mean ± sd over the seeds named (sd 0.0 with one seed); the same carved test split."
     lines = [head, "", *setting_table(compared), "", sources(base)]
     return "\n".join(lines) + "\n" + medpix(artifacts, "medpix_128")

@@ -194,7 +194,8 @@ def test_medpix_intervals_show_when_the_artifacts_carry_them(copy):
     artifact's baselines carry one, its rows show the difference and the 95% interval."""
     medpix = load("table_medpix")
     document = copy / "experiments/medpix.md"
-    assert "paired bootstrap" not in document.read_text()
+    block = {m.group(2): m.group(3) for m in tables.BLOCK.finditer(document.read_text())}
+    assert "paired bootstrap" not in block["medpix"]  # (the 128x128 runs carry them)
     paths = sorted((copy / "experiments/results/medpix").glob("*.json"))
     art = json.loads(paths[0].read_text())
     entry = {"difference": 0.0213, "low": 0.0101, "high": 0.0334, "captioner_wins": 0.998}
@@ -205,7 +206,7 @@ def test_medpix_intervals_show_when_the_artifacts_carry_them(copy):
     }  # fmt: skip
     paths[0].write_text(json.dumps(art))
     assert tables.run(copy, check=False) == 0
-    text = document.read_text()
+    text = next(m.group(3) for m in tables.BLOCK.finditer(document.read_text()) if m[2] == "medpix")
     assert "paired bootstrap 95% interval over the test images (1000 resamples, seed 0)" in text
     seed = f"{art['label']}, seed {art['seed']}"
     cells = "-0.002 [-0.004, +0.000] | +0.040 [+0.030, +0.050] | +0.021 [+0.010, +0.033]"
@@ -215,8 +216,9 @@ def test_medpix_intervals_show_when_the_artifacts_carry_them(copy):
 
 
 def test_medpix_128_compares_the_image_settings(copy):
-    """A 128x128 RGB artifact (results/medpix_128) is set beside the 64x64 grey label encoder:
-    each row says its image setting and seeds; with none recorded, a note, not an empty table."""
+    """A 128x128 RGB artifact (results/medpix_128) is set beside the 64x64 grey label encoder,
+    over all its seeds and over the same seeds: each row says its image setting and seeds; with
+    none recorded, a note, not an empty table."""
     medpix = load("table_medpix")
     artifacts = tables.load_artifacts(copy)
     artifacts["results"].pop("medpix_128", None)
@@ -229,8 +231,9 @@ def test_medpix_128_compares_the_image_settings(copy):
     text = medpix.medpix_128(artifacts)
     rows = [r.split("|")[1:4] for r in text.splitlines() if r.startswith("| labels-encoder")]
     seeds = ", ".join(str(a["seed"]) for a in base)
-    assert [[c.strip() for c in r] for r in rows[:2]] == [
+    assert [[c.strip() for c in r] for r in rows[:3]] == [
         ["labels-encoder", "64x64 grey", seeds],
+        ["labels-encoder, the same seeds", "64x64 grey", str(wide["seed"])],
         ["labels-encoder-128rgb", "128x128 RGB", str(wide["seed"])],
     ]
     assert "| 0.500 ± 0.000 |" in text and "One seed" in text
