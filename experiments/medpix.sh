@@ -9,33 +9,49 @@
 #         results in experiments/results/medpix/*.json, the story in experiments/medpix.md.
 # Small:  MEDPIX_SMOKE=1 adds --smoke to every training command (a few steps; checks the
 #         commands, not the numbers).
+# Images: MEDPIX_IMAGE_SIZE (default 64) and MEDPIX_CHANNELS (1 grey, default; 3 RGB) set
+#         `data prepare --image-size/--channels`. At another setting than 64 grey the results
+#         go to experiments/results/medpix_SIZE/ with names like labels-encoder-128rgb-seed0,
+#         and only the label encoder is trained: the bundled MedNIST encoder reads 64x64 grey.
 set -euo pipefail
 medpix=$(cd "$1" && pwd); work=$2; shift 2
 seeds=("${@:-0 1 2}"); seeds=(${seeds[*]})
 smoke=(); [ "${MEDPIX_SMOKE:-0}" = 1 ] && smoke=(--smoke)
+size=${MEDPIX_IMAGE_SIZE:-64}; channels=${MEDPIX_CHANNELS:-1}
+group=medpix; tag=""  # 64 grey: the committed results and names
+if [ "$size/$channels" != 64/1 ]; then
+    group=medpix_$size; tag=-$size$([ "$channels" = 3 ] && echo rgb || echo grey)
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 
 # 1. a test split carved from train, grouped by case; val stays MedPix's own dev split
 python "$here/medpix_split.py" "$medpix/captions.csv" "$work/captions.csv"
-# 2. prepare: 64x64 grey as MedNIST, the three label columns kept for the content metrics
+# 2. prepare: 64x64 grey as MedNIST unless told, the three label columns kept for the content
+#    metrics
 captioning data prepare --captions "$work/captions.csv" --images "$medpix/images" \
-    --root "$work/data" --label-columns modality,plane,location --force
+    --root "$work/data$tag" --label-columns modality,plane,location --force \
+    --image-size "$size" --channels "$channels"
 
 train_and_record() {  # $1 name, $2 seed, then the encoder option (or nothing: the bundled one)
-    local name=$1 seed=$2; shift 2
-    captioning train captioner --data "$work/data" "$@" --run-dir "$work/$name-seed$seed" \
+    local name=$1$tag seed=$2; shift 2
+    captioning train captioner --data "$work/data$tag" "$@" --run-dir "$work/$name-seed$seed" \
         --set train.seed="$seed" "${smoke[@]}"
     captioning evaluate --run "$work/$name-seed$seed" --out "$work/$name-seed$seed.json"
     python "$here/record.py" "$work/$name-seed$seed" --eval "$work/$name-seed$seed.json" \
-        --group medpix --name "$name-seed$seed" --label "$name"
+        --group "$group" --name "$name-seed$seed" --label "$name"
 }
 
 for seed in "${seeds[@]}"; do
-    # 3. the mission's encoder: the MedNIST classifier bundled with the package
-    train_and_record mednist-encoder "$seed"
+    # 3. the mission's encoder: the MedNIST classifier bundled with the package (64x64 grey)
+    if [ -z "$tag" ]; then
+        train_and_record mednist-encoder "$seed"
+    else
+        echo "medpix.sh: seed $seed: mednist-encoder skipped (the bundled encoder reads 64x64 grey, the data is ${size}x$size with $channels channel(s))"
+    fi
     # 4. an encoder trained on MedPix's own labels (one head per column), then the captioner
-    captioning train classifier --data "$work/data" --run-dir "$work/labels-classifier-seed$seed" \
+    classifier=$work/labels-classifier$tag-seed$seed
+    captioning train classifier --data "$work/data$tag" --run-dir "$classifier" \
         --set train.seed="$seed" "${smoke[@]}"
-    train_and_record labels-encoder "$seed" --encoder "$work/labels-classifier-seed$seed"
+    train_and_record labels-encoder "$seed" --encoder "$classifier"
 done

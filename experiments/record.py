@@ -104,6 +104,8 @@ def build(
         raise RecordError(f"{run_dir}: evaluated on another dataset than it was trained on")
     kind = run.get("kind")
     keys = CAPTIONER_KEYS if kind == "captioner" else CLASSIFIER_KEYS
+    if kind != "captioner":  # a classifier of label columns: each head's accuracy and unseen
+        keys = (*keys, *(k for k in evaluation if k.startswith(("accuracy_", "unseen_"))))
     versions = run.get("versions", {})
     code = run.get("code") or {"commit": versions.get("captioning_git_commit"), "dirty": None}
     none = dict.fromkeys(("cpu", "cores", "flags", "memory_mib", "platform"))
@@ -121,6 +123,8 @@ def build(
         "date": measured,
         "code": code,
         "data": data_block(run),
+        # the prepared images' setting (data prepare --image-size/--channels); null: older runs
+        "image": {"size": run.get("image_size"), "channels": run.get("image_channels")},
         "machine": run.get("machine") or none,
         "versions": versions,
         "training": {k: metrics[k] for k in TRAINING_KEYS if k in metrics},

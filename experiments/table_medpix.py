@@ -1,6 +1,8 @@
 """The MedPix 2.0 tables of experiments/medpix.md (``experiments/results/medpix/*.json``, one
 artifact per encoder and seed, written by experiments/medpix.sh): each encoder's captioner
-beside the baselines of the same runs, then what its captions state of the images' labels."""
+beside the baselines of the same runs, then what its captions state of the images' labels;
+``medpix_128``: the same for ``experiments/results/medpix_128/`` (128x128 images), after a
+comparison with the 64x64 grey label encoder."""
 
 from __future__ import annotations
 
@@ -138,15 +140,68 @@ def content_table(groups: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-def medpix(artifacts: dict) -> str:
-    """Both MedPix tables, or a note while no result is recorded."""
-    results = artifacts["results"].get("medpix", [])
+def medpix(artifacts: dict, group: str = "medpix") -> str:
+    """Both MedPix tables of results ``group``, or a note while no result is recorded."""
+    results = artifacts["results"].get(group, [])
     if not results:
-        return "No MedPix 2.0 result is recorded yet (run experiments/medpix.sh).\n"
+        where = "" if group == "medpix" else f" in results/{group}"
+        return f"No MedPix 2.0 result is recorded{where} yet (run experiments/medpix.sh).\n"
     groups = by_label(results)
     seeds = sorted({a.get("seed") for a in results}, key=str)
     head = f"Mean ± sd over seeds {', '.join(map(str, seeds))}; test split carved from train."
+    if len(seeds) == 1:  # "± 0.000" is then no spread, only one run
+        head = f"One seed ({seeds[0]}): ± 0 is no spread; test split carved from train."
     intervals = bootstrap_table(groups)
     lines = [head, "", *scores_table(groups), "", *([*intervals, ""] if intervals else [])]
     lines += [*content_table(groups), "", sources(results)]
     return "\n".join(lines) + "\n"
+
+
+def setting(art: dict) -> str:
+    """``128x128 RGB``: the artifact's image setting; runs recorded before the setting was
+    kept were all 64x64 grey (the only setting then)."""
+    image = art.get("image") or {}
+    size, channels = image.get("size") or 64, image.get("channels") or 1
+    return f"{size}x{size} {'RGB' if channels == 3 else 'grey'}"
+
+
+def setting_table(arts_by_label: dict[str, list[dict]]) -> list[str]:
+    """One row per encoder and image setting: seeds, BLEU-4, CIDEr-D, content right when
+    stated (stated in brackets), distinct share of the test captions."""
+    lines = [
+        row(["captioner", "images", "seeds", "BLEU-4", "CIDEr-D",
+             *(f"{c}: right (stated)" for c in CONTENT), "distinct"]),
+        "|---|---|---:|" + "---:|" * (len(CONTENT) + 3),
+    ]  # fmt: skip
+    for label, arts in arts_by_label.items():
+        metrics = [a["metrics"] for a in arts]
+        content = [m.get("content") or {} for m in metrics]
+        cells = [
+            f"{spread([b.get(c, {}).get('right_when_stated') for b in content], True)} "
+            f"({spread([b.get(c, {}).get('stated') for b in content], True)})"
+            for c in CONTENT
+        ]
+        seeds = ", ".join(str(a.get("seed")) for a in arts)
+        score = [spread([m.get(k) for m in metrics]) for k in ("bleu4", "cider")]
+        distinct = spread([m.get("distinct_share") for m in metrics], True)
+        lines.append(row([label, setting(arts[0]), seeds, *score, *cells, distinct]))
+    return lines
+
+
+def medpix_128(artifacts: dict) -> str:
+    """The 64x64 grey label encoder beside the 128x128 runs (``results/medpix_128``), then the
+    full tables of the 128x128 runs."""
+    base = [a for a in artifacts["results"].get("medpix", []) if a["label"] == "labels-encoder"]
+    wide = artifacts["results"].get("medpix_128", [])
+    if not wide:
+        return medpix(artifacts, "medpix_128")
+    seeds = {a.get("seed") for a in wide}
+    same = [a for a in base if a.get("seed") in seeds]  # the 64x64 runs of the same seeds
+    compared = {
+        **({"labels-encoder": base} if base else {}),
+        **({"labels-encoder, the same seeds": same} if same and len(same) < len(base) else {}),
+        **by_label(wide),
+    }
+    head = "Mean ± sd over the seeds named (sd 0.0 with one seed); the same carved test split."
+    lines = [head, "", *setting_table(compared), "", sources(base)]
+    return "\n".join(lines) + "\n" + medpix(artifacts, "medpix_128")

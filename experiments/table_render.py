@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout
 from table_common import pct, row, sources
-from table_medpix import medpix
+from table_medpix import medpix, medpix_128
 from table_profile import renderers as profile_renderers
 from table_speed import speed, speed_rows
 
@@ -180,5 +180,6 @@ RENDERERS = {
     "captioner": captioner,
     "speed": speed,
     "medpix": medpix,
+    "medpix_128": medpix_128,
     **profile_renderers(),
 }

@@ -141,6 +141,7 @@ def test_record_writes_an_artifact_the_captioner_table_renders(tmp_path):
     assert art["code"] == {"commit": "f" * 40, "dirty": None}
     assert art["data"] == {"copy": None, "images": None, "manifest_sha256": "ab" * 32}
     assert art["machine"]["cpu"] is None
+    assert art["image"] == {"size": None, "channels": None}  # the run recorded no image setting
     assert "captions" not in art["metrics"]
     assert art["training"] == {"parameters": 10, "chosen_stage": 1}
 
@@ -193,7 +194,8 @@ def test_medpix_intervals_show_when_the_artifacts_carry_them(copy):
     artifact's baselines carry one, its rows show the difference and the 95% interval."""
     medpix = load("table_medpix")
     document = copy / "experiments/medpix.md"
-    assert "paired bootstrap" not in document.read_text()
+    block = {m.group(2): m.group(3) for m in tables.BLOCK.finditer(document.read_text())}
+    assert "paired bootstrap" not in block["medpix"]  # (the 128x128 runs carry them)
     paths = sorted((copy / "experiments/results/medpix").glob("*.json"))
     art = json.loads(paths[0].read_text())
     entry = {"difference": 0.0213, "low": 0.0101, "high": 0.0334, "captioner_wins": 0.998}
@@ -204,10 +206,51 @@ def test_medpix_intervals_show_when_the_artifacts_carry_them(copy):
     }  # fmt: skip
     paths[0].write_text(json.dumps(art))
     assert tables.run(copy, check=False) == 0
-    text = document.read_text()
+    text = next(m.group(3) for m in tables.BLOCK.finditer(document.read_text()) if m[2] == "medpix")
     assert "paired bootstrap 95% interval over the test images (1000 resamples, seed 0)" in text
     seed = f"{art['label']}, seed {art['seed']}"
     cells = "-0.002 [-0.004, +0.000] | +0.040 [+0.030, +0.050] | +0.021 [+0.010, +0.033]"
     assert f"| {seed} | constant | {cells} |" in text  # BLEU-4, ROUGE-L, CIDEr-D: no METEOR
     assert f"| {seed} | retrieval_pixels | – | – | – |" in text
     assert medpix.interval(None) == "–"
+
+
+def test_medpix_128_compares_the_image_settings(copy):
+    """A 128x128 RGB artifact (results/medpix_128) is set beside the 64x64 grey label encoder,
+    over all its seeds and over the same seeds: each row says its image setting and seeds; with
+    none recorded, a note, not an empty table."""
+    medpix = load("table_medpix")
+    artifacts = tables.load_artifacts(copy)
+    artifacts["results"].pop("medpix_128", None)
+    assert "No MedPix 2.0 result is recorded in results/medpix_128" in medpix.medpix_128(artifacts)
+    base = [a for a in artifacts["results"]["medpix"] if a["label"] == "labels-encoder"]
+    wide = {**json.loads(json.dumps(base[0])), "label": "labels-encoder-128rgb"}
+    wide["image"] = {"size": 128, "channels": 3}
+    wide["metrics"]["cider"] = 0.5
+    artifacts["results"]["medpix_128"] = [wide]
+    text = medpix.medpix_128(artifacts)
+    rows = [r.split("|")[1:4] for r in text.splitlines() if r.startswith("| labels-encoder")]
+    seeds = ", ".join(str(a["seed"]) for a in base)
+    assert [[c.strip() for c in r] for r in rows[:3]] == [
+        ["labels-encoder", "64x64 grey", seeds],
+        ["labels-encoder, the same seeds", "64x64 grey", str(wide["seed"])],
+        ["labels-encoder-128rgb", "128x128 RGB", str(wide["seed"])],
+    ]
+    assert "| 0.500 ± 0.000 |" in text and "One seed" in text
+
+
+def test_record_keeps_each_label_head_of_a_classifier(tmp_path):
+    """A classifier of label columns keeps each head's accuracy and unseen count, and the run's
+    image setting; the per-image report stays with the run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    info = {"kind": "classifier", "seed": 0, "manifest_sha256": "cd" * 32, "image_size": 128}
+    (run / "run.json").write_text(json.dumps({**info, "image_channels": 3}))
+    (run / "metrics.json").write_text(json.dumps({"epochs_run": 4}))
+    evaluation = {"n": 5, "accuracy": 0.6, "accuracy_plane": 0.4, "unseen_plane": 1, "heads": {}}
+    (tmp_path / "eval.json").write_text(json.dumps(evaluation))
+    args = ["--eval", str(tmp_path / "eval.json"), "--name", "c", "--group", "g"]
+    assert record.main([str(run), *args, "--results", str(tmp_path / "results")]) == 0
+    art = json.loads((tmp_path / "results/g/c.json").read_text())
+    assert art["metrics"] == {"n": 5, "accuracy": 0.6, "accuracy_plane": 0.4, "unseen_plane": 1}
+    assert art["image"] == {"size": 128, "channels": 3}
