@@ -232,3 +232,13 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     assert report["templates"] == "acquisition"
     frame = pd.DataFrame(report["captions"])
     assert len(frame) == report["n"] > 0
+    assert {"orientation", "position"} <= set(report["ece"])  # the new fields are calibrated
+    # caption --json states the acquisition findings (the keys of confidence, minus class)
+    images = sorted((acquired / "images").rglob("*.jpeg"))[:3]
+    done = cli("caption", "--run", "cap", *map(str, images), "--json", "--keep-out-of-scope",
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    for entry in map(json.loads, done.stdout.splitlines()):
+        assert set(entry["findings"]) == set(entry["confidence"]) - {"class"}
+        assert entry["findings"]["orientation"] in (*ORIENTATIONS, None)
+        assert entry["findings"]["position"] in (*POSITIONS, None)
