@@ -12,7 +12,7 @@ import pytest
 
 from captioning.data.image_spec import ImageSpec
 
-from helpers import cli
+from helpers import cli, cli_here
 
 pytestmark = pytest.mark.slow
 
@@ -45,17 +45,17 @@ def runs(request, mednist_archive, tmp_path_factory):
     spec = SPECS[request.param]
     work = tmp_path_factory.mktemp(request.param)
     setting = ["--image-size", str(spec.size), "--channels", str(spec.channels)]
-    done = cli(
+    done = cli_here(  # in this process: the setup, not the commands' start-up, is read
         "data", "prepare", "--source", str(mednist_archive), "--root", "data",
         "--per-class-limit", "12", *setting, cwd=work,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert spec.describe() in done.stdout
-    done = cli(
+    done = cli_here(
         "train", "classifier", "--data", "data", "--run-dir", "clf", *TINY_CLASSIFIER, cwd=work
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    done = cli(
+    done = cli_here(
         "train", "captioner", "--data", "data", "--encoder", "clf", "--run-dir", "cap",
         *TINY_DECODER, cwd=work,
     )  # fmt: skip
@@ -108,9 +108,9 @@ def test_captioner_data_must_match_the_encoder(runs, tmp_path, mednist_archive):
     _, _, clf, _, spec = runs
     other = ImageSpec(64, 1) if spec != ImageSpec(64, 1) else ImageSpec(128, 1)
     setting = ["--image-size", str(other.size), "--channels", str(other.channels)]
-    done = cli(
+    done = cli_here(
         "data", "prepare", "--source", str(mednist_archive), "--root", str(tmp_path / "d"),
-        "--per-class-limit", "4", *setting,
+        "--per-class-limit", "4", *setting, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     done = cli(
