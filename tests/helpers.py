@@ -49,7 +49,8 @@ def cli_here(*args: str, cwd=None, env: dict | None = None):
 
     For a test's setup (a training it reads, not the command's start-up): it saves the
     TensorFlow import of a new process (5-10 s). An uncaught exception propagates (with its
-    traceback), where a subprocess would exit 1."""
+    traceback), where a subprocess would exit 1. Not ``caption``: it binds ``sys.stdout`` when
+    imported (``caption_files(out=sys.stdout)``), so its output would not be caught here."""
     import contextlib
     import io
     import logging
@@ -58,6 +59,8 @@ def cli_here(*args: str, cwd=None, env: dict | None = None):
 
     from captioning.cli import main
 
+    if "caption" in args[:1]:
+        raise ValueError("cli_here cannot catch what caption writes: use cli")
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)  # what main's basicConfig sends to stderr
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))

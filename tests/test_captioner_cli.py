@@ -123,16 +123,10 @@ def test_evaluate_writes_the_caption_report(captioner_run):
 def test_captions_are_sentences_and_the_same_every_time(captioner_run, mednist_small):
     work, run = captioner_run
     images = [str(p) for p in sorted((mednist_small / "images").rglob("*.jpeg"))[::40]]
-    # a new process, then this one (a process's state plays no part in the choice)
-    runs = [
-        run_cli("caption", "--run", str(run), *images, "--json", cwd=work)
-        for run_cli in (cli, cli_here)
-    ]
+    runs = [cli("caption", "--run", str(run), *images, "--json", cwd=work) for _ in range(2)]
     assert runs[0].returncode == 0, runs[0].stderr[-2000:]
     assert runs[0].stdout == runs[1].stdout  # the phrasing choice is seeded by the pixels
-    one = cli_here(
-        "caption", "--run", str(run), images[-1], "--json", cwd=work
-    )  # alone, not in a batch
+    one = cli("caption", "--run", str(run), images[-1], "--json", cwd=work)  # alone, not in a batch
     assert (
         json.loads(one.stdout)["caption"] == json.loads(runs[0].stdout.splitlines()[-1])["caption"]
     )
@@ -159,7 +153,7 @@ def test_a_run_from_older_templates_still_captions(captioner_run, mednist_small,
     vocab["tokens"] = vocab["tokens"][:4] + [f"{w}-old" for w in vocab["tokens"][4:]]
     (old / "vocabulary.json").write_text(json.dumps(vocab))
     images = [str(p) for p in sorted((mednist_small / "images").rglob("*.jpeg"))[::60]]
-    done = cli_here("caption", "--run", str(old), *images, "--json", cwd=tmp_path)
+    done = cli("caption", "--run", str(old), *images, "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     for line in done.stdout.splitlines():
         caption = json.loads(line)["caption"]

@@ -30,6 +30,14 @@ TINY_CLASSIFIER = ["--set", "model.widths=[4, 8]", *STEP]
 TINY_DECODER = [
     *STEP,
     "--set",
+    "finetune.min_steps=0",  # stage 2 one epoch too (the schedule rule would grow it to 300)
+    # no decoding search: the greedy search it chose for these untrained runs, given (whether
+    # the SavedModel's beam search agrees with the command's: test_export.py)
+    "--set",
+    "decoder.tune_search=false",
+    "--set",
+    "decoder.beam_width=1",
+    "--set",
     "decoder.hidden=8",
     "--set",
     "decoder.embed_dim=8",

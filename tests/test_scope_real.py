@@ -111,7 +111,7 @@ def test_a_run_trained_here_gets_a_scope_and_states_it_for_each_image(
     work, run = scoped_captioner
     assert {"scope.json", "scope.npz", "calibration.json"} <= {p.name for p in run.iterdir()}
     mednist = sorted((mednist_small / "images").rglob("*.jpeg"))[::40]  # one per class
-    done = cli_here(
+    done = cli(
         "caption", "--run", str(run), *map(str, mednist), "--json", "--keep-out-of-scope", cwd=work
     )
     assert done.returncode == 0, done.stderr[-2000:]
