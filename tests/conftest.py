@@ -139,11 +139,29 @@ def medpix_slice(medpix_archive, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def medpix_labelled(medpix_slice, tmp_path_factory) -> tuple[Path, str]:
+    """``medpix_slice`` prepared with its label columns (``data prepare --label-columns
+    modality,plane,location``, run in this process): the dataset root and what the command
+    printed. Shared by the tests that train on it (each writes its runs elsewhere)."""
+    from helpers import cli_here
+
+    work = tmp_path_factory.mktemp("medpix_labelled")
+    done = cli_here(
+        "data", "prepare", "--captions", medpix_slice / "captions.csv",
+        "--images", medpix_slice / "images", "--root", work / "ds",
+        "--label-columns", "modality,plane,location",
+        cwd=work, env={"CAPTIONING_HOME": str(work / "home")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work / "ds", done.stdout
+
+
 def pytest_collection_modifyitems(items):
     """Tests that use a real-data fixture carry the ``mednist`` (or ``medpix``) marker."""
     markers = {
         "mednist": {"mednist_archive", "mednist_small", "mednist_full"},
-        "medpix": {"medpix_archive", "medpix_slice"},
+        "medpix": {"medpix_archive", "medpix_slice", "medpix_labelled"},
     }
     for item in items:
         used = set(getattr(item, "fixturenames", ()))

@@ -43,6 +43,50 @@ def cli(*args: str, cwd=None, env: dict | None = None, timeout: int = 600):
     )
 
 
+def cli_here(*args: str, cwd=None, env: dict | None = None):
+    """``cli`` in this process: ``captioning.cli.main(ARGS)`` in ``cwd`` with ``env`` added,
+    stdout, stderr and the INFO log caught; the completed process (as ``cli`` returns it).
+
+    For a test's setup (a training it reads, not the command's start-up): it saves the
+    TensorFlow import of a new process (5-10 s). An uncaught exception propagates (with its
+    traceback), where a subprocess would exit 1. Not ``caption``: it binds ``sys.stdout`` when
+    imported (``caption_files(out=sys.stdout)``), so its output would not be caught here."""
+    import contextlib
+    import io
+    import logging
+    import os
+    import subprocess
+
+    from captioning.cli import main
+
+    if "caption" in args[:1]:
+        raise ValueError("cli_here cannot catch what caption writes: use cli")
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)  # what main's basicConfig sends to stderr
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root, tf_logger = logging.getLogger(), logging.getLogger("tensorflow")
+    levels = root.level, tf_logger.level
+    saved_env, here = dict(os.environ), os.getcwd()
+    root.addHandler(handler)  # first: main's basicConfig then adds none of its own
+    root.setLevel(logging.INFO)
+    os.environ.update(env or {})
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as stop:  # argparse refusals
+                code = stop.code if isinstance(stop.code, int) else 2
+    finally:
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        tf_logger.setLevel(levels[1])
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 CLASSES = ["AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT"]
 
 

@@ -28,7 +28,7 @@ from captioning.data.evaluation import run_split
 from captioning.data.template_captions import load_cutpoints, read_captions
 from captioning.errors import DataError
 
-from helpers import cli
+from helpers import cli_here as cli  # in this process: the runs are read, not the start-up
 
 FIELDS = ["orientation", "position", "extent", "density", "brightness"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from captioning.captions.findings import FIELDS
 
-from helpers import cli
+from helpers import cli, cli_here
 
 TINY_DECODER = [
     "--set",
@@ -24,11 +24,12 @@ TINY_DECODER = [
 @pytest.fixture(scope="module")
 def captioner_run(mednist_small, tmp_path_factory):
     work = tmp_path_factory.mktemp("captioner")
-    done = cli(
+    # trained in this process (the runs are read here; the commands' start-up is tested below)
+    done = cli_here(
         "train", "classifier", "--data", str(mednist_small), "--smoke", "--run-dir", "clf", cwd=work
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    done = cli(
+    done = cli_here(
         "train",
         "captioner",
         "--data",
@@ -98,7 +99,7 @@ def test_caption_real_files_and_report_an_unreadable_one(captioner_run, mednist_
 @pytest.mark.slow
 def test_evaluate_writes_the_caption_report(captioner_run):
     work, run = captioner_run
-    done = cli("evaluate", "--run", str(run), "--out", "eval/report.json", cwd=work)
+    done = cli_here("evaluate", "--run", str(run), "--out", "eval/report.json", cwd=work)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((work / "eval" / "report.json").read_text())
     keys = {"bleu1", "bleu2", "bleu3", "bleu4", "bleu4_nltk", "cider", "rouge_l"}

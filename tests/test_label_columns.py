@@ -21,6 +21,7 @@ from captioning.data.split import SPLITS
 from captioning.errors import DataError
 
 from helpers import cli as run_cli
+from helpers import cli_here
 
 # case -> modality; every case has 3 images, planes in turn; location "007" (text that looks
 # like a number, and must stay text) on even cases, "Chest, Pulmonary" on odd ones
@@ -28,6 +29,7 @@ N_CASES, PER_CASE = 12, 3
 PLANES = ("Axial", "Coronal", "Sagittal")
 TINY = ["--set", "decoder.hidden=8", "--set", "decoder.embed_dim=8"]
 TINY += ["--set", "decoder.attention_dim=8"]
+TINY += ["--set", "decoder.tune_search=false"]  # the search: test_captioner_cli.py
 
 
 def rows(n_cases: int = N_CASES) -> list[dict]:
@@ -409,7 +411,8 @@ def test_a_blank_group_value_groups_by_content_alone(files, tmp_path):
 
 # --------------------------------------------------------------------------- training
 def cli(*args: str, cwd: Path):
-    result = run_cli(*args, cwd=cwd, env={"CAPTIONING_HOME": str(cwd / "home")}, timeout=900)
+    """The command in this process (the trainings these tests read), in ``cwd``; it succeeded."""
+    result = cli_here(*args, cwd=cwd, env={"CAPTIONING_HOME": str(cwd / "home")})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     return result
@@ -522,23 +525,20 @@ def test_the_multi_head_task_leaves_unseen_values_out():
 
 
 @pytest.mark.slow
-def test_medpix_label_columns_classifier_and_captioner(medpix_slice, tmp_path):
+def test_medpix_label_columns_classifier_and_captioner(medpix_slice, medpix_labelled, tmp_path):
     """The real MedPix slice: prepared with its three label columns, a classifier of one head
     each trained a step, a captioner trained on its encoder."""
-    captions, images = medpix_slice / "captions.csv", medpix_slice / "images"
-    out = cli(
-        "data", "prepare", "--captions", str(captions), "--images", str(images),
-        "--root", "ds", "--label-columns", "modality,plane,location", cwd=tmp_path,
-    )  # fmt: skip
-    assert "label columns modality (2 values)" in out.stdout
-    data = PreparedData(tmp_path / "ds")
+    captions = medpix_slice / "captions.csv"
+    ds, printed = medpix_labelled  # data prepare --label-columns modality,plane,location
+    assert "label columns modality (2 values)" in printed
+    data = PreparedData(ds)
     table = pd.read_csv(captions, dtype=str, keep_default_na=False).set_index("image")
     for name in ("modality", "plane", "location"):
         assert list(data.manifest[f"label_{name}"].astype(str)) == list(
             table.loc[data.manifest["path"], name]
         )
     assert data.card["caption_source"]["label_columns"] == ["modality", "plane", "location"]
-    cli("train", "classifier", "--data", "ds", "--smoke", "--run-dir", "clf", cwd=tmp_path)
+    cli("train", "classifier", "--data", ds, "--smoke", "--run-dir", "clf", cwd=tmp_path)
     run = json.loads((tmp_path / "clf" / "run.json").read_text())
     assert set(run["label_columns"]) == {"modality", "plane", "location"}
     assert run["label_columns"]["modality"] == ["CT", "MR"] == run["classes"]
@@ -553,7 +553,7 @@ def test_medpix_label_columns_classifier_and_captioner(medpix_slice, tmp_path):
     log = pd.read_csv(tmp_path / "clf" / "log.csv")
     assert log["train_loss"].iloc[0] > 0  # --smoke fills a batch: 8 images per modality
     cli(
-        "train", "captioner", "--data", "ds", "--encoder", "clf", "--run-dir", "cap",
+        "train", "captioner", "--data", ds, "--encoder", "clf", "--run-dir", "cap",
         "--smoke", *TINY, cwd=tmp_path,
     )  # fmt: skip
     captioner = json.loads((tmp_path / "cap" / "run.json").read_text())

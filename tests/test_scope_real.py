@@ -13,6 +13,8 @@ from test_captioner_cli import TINY_DECODER, cli
 
 from captioning.captions.findings import FIELDS
 
+from helpers import cli_here
+
 SHORT = [
     *("--set", "train.epochs=4", "--set", "train.batch_size=32", "--set", "train.warmup_steps=0"),
     *("--set", "train.min_steps=0"),  # the epochs as given (the schedule rule would grow them)
@@ -66,9 +68,9 @@ def scoped_captioner(mednist_small, tmp_path_factory):
     work = tmp_path_factory.mktemp("scoped")
     data = ["--data", str(mednist_small)]
     longer = [*SHORT, "--set", "train.epochs=15"]  # a usable encoder on 32 images per class
-    done = cli("train", "classifier", *data, "--run-dir", "clf", *longer, cwd=work)
+    done = cli_here("train", "classifier", *data, "--run-dir", "clf", *longer, cwd=work)
     assert done.returncode == 0, done.stderr[-2000:]
-    done = cli(
+    done = cli_here(
         "train", "captioner", *data, "--encoder", "clf", "--smoke", "--run-dir", "cap",
         "--set", "finetune.epochs=0", *TINY_DECODER, cwd=work,
     )  # fmt: skip
@@ -121,7 +123,7 @@ def test_a_run_trained_here_gets_a_scope_and_states_it_for_each_image(
 @pytest.mark.slow
 def test_evaluate_reports_calibration_error_and_out_of_scope_rate(scoped_captioner):
     work, run = scoped_captioner
-    done = cli("evaluate", str(run), "--out", "eval/report.json", cwd=work)
+    done = cli_here("evaluate", str(run), "--out", "eval/report.json", cwd=work)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((work / "eval" / "report.json").read_text())
     assert "all" in report["findings_accuracy"]

@@ -14,16 +14,23 @@ import pytest
 from tiny_reports import make_reports
 
 from helpers import cli as run_cli
+from helpers import cli_here
 
 pytestmark = pytest.mark.slow  # three small trainings (about two minutes on two cores)
 TINY = ["--set", "decoder.hidden=8", "--set", "decoder.embed_dim=8"]
 TINY += ["--set", "decoder.attention_dim=8"]
+TINY += ["--set", "decoder.tune_search=false"]  # the search: test_captioner_cli.py
 METRIC_KEYS = {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "meteor_missing", "rouge_l", "cider"}
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The command line in ``cwd``, with its own ``CAPTIONING_HOME`` there."""
-    return run_cli(*args, cwd=cwd, env={"CAPTIONING_HOME": str(cwd / "home")}, timeout=900)
+def cli(*args: str, cwd: Path, here: bool = False) -> subprocess.CompletedProcess:
+    """The command line in ``cwd``, with its own ``CAPTIONING_HOME`` there; ``here``: in this
+    process (the preparing, training and evaluating the tests read; the captioning and the
+    refusal run the real command)."""
+    env = {"CAPTIONING_HOME": str(cwd / "home")}
+    if here:
+        return cli_here(*args, cwd=cwd, env=env)
+    return run_cli(*args, cwd=cwd, env=env, timeout=900)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -38,8 +45,30 @@ def work(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("sources")
     reports = make_reports(folder)
     images = str(reports["images"])
-    ok(cli("data", "prepare", "--captions", str(reports["csv"]), "--images", images, cwd=folder))
-    ok(cli("data", "prepare", "--captions", str(reports["r2gen"]), "--images", images, cwd=folder))
+    ok(
+        cli(
+            "data",
+            "prepare",
+            "--captions",
+            str(reports["csv"]),
+            "--images",
+            images,
+            cwd=folder,
+            here=True,
+        )
+    )
+    ok(
+        cli(
+            "data",
+            "prepare",
+            "--captions",
+            str(reports["r2gen"]),
+            "--images",
+            images,
+            cwd=folder,
+            here=True,
+        )
+    )
     labelled, r2gen = folder / "home" / "reports", folder / "home" / "iu_tiny"
     ok(
         cli(
@@ -51,6 +80,7 @@ def work(tmp_path_factory) -> dict:
             "--run-dir",
             "clf",
             cwd=folder,
+            here=True,
         )
     )
     # the r2gen captioner on the MedNIST classifier bundled with the package (no --encoder),
@@ -58,7 +88,7 @@ def work(tmp_path_factory) -> dict:
     runs = [("cap_r2gen", r2gen, []), ("cap_file", labelled, ["--encoder", "clf"])]
     for name, data, encoder in runs:
         command = ["train", "captioner", "--data", str(data), *encoder, "--smoke"]
-        ok(cli(*command, "--run-dir", name, *TINY, cwd=folder))
+        ok(cli(*command, "--run-dir", name, *TINY, cwd=folder, here=True))
     return {"folder": folder, "reports": reports, "r2gen": r2gen, "labelled": labelled}
 
 
@@ -71,7 +101,7 @@ def test_r2gen_captioner_trains_evaluates_and_captions(work):
     vocab = json.loads((run / "vocabulary.json").read_text())
     assert vocab["text"]["min_count"] == 3  # the source's rules travel with the run
     assert not (run / "scope.json").exists()  # no labels: no scope, no calibration
-    ok(cli("evaluate", "--run", str(run), "--out", "test.json", cwd=folder))
+    ok(cli("evaluate", "--run", str(run), "--out", "test.json", cwd=folder, here=True))
     report = json.loads((folder / "test.json").read_text())
     assert METRIC_KEYS | {"n"} <= set(report)
     assert report["n"] == 4  # the annotation's test studies
@@ -100,7 +130,7 @@ def test_labelled_file_captioner_gets_scope_and_calibration(work):
     run = folder / "cap_file"
     assert json.loads((run / "run.json").read_text())["caption_source"] == "file"
     assert (run / "scope.json").is_file() and (run / "calibration.json").is_file()
-    ok(cli("evaluate", "--run", str(run), "--out", "file.json", cwd=folder))
+    ok(cli("evaluate", "--run", str(run), "--out", "file.json", cwd=folder, here=True))
     report = json.loads((folder / "file.json").read_text())
     assert METRIC_KEYS | {"n"} <= set(report)
     assert isinstance(report["accuracy"], float) and isinstance(report["out_of_scope"], int)
