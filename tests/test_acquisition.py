@@ -28,7 +28,7 @@ from captioning.data.evaluation import run_split
 from captioning.data.template_captions import load_cutpoints, read_captions
 from captioning.errors import DataError
 
-from helpers import cli_here as cli  # in this process: the runs are read, not the start-up
+from helpers import cli, cli_here  # cli_here: in this process, where runs are read
 
 FIELDS = ["orientation", "position", "extent", "density", "brightness"]
 
@@ -111,7 +111,7 @@ def test_rgb_images_turn_and_move_like_their_channels(mednist_small):
 def acquired(mednist_small, tmp_path_factory):
     root = tmp_path_factory.mktemp("acquisition") / "mednist"
     shutil.copytree(mednist_small, root)
-    done = cli("data", "captions", "--root", str(root), "--templates", "acquisition")
+    done = cli_here("data", "captions", "--root", str(root), "--templates", "acquisition")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "captioned 240 images with template set 'acquisition'" in done.stdout
     return root
@@ -205,7 +205,7 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
         *tiny,
     ]
     args = [a for s in sets for a in ("--set", s)]
-    done = cli(
+    done = cli_here(
         "train",
         "captioner",
         "--data",
@@ -223,7 +223,7 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     # the set's own cut points (fitted on the transformed images) travel with the run
     kept = json.loads((tmp_path / "cap" / "cutpoints.json").read_text())
     assert kept == json.loads((acquired / "captions" / "acquisition_cutpoints.json").read_text())
-    done = cli("evaluate", "--run", "cap", "--out", "report.json", cwd=tmp_path)
+    done = cli_here("evaluate", "--run", "cap", "--out", "report.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     accuracy = report["findings_accuracy"]
