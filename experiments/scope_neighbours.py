@@ -33,23 +33,21 @@ BANKS = (0, 3000, 1000)  # training images per class kept as neighbours (0: all 
 
 
 class Distances:
-    """Per view, (N,) distances of evidence to the class each image is given."""
+    """Per view, (N,) distances of evidence to the class each image is given: the rule's
+    Gaussians (``gaussians``, fitted once: they do not depend on the bank) and a neighbour
+    bank of ``bank`` training images per class (0: all)."""
 
-    def __init__(self, train: dict, labels: np.ndarray, bank: int, k: int):
-        from captioning.scope.gaussian import fit_class_gaussians
-
-        self.k = k
-        self.gaussians = {
-            v: fit_class_gaussians(train[v], labels, k) for v in ("features", "mid", "pixels")
-        }
+    def __init__(self, gaussians: dict, train: dict, labels: np.ndarray, bank: int, k: int):
+        self.k, self.gaussians = k, gaussians
         rng = np.random.default_rng(0)
+        rows = {c: np.flatnonzero(labels == c) for c in range(k)}
         self.banks = {}
         for view in ("mid", "features"):
             unit = train[view] / np.linalg.norm(train[view], axis=1, keepdims=True)
-            rows = {c: np.flatnonzero(labels == c) for c in range(k)}
+            kept = rows
             if bank:
-                rows = {c: rng.choice(r, min(bank, len(r)), replace=False) for c, r in rows.items()}
-            self.banks[view] = {c: unit[r].astype(np.float32) for c, r in rows.items()}
+                kept = {c: rng.choice(r, min(bank, len(r)), replace=False) for c, r in rows.items()}
+            self.banks[view] = {c: unit[r].astype(np.float32) for c, r in kept.items()}
 
     def __call__(self, evidence: dict, view: str) -> np.ndarray:
         from captioning.scope.gaussian import class_distances
@@ -90,7 +88,9 @@ def main(argv=None) -> None:
     import captioning.models.decoders  # noqa: F401  (a captioner's model needs them)
     from captioning.data.dataset import PreparedData
     from captioning.models.classifier import load_model
+    from captioning.scope import DEFAULT_KEEP
     from captioning.scope.evidence import EvidenceReader
+    from captioning.scope.gaussian import fit_class_gaussians
 
     read = EvidenceReader(load_model(Path(args.run) / "best_model.keras"))
     data, rng = PreparedData(args.data), np.random.default_rng(0)  # the draws of scope_rule.py
@@ -101,15 +101,19 @@ def main(argv=None) -> None:
     (photos, photo_kinds), (noise, noise_kinds) = photographs(rng), noise_and_patterns(rng)
     sets = {"test": test, "cxr": cxr, "photos": read(photos), "noise": read(noise)}
     sets["medpix"] = read(medpix_images)
-    results = {}
+    results, k = {}, len(data.classes)
     train_evidence = read(train.images)
+    gaussians = {
+        v: fit_class_gaussians(train_evidence[v], train.labels, k)
+        for v in ("features", "mid", "pixels")
+    }
+    given = {n: e["logits"].argmax(1) for n, e in sets.items()}
     for bank in BANKS:
-        distances = Distances(train_evidence, train.labels, bank, len(data.classes))
+        distances = Distances(gaussians, train_evidence, train.labels, bank, k)
         for label, views in COMBINATIONS.items():
             if bank and not any(v.startswith("near_") for v in views):
                 continue  # the bank changes nothing without a neighbour view
             kept = judge(distances, views, val, sets)
-            given = {n: e["logits"].argmax(1) for n, e in sets.items()}
             results[f"{label}, bank {bank or 'all'}"] = {
                 "views": list(views),
                 "mednist_test_flagged": round(1 - float(kept["test"].mean()), 4),
@@ -125,7 +129,7 @@ def main(argv=None) -> None:
             print(label, bank, results[f"{label}, bank {bank or 'all'}"], flush=True)
     record(
         "scope_neighbours",
-        {"run": args.run, "keep": 0.997, "banks_per_class": list(BANKS), "rules": results},
+        {"run": args.run, "keep": DEFAULT_KEEP, "banks_per_class": list(BANKS), "rules": results},
         {
             "mednist": data.root.name,
             "manifest_sha256": data.manifest_sha256,
