@@ -52,11 +52,13 @@ def test_temperature_fit_recovers_a_known_temperature(true_t):
 
 def features(rng, n, shift=0.0):
     """Two well separated classes in 8 dimensions, their logits from a linear head, as the
-    evidence ``encoder_outputs`` gives (every view a slice of the pooled vector), and labels."""
+    evidence ``encoder_outputs`` gives (every view a slice of the pooled vector, away from the
+    origin as a ReLU network's features are), and labels."""
     labels = np.arange(n) % 2
     pooled = rng.normal(0, 1, (n, 8)) + 6 * labels[:, None] * np.eye(8)[0] + shift
     logits = np.stack([-pooled[:, 0], pooled[:, 0] - 6], 1) * 2
-    views = {"features": pooled, "mid": pooled[:, :4], "pixels": pooled[:, 4:]}
+    lifted = pooled + 10
+    views = {"features": lifted, "mid": lifted[:, :4], "pixels": lifted[:, 4:]}
     return {"pooled": pooled, "logits": logits, **views}, labels
 
 
@@ -71,11 +73,11 @@ def test_threshold_keeps_the_share_of_validation_images_and_ignores_everything_e
     # and a different validation split does
     again = fit_scope(*train, val[0], keep=0.99)
     assert again.thresholds == scope.thresholds
-    np.testing.assert_array_equal(again.gaussians["limits"], scope.gaussians["limits"])
+    np.testing.assert_array_equal(again.arrays["limits"], scope.arrays["limits"])
     other = features(rng, 1000, shift=0.5)
     moved = fit_scope(*train, other[0], keep=0.99)
     assert moved.thresholds["mahalanobis"] != scope.thresholds["mahalanobis"]
-    assert not np.array_equal(moved.gaussians["limits"], scope.gaussians["limits"])
+    assert not np.array_equal(moved.arrays["limits"], scope.arrays["limits"])
 
 
 def test_mahalanobis_flags_far_points_and_msp_flags_uncertain_ones(tmp_path):
@@ -106,11 +108,18 @@ def test_finding_phrases_are_located_as_parse_back_reads_them():
     assert locate_fields(["chest", "ct", "non-diagnostic"], tset) == {}
 
 
-def test_gaussian_judges_an_image_against_the_class_it_is_given_and_says_why(tmp_path):
+def test_auto_chooses_neighbours_with_enough_images_per_class_else_mahalanobis():
+    rng = np.random.default_rng(2)
+    assert fit_scope(*features(rng, 200), features(rng, 100)[0]).method == "neighbours"
+    assert fit_scope(*features(rng, 20), features(rng, 100)[0]).method == "mahalanobis"
+
+
+@pytest.mark.parametrize("method", ["neighbours", "gaussian"])
+def test_rule_judges_an_image_against_the_class_it_is_given_and_says_why(tmp_path, method):
     rng = np.random.default_rng(3)
     train, val = features(rng, 2000), features(rng, 1000)
-    scope = fit_scope(*train, val[0])
-    assert scope.method == "gaussian" and scope.threshold == 1.0
+    scope = fit_scope(*train, val[0], method=method)
+    assert scope.method == method and scope.threshold == 1.0
     probe, _ = features(rng, 4)  # like the training images, classes 0, 1, 0, 1
     assert scope.in_scope(scope.scores(probe)).all()
     assert scope.reasons(probe, ["a", "b"]) == [None] * 4
@@ -121,9 +130,37 @@ def test_gaussian_judges_an_image_against_the_class_it_is_given_and_says_why(tmp
     assert all("unlike the training images of" in line for line in why), why
     assert "training images of b" in why[0] and "training images of a" in why[1]
     # a class without training images is never in scope, and the line says so
-    only_a = fit_scope(train[0], np.zeros_like(train[1]), val[0])
+    only_a = fit_scope(train[0], np.zeros_like(train[1]), val[0], method=method)
     given_b = {**probe, "logits": np.tile([[0.0, 9.0]], (4, 1))}
     assert only_a.reasons(given_b, ["a", "b"]) == ["the model has no training images of b"] * 4
     scope.save(tmp_path)
     loaded = type(scope).load(tmp_path)
     np.testing.assert_allclose(loaded.scores(swapped), scope.scores(swapped))
+
+
+def test_neighbours_refuse_the_gap_inside_a_class_that_its_gaussian_covers():
+    # class 0 is two tight clusters (at -4 and +4 on the first axis): its Gaussian is centred
+    # between them, where no training image lies; an image there is near that Gaussian's mean
+    # but far from every image of the class
+    rng = np.random.default_rng(4)
+
+    def two_clusters(n):
+        x = rng.normal(0, 0.3, (n, 8))
+        x[:, 0] += np.where(np.arange(n) % 2, 4.0, -4.0)
+        x[:, 1] += 10.0  # away from the origin: the neighbour views are unit-normalised
+        return {
+            "features": x,
+            "mid": x[:, :4],
+            "pixels": x[:, 4:],
+            "pooled": x,
+            "logits": np.zeros((n, 1)),
+        }
+
+    train, val, gap = two_clusters(3000), two_clusters(1000), two_clusters(50)
+    gap = {**gap, "features": gap["features"] * [0, 1, 1, 1, 1, 1, 1, 1]}
+    gap["mid"] = gap["features"][:, :4]
+    labels = np.zeros(3000, int)
+    by = {m: fit_scope(train, labels, val, method=m) for m in ("gaussian", "neighbours")}
+    assert by["gaussian"].in_scope(by["gaussian"].scores(gap)).all()
+    assert not by["neighbours"].in_scope(by["neighbours"].scores(gap)).any()
+    assert by["neighbours"].in_scope(by["neighbours"].scores(val)).mean() >= 0.99

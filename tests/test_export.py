@@ -282,7 +282,7 @@ def _check_seeds(images):
         np.testing.assert_array_equal(got.numpy(), want)
 
 
-@pytest.mark.parametrize("method", ["gaussian", "mahalanobis", "msp", "energy"])
+@pytest.mark.parametrize("method", ["neighbours", "gaussian", "mahalanobis", "msp", "energy"])
 def test_tf_scores_equal_numpy(method):
     """The twin scope scores, reasons and class probability: ``export.scores`` against
     ``Scope.scores``, ``Scope.reasons`` and ``Captioner.confidences``' numpy."""

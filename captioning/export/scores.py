@@ -13,28 +13,66 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from captioning.scope import RULES
 from captioning.scope.evidence import VIEWS
 from captioning.scope.gaussian import REASONS
+from captioning.scope.neighbours import NEAR_VIEWS
 
 
-def gaussian_ratios_fn(stats: dict):
-    """evidence -> (B, 3) float64: ``captioning.scope.gaussian.ratios`` in TensorFlow ops."""
-    views = []
-    for v in VIEWS:
-        roots = stats[f"{v}_roots"].astype(np.float64)  # (K, D, D)
-        centres = np.einsum("kd,kde->ke", stats[f"{v}_means"], roots)  # (K, D)
-        views.append((v, tf.constant(roots), tf.constant(centres)))
-    limits = tf.constant(stats["limits"].astype(np.float64))  # (K, 3)
+def _class_gaussian_fn(means: np.ndarray, roots: np.ndarray):
+    """(x (B, D), given (B,)) -> (B,) float64: ``gaussian.class_distances`` in TensorFlow ops."""
+    roots = roots.astype(np.float64)  # (K, D, D)
+    centres = tf.constant(np.einsum("kd,kde->ke", means, roots))  # (K, D)
+    roots = tf.constant(roots)
+
+    def distances(x, given):
+        z = tf.einsum("bd,kde->bke", tf.cast(x, tf.float64), roots) - centres[None]  # (B, K, D)
+        return tf.gather(tf.reduce_sum(z**2, 2), given, batch_dims=1)  # the given class's
+
+    return distances
+
+
+def _nearest_fn(stats: dict, view: str):
+    """(x (B, D), given (B,)) -> (B,) float64: ``neighbours.project`` then
+    ``neighbours.nearest_distances`` in TensorFlow ops."""
+    centre = tf.constant(stats[f"near_{view}_centre"].astype(np.float64))  # (D,)
+    basis = tf.constant(stats[f"near_{view}_basis"].astype(np.float64))  # (D, m)
+    bank = stats[f"near_{view}_bank"]  # (M, m) float16: kept so in the graph (a smaller model)
+    norms = tf.constant((bank.astype(np.float64) ** 2).sum(1))  # (M,)
+    bank, labels = tf.constant(bank), tf.constant(stats["near_labels"].astype(np.int64))
+
+    def distances(x, given):
+        x = tf.cast(x, tf.float64)
+        length = tf.norm(x, axis=1, keepdims=True)
+        z = (x / tf.where(length > 0, length, 1.0) - centre) @ basis  # (B, m)
+        d2 = (
+            tf.reduce_sum(z**2, 1, keepdims=True)
+            - 2 * z @ tf.transpose(tf.cast(bank, tf.float64))
+            + norms[None]
+        )  # (B, M)
+        d2 = tf.where(given[:, None] == labels[None], d2, tf.constant(np.inf, tf.float64))
+        return tf.maximum(tf.reduce_min(d2, 1), 0.0)  # the nearest image of the given class
+
+    return distances
+
+
+def rule_ratios_fn(scope):
+    """evidence -> (B, 3) float64: ``RULES[scope.method].ratios`` in TensorFlow ops, for the
+    ``gaussian`` and ``neighbours`` rules."""
+    stats = scope.arrays
+    if scope.method == "gaussian":
+        columns = [_class_gaussian_fn(stats[f"{v}_means"], stats[f"{v}_roots"]) for v in VIEWS]
+    else:
+        columns = [_nearest_fn(stats, v) for v in NEAR_VIEWS]
+        columns.append(_class_gaussian_fn(stats["pixels_means"], stats["pixels_roots"]))
+    views = RULES[scope.method].VIEWS
+    limits = tf.constant(stats[RULES[scope.method].LIMITS].astype(np.float64))  # (K, 3)
 
     def ratios(evidence):
         given = tf.argmax(evidence["logits"], 1)  # (B,)
-        columns = []
-        for v, roots, centres in views:
-            x = tf.cast(evidence[v], tf.float64)  # (B, D)
-            z = tf.einsum("bd,kde->bke", x, roots) - centres[None]  # (B, K, D) whitened
-            d2 = tf.reduce_sum(z**2, 2)  # (B, K)
-            columns.append(tf.gather(d2, given, batch_dims=1))  # the predicted class's
-        out = tf.stack(columns, 1) / tf.gather(limits, given)  # (B, 3)
+        x = [evidence[v.removeprefix("near_")] for v in views]
+        distances = tf.stack([f(xv, given) for f, xv in zip(columns, x, strict=True)], 1)
+        out = distances / tf.gather(limits, given)  # (B, 3)
         return tf.where(tf.math.is_nan(out), tf.constant(np.inf, tf.float64), out)
 
     return ratios
@@ -44,11 +82,11 @@ def scope_reason_fn(scope, class_names):
     """(evidence, ratios or None) -> (B,) string: ``Scope.reasons`` in TensorFlow ops ('' where
     in scope)."""
     names = tf.constant(list(class_names))
-    if scope.method != "gaussian":
+    if scope.method not in RULES:
         line = f"its {scope.method} score is above the run's limit"
         return lambda score, evidence: tf.where(score <= scope.threshold, "", line)
-    phrases = tf.constant([REASONS[v] for v in VIEWS])
-    ratios_of = gaussian_ratios_fn(scope.gaussians)
+    phrases = tf.constant([REASONS[v] for v in RULES[scope.method].VIEWS])
+    ratios_of = rule_ratios_fn(scope)
 
     def reason(score, evidence):
         ratios = ratios_of(evidence)  # (B, 3)
@@ -72,13 +110,13 @@ def scope_reason_fn(scope, class_names):
 
 
 def scope_score_fn(scope):
-    """evidence (``pooled`` (B, C), ``logits`` (B, K) and the gaussian rule's views) -> (B,)
+    """evidence (``pooled`` (B, C), ``logits`` (B, K) and the per-class rules' views) -> (B,)
     float64 out-of-scope score of the run's method, as ``Scope.scores`` computes it; None for
     a run without a scope."""
     if scope is None:
         return None
-    if scope.method == "gaussian":
-        ratios = gaussian_ratios_fn(scope.gaussians)
+    if scope.method in RULES:
+        ratios = rule_ratios_fn(scope)
         return lambda evidence: tf.reduce_max(ratios(evidence), 1)
     if scope.method == "mahalanobis":
         # d2(x, mean) = |x R|^2 - 2 (x R).(mean R) + |mean R|^2 with R R^T = precision

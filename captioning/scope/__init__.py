@@ -4,10 +4,13 @@ Every score is higher for an image further out, and is computed from what any en
 ``captioning.models`` gives, the pooled features (N, C) and the classification head's logits
 (N, K), so it works for whatever architecture a run uses, and the default reads more:
 
-- ``gaussian``: per predicted class, Gaussians of three views of the image (encoder features,
-  mid-level features, pixel statistics; ``captioning.scope.gaussian``); the default (``auto``)
-  wherever every class has enough training images for them (``choose_method``), else
-  ``mahalanobis``;
+- ``neighbours``: per predicted class, the nearest training image on two views of the image
+  (encoder features, mid-level features) and a Gaussian of a third (pixel statistics;
+  ``captioning.scope.neighbours``); the default (``auto``) wherever every class has enough
+  training images for the Gaussian rule (``choose_method``), else ``mahalanobis``;
+- ``gaussian``: per predicted class, Gaussians of the three views (``captioning.scope.gaussian``;
+  the default before ``neighbours``, which halves its real CT and MR images kept with a class
+  they cannot be; experiments/scope.md);
 - ``msp``: 1 - the maximum softmax probability (Hendrycks & Gimpel, 2017);
 - ``energy``: -logsumexp of the logits (Liu et al., 2020);
 - ``mahalanobis``: the squared Mahalanobis distance of the pooled features to the nearest class
@@ -17,12 +20,13 @@ Every score is higher for an image further out, and is computed from what any en
 
 The threshold is fitted on the VALIDATION split only: the ``keep`` quantile (default 99.7%) of
 the validation images' scores, so that share of in-distribution images stays in scope (for
-``gaussian``: its per-class limits keep that share, and its threshold is 1). 99.7%
-rather than 99.5%: at the 99.5% quantile the test split's out-of-scope rate is 0.5% only on
+``gaussian`` and ``neighbours``: their per-class limits keep that share, their threshold is 1).
+99.7% rather than 99.5%: at the 99.5% quantile the test split's out-of-scope rate is 0.5% only on
 average (0.53-0.66% in three seeds), above the 0.5% it should stay under half the time;
 experiments/scope.md. A run stores its scope in ``scope.json`` (method, thresholds of every
 method, what was fitted on what) and ``scope.npz`` (class means and precision matrix; the
-``gaussian`` rule's means, whitening roots and limits).
+``gaussian`` rule's means, whitening roots and limits; the ``neighbours`` rule's projections,
+banks and limits).
 """
 
 from __future__ import annotations
@@ -35,14 +39,18 @@ import numpy as np
 
 from captioning.errors import RunError
 from captioning.scope import gaussian as scope_gaussian
+from captioning.scope import neighbours as scope_neighbours
 from captioning.utils.atomic import atomic_path
 
-METHODS = ("msp", "energy", "mahalanobis", "gaussian")
-AUTO = "auto"  # gaussian where the data supports it, else mahalanobis (``choose_method``)
+METHODS = ("msp", "energy", "mahalanobis", "gaussian", "neighbours")
+# the per-class rules: a module with ``ratios(evidence, arrays)`` (N, 3), its ``VIEWS`` and the
+# key of its ``LIMITS`` among the arrays
+RULES = {"gaussian": scope_gaussian, "neighbours": scope_neighbours}
+AUTO = "auto"  # neighbours where the data supports it, else mahalanobis (``choose_method``)
 METHOD_CHOICES = (AUTO, *METHODS)
 DEFAULT_METHOD = AUTO
-# gaussian fits a covariance per class and view: it wants at least this many training images
-# per class for each dimension of its widest view (2 x 320 = 640 for the default encoder)
+# the per-class rules fit a covariance per class and view: they want at least this many training
+# images per class for each dimension of the widest view (2 x 320 = 640 for the default encoder)
 IMAGES_PER_DIMENSION = 2
 DEFAULT_KEEP = 0.997
 SCOPE_FILE, STATS_FILE = "scope.json", "scope.npz"
@@ -106,7 +114,7 @@ class Scope:
     means: np.ndarray  # (K', C) class means on the training split
     precision: np.ndarray  # (C, C) shared precision on the training split
     info: dict = field(default_factory=dict)  # what it was fitted on (sizes, splits)
-    gaussians: dict = field(default_factory=dict)  # the ``gaussian`` rule's arrays
+    arrays: dict = field(default_factory=dict)  # the per-class rules' arrays (``RULES``)
 
     @property
     def threshold(self) -> float:
@@ -122,9 +130,14 @@ class Scope:
             return energy_score(evidence["logits"])
         if method == "mahalanobis":
             return mahalanobis_score(evidence["pooled"], self.means, self.precision)
-        if method == "gaussian" and self.gaussians:
-            return scope_gaussian.ratios(evidence, self.gaussians).max(1)
+        if method in RULES and self.has_rule(method):
+            return RULES[method].ratios(evidence, self.arrays).max(1)
         raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
+
+    def has_rule(self, method: str) -> bool:
+        """Whether this scope holds the arrays of the per-class rule ``method`` (a run saved
+        before that rule existed does not)."""
+        return RULES[method].LIMITS in self.arrays
 
     def in_scope(self, scores: np.ndarray) -> np.ndarray:
         """(N,) bool: at or under the threshold."""
@@ -133,15 +146,16 @@ class Scope:
     def reasons(self, evidence: dict, classes: list[str], scores=None) -> list[str | None]:
         """Per image, one line saying why it is out of scope (None when in scope); ``scores``:
         this scope's ``scores(evidence)`` when the caller has them already."""
-        if self.method != "gaussian":
+        if self.method not in RULES:
             kept = self.in_scope(self.scores(evidence) if scores is None else scores)
             line = f"its {self.method} score is above the run's limit"
             return [None if k else line for k in kept]
-        table = scope_gaussian.ratios(evidence, self.gaussians)  # (N, 3)
+        rule = RULES[self.method]
+        table = rule.ratios(evidence, self.arrays)  # (N, 3)
         kept = self.in_scope(table.max(1) if scores is None else scores)
         given = np.asarray(evidence["logits"]).argmax(1)
         return [
-            None if k else scope_gaussian.reason(row, classes[c])
+            None if k else scope_gaussian.reason(row, classes[c], rule.VIEWS)
             for k, row, c in zip(kept, table, given, strict=True)
         ]
 
@@ -149,7 +163,7 @@ class Scope:
         """``scope.json`` and ``scope.npz`` in ``run_dir`` (each written atomically)."""
         run_dir = Path(run_dir)
         with atomic_path(run_dir / STATS_FILE) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, means=self.means, precision=self.precision, **self.gaussians)
+            np.savez(handle, means=self.means, precision=self.precision, **self.arrays)
         body = {
             "method": self.method,
             "threshold": self.threshold,
@@ -181,19 +195,19 @@ class Scope:
             means=means,
             precision=precision,
             info=info,
-            gaussians=stats,  # empty for a run made before the gaussian rule
+            arrays=stats,  # without a rule's arrays for a run made before that rule
         )
 
 
 def choose_method(train: dict, labels: np.ndarray) -> str:
-    """``gaussian`` when every trained class has at least ``IMAGES_PER_DIMENSION`` training
+    """``neighbours`` when every trained class has at least ``IMAGES_PER_DIMENSION`` training
     images per dimension of the widest view, else ``mahalanobis`` (one covariance shared by the
     classes, on the pooled vector: what a small data set can estimate)."""
     from captioning.scope.evidence import VIEWS
 
     widest = max(np.asarray(train[v]).shape[1] for v in VIEWS)
     smallest = np.bincount(labels)[np.bincount(labels) > 0].min()
-    return "gaussian" if smallest >= IMAGES_PER_DIMENSION * widest else "mahalanobis"
+    return "neighbours" if smallest >= IMAGES_PER_DIMENSION * widest else "mahalanobis"
 
 
 def fit_scope(
@@ -205,7 +219,8 @@ def fit_scope(
 ) -> Scope:
     """Statistics from the training images' evidence (``encoder_outputs``), then each method's
     threshold from the validation images': the ``keep`` quantile of its scores (so ``keep`` of
-    them stay in scope); ``gaussian`` keeps ``keep`` with its per-class limits, threshold 1.
+    them stay in scope); ``gaussian`` and ``neighbours`` keep ``keep`` with their per-class
+    limits, threshold 1.
     ``method`` ``auto``: ``choose_method``."""
     if method not in METHOD_CHOICES:
         known = ", ".join(METHOD_CHOICES)
@@ -217,10 +232,11 @@ def fit_scope(
     method = choose_method(train, labels) if method == AUTO else method
     means, precision = class_statistics(train["pooled"], labels)
     k = np.asarray(val["logits"]).shape[1]
-    gaussians = scope_gaussian.fit_gaussians(train, labels, val, keep, k)
-    scope = Scope(method, {}, keep, means, precision, gaussians=gaussians)
+    arrays = scope_gaussian.fit_gaussians(train, labels, val, keep, k)
+    arrays = scope_neighbours.fit_neighbours(train, labels, val, keep, k, arrays)
+    scope = Scope(method, {}, keep, means, precision, arrays=arrays)
     for name in METHODS:
-        if name == "gaussian":
+        if name in RULES:
             scope.thresholds[name] = 1.0
             continue
         val_scores = scope.scores(val, name)

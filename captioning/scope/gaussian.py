@@ -25,6 +25,7 @@ import numpy as np
 
 from captioning.scope.evidence import VIEWS
 
+LIMITS = "limits"  # (K, 3): the key of the limits among the rule's arrays
 # a per-class limit needs enough validation images of that class: a 99.7% quantile of fewer than
 # a hundred is one of its two largest values
 MIN_VAL_PER_CLASS = 100
@@ -33,6 +34,8 @@ REASONS = {
     "mid": "its mid-level (texture) features",
     "pixels": "its pixel statistics (grey levels, neighbour correlation)",
 }
+# the neighbours rule's views (``captioning.scope.neighbours``) say the same of an image
+REASONS |= {"near_features": REASONS["features"], "near_mid": REASONS["mid"]}
 
 
 def fit_class_gaussians(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
@@ -130,12 +133,13 @@ def common_limits(distances: np.ndarray, classes: np.ndarray, keep: float, k: in
     return limits(high)
 
 
-def reason(row_ratios: np.ndarray, class_name: str) -> str:
-    """One line saying why an image out of scope with these (3,) ratios is: its worst view."""
+def reason(row_ratios: np.ndarray, class_name: str, views=VIEWS) -> str:
+    """One line saying why an image out of scope with these (3,) ratios of ``views`` is: its
+    worst view."""
     worst = int(np.argmax(row_ratios))
     if not np.isfinite(row_ratios[worst]):
         return f"the model has no training images of {class_name}"
-    what = REASONS[VIEWS[worst]]
+    what = REASONS[views[worst]]
     return (
         f"{what} are unlike the training images of {class_name} "
         f"({row_ratios[worst]:.1f}x the farthest distance kept)"

@@ -1,0 +1,113 @@
+"""The ``neighbours`` out-of-scope rule: is an image near a training image of the class the
+model gives it?
+
+Two of the views of ``captioning.scope.evidence`` (encoder features, mid-level features) are
+judged by their nearest TRAINING image of the predicted class, the third (pixel statistics) by
+that class's Gaussian, as in ``captioning.scope.gaussian``. Why neighbours: a class's images need
+not form one Gaussian, and a broad class (Hand radiographs of every size and pose) whose
+Gaussian covers everything near its mean also covered brain MRs and small abdominal CTs; the
+distance to the nearest image of the class does not (deep nearest neighbours, Sun et al.,
+2022; experiments/scope.md, "Probe" and "Neighbours").
+
+Each neighbour view is unit-normalised, centred and projected on its first ``COMPONENTS``
+principal components of the training images (a smaller bank, and the directions that carry the
+spread); the bank holds EVERY training image so projected, in float16 (a bank of a random
+1,000 per class lost most of the gain in the probe). A view's distance is the squared Euclidean
+distance to the nearest bank image of the predicted class.
+
+The limits come from the VALIDATION split only, as for the Gaussian rule
+(``gaussian.common_limits``): per view and class one common quantile, keeping ``keep`` of the
+validation images in scope under the three views together. The score is the largest ratio of
+distance to limit; in scope at most 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from captioning.scope import gaussian
+
+NEAR_VIEWS = ("features", "mid")  # judged by their nearest training image
+VIEWS = ("near_features", "near_mid", "pixels")  # the columns of ``ratios``
+LIMITS = "near_limits"  # (K, 3): the key of the limits among the rule's arrays
+COMPONENTS = 64  # principal components kept per neighbour view
+CHUNK = 2048  # images per block of the (images x bank) distance matrix
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N, D) float64, each row divided by its length (zero rows stay zero)."""
+    x = np.asarray(x, np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def fit_projection(x: np.ndarray, components: int = COMPONENTS) -> tuple[np.ndarray, np.ndarray]:
+    """The centre (D,) and basis (D, m) of unit rows of ``x`` (N, D): the first m principal
+    directions, m = min(components, D, N - 1)."""
+    unit = unit_rows(x)
+    centre = unit.mean(0)
+    _, _, directions = np.linalg.svd(unit - centre, full_matrices=False)  # (min(N, D), D)
+    m = min(components, x.shape[1], len(x) - 1)
+    return centre, directions[:m].T
+
+
+def project(x: np.ndarray, centre: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N, m) float64 coordinates on the basis."""
+    return (unit_rows(x) - centre) @ np.asarray(basis, np.float64)
+
+
+def nearest_distances(z: np.ndarray, bank: np.ndarray, bank_labels, classes) -> np.ndarray:
+    """(N,) squared distance of each row of ``z`` (N, m) to its nearest ``bank`` (M, m) row of
+    its class in ``classes`` (N,); inf for a class the bank has no image of."""
+    bank = np.asarray(bank, np.float64)
+    bank_norms = (bank**2).sum(1)
+    out = np.full(len(z), np.inf)
+    for c in np.unique(classes):
+        rows, members = np.flatnonzero(classes == c), bank_labels == c
+        if not members.any():
+            continue
+        for start in range(0, len(rows), CHUNK):
+            part = z[rows[start : start + CHUNK]]  # (n, m)
+            d2 = (part**2).sum(1)[:, None] - 2 * part @ bank[members].T + bank_norms[members]
+            out[rows[start : start + CHUNK]] = np.maximum(d2.min(1), 0.0)
+    return out
+
+
+def view_distances(evidence: dict, stats: dict) -> np.ndarray:
+    """(N, 3) distances of each view (order ``VIEWS``) to the predicted class."""
+    classes = np.asarray(evidence["logits"]).argmax(1)
+    columns = []
+    for v in NEAR_VIEWS:
+        z = project(evidence[v], stats[f"near_{v}_centre"], stats[f"near_{v}_basis"])
+        columns.append(nearest_distances(z, stats[f"near_{v}_bank"], stats["near_labels"], classes))
+    columns.append(
+        gaussian.class_distances(
+            evidence["pixels"], stats["pixels_means"], stats["pixels_roots"], classes
+        )
+    )
+    return np.stack(columns, 1)
+
+
+def ratios(evidence: dict, stats: dict) -> np.ndarray:
+    """(N, 3) each view's distance over its limit for the predicted class (> 1: out)."""
+    classes = np.asarray(evidence["logits"]).argmax(1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # limit 0: a class never trained on
+        out = view_distances(evidence, stats) / stats[LIMITS][classes]  # limits (K, 3)
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def fit_neighbours(train: dict, train_labels, val: dict, keep: float, k: int, stats: dict) -> dict:
+    """The rule's arrays, added to the Gaussian rule's ``stats`` (whose pixel Gaussians it
+    reads): per neighbour view ``near_<view>_centre``/``_basis``/``_bank`` and ``near_labels``
+    from ``train``; ``near_limits`` (K, 3) from ``val``."""
+    labels = np.asarray(train_labels)
+    out = dict(stats)
+    for v in NEAR_VIEWS:
+        centre, basis = fit_projection(train[v])
+        out[f"near_{v}_centre"], out[f"near_{v}_basis"] = centre, basis
+        out[f"near_{v}_bank"] = project(train[v], centre, basis).astype(np.float16)
+    out["near_labels"] = labels.astype(np.int16)
+    classes = np.asarray(val["logits"]).argmax(1)
+    out[LIMITS] = gaussian.common_limits(view_distances(val, out), classes, keep, k)
+    out[LIMITS][[c for c in range(k) if not (labels == c).any()]] = 0.0
+    return out
