@@ -1,7 +1,7 @@
 """Refit the bundled captioner's out-of-scope rule with the current code, on the data it was
 trained on, without retraining or re-bundling anything else:
 
-    python experiments/refit_bundled_scope.py MEDNIST_PREPARED [--method gaussian]
+    python experiments/refit_bundled_scope.py MEDNIST_PREPARED [--method auto]
 
 MEDNIST_PREPARED is the development copy prepared by ``captioning data prepare`` (the manifest
 must be the one the bundle names). The run is copied to a temporary folder, ``calibrate_run``
@@ -62,11 +62,12 @@ def test_flagged(data_root: Path) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="the prepared development copy of MedNIST")
-    parser.add_argument("--method", default="gaussian")
+    parser.add_argument("--method", default="auto", help="a scope method (default: auto)")
     args = parser.parse_args(argv)
     dirty = uncommitted(ROOT)
     if dirty:
         raise SystemExit(f"{ROOT}: uncommitted changes in {'/ or '.join(CHECKED)}/: commit first")
+    code = git_state(ROOT)  # before the refit rewrites the bundle (it would read as dirty)
     refit(args.data, args.method)
     card = json.loads((BUNDLE / "model_card.json").read_text())
     for name in SCOPE_FILES:
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         card["files_sha256"][f"captioner/{name}"] = hashlib.sha256(data).hexdigest()
     card["test"]["out_of_scope_rate"] = round(test_flagged(args.data), 6)
     command = shlex.join(["python", *sys.argv]).replace(f"{ROOT}/", "")
-    card["scope_refit"] = {"command": command, "code": git_state(ROOT), "method": args.method}
+    card["scope_refit"] = {"command": command, "code": code, "method": args.method}
     (BUNDLE / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     (BUNDLE / "MODEL_CARD.md").write_text(render_card(card))
     print(f"scope refitted ({args.method}); test out of scope {card['test']['out_of_scope_rate']}")
