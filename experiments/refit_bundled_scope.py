@@ -75,10 +75,14 @@ def main(argv=None) -> int:
         card["files_sha256"][f"captioner/{name}"] = hashlib.sha256(data).hexdigest()
     card["test"]["out_of_scope_rate"] = round(test_flagged(args.data), 6)
     command = shlex.join(["python", *sys.argv]).replace(f"{ROOT}/", "")
-    card["scope_refit"] = {"command": command, "code": code, "method": args.method}
+    card["scope_refit"] = {"command": command, "code": code}
+    card["scope_refit"]["method"] = json.loads((BUNDLE / "captioner" / "scope.json").read_text())[
+        "method"
+    ]
     (BUNDLE / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     (BUNDLE / "MODEL_CARD.md").write_text(render_card(card))
-    print(f"scope refitted ({args.method}); test out of scope {card['test']['out_of_scope_rate']}")
+    refitted, flagged = card["scope_refit"]["method"], card["test"]["out_of_scope_rate"]
+    print(f"scope refitted ({refitted}); test out of scope {flagged}")
     return 0
 
 
