@@ -276,7 +276,8 @@ def main() -> None:
 
     from captioning.bundled import bundle_sha256, resolve_run
     from captioning.commands.caption import read_inputs
-    from captioning.inference import Captioner, caption_entries
+    from captioning.entries import caption_entries
+    from captioning.inference import Captioner
     from captioning.utils.provenance import data_copy
 
     archive = Path(args.archive)

@@ -13,8 +13,8 @@ temperature-scaled confidence for its class and each finding (``captioning.confi
 Every caption of a run whose template set states fields also gets its ``findings``: field ->
 the value the caption states (the phrase its confidence is the probability of), None where it
 states none; no calibration needed, so runs made before confidences have them too.
-``caption_entries`` turns results into the JSON entries users see (CLI ``--json`` and the
-HTTP service alike).
+``captioning.entries.caption_entries`` turns results into the JSON entries users see (CLI
+``--json`` and the HTTP service alike).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from captioning.errors import RunError
 from captioning.metrics.calibration import class_groups, group_probs
 from captioning.phrasing import content_seeds, opening_words
 from captioning.scope import Scope
+from captioning.scope.colour import colour_reason, colour_refused
 from captioning.scope.evidence import EvidenceReader
 from captioning.utils.runs import read_json
 
@@ -164,9 +165,11 @@ class Captioner:
         return np.concatenate(parts)
 
     def caption(
-        self, images: np.ndarray, beam: int | None = None, attention=False, batch=512
+        self, images: np.ndarray, beam: int | None = None, attention=False, batch=512, colour=None
     ) -> Captions:
-        """Caption uint8 images (N, S, S[, 3]); ``beam`` defaults to the run's ``beam_width``."""
+        """Caption uint8 images (N, S, S[, 3]); ``beam`` defaults to the run's ``beam_width``;
+        ``colour``: (N,) ``colour_spread`` of the files they came from, read by the scope
+        check (``captioning.scope.colour``; None: arrays without files, no colour)."""
         tf = self._tf
         width = self.resolve_beam(beam)
         texts, words, logits, scores, maps, findings = [], [], [], [], [], []
@@ -203,10 +206,7 @@ class Captioner:
         confidence = self.confidences(logits, field_logits)
         ood = in_scope = reasons = None
         if self.scope is not None and len(logits):
-            evidence = self.evidence_reader(images)  # the scope's views of the images
-            ood = self.scope.scores(evidence)
-            in_scope = self.scope.in_scope(ood)
-            reasons = self.scope.reasons(evidence, self.classes, ood)
+            ood, in_scope, reasons = self.judge(images, colour)
         return Captions(
             texts=texts,
             class_ids=logits.argmax(1),
@@ -223,6 +223,23 @@ class Captioner:
             findings=findings,
         )
 
+    def judge(self, images: np.ndarray, colour=None) -> tuple[np.ndarray, np.ndarray, list]:
+        """The scope check of uint8 images (N, S, S[, 3]) (``caption``'s ``colour``): (N,)
+        out-of-scope score, (N,) in scope, (N,) one-line reason (None where in scope). The
+        run's rule, then, for a grey run, the files' colour (``captioning.scope.colour``)."""
+        evidence = self.evidence_reader(images)  # the scope's views of the images
+        ood = self.scope.scores(evidence)
+        in_scope = self.scope.in_scope(ood)
+        reasons = self.scope.reasons(evidence, self.classes, ood)
+        if colour is not None:
+            coloured = colour_refused(colour, self.image_spec.channels)
+            in_scope = in_scope & ~coloured
+            reasons = [
+                colour_reason(c) if out else why
+                for c, out, why in zip(colour, coloured, reasons, strict=True)
+            ]
+        return ood, in_scope, reasons
+
     def confidences(self, class_logits, field_logits, temperatures=None) -> dict[str, np.ndarray]:
         """Name -> (N,) probability of the predicted class and of each stated finding (NaN
         where the caption states none), scaled by ``temperatures`` (default: the run's
@@ -238,56 +255,3 @@ class Captioner:
             picked = values[np.arange(n), np.maximum(f.chosen, 0)]
             out[name] = np.where(f.chosen >= 0, picked, np.nan)
         return out
-
-
-def caption_entries(
-    captioner: Captioner,
-    inputs: list[tuple[str, np.ndarray | str]],
-    beam: int | None = None,
-    keep_out_of_scope: bool = False,
-    attention: bool = False,
-) -> list[dict]:
-    """One JSON-ready entry per input, in order. ``inputs``: (name, decoded (64, 64) uint8
-    image, or the one-line problem that kept it from being read). A problem becomes
-    ``{"path", "error"}``; the others are captioned in one batch. An out-of-scope image gets
-    ``in_scope: false``, its score, the threshold and ``out_of_scope_reason`` (one line) instead of
-    a caption (an answer, not an
-    error) unless ``keep_out_of_scope``. Every captioned entry has ``findings`` (field -> the
-    stated value or None; ``{}`` for a run whose set states no fields) and, with a calibration,
-    ``confidence``. With ``attention`` (attention decoders only), each
-    captioned entry also carries ``"attention": {"words": [...], "maps": (L, P) array}``
-    (not JSON-ready: the caller renders or converts it)."""
-    entries = [
-        {"path": name} if isinstance(item, np.ndarray) else {"path": name, "error": item}
-        for name, item in inputs
-    ]
-    good = [i for i, (_, item) in enumerate(inputs) if isinstance(item, np.ndarray)]
-    if not good:
-        return entries
-    want_attention = attention and captioner.has_attention
-    images = np.stack([inputs[i][1] for i in good])
-    result = captioner.caption(images, beam=beam, attention=want_attention)
-    for j, i in enumerate(good):
-        entry = entries[i]
-        if result.in_scope is not None:
-            entry["in_scope"] = bool(result.in_scope[j])
-            entry["ood_score"] = round(float(result.ood_score[j]), 6)
-            if not entry["in_scope"]:
-                entry["threshold"] = round(captioner.scope.threshold, 6)
-                entry["out_of_scope_reason"] = result.out_of_scope_reason[j]
-                if not keep_out_of_scope:
-                    continue
-        entry.update(
-            caption=result.texts[j],
-            **{"class": captioner.classes[int(result.class_ids[j])]},
-            prob=round(float(result.probs[j]), 6),
-        )
-        if captioner.calibration is not None:
-            entry["confidence"] = {
-                name: None if np.isnan(p[j]) else round(float(p[j]), 6)
-                for name, p in result.confidence.items()
-            }
-        entry["findings"] = result.findings[j]
-        if want_attention:
-            entry["attention"] = {"words": result.words[j], "maps": result.attention[j]}
-    return entries

@@ -11,7 +11,9 @@
 - Photographs (scikit-image's and scikit-learn's sample photos, whole and cropped, colour and
   grey, PNG and JPEG), noise (uniform, Gaussian, salt-and-pepper, smooth) and patterns
   (gradients, checkerboards, stripes), grey and colour, 64-512 px: the share in scope.
-Every image goes through ``decode_image``, as ``caption`` reads files. Nothing here is fitted.
+Every image goes through ``decode_image``, as ``caption`` reads files, and is judged as
+``caption`` judges it: the run's rule, then (a grey run) the file's colour
+(``captioning.scope.colour``). Nothing here is fitted.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from scope_common import ROOT, record
 from scope_real_ct_mr import POSSIBLE
 
 from captioning.data.images import decode_image
+from captioning.scope.colour import colour_refused
 
 SKIMAGE_PHOTOS = ("astronaut", "camera", "cat", "chelsea", "coffee", "rocket", "clock", "coins")
 SKIMAGE_PHOTOS += ("moon", "page", "text", "grass", "gravel", "brick", "hubble_deep_field")
@@ -39,8 +42,19 @@ def encoded(pixels: np.ndarray, fmt: str = "PNG", quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def photographs(rng, n: int = 1200) -> tuple[np.ndarray, list[str]]:
-    """Whole photos and random square crops (48 px to the short side), half in grey."""
+def decoded(files: list[bytes], names=None) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded files -> their pixels (N, 64, 64) and (N,) colour spreads, as ``caption``
+    reads them."""
+    out = [
+        decode_image(data, name or "<bytes>")
+        for data, name in zip(files, names or [None] * len(files), strict=True)
+    ]
+    return np.stack([d.pixels for d in out]), np.array([d.colour for d in out])
+
+
+def photographs(rng, n: int = 1200) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Whole photos and random square crops (48 px to the short side), half in grey: pixels,
+    colour spreads and kinds."""
     import skimage.data
     from sklearn.datasets import load_sample_images
 
@@ -57,13 +71,14 @@ def photographs(rng, n: int = 1200) -> tuple[np.ndarray, list[str]]:
         if (i // len(photos)) % 2 and photo.ndim == 3:
             photo = (photo.astype(np.float64) @ [0.299, 0.587, 0.114]).round().astype(np.uint8)
         fmt = "JPEG" if i % 3 == 0 else "PNG"
-        images.append(decode_image(encoded(photo, fmt))[0])
+        images.append(encoded(photo, fmt))
         kinds.append("colour" if photo.ndim == 3 else "grey")
-    return np.stack(images), kinds
+    return (*decoded(images), kinds)
 
 
-def noise_and_patterns(rng, n: int = 600) -> tuple[np.ndarray, list[str]]:
-    """Six kinds in turn, grey and colour alternately, 64-512 px."""
+def noise_and_patterns(rng, n: int = 600) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Six kinds in turn, grey and colour alternately, 64-512 px: pixels, colour spreads and
+    kinds."""
     images, kinds = [], []
     for i in range(n):
         side, kind = int(rng.choice([64, 128, 256, 512])), i % 6
@@ -89,51 +104,56 @@ def noise_and_patterns(rng, n: int = 600) -> tuple[np.ndarray, list[str]]:
         colour = i % 2 == 1
         if colour:
             x = np.stack([x, np.roll(x, 7, 0), 255 - x], -1)
-        images.append(decode_image(encoded(x))[0])
+        images.append(encoded(x))
         name = ("uniform", "gaussian", "salt_pepper", "smooth", "gradient", "checker")[kind]
         kinds.append(f"{name}_{'colour' if colour else 'grey'}")
-    return np.stack(images), kinds
+    return (*decoded(images), kinds)
 
 
-def cxr_proxy(data, rng, n: int = 400) -> np.ndarray:
-    """MedNIST CXR test images enlarged (bicubic) to 256-2,048 px, JPEG, grey stored as RGB."""
+def cxr_proxy(data, rng, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """MedNIST CXR test images enlarged (bicubic) to 256-2,048 px, JPEG, grey stored as RGB:
+    pixels and colour spreads."""
     test = data.split("test")
     rows = np.flatnonzero(test.labels == data.classes.index("CXR"))
     images = []
     for row in rng.choice(rows, min(n, len(rows)), replace=False):
         side = int(rng.choice([256, 512, 1024, 2048]))
         big = Image.fromarray(test.images[row]).resize((side, side), Image.BICUBIC).convert("RGB")
-        images.append(decode_image(encoded(np.asarray(big), "JPEG", int(rng.integers(75, 96))))[0])
-    return np.stack(images)
+        images.append(encoded(np.asarray(big), "JPEG", int(rng.integers(75, 96))))
+    return decoded(images)
 
 
-def judged(model, scope, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) in scope and (N,) the class given."""
+def judged(model, scope, images: np.ndarray, colour=None) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) in scope and (N,) the class given, of images (N, S, S[, 3]) decoded from files
+    whose (N,) colour spreads are ``colour`` (None: no files, as a prepared split)."""
     from captioning.scope import encoder_outputs
 
     evidence = encoder_outputs(model, images)
-    return scope.in_scope(scope.scores(evidence)), evidence["logits"].argmax(1)
+    kept = scope.in_scope(scope.scores(evidence))
+    if colour is not None:
+        kept &= ~colour_refused(colour, 1 if images.ndim == 3 else 3)
+    return kept, evidence["logits"].argmax(1)
 
 
 def read_medpix(folder: Path):
-    """MedPix's ``captions.csv`` table and its images (N, 64, 64), decoded as ``caption`` reads
-    files; and per image the MedNIST class it may be given (None: no class is possible)."""
+    """MedPix's ``captions.csv`` table, its images (N, 64, 64) and (N,) colour spreads,
+    decoded as ``caption`` reads files; and per image the MedNIST class it may be given (None:
+    no class is possible)."""
     import pandas as pd
 
     table = pd.read_csv(folder / "captions.csv")
-    images = np.stack(
-        [decode_image((folder / "images" / f).read_bytes(), f)[0] for f in table["image"]]
-    )
+    files = [(folder / "images" / f).read_bytes() for f in table["image"]]
+    images, colour = decoded(files, list(table["image"]))
     allowed = [
         POSSIBLE.get(pair) for pair in zip(table["modality"], table["location"], strict=True)
     ]
-    return table, images, allowed
+    return table, images, colour, allowed
 
 
 def medpix_rates(model, scope, classes, folder: Path) -> dict:
     """Per MedPix split: the share in scope, in scope with an impossible or a possible class."""
-    table, images, allowed = read_medpix(folder)
-    return split_rates(table, allowed, classes, *judged(model, scope, images))
+    table, images, colour, allowed = read_medpix(folder)
+    return split_rates(table, allowed, classes, *judged(model, scope, images, colour))
 
 
 def split_rates(table, allowed, classes, kept: np.ndarray, given: np.ndarray) -> dict:
@@ -183,13 +203,13 @@ def main(argv=None) -> None:
         "method": scope.method,
         "mednist_test_flagged": round(1 - float(kept.mean()), 4),
     }
-    kept, given = judged(model, scope, cxr_proxy(data, rng))
+    kept, given = judged(model, scope, *cxr_proxy(data, rng))
     result["cxr_proxy_kept_as_cxr"] = round(
         float((kept & (given == data.classes.index("CXR"))).mean()), 4
     )
     for name, make in (("photographs", photographs), ("noise_and_patterns", noise_and_patterns)):
-        images, kinds = make(rng)
-        result[name] = shares(judged(model, scope, images)[0], kinds)
+        images, colour, kinds = make(rng)
+        result[name] = shares(judged(model, scope, images, colour)[0], kinds)
     if args.medpix:
         result["medpix"] = medpix_rates(model, scope, data.classes, args.medpix)
     print(result)

@@ -161,3 +161,20 @@ def test_runs_stating_no_fields_have_empty_findings(tiny_run, tmp_path, template
         assert "caption" in entry and entry["findings"] == {}
     header = (tmp_path / "out.csv").read_text().splitlines()[0]
     assert header == ",".join(CSV_COLUMNS)
+
+
+def test_a_grey_run_refuses_colour_files_and_says_why_but_not_tinted_grey(tiny_run, tmp_path):
+    run, files = tiny_run
+    set_scope(run, 1e30)  # every image in scope by the rule: only colour can refuse
+    grey = np.asarray(Image.open(files[0]), np.float64)
+    tinted, coloured = tmp_path / "tinted.jpg", tmp_path / "false_colour.png"
+    tint = np.stack([grey * 0.9 + 12, grey, grey * 0.8 + 20], -1)
+    Image.fromarray(tint.clip(0, 255).astype(np.uint8)).save(tinted, quality=80)
+    hue = np.stack([grey, 255 - grey, np.abs(grey - 128) * 2], -1)
+    Image.fromarray(hue.clip(0, 255).astype(np.uint8)).save(coloured)
+    code, text = caption(run, [files[0], str(tinted), str(coloured)], as_json=True)
+    plain, tint_entry, colour_entry = (json.loads(line) for line in text.splitlines())
+    assert code == 0 and plain["in_scope"] and tint_entry["in_scope"]
+    assert colour_entry["in_scope"] is False and "caption" not in colour_entry
+    assert colour_entry["out_of_scope_reason"].startswith("it is a colour image (")
+    assert "trained on grey images" in colour_entry["out_of_scope_reason"]

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
-from captioning.data.images import ImageError, load_image
+from captioning.data.images import ImageError, load_image, open_image
 
 from helpers import tiny_captioner_run
 
@@ -112,9 +112,17 @@ def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_p
     assert len(paths) == N_IMAGES
     photo = tmp_path / "photo.png"
     photo.write_bytes(_photo_like())
+    # a radiograph tinted and stored as colour JPEG (no colour beyond the tint: judged by the
+    # rule), and the same radiograph in false colour (refused for its colour)
+    grey = np.asarray(Image.open(paths[0]).convert("L"), np.float64)
+    tinted, coloured = tmp_path / "tinted.jpg", tmp_path / "false_colour.png"
+    tint = np.stack([grey * 0.9 + 12, grey, grey * 0.8 + 20], -1)
+    Image.fromarray(tint.clip(0, 255).astype(np.uint8)).save(tinted, quality=80)
+    hue = np.stack([grey, 255 - grey, np.abs(grey - 128) * 2], -1)
+    Image.fromarray(hue.clip(0, 255).astype(np.uint8)).save(coloured)
     text = tmp_path / "notes.png"
     text.write_text("not an image at all\n")
-    files = [str(p) for p in [*paths, photo, text]]
+    files = [str(p) for p in [*paths, photo, tinted, coloured, text]]
     listing = tmp_path / "files.json"
     listing.write_text(json.dumps(files))
     np.save(tmp_path / "pixels.npy", np.stack([load_image(p) for p in files[:-1]]))
@@ -158,12 +166,19 @@ def test_saved_model_matches_cli_on_real_images(exported, mednist_archive, tmp_p
     # the photograph: out of scope in both, no caption in both
     assert expected[N_IMAGES]["in_scope"] is False and "caption" not in expected[N_IMAGES]
     assert rows[N_IMAGES]["in_scope"] is False and rows[N_IMAGES]["caption"] == ""
+    colour_line = "it is a colour image ("
+    assert not expected[N_IMAGES + 1].get("out_of_scope_reason", "").startswith(colour_line)
+    assert expected[N_IMAGES + 2]["out_of_scope_reason"].startswith(colour_line)
+    assert rows[N_IMAGES + 2]["out_of_scope_reason"].startswith(colour_line)  # one rule
     # the text file: an error entry in the CLI, a flagged row (not a failed call) here
     assert expected[-1]["error"] == "not a PNG, JPEG or DICOM image"
     assert rows[-1]["error"] == "not a PNG or JPEG image"  # the SavedModel reads no DICOM
     assert rows[-1]["in_scope"] is False and rows[-1]["caption"] == ""
-    # the uint8 signature captions the decoded pixels the same way
-    assert served["pixel_captions"] == [r["caption"] for r in rows[:-1]]
+    # the uint8 signature captions the decoded pixels the same way, where not refused for
+    # a colour that bare pixels do not carry
+    for pixel_caption, r in zip(served["pixel_captions"], rows[:-1], strict=True):
+        if not r["out_of_scope_reason"].startswith(colour_line):
+            assert pixel_caption == r["caption"]
 
 
 @pytest.mark.slow
@@ -229,9 +244,12 @@ def test_tf_decoding_equals_pillow(tmp_path, spec):
     header = struct.pack(">IIBBBBB", 9000, 5000, 8, 0, 0, 0, 0)  # 45 megapixels, grey
     huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
     bad = [b"", b"GIF89a...", huge]
-    pixels, errors = decode_images(tf.constant([*files, *bad]), spec)
-    expected = np.stack([load_image(f, spec=spec) for f in files])
-    np.testing.assert_array_equal(pixels.numpy()[: len(files)], expected)
+    pixels, errors, colour = decode_images(tf.constant([*files, *bad]), spec)
+    decoded = [open_image(f, spec=spec) for f in files]
+    np.testing.assert_array_equal(pixels.numpy()[: len(files)], [d.pixels for d in decoded])
+    # the files' colour, measured on the same pixels (grey files: 0; colour noise: tens)
+    np.testing.assert_allclose(colour.numpy(), [d.colour for d in decoded] + [0] * 3, atol=1e-6)
+    assert colour.numpy()[1] > 20 and colour.numpy()[0] < 1e-3
     problems = []
     for data in bad:
         with pytest.raises(ImageError) as caught:

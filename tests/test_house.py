@@ -25,7 +25,7 @@ LAYERS = {
     1: {"captions", "data"},
     2: {"models", "metrics", "decoding", "phrasing"},
     3: {"training", "inference", "evaluation", "export", "serving", "scope", "confidence"}
-    | {"calibrate", "bundled"},
+    | {"calibrate", "bundled", "entries"},
     4: {"commands", "cli"},
 }
 

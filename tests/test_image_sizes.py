@@ -134,8 +134,9 @@ def test_export_decodes_files_to_the_runs_setting(runs, tmp_path):
     import tensorflow as tf
 
     from captioning.data.images import load_image
+    from captioning.entries import caption_entries
     from captioning.export import export_run
-    from captioning.inference import Captioner, caption_entries
+    from captioning.inference import Captioner
 
     _, data, _, cap, spec = runs
     body = export_run(cap, tmp_path / "model", command="pytest")

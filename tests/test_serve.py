@@ -27,8 +27,9 @@ pytest.importorskip("fastapi")
 
 from captioning.bundled import resolve_run  # noqa: E402
 from captioning.captions.parse import parse_caption  # noqa: E402
-from captioning.data.images import load_image  # noqa: E402
-from captioning.inference import Captioner, caption_entries  # noqa: E402
+from captioning.data.images import load_image, open_image  # noqa: E402
+from captioning.entries import caption_entries  # noqa: E402
+from captioning.inference import Captioner  # noqa: E402
 from captioning.serving.app import create_app  # noqa: E402
 from captioning.serving.server import DEFAULT_REQUEST_TIMEOUT, running  # noqa: E402
 from captioning.serving.uploads import Limits  # noqa: E402
@@ -84,17 +85,22 @@ def server(captioner):
 
 
 def expected(captioner, files: list[tuple[str, bytes]], **options) -> list[dict]:
-    inputs = [(name, load_image(data, name=name)) for name, data in files]
+    inputs = [(name, open_image(data, name=name)) for name, data in files]  # as uploads do
     return caption_entries(captioner, inputs, **options)
 
 
 def test_a_refused_image_says_why_as_the_cli_does(server, captioner):
-    files = [("holiday.png", colourful_picture())]
+    # the picture in colour (refused for its colour) and in grey (refused by the run's rule)
+    grey = io.BytesIO()
+    Image.open(io.BytesIO(colourful_picture())).convert("L").save(grey, format="PNG")
+    files = [("holiday.png", colourful_picture()), ("holiday_grey.png", grey.getvalue())]
     answer = httpx.post(f"{server}/caption", files=upload(*files), timeout=120)
-    (result,) = answer.json()["results"]
-    assert result["in_scope"] is False and "caption" not in result
-    assert result["out_of_scope_reason"].startswith("its ")
-    assert [result] == expected(captioner, files)
+    coloured, plain = answer.json()["results"]
+    for result in (coloured, plain):
+        assert result["in_scope"] is False and "caption" not in result
+    assert coloured["out_of_scope_reason"].startswith("it is a colour image (")
+    assert plain["out_of_scope_reason"].startswith("its ")
+    assert [coloured, plain] == expected(captioner, files)
 
 
 def test_captions_equal_the_cli_entries(server, captioner, images):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from captioning._moved import moved_name
 from captioning.commands.options import add_beam_option, add_run_option
 from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
-from captioning.data.images import CAPTION_SUFFIXES, ImageError, load_image
+from captioning.data.images import CAPTION_SUFFIXES, ImageError, open_image
 from captioning.utils.atomic import atomic_path
 
 if TYPE_CHECKING:  # imported where captions are made: building the parser stays light
@@ -103,11 +103,12 @@ def gather_images(targets: list[str]) -> list[str]:
 
 
 def read_inputs(paths: list[str], spec: ImageSpec = DEFAULT_IMAGE) -> list[tuple[str, object]]:
-    """(path, decoded image (the run's ``spec``) or the one-line problem) per path."""
+    """(path, decoded file (``open_image``: pixels of the run's ``spec`` and colour) or the
+    one-line problem) per path."""
     inputs = []
     for path in paths:
         try:
-            inputs.append((path, load_image(path, spec=spec)))
+            inputs.append((path, open_image(path, spec=spec)))
         except ImageError as err:
             problem = "folder has no PNG, JPEG or DICOM files" if Path(path).is_dir() else None
             inputs.append((path, problem or err.problem))
@@ -172,8 +173,9 @@ def caption_files(
 ) -> int:
     """Caption image files and folders; print one line (or JSON object) per file, in order.
     Returns the exit code (1 if any file failed)."""
+    from captioning.entries import caption_entries
     from captioning.evaluation.overlays import write_attention_png
-    from captioning.inference import Captioner, caption_entries
+    from captioning.inference import Captioner
 
     captioner = Captioner(run_dir)
     note = missing_parts_note(captioner, run_dir)

@@ -104,7 +104,7 @@ def _read(path: Path, spec: ImageSpec):
             raise ImageError(path, "is a directory, not an image")
         if not data:
             raise ImageError(path, "empty file (0 bytes)")
-        pixels, (width, height) = decode_image(data, str(path), spec)
+        pixels, (width, height), _ = decode_image(data, str(path), spec, colour=False)
         return pixels, hashlib.md5(data).hexdigest(), width, height
     except ImageError as err:
         return err

@@ -13,6 +13,9 @@ Conversions (the same for data preparation, evaluation and captioning):
 - More than ``MAX_PIXELS`` pixels: refused before decoding (decompression-bomb guard).
 - DICOM (recognised by its ``DICM`` marker, whatever the file name): through its own window
   first (``captioning.data.dicom``; needs the optional ``pydicom``), then the rules above.
+
+Decoding also measures the file's colour (``colour_spread``), which a grey model input has
+lost: the out-of-scope check of a grey run reads it (``captioning.scope.colour``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -36,6 +40,34 @@ CAPTION_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES  # what `caption FOLDER` pick
 # warning (at ~89 megapixels) would only add noise. Filtered once here rather than with
 # warnings.catch_warnings() per call, which is not thread-safe (prepare decodes in threads).
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+COLOUR_SAMPLES = 256  # colour_spread reads at most this many pixels along each side
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601
+
+
+class Decoded(NamedTuple):
+    """A decoded file: the model's pixels, the original size and its colour."""
+
+    pixels: np.ndarray  # ``spec.cache_shape`` uint8
+    size: tuple[int, int]  # the original (width, height)
+    colour: float  # ``colour_spread`` of the original's RGB (0.0 for a grey file)
+
+
+def colour_spread(rgb: np.ndarray) -> float:
+    """(H, W, 3) uint8 -> the colour of an image that no tint of its grey level explains: the
+    RMS (in levels 0..255), over the three channels, of each channel's residual after its best
+    linear fit on the luma. 0 for grey stored as RGB, and for a grey image tinted by per-channel
+    gains and offsets; tens of levels for a colour photograph. Read on every k-th row and
+    column, k = ceil(longest side / ``COLOUR_SAMPLES``) (the same pixels in the SavedModel's
+    twin, ``captioning.export.images``)."""
+    step = max(1, -(-max(rgb.shape[:2]) // COLOUR_SAMPLES))
+    x = np.asarray(rgb[::step, ::step], np.float64).reshape(-1, 3)  # (n, 3)
+    y = x @ np.array(LUMA)  # (n,)
+    xc, yc = x - x.mean(0), y - y.mean()
+    var_y = (yc**2).mean()
+    explained = ((xc * yc[:, None]).mean(0) ** 2 / var_y) if var_y > 0 else 0.0  # (3,)
+    return float(np.sqrt(max(((xc**2).mean(0) - explained).mean(), 0.0)))
 
 
 class ImageError(CaptioningError, ValueError):
@@ -57,6 +89,13 @@ def load_image(
     another type.
     ``name`` labels bytes in error messages.
     """
+    return open_image(source, name, spec).pixels
+
+
+def open_image(
+    source: str | Path | bytes, name: str | None = None, spec: ImageSpec = DEFAULT_IMAGE
+) -> Decoded:
+    """``load_image`` with the original's size and colour (``Decoded``)."""
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     try:
         if isinstance(source, bytes):
@@ -68,7 +107,7 @@ def load_image(
             data = path.read_bytes()
         if not data:
             raise ImageError(label, "empty file (0 bytes)")
-        return decode_image(data, label, spec)[0]
+        return decode_image(data, label, spec)
     except ImageError:
         raise
     except FileNotFoundError:
@@ -78,24 +117,28 @@ def load_image(
 
 
 def decode_image(
-    data: bytes, label: str = "<bytes>", spec: ImageSpec = DEFAULT_IMAGE
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode PNG/JPEG/DICOM bytes: the uint8 array of ``spec.cache_shape`` and the original
-    (width, height).
+    data: bytes, label: str = "<bytes>", spec: ImageSpec = DEFAULT_IMAGE, colour: bool = True
+) -> Decoded:
+    """Decode PNG/JPEG/DICOM bytes: the uint8 array of ``spec.cache_shape``, the original
+    (width, height) and, with ``colour``, its ``colour_spread`` (else 0.0).
 
     See the module doc for the conversions. Raises ``ImageError`` only.
     """
     if is_dicom(data):
-        return _decode_dicom(data, label, spec)
+        return _decode_dicom(data, label, spec, colour)
     try:
         image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
+        spread = None
         if image.format == "JPEG":
+            if colour and spec.mode == "L" and image.mode != "L":  # drafted to grey below
+                spread = _jpeg_colour(data, spec)
             image.draft(spec.mode, (spec.size, spec.size))  # decode at reduced scale: fast
         image.load()
-        return _to_square(image, spec), (width, height)
+        pixels, measured = _to_square(image, spec, colour and spread is None)
+        return Decoded(pixels, (width, height), measured if spread is None else spread)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -106,7 +149,14 @@ def decode_image(
         raise ImageError(label, f"corrupt or truncated image ({err})") from None
 
 
-def _decode_dicom(data: bytes, label: str, spec: ImageSpec) -> tuple[np.ndarray, tuple[int, int]]:
+def _jpeg_colour(data: bytes, spec: ImageSpec) -> float:
+    """``colour_spread`` of a colour JPEG decoded as RGB at the scale a grey draft uses."""
+    image = Image.open(io.BytesIO(data), formats=("JPEG",))
+    image.draft("RGB", (spec.size, spec.size))
+    return colour_spread(np.asarray(image.convert("RGB")))
+
+
+def _decode_dicom(data: bytes, label: str, spec: ImageSpec, colour: bool) -> Decoded:
     try:
         pixels = dicom_pixels(data)
     except ImportError:
@@ -120,11 +170,13 @@ def _decode_dicom(data: bytes, label: str, spec: ImageSpec) -> tuple[np.ndarray,
     if width * height > MAX_PIXELS:
         raise ImageError(label, f"image too large ({width}x{height} > {MAX_PIXELS:,} pixels)")
     image = Image.fromarray(pixels, mode="RGB" if pixels.ndim == 3 else "L")
-    return _to_square(image, spec), (width, height)
+    square, spread = _to_square(image, spec, colour)
+    return Decoded(square, (width, height), spread)
 
 
-def _to_square(image: Image.Image, spec: ImageSpec) -> np.ndarray:
-    """A decoded Pillow image -> (S, S) or (S, S, 3) uint8 by the module doc's rules."""
+def _to_square(image: Image.Image, spec: ImageSpec, colour: bool) -> tuple[np.ndarray, float]:
+    """A decoded Pillow image -> (S, S) or (S, S, 3) uint8 by the module doc's rules, and
+    (with ``colour``) its ``colour_spread`` after compositing (0.0 for a grey image)."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         pixels = np.asarray(image, dtype=np.float64)
         low, high = float(pixels.min()), float(pixels.max())
@@ -133,7 +185,9 @@ def _to_square(image: Image.Image, spec: ImageSpec) -> np.ndarray:
     elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(black, rgba).convert(spec.mode)
+        image = Image.alpha_composite(black, rgba)
+    grey = image.mode in ("L", "LA", "1")  # 16-bit and float grey became L above
+    spread = colour_spread(np.asarray(image.convert("RGB"))) if colour and not grey else 0.0
     if image.mode != spec.mode:
         image = image.convert(spec.mode)
     width, height = image.size
@@ -147,4 +201,4 @@ def _to_square(image: Image.Image, spec: ImageSpec) -> np.ndarray:
         image = image.resize(
             (spec.size, spec.size), Image.Resampling.BILINEAR if enlarge else Image.Resampling.BOX
         )
-    return np.asarray(image, dtype=np.uint8)
+    return np.asarray(image, dtype=np.uint8), spread

@@ -17,6 +17,9 @@ The serving signature takes encoded files and must turn them into the same uint8
   integer weights and 8-bit rounding between the passes are computed here the way
   ``Resample.c`` does.
 
+Each file's ``colour_spread`` is measured on the same pixels as Pillow's: a PNG's after alpha
+compositing, a colour JPEG's RGB decode at the draft scale (for a grey spec, a second decode).
+
 Not reproduced: CMYK/Adobe JPEGs, which ``decode_jpeg`` refuses (the call fails); 16-bit
 colour PNGs are untested. A file that does not start like a PNG or JPEG, an empty one and one
 over ``MAX_PIXELS`` get an error row instead of pixels; a file that starts like one but is
@@ -28,7 +31,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
-from captioning.data.images import MAX_PIXELS
+from captioning.data.images import COLOUR_SAMPLES, LUMA, MAX_PIXELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -41,6 +44,19 @@ def _luma(rgb):
     return (r * 19595 + g * 38470 + b * 7471 + 0x8000) // 65536
 
 
+def colour_spread(rgb):
+    """(H, W, 3) int32 -> float64 scalar: ``captioning.data.images.colour_spread``."""
+    step = (tf.maximum(tf.shape(rgb)[0], tf.shape(rgb)[1]) + COLOUR_SAMPLES - 1) // COLOUR_SAMPLES
+    x = tf.cast(tf.reshape(rgb[::step, ::step], [-1, 3]), tf.float64)  # (n, 3)
+    y = tf.linalg.matvec(x, tf.constant(LUMA, tf.float64))  # (n,)
+    xc, yc = x - tf.reduce_mean(x, 0), y - tf.reduce_mean(y)
+    var_y = tf.reduce_mean(yc**2)
+    covariance = tf.reduce_mean(xc * yc[:, None], 0)  # (3,)
+    explained = tf.where(var_y > 0, covariance**2 / tf.where(var_y > 0, var_y, 1.0), 0.0)
+    residual = tf.reduce_mean(tf.reduce_mean(xc**2, 0) - explained)
+    return tf.sqrt(tf.maximum(residual, 0.0))
+
+
 def _on_black(colour, alpha):
     """Pillow's ``alpha_composite`` of a colour channel (int32) with ``alpha`` on opaque
     black: SHIFTFORDIV255(c * a * 128 + 128 << 7) >> 7."""
@@ -49,7 +65,8 @@ def _on_black(colour, alpha):
 
 
 def _png_pixels(data, spec: ImageSpec):
-    """An 8- or 16-bit PNG -> (H, W, C) int32 levels 0..255, as ``images._to_square``."""
+    """An 8- or 16-bit PNG -> (H, W, C) int32 levels 0..255, as ``images._to_square``, and
+    its ``colour_spread``."""
     header = tf.io.decode_raw(tf.strings.substr(data, 24, 2), tf.uint8)
     depth, colour_type = tf.cast(header[0], tf.int32), tf.cast(header[1], tf.int32)
 
@@ -57,7 +74,8 @@ def _png_pixels(data, spec: ImageSpec):
         x = tf.cast(tf.io.decode_png(data, channels=1, dtype=tf.uint16)[..., 0], tf.float64)
         low, high = tf.reduce_min(x), tf.reduce_max(x)
         scaled = tf.where(high > low, (x - low) * (255.0 / tf.maximum(high - low, 1.0)), 0.0)
-        return tf.tile(tf.cast(tf.round(scaled), tf.int32)[..., None], [1, 1, spec.channels])
+        pixels = tf.tile(tf.cast(tf.round(scaled), tf.int32)[..., None], [1, 1, spec.channels])
+        return pixels, tf.constant(0.0, tf.float64)
 
     def eight_bit():  # grey, grey+alpha, RGB, RGBA, palette (expanded by libpng)
         x = tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint8), tf.int32)  # (H, W, C)
@@ -68,25 +86,40 @@ def _png_pixels(data, spec: ImageSpec):
             tf.equal(channels % 2, 0), lambda: x[..., -1:], lambda: tf.fill(tf.shape(grey), 255)
         )
         composited = tf.where(tf.equal(channels % 2, 0), _on_black(colour, alpha), colour)
+        spread = tf.cond(
+            channels >= 3, lambda: colour_spread(composited), lambda: tf.constant(0.0, tf.float64)
+        )
         if spec.channels == 3:
-            return composited  # (H, W, 3): grey repeated, as Pillow's convert("RGB")
-        return tf.cond(channels >= 2, lambda: _luma(composited), lambda: grey[..., 0])[..., None]
+            return composited, spread  # (H, W, 3): grey repeated, as Pillow's convert("RGB")
+        luma = tf.cond(channels >= 2, lambda: _luma(composited), lambda: grey[..., 0])
+        return luma[..., None], spread
 
     return tf.cond((depth == 16) & (colour_type == 0), grey16, eight_bit)
 
 
 def _jpeg_pixels(data, width, height, spec: ImageSpec):
-    """A JPEG -> (H', W', C) int32 at Pillow's draft scale (1, 2, 4 or 8)."""
+    """A JPEG -> (H', W', C) int32 at Pillow's draft scale (1, 2, 4 or 8), and the
+    ``colour_spread`` of its RGB decode at that scale (0 for a one-component JPEG)."""
     scale = tf.minimum(width // spec.size, height // spec.size)
     branch = tf.where(scale >= 8, 3, tf.where(scale >= 4, 2, tf.where(scale >= 2, 1, 0)))
 
-    def decode(ratio):
+    def decode(ratio, channels):
         return lambda: tf.io.decode_jpeg(
-            data, channels=spec.channels, ratio=ratio, dct_method="INTEGER_ACCURATE"
+            data, channels=channels, ratio=ratio, dct_method="INTEGER_ACCURATE"
         )
 
-    pixels = tf.switch_case(branch, [decode(1), decode(2), decode(4), decode(8)])
-    return tf.cast(pixels, tf.int32)
+    def at_scale(channels):
+        scales = [decode(r, channels) for r in (1, 2, 4, 8)]
+        return tf.cast(tf.switch_case(branch, scales), tf.int32)
+
+    pixels = at_scale(spec.channels)
+    components = tf.io.extract_jpeg_shape(data)[2]
+    spread = tf.cond(
+        components >= 3,
+        lambda: colour_spread(pixels if spec.channels == 3 else at_scale(3)),
+        lambda: tf.constant(0.0, tf.float64),
+    )
+    return pixels, spread
 
 
 def _weights(in_size, filter_name: str, out_size: int):
@@ -165,12 +198,13 @@ def _png_size(data):
 
 
 def decode_one(data, spec: ImageSpec = DEFAULT_IMAGE):
-    """One encoded file (scalar string) -> (``spec.cache_shape`` uint8, error string; '' when
-    fine)."""
+    """One encoded file (scalar string) -> (``spec.cache_shape`` uint8, error string ('' when
+    fine), float64 ``colour_spread`` (0 without pixels))."""
     length = tf.strings.length(data)
     is_png = tf.equal(tf.strings.substr(data, 0, 8), PNG_MAGIC) & (length >= 26)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), JPEG_MAGIC)
     blank = tf.zeros(spec.cache_shape, tf.uint8)
+    no_colour = tf.constant(0.0, tf.float64)
 
     def known():
         size = _size(data, is_png)
@@ -181,30 +215,31 @@ def decode_one(data, spec: ImageSpec = DEFAULT_IMAGE):
 
         def pixels():
             width, height = tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)
-            decoded = tf.cond(
+            decoded, spread = tf.cond(
                 is_png,
                 lambda: _png_pixels(data, spec),
                 lambda: _jpeg_pixels(data, width, height, spec),
-            )  # (H, W, C) int32
-            return square_and_resize(decoded, spec), tf.constant("")
+            )  # (H, W, C) int32, scalar
+            return square_and_resize(decoded, spec), tf.constant(""), spread
 
-        return tf.cond(too_big, lambda: (blank, message), pixels)
+        return tf.cond(too_big, lambda: (blank, message, no_colour), pixels)
 
     def unknown():
         problem = tf.where(tf.equal(length, 0), "empty file (0 bytes)", "not a PNG or JPEG image")
-        return blank, problem
+        return blank, problem, no_colour
 
     return tf.cond(is_png | is_jpeg, known, unknown)
 
 
 def decode_images(files, spec: ImageSpec = DEFAULT_IMAGE):
     """(N,) string of encoded files -> (N, *spec.cache_shape) uint8 pixels ((N, 64, 64) by
-    default) and (N,) error strings."""
+    default), (N,) error strings and (N,) float64 colour spreads."""
     return tf.map_fn(
         lambda data: decode_one(data, spec),
         files,
         fn_output_signature=(
             tf.TensorSpec(spec.cache_shape, tf.uint8),
             tf.TensorSpec([], tf.string),
+            tf.TensorSpec([], tf.float64),
         ),
     )

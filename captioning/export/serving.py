@@ -32,6 +32,7 @@ from captioning.export import seeds as tf_seeds
 from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
 from captioning.export.text import FindingTable, SentenceTable
 from captioning.models.captioner import image_features
+from captioning.scope.colour import COLOUR_LIMIT, REASON_PARTS
 
 # the string outputs; in_scope is bool, the others float
 STRINGS = ("caption", "class", "error", "out_of_scope_reason")
@@ -57,23 +58,26 @@ class CaptionGraph:
         self.why = None if scope is None else scope_reason_fn(scope, captioner.classes)
         self.evidence = None if scope is None else captioner.evidence_reader.read  # the CLI's ops
         self.threshold = None if scope is None else float(scope.threshold)
+        self.grey = captioner.image_spec.channels == 1  # colour refused (scope.colour)
         self.names = [*STRINGS, "class_probability", "in_scope", "ood_score", "score"]
         fields = findings.fields if findings else []
         self.names += [f"finding_{name}" for name in fields]
         self.names += [f"confidence_{name}" for name in (fields if self.confident else [])]
 
-    def __call__(self, pixels, errors) -> dict:
-        """(B, S, S[, 3]) uint8 and (B,) error strings ('' when read) -> the output dictionary;
-        empty outputs for an empty batch (batch norm needs a row)."""
+    def __call__(self, pixels, errors, colour) -> dict:
+        """(B, S, S[, 3]) uint8, (B,) error strings ('' when read) and (B,) the files' colour
+        spreads -> the output dictionary; empty outputs for an empty batch (batch norm needs a
+        row)."""
 
         def empty():
             strings = [*STRINGS, *(k for k in self.names if k.startswith("finding_"))]
             dtypes = {"in_scope": tf.bool, **{k: tf.string for k in strings}}
             return {k: tf.zeros([0], dtypes.get(k, tf.float32)) for k in self.names}
 
-        return tf.cond(tf.shape(pixels)[0] > 0, lambda: self.caption(pixels, errors), empty)
+        batch = tf.shape(pixels)[0]
+        return tf.cond(batch > 0, lambda: self.caption(pixels, errors, colour), empty)
 
-    def caption(self, pixels, errors) -> dict:
+    def caption(self, pixels, errors, colour) -> dict:
         """``__call__`` for a batch of at least one image."""
         features = image_features(self.encoder, with_channel_axis(tf.cast(pixels, tf.float32)))
         logits = self.head(features["pooled"])  # (B, K)
@@ -84,7 +88,7 @@ class CaptionGraph:
         found = self.search.search_graph(features, low, high, self.beam)
         tokens = found["tokens"]  # (B, L) int32
         read = tf.equal(errors, "")  # (B,) bool: the file gave pixels
-        ood_score, in_scope, reason = self.scope(pixels, read)
+        ood_score, in_scope, reason = self.scope(pixels, read, colour)
         t_class = float(self.temperatures.get("class", 1.0))
         out = {
             "caption": tf.where(in_scope, self.sentence(tokens), ""),
@@ -117,15 +121,22 @@ class CaptionGraph:
         said = (ended == 0) & (tokens != Vocabulary.pad_id) & (tokens != self.start_id)
         return self.sentences(tf.gather(self.words, tokens), said)
 
-    def scope(self, pixels, read):
+    def scope(self, pixels, read, colour):
         """(B,) float64 out-of-scope score (NaN without a scope), (B,) bool in scope and (B,)
-        the one-line reason ('' where in scope)."""
+        the one-line reason ('' where in scope): the run's rule, then for a grey run the
+        files' colour (``captioning.scope.colour``)."""
         if self.ood is None:
             nan = tf.fill(tf.shape(read), tf.constant(np.nan, tf.float64))
             return nan, read, tf.fill(tf.shape(read), "")
         evidence = self.evidence(with_channel_axis(tf.cast(pixels, tf.float32)))
         ood_score = self.ood(evidence)
-        return ood_score, (ood_score <= self.threshold) & read, self.why(ood_score, evidence)
+        in_scope, reason = (ood_score <= self.threshold) & read, self.why(ood_score, evidence)
+        if self.grey:
+            coloured = colour > COLOUR_LIMIT  # (B,)
+            spread = tf.strings.as_string(colour, precision=1)
+            line = tf.strings.join([REASON_PARTS[0], spread, REASON_PARTS[1]])
+            in_scope, reason = in_scope & ~coloured, tf.where(coloured, line, reason)
+        return ood_score, in_scope, reason
 
     def caption_words(self, tokens):
         """(B, L) word ids -> (B, L) their words, non-pad first, and (B,) how many."""
@@ -162,12 +173,13 @@ class ServingModel(tf.Module):
 
         @tf.function(input_signature=[files_spec])
         def from_files(images):
-            pixels, errors = tf_images.decode_images(images, spec)
-            return graph(pixels, errors)
+            pixels, errors, colour = tf_images.decode_images(images, spec)
+            return graph(pixels, errors, colour)
 
         @tf.function(input_signature=[pixels_spec])
         def from_pixels(pixels):
-            return graph(pixels, tf.fill([tf.shape(pixels)[0]], ""))
+            n = tf.shape(pixels)[0]  # bare pixels: no file, no colour
+            return graph(pixels, tf.fill([n], ""), tf.zeros([n], tf.float64))
 
         self.serving_default = from_files
         self.serving_pixels = from_pixels

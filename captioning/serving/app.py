@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
+from captioning.data.images import Decoded
+from captioning.entries import caption_entries
 from captioning.errors import CaptioningError
-from captioning.inference import Captioner, caption_entries
+from captioning.inference import Captioner
 from captioning.serving.batching import Batcher
 from captioning.serving.server import DEFAULT_REQUEST_TIMEOUT, server_config
 from captioning.serving.uploads import Limits, Refused, decode_files, read_files, refusal_line
@@ -96,8 +98,8 @@ def for_json(entry: dict, image, attention: bool) -> dict:
             "grid": math.isqrt(grid.shape[-1]),
             "maps": grid.tolist(),
         }
-    if attention and isinstance(image, np.ndarray):
-        entry["input_png"] = png_data_url(image)
+    if attention and isinstance(image, Decoded):
+        entry["input_png"] = png_data_url(image.pixels)
     return entry
 
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
-from captioning.data.images import ImageError, load_image
+from captioning.data.images import ImageError, open_image
 
 FIELD = "file"  # the multipart part name of each image
 FORM_SLACK = 64 * 1024  # headers and boundaries of the multipart form around the files
@@ -99,9 +97,9 @@ async def read_files(request, limits: Limits) -> list[tuple[str, bytes]]:
 def decode_files(
     files: list[tuple[str, bytes]], limits: Limits, spec: ImageSpec = DEFAULT_IMAGE
 ) -> list[tuple[str, object]]:
-    """(name, decoded uint8 image of ``spec`` (the run's) or the one-line problem) per
-    uploaded file: the
-    ``inputs`` that ``captioning.inference.caption_entries`` takes."""
+    """(name, decoded file (``open_image``: pixels of ``spec``, the run's, and colour) or
+    the one-line problem) per uploaded file: the
+    ``inputs`` that ``captioning.entries.caption_entries`` takes."""
     inputs: list[tuple[str, object]] = []
     for name, data in files:
         if len(data) > limits.file_bytes:
@@ -111,7 +109,7 @@ def decode_files(
             )
             continue
         try:
-            inputs.append((name, load_image(data, name=name, spec=spec)))
+            inputs.append((name, open_image(data, name=name, spec=spec)))
         except ImageError as err:
             inputs.append((name, err.problem))
     return inputs
@@ -119,7 +117,7 @@ def decode_files(
 
 def refusal_line(inputs: list[tuple[str, object]]) -> str | None:
     """One line when no input could be decoded (the request gets a 4xx), else None."""
-    problems = [(n, p) for n, p in inputs if not isinstance(p, np.ndarray)]
+    problems = [(n, p) for n, p in inputs if isinstance(p, str)]
     if len(problems) < len(inputs):
         return None
     if len(problems) == 1:
