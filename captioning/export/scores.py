@@ -64,7 +64,6 @@ def rule_ratios_fn(scope):
         columns = [_class_gaussian_fn(stats[f"{v}_means"], stats[f"{v}_roots"]) for v in VIEWS]
     else:
         columns = [_nearest_fn(stats, v) for v in NEAR_VIEWS]
-        columns.append(_class_gaussian_fn(stats["pixels_means"], stats["pixels_roots"]))
     views = RULES[scope.method].VIEWS
     limits = tf.constant(stats[RULES[scope.method].LIMITS].astype(np.float64))  # (K, 3)
 

@@ -4,9 +4,9 @@ Every score is higher for an image further out, and is computed from what any en
 ``captioning.models`` gives, the pooled features (N, C) and the classification head's logits
 (N, K), so it works for whatever architecture a run uses, and the default reads more:
 
-- ``neighbours``: per predicted class, the nearest training image on two views of the image
-  (encoder features, mid-level features) and a Gaussian of a third (pixel statistics;
-  ``captioning.scope.neighbours``); the default (``auto``) wherever every class has enough
+- ``neighbours``: per predicted class, the nearest training image on three views of the image
+  (encoder features, mid-level features, pixel statistics; ``captioning.scope.neighbours``);
+  the default (``auto``) wherever every class has enough
   training images for the Gaussian rule (``choose_method``), else ``mahalanobis``;
 - ``gaussian``: per predicted class, Gaussians of the three views (``captioning.scope.gaussian``;
   the default before ``neighbours``, which halves its real CT and MR images kept with a class
@@ -49,8 +49,10 @@ RULES = {"gaussian": scope_gaussian, "neighbours": scope_neighbours}
 AUTO = "auto"  # neighbours where the data supports it, else mahalanobis (``choose_method``)
 METHOD_CHOICES = (AUTO, *METHODS)
 DEFAULT_METHOD = AUTO
-# the per-class rules fit a covariance per class and view: they want at least this many training
-# images per class for each dimension of the widest view (2 x 320 = 640 for the default encoder)
+# the per-class rules want at least this many training images per class for each dimension of
+# the widest view (2 x 320 = 640 for the default encoder): with fewer, mahalanobis's one
+# covariance shared by the classes separated a held-out class and gaussian did not
+# (tests/test_scope_real.py); neighbours, which replaced gaussian, keeps the same switch
 IMAGES_PER_DIMENSION = 2
 DEFAULT_KEEP = 0.997
 SCOPE_FILE, STATS_FILE = "scope.json", "scope.npz"
@@ -233,7 +235,7 @@ def fit_scope(
     means, precision = class_statistics(train["pooled"], labels)
     k = np.asarray(val["logits"]).shape[1]
     arrays = scope_gaussian.fit_gaussians(train, labels, val, keep, k)
-    arrays = scope_neighbours.fit_neighbours(train, labels, val, keep, k, arrays)
+    arrays |= scope_neighbours.fit_neighbours(train, labels, val, keep, k)
     scope = Scope(method, {}, keep, means, precision, arrays=arrays)
     for name in METHODS:
         if name in RULES:

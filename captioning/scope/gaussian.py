@@ -35,7 +35,7 @@ REASONS = {
     "pixels": "its pixel statistics (grey levels, neighbour correlation)",
 }
 # the neighbours rule's views (``captioning.scope.neighbours``) say the same of an image
-REASONS |= {"near_features": REASONS["features"], "near_mid": REASONS["mid"]}
+REASONS |= {f"near_{v}": REASONS[v] for v in VIEWS}
 
 
 def fit_class_gaussians(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, ...]:

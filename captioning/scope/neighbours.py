@@ -1,19 +1,19 @@
 """The ``neighbours`` out-of-scope rule: is an image near a training image of the class the
 model gives it?
 
-Two of the views of ``captioning.scope.evidence`` (encoder features, mid-level features) are
-judged by their nearest TRAINING image of the predicted class, the third (pixel statistics) by
-that class's Gaussian, as in ``captioning.scope.gaussian``. Why neighbours: a class's images need
-not form one Gaussian, and a broad class (Hand radiographs of every size and pose) whose
-Gaussian covers everything near its mean also covered brain MRs and small abdominal CTs; the
-distance to the nearest image of the class does not (deep nearest neighbours, Sun et al.,
-2022; experiments/scope.md, "Probe" and "Neighbours").
+Each view of ``captioning.scope.evidence`` (encoder features, mid-level features, pixel
+statistics) is judged by the image's nearest TRAINING image of the predicted class. Why
+neighbours: a class's images need not form one Gaussian, and a broad class (Hand radiographs of
+every size and pose) whose Gaussian (``captioning.scope.gaussian``) covers everything near its
+mean also covered brain MRs and small abdominal CTs; the distance to the nearest image of the
+class does not (deep nearest neighbours, Sun et al., 2022; experiments/scope.md, "Probe" and
+"The default rule").
 
-Each neighbour view is unit-normalised, centred and projected on its first ``COMPONENTS``
-principal components of the training images (a smaller bank, and the directions that carry the
-spread); the bank holds EVERY training image so projected, in float16 (a bank of a random
-1,000 per class lost most of the gain in the probe). A view's distance is the squared Euclidean
-distance to the nearest bank image of the predicted class.
+Each view is unit-normalised, centred and projected on its first ``COMPONENTS`` principal
+components of the training images (a smaller bank, and the directions that carry the spread);
+the bank holds EVERY training image so projected, in float16 (a bank of a random 1,000 per class
+lost most of the gain in the probe). A view's distance is the squared Euclidean distance to the
+nearest bank image of the predicted class.
 
 The limits come from the VALIDATION split only, as for the Gaussian rule
 (``gaussian.common_limits``): per view and class one common quantile, keeping ``keep`` of the
@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from captioning.scope import gaussian
+from captioning.scope.evidence import VIEWS as NEAR_VIEWS  # each judged by its nearest image
 
-NEAR_VIEWS = ("features", "mid")  # judged by their nearest training image
-VIEWS = ("near_features", "near_mid", "pixels")  # the columns of ``ratios``
+VIEWS = tuple(f"near_{v}" for v in NEAR_VIEWS)  # the columns of ``ratios``
 LIMITS = "near_limits"  # (K, 3): the key of the limits among the rule's arrays
 COMPONENTS = 64  # principal components kept per neighbour view
 CHUNK = 2048  # images per block of the (images x bank) distance matrix
@@ -80,11 +80,6 @@ def view_distances(evidence: dict, stats: dict) -> np.ndarray:
     for v in NEAR_VIEWS:
         z = project(evidence[v], stats[f"near_{v}_centre"], stats[f"near_{v}_basis"])
         columns.append(nearest_distances(z, stats[f"near_{v}_bank"], stats["near_labels"], classes))
-    columns.append(
-        gaussian.class_distances(
-            evidence["pixels"], stats["pixels_means"], stats["pixels_roots"], classes
-        )
-    )
     return np.stack(columns, 1)
 
 
@@ -96,12 +91,11 @@ def ratios(evidence: dict, stats: dict) -> np.ndarray:
     return np.where(np.isnan(out), np.inf, out)
 
 
-def fit_neighbours(train: dict, train_labels, val: dict, keep: float, k: int, stats: dict) -> dict:
-    """The rule's arrays, added to the Gaussian rule's ``stats`` (whose pixel Gaussians it
-    reads): per neighbour view ``near_<view>_centre``/``_basis``/``_bank`` and ``near_labels``
-    from ``train``; ``near_limits`` (K, 3) from ``val``."""
+def fit_neighbours(train: dict, train_labels, val: dict, keep: float, k: int) -> dict:
+    """The rule's arrays: per view ``near_<view>_centre``/``_basis``/``_bank`` and
+    ``near_labels`` from ``train``; ``near_limits`` (K, 3) from ``val``."""
     labels = np.asarray(train_labels)
-    out = dict(stats)
+    out = {}
     for v in NEAR_VIEWS:
         centre, basis = fit_projection(train[v])
         out[f"near_{v}_centre"], out[f"near_{v}_basis"] = centre, basis
