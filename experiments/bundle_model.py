@@ -145,11 +145,11 @@ CARD_TAIL = """## Intended use and limits
   crops of the six MedNIST modalities. **Not for diagnosis** or any clinical decision.
 - The captions are templated: they state the modality and four pixel-measured findings, not
   pathology. An image unlike the training data (out of scope) gets no caption and one line
-  saying why; the check compares the image with the training images of the class it is given
-  (a Gaussian per class of its encoder features, mid-level features and pixel statistics),
-  fitted to keep 99.7% of validation images. It still lets through some real CT and MR images
-  of other body parts and some shifted images (see `experiments/scope.md` in the source
-  repository).
+  saying why; the check compares the image with its nearest training images of the class it
+  is given (on its encoder features, mid-level features and pixel statistics), fitted to keep
+  99.7% of validation images, and refuses colour files (the model reads grey). It still lets
+  through a few real CT and MR images of other body parts, each with a class it cannot be, and
+  refuses many shifted MedNIST images (see `experiments/scope.md` in the source repository).
 - Confidences are temperature-calibrated on the validation split of the same data.
 
 ## Licence

@@ -18,7 +18,7 @@ def add_parser(commands) -> None:
         "--method",
         default=DEFAULT_METHOD,
         choices=METHOD_CHOICES,
-        help=f"out-of-scope score (default: {DEFAULT_METHOD}: gaussian where every class has "
+        help=f"out-of-scope score (default: {DEFAULT_METHOD}: neighbours where every class has "
         "enough training images, else mahalanobis)",
     )
     parser.add_argument(
