@@ -14,8 +14,8 @@ import numpy as np
 
 # levels 0..255: above every grey or tinted-grey image generated as a design set (MedNIST
 # test images enlarged to 64-1,024 px, per-channel gains 0.8-1 and offsets 0-20, JPEG quality
-# 50-95: at most 2.7) and below 95% of colour photographs' crops (5th percentile 4.2);
-# experiments/scope.md, "Colour"
+# 50-95: at most 2.6) and below 94% of colour photographs' crops; experiments/colour_limit.py,
+# experiments/scope.md
 COLOUR_LIMIT = 4.0
 
 
