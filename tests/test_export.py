@@ -304,7 +304,7 @@ def _check_seeds(images):
 def test_tf_scores_equal_numpy(method):
     """The twin scope scores, reasons and class probability: ``export.scores`` against
     ``Scope.scores``, ``Scope.reasons`` and ``Captioner.confidences``' numpy."""
-    from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
+    from captioning.export.scores import class_probability, judge_fn
     from captioning.metrics.calibration import class_groups, group_probs
     from captioning.scope import fit_scope
 
@@ -316,10 +316,10 @@ def test_tf_scores_equal_numpy(method):
     labels = np.arange(60) % 4
     train = {k: v[:60] for k, v in evidence.items()}
     scope = fit_scope(train, labels, {k: v[60:] for k, v in evidence.items()}, method=method)
-    got = scope_score_fn(scope)(evidence).numpy()
-    np.testing.assert_allclose(got, scope.scores(evidence), rtol=1e-6, atol=1e-6)
     names = ["a", "b", "c", "d"]
-    lines = [s.decode() for s in scope_reason_fn(scope, names)(got, evidence).numpy()]
+    got, lines = (t.numpy() for t in judge_fn(scope, names)(evidence))
+    np.testing.assert_allclose(got, scope.scores(evidence), rtol=1e-6, atol=1e-6)
+    lines = [s.decode() for s in lines]
     expected = [line or "" for line in scope.reasons(evidence, names)]
     clear = np.abs(got - scope.threshold) > 1e-6 * max(1.0, abs(scope.threshold))  # not a tie
     assert [a for a, c in zip(lines, clear, strict=True) if c] == [

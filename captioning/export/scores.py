@@ -19,11 +19,11 @@ from captioning.scope.gaussian import REASONS
 from captioning.scope.neighbours import NEAR_VIEWS
 
 
-def _class_gaussian_fn(means: np.ndarray, roots: np.ndarray):
+def _class_gaussian_fn(means: np.ndarray, roots: np.ndarray, store):
     """(x (B, D), given (B,)) -> (B,) float64: ``gaussian.class_distances`` in TensorFlow ops."""
     roots = roots.astype(np.float64)  # (K, D, D)
-    centres = tf.constant(np.einsum("kd,kde->ke", means, roots))  # (K, D)
-    roots = tf.constant(roots)
+    centres = store(np.einsum("kd,kde->ke", means, roots))  # (K, D)
+    roots = store(roots)
 
     def distances(x, given):
         z = tf.einsum("bd,kde->bke", tf.cast(x, tf.float64), roots) - centres[None]  # (B, K, D)
@@ -32,40 +32,40 @@ def _class_gaussian_fn(means: np.ndarray, roots: np.ndarray):
     return distances
 
 
-def _nearest_fn(stats: dict, view: str):
+def _nearest_fn(stats: dict, view: str, store):
     """(x (B, D), given (B,)) -> (B,) float64: ``neighbours.project`` then
     ``neighbours.nearest_distances`` in TensorFlow ops."""
-    centre = tf.constant(stats[f"near_{view}_centre"].astype(np.float64))  # (D,)
-    basis = tf.constant(stats[f"near_{view}_basis"].astype(np.float64))  # (D, m)
-    bank = stats[f"near_{view}_bank"]  # (M, m) float16: kept so in the graph (a smaller model)
-    norms = tf.constant((bank.astype(np.float64) ** 2).sum(1))  # (M,)
-    bank, labels = tf.constant(bank), tf.constant(stats["near_labels"].astype(np.int64))
+    centre = store(stats[f"near_{view}_centre"].astype(np.float64))  # (D,)
+    basis = store(stats[f"near_{view}_basis"].astype(np.float64))  # (D, m)
+    bank = stats[f"near_{view}_bank"]  # (M, m) float16: kept so (a smaller model)
+    norms = store((bank.astype(np.float64) ** 2).sum(1))  # (M,)
+    bank, labels = store(bank), store(stats["near_labels"].astype(np.int64))
 
     def distances(x, given):
         x = tf.cast(x, tf.float64)
         length = tf.norm(x, axis=1, keepdims=True)
         z = (x / tf.where(length > 0, length, 1.0) - centre) @ basis  # (B, m)
-        d2 = (
-            tf.reduce_sum(z**2, 1, keepdims=True)
-            - 2 * z @ tf.transpose(tf.cast(bank, tf.float64))
-            + norms[None]
-        )  # (B, M)
+        cross = z @ tf.transpose(tf.cast(bank, tf.float64))  # (B, M)
+        d2 = tf.reduce_sum(z**2, 1, keepdims=True) - 2 * cross + norms[None]
         d2 = tf.where(given[:, None] == labels[None], d2, tf.constant(np.inf, tf.float64))
         return tf.maximum(tf.reduce_min(d2, 1), 0.0)  # the nearest image of the given class
 
     return distances
 
 
-def rule_ratios_fn(scope):
+def rule_ratios_fn(scope, store=tf.constant):
     """evidence -> (B, 3) float64: ``RULES[scope.method].ratios`` in TensorFlow ops, for the
-    ``gaussian`` and ``neighbours`` rules."""
+    ``gaussian`` and ``neighbours`` rules; ``store`` turns each of the rule's arrays into a
+    tensor (``judge_fn``)."""
     stats = scope.arrays
     if scope.method == "gaussian":
-        columns = [_class_gaussian_fn(stats[f"{v}_means"], stats[f"{v}_roots"]) for v in VIEWS]
+        columns = [
+            _class_gaussian_fn(stats[f"{v}_means"], stats[f"{v}_roots"], store) for v in VIEWS
+        ]
     else:
-        columns = [_nearest_fn(stats, v) for v in NEAR_VIEWS]
+        columns = [_nearest_fn(stats, v, store) for v in NEAR_VIEWS]
     views = RULES[scope.method].VIEWS
-    limits = tf.constant(stats[RULES[scope.method].LIMITS].astype(np.float64))  # (K, 3)
+    limits = store(stats[RULES[scope.method].LIMITS].astype(np.float64))  # (K, 3)
 
     def ratios(evidence):
         given = tf.argmax(evidence["logits"], 1)  # (B,)
@@ -77,46 +77,48 @@ def rule_ratios_fn(scope):
     return ratios
 
 
-def scope_reason_fn(scope, class_names):
-    """(evidence, ratios or None) -> (B,) string: ``Scope.reasons`` in TensorFlow ops ('' where
-    in scope)."""
-    names = tf.constant(list(class_names))
+def judge_fn(scope, class_names, store=tf.constant):
+    """evidence (``pooled`` (B, C), ``logits`` (B, K) and the rules' views) -> ((B,) float64
+    out-of-scope score, (B,) one-line reason, '' where in scope): ``Scope.scores`` and
+    ``Scope.reasons`` in TensorFlow ops, the rule's ratios computed once. ``store`` turns each
+    of a rule's arrays into a tensor: the SavedModel passes one that keeps them as variables,
+    saved once however many signatures read them (constants are copied into each)."""
     if scope.method not in RULES:
+        score_of = _plain_score_fn(scope)
         line = f"its {scope.method} score is above the run's limit"
-        return lambda score, evidence: tf.where(score <= scope.threshold, "", line)
-    phrases = tf.constant([REASONS[v] for v in RULES[scope.method].VIEWS])
-    ratios_of = rule_ratios_fn(scope)
 
-    def reason(score, evidence):
+        def judge_plain(evidence):
+            score = score_of(evidence)
+            return score, tf.where(score <= scope.threshold, "", line)
+
+        return judge_plain
+    names = tf.constant(list(class_names))
+    phrases = tf.constant([REASONS[v] for v in RULES[scope.method].VIEWS])
+    ratios_of = rule_ratios_fn(scope, store)
+
+    def judge(evidence):
         ratios = ratios_of(evidence)  # (B, 3)
-        worst = tf.argmax(ratios, 1)
+        score = tf.reduce_max(ratios, 1)
         name = tf.gather(names, tf.argmax(evidence["logits"], 1))
         line = tf.strings.join(
             [
-                tf.gather(phrases, worst),
+                tf.gather(phrases, tf.argmax(ratios, 1)),
                 " are unlike the training images of ",
                 name,
                 " (",
-                tf.strings.as_string(tf.reduce_max(ratios, 1), precision=1),
+                tf.strings.as_string(score, precision=1),
                 "x the farthest distance kept)",
             ]
         )
         untrained = tf.strings.join(["the model has no training images of ", name])
         line = tf.where(tf.math.is_inf(score), untrained, line)
-        return tf.where(score <= scope.threshold, "", line)
+        return score, tf.where(score <= scope.threshold, "", line)
 
-    return reason
+    return judge
 
 
-def scope_score_fn(scope):
-    """evidence (``pooled`` (B, C), ``logits`` (B, K) and the per-class rules' views) -> (B,)
-    float64 out-of-scope score of the run's method, as ``Scope.scores`` computes it; None for
-    a run without a scope."""
-    if scope is None:
-        return None
-    if scope.method in RULES:
-        ratios = rule_ratios_fn(scope)
-        return lambda evidence: tf.reduce_max(ratios(evidence), 1)
+def _plain_score_fn(scope):
+    """evidence -> (B,) float64 score of the ``mahalanobis``, ``msp`` or ``energy`` method."""
     if scope.method == "mahalanobis":
         # d2(x, mean) = |x R|^2 - 2 (x R).(mean R) + |mean R|^2 with R R^T = precision
         root = np.linalg.cholesky((scope.precision + scope.precision.T) / 2)  # (C, C)

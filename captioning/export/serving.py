@@ -29,7 +29,7 @@ from captioning.captions.vocabulary import Vocabulary
 from captioning.data.image_spec import with_channel_axis
 from captioning.export import images as tf_images
 from captioning.export import seeds as tf_seeds
-from captioning.export.scores import class_probability, scope_reason_fn, scope_score_fn
+from captioning.export.scores import class_probability, judge_fn
 from captioning.export.text import FindingTable, SentenceTable
 from captioning.models.captioner import image_features
 from captioning.scope.colour import COLOUR_LIMIT, REASON_PARTS
@@ -42,7 +42,7 @@ class CaptionGraph:
     """A ``Captioner``'s captioning of decoded images as graph ops (a plain object, so
     ``tf.Module`` tracks only what ``ServingModel`` chooses: the weights and the tables)."""
 
-    def __init__(self, captioner, beam: int, sentences, findings):
+    def __init__(self, captioner, beam: int, sentences, findings, store=tf.constant):
         model = captioner.model
         self.encoder, self.head = model.get_layer("encoder"), model.get_layer("logits")
         self.decoder, self.search, self.beam = captioner.decoder, captioner.search, beam
@@ -54,8 +54,8 @@ class CaptionGraph:
         self.confident = findings is not None and calibration is not None
         self.temperatures = calibration["temperatures"] if calibration else {}
         scope = captioner.scope
-        self.ood = scope_score_fn(scope)
-        self.why = None if scope is None else scope_reason_fn(scope, captioner.classes)
+        # the scope rule: (score, reason) of the evidence; ``store`` keeps the rule's arrays
+        self.judge = None if scope is None else judge_fn(scope, captioner.classes, store)
         self.evidence = None if scope is None else captioner.evidence_reader.read  # the CLI's ops
         self.threshold = None if scope is None else float(scope.threshold)
         self.grey = captioner.image_spec.channels == 1  # colour refused (scope.colour)
@@ -125,12 +125,12 @@ class CaptionGraph:
         """(B,) float64 out-of-scope score (NaN without a scope), (B,) bool in scope and (B,)
         the one-line reason ('' where in scope): the run's rule, then for a grey run the
         files' colour (``captioning.scope.colour``)."""
-        if self.ood is None:
+        if self.judge is None:
             nan = tf.fill(tf.shape(read), tf.constant(np.nan, tf.float64))
             return nan, read, tf.fill(tf.shape(read), "")
         evidence = self.evidence(with_channel_axis(tf.cast(pixels, tf.float32)))
-        ood_score = self.ood(evidence)
-        in_scope, reason = (ood_score <= self.threshold) & read, self.why(ood_score, evidence)
+        ood_score, reason = self.judge(evidence)
+        in_scope = (ood_score <= self.threshold) & read
         if self.grey:
             coloured = colour > COLOUR_LIMIT  # (B,)
             spread = tf.strings.as_string(colour, precision=1)
@@ -166,7 +166,13 @@ class ServingModel(tf.Module):
         with_findings = bool(captioner.finding_fields)  # the run's set states fields
         self.findings = FindingTable(tset, captioner.vocab.tokens) if with_findings else None
         self.finding_names = list(captioner.finding_fields)
-        graph = CaptionGraph(captioner, self.beam, self.sentences, self.findings)
+        self.scope_arrays = []  # the scope rule's arrays as variables: saved once
+
+        def store(array):
+            self.scope_arrays.append(tf.Variable(array, trainable=False))
+            return self.scope_arrays[-1]
+
+        graph = CaptionGraph(captioner, self.beam, self.sentences, self.findings, store)
         files_spec = tf.TensorSpec([None], tf.string, name="images")
         spec = captioner.image_spec  # the run's: files are decoded to it
         pixels_spec = tf.TensorSpec([None, *spec.cache_shape], tf.uint8, name="pixels")
