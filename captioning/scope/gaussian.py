@@ -92,9 +92,15 @@ def view_distances(evidence: dict, stats: dict) -> np.ndarray:
 
 def ratios(evidence: dict, stats: dict) -> np.ndarray:
     """(N, 3) each view's distance over its limit for the predicted class (> 1: out)."""
-    classes = np.asarray(evidence["logits"]).argmax(1)
-    with np.errstate(divide="ignore", invalid="ignore"):  # limit 0: a class never trained on
-        out = view_distances(evidence, stats) / stats["limits"][classes]  # limits (K, 3)
+    return over_limits(view_distances(evidence, stats), stats[LIMITS], evidence["logits"])
+
+
+def over_limits(distances: np.ndarray, limits: np.ndarray, logits) -> np.ndarray:
+    """(N, V) ``distances`` over the (K, V) ``limits`` of each image's predicted class; inf
+    where the limit is 0 (a class never trained on)."""
+    classes = np.asarray(logits).argmax(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = distances / limits[classes]
     return np.where(np.isnan(out), np.inf, out)
 
 

@@ -85,10 +85,7 @@ def view_distances(evidence: dict, stats: dict) -> np.ndarray:
 
 def ratios(evidence: dict, stats: dict) -> np.ndarray:
     """(N, 3) each view's distance over its limit for the predicted class (> 1: out)."""
-    classes = np.asarray(evidence["logits"]).argmax(1)
-    with np.errstate(divide="ignore", invalid="ignore"):  # limit 0: a class never trained on
-        out = view_distances(evidence, stats) / stats[LIMITS][classes]  # limits (K, 3)
-    return np.where(np.isnan(out), np.inf, out)
+    return gaussian.over_limits(view_distances(evidence, stats), stats[LIMITS], evidence["logits"])
 
 
 def fit_neighbours(train: dict, train_labels, val: dict, keep: float, k: int) -> dict:
