@@ -196,7 +196,7 @@ def caption_files(
             maps = entry.pop("attention", None)
             if maps is not None:
                 name = Path(attention_dir) / f"{start + i:03d}_{Path(entry['path']).stem}.png"
-                write_attention_png(inputs[i][1], maps["words"], maps["maps"], name)
+                write_attention_png(inputs[i][1].pixels, maps["words"], maps["maps"], name)
                 entry["attention_png"] = str(name)
             if as_json:
                 print(json.dumps(entry), file=out)
