@@ -40,7 +40,8 @@ STRINGS = ("caption", "class", "error", "out_of_scope_reason")
 
 class CaptionGraph:
     """A ``Captioner``'s captioning of decoded images as graph ops (a plain object, so
-    ``tf.Module`` tracks only what ``ServingModel`` chooses: the weights and the tables)."""
+    ``tf.Module`` tracks only what ``ServingModel`` chooses: the weights, the tables and the
+    scope rule's arrays)."""
 
     def __init__(self, captioner, beam: int, sentences, findings, store=tf.constant):
         model = captioner.model
