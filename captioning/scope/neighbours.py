@@ -59,16 +59,17 @@ def project(x: np.ndarray, centre: np.ndarray, basis: np.ndarray) -> np.ndarray:
 def nearest_distances(z: np.ndarray, bank: np.ndarray, bank_labels, classes) -> np.ndarray:
     """(N,) squared distance of each row of ``z`` (N, m) to its nearest ``bank`` (M, m) row of
     its class in ``classes`` (N,); inf for a class the bank has no image of."""
-    bank = np.asarray(bank, np.float64)
-    bank_norms = (bank**2).sum(1)
     out = np.full(len(z), np.inf)
     for c in np.unique(classes):
         rows, members = np.flatnonzero(classes == c), bank_labels == c
         if not members.any():
             continue
+        # only the class's rows in float64 (a batch of one image reads one class of the bank)
+        block = np.asarray(bank[members], np.float64)  # (M_c, m)
+        block_norms = (block**2).sum(1)
         for start in range(0, len(rows), CHUNK):
             part = z[rows[start : start + CHUNK]]  # (n, m)
-            d2 = (part**2).sum(1)[:, None] - 2 * part @ bank[members].T + bank_norms[members]
+            d2 = (part**2).sum(1)[:, None] - 2 * part @ block.T + block_norms
             out[rows[start : start + CHUNK]] = np.maximum(d2.min(1), 0.0)
     return out
 
