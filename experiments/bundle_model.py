@@ -160,6 +160,15 @@ share them under the same terms and credit those sources.
 """
 
 
+def fit_line(card: dict) -> str:
+    """The card's sentence on how a file that is not square is decoded (``image_fit``)."""
+    fit = card.get("image_fit", {}).get("fit")
+    if fit is None:  # a bundle from before the setting
+        return ""
+    how = "stretched to 64x64, as MedNIST was made" if fit == "stretch" else "padded to a square"
+    return f"\nA file that is not square is {how} (`image_fit` {fit})."
+
+
 def render_card(card: dict) -> str:
     """``MODEL_CARD.md``: the card's facts for a person, with intended use, limits and licence."""
     test, data = card["test"], card["data"]
@@ -180,7 +189,7 @@ default classifier (`classifier/`) and the default attention captioner trained o
 
 MedNIST ({data["copy"]} copy: {data["images"]:,} 64x64 grayscale images in 6 classes:
 AbdomenCT, BreastMRI, CXR, ChestCT, Hand, HeadCT), manifest sha256
-`{data["manifest_sha256"][:12]}`; {data["split"]}: {sizes}.
+`{data["manifest_sha256"][:12]}`; {data["split"]}: {sizes}.{fit_line(card)}
 Captions: the `findings` template set, whose findings (brightness, density, extent, quality)
 are measured from each image's pixels.
 

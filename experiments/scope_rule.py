@@ -7,12 +7,14 @@
 - MedPix (``captions.csv`` + ``images/``; rule of ``scope_real_ct_mr.POSSIBLE``): per split, the
   share in scope, in scope with a class the image cannot be, in scope with a possible class.
 - CXR proxy: 400 MedNIST CXR test images enlarged to 256-2,048 px, JPEG (quality 75-95), grey
-  stored as RGB: the share kept in scope as CXR; and 400 more made 0.8 times as wide as tall
-  (or as tall as wide), which decoding pads to a square as it does real radiographs.
+  stored as RGB: the share kept in scope as CXR; and two sets of 400 that are not square, as
+  most real radiographs are not: squeezed to 0.8 times as wide as tall (or as tall as wide),
+  and cut to 0.8 of their width (or height), a narrower field of the same anatomy.
 - Photographs (scikit-image's and scikit-learn's sample photos, whole and cropped, colour and
   grey, PNG and JPEG), noise (uniform, Gaussian, salt-and-pepper, smooth) and patterns
   (gradients, checkerboards, stripes), grey and colour, 64-512 px: the share in scope.
-Every image goes through ``decode_image``, as ``caption`` reads files, and is judged as
+Every image goes through ``decode_image`` at the run's image setting (``fit`` included), as
+``caption`` reads files, and is judged as
 ``caption`` judges it: the run's rule, then (a grey run) the file's colour
 (``captioning.scope.colour``). Nothing here is fitted.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from PIL import Image
 from scope_common import ROOT, record
 from scope_real_ct_mr import POSSIBLE
 
+from captioning.data.image_spec import DEFAULT_IMAGE
 from captioning.data.images import decode_image
 from captioning.scope.colour import colour_refused
 
@@ -43,17 +47,17 @@ def encoded(pixels: np.ndarray, fmt: str = "PNG", quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def decoded(files: list[bytes], names=None) -> tuple[np.ndarray, np.ndarray]:
+def decoded(files: list[bytes], names=None, spec=DEFAULT_IMAGE) -> tuple[np.ndarray, np.ndarray]:
     """Encoded files -> their pixels (N, 64, 64) and (N,) colour spreads, as ``caption``
-    reads them."""
+    reads them (at the run's ``spec``)."""
     out = [
-        decode_image(data, name or "<bytes>")
+        decode_image(data, name or "<bytes>", spec)
         for data, name in zip(files, names or [None] * len(files), strict=True)
     ]
     return np.stack([d.pixels for d in out]), np.array([d.colour for d in out])
 
 
-def photographs(rng, n: int = 1200) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def photographs(rng, n: int = 1200, spec=DEFAULT_IMAGE) -> tuple:
     """Whole photos and random square crops (48 px to the short side), half in grey: pixels,
     colour spreads and kinds."""
     import skimage.data
@@ -74,10 +78,12 @@ def photographs(rng, n: int = 1200) -> tuple[np.ndarray, np.ndarray, list[str]]:
         fmt = "JPEG" if i % 3 == 0 else "PNG"
         images.append(encoded(photo, fmt))
         kinds.append("colour" if photo.ndim == 3 else "grey")
-    return (*decoded(images), kinds)
+    return (*decoded(images, spec=spec), kinds)
 
 
-def noise_and_patterns(rng, n: int = 600) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def noise_and_patterns(
+    rng, n: int = 600, spec=DEFAULT_IMAGE
+) -> tuple[np.ndarray, np.ndarray, list]:
     """Six kinds in turn, grey and colour alternately, 64-512 px: pixels, colour spreads and
     kinds."""
     images, kinds = [], []
@@ -108,23 +114,30 @@ def noise_and_patterns(rng, n: int = 600) -> tuple[np.ndarray, np.ndarray, list[
         images.append(encoded(x))
         name = ("uniform", "gaussian", "salt_pepper", "smooth", "gradient", "checker")[kind]
         kinds.append(f"{name}_{'colour' if colour else 'grey'}")
-    return (*decoded(images), kinds)
+    return (*decoded(images, spec=spec), kinds)
 
 
-def cxr_proxy(data, rng, n: int = 400, aspect: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def cxr_proxy(
+    data, rng, n: int = 400, aspect: float = 1.0, cut: bool = False, spec=DEFAULT_IMAGE
+) -> tuple[np.ndarray, np.ndarray]:
     """MedNIST CXR test images enlarged (bicubic) to 256-2,048 px, JPEG, grey stored as RGB:
     pixels and colour spreads. ``aspect`` < 1: the short side that much of the long one,
-    portrait and landscape in turn (decoding pads them back to a square with black bars, as it
-    does a real radiograph that is not square)."""
+    portrait and landscape in turn, the whole image squeezed to it, or with ``cut`` its centre
+    cut to it (a narrower field of the same anatomy)."""
     test = data.split("test")
     rows = np.flatnonzero(test.labels == data.classes.index("CXR"))
     images = []
     for i, row in enumerate(rng.choice(rows, min(n, len(rows)), replace=False)):
         side = int(rng.choice([256, 512, 1024, 2048]))
-        size = (side, round(side * aspect))[:: 1 if i % 2 else -1]
+        short = round(side * aspect)
+        size = (side, side if cut else short)[:: 1 if i % 2 else -1]
         big = Image.fromarray(test.images[row]).resize(size, Image.BICUBIC).convert("RGB")
+        if cut:
+            margin = (side - short) // 2
+            box = (margin, 0, margin + short, side) if i % 2 else (0, margin, side, margin + short)
+            big = big.crop(box)
         images.append(encoded(np.asarray(big), "JPEG", int(rng.integers(75, 96))))
-    return decoded(images)
+    return decoded(images, spec=spec)
 
 
 def judged(model, scope, images: np.ndarray, colour=None) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +152,7 @@ def judged(model, scope, images: np.ndarray, colour=None) -> tuple[np.ndarray, n
     return kept, evidence["logits"].argmax(1)
 
 
-def read_medpix(folder: Path):
+def read_medpix(folder: Path, spec=DEFAULT_IMAGE):
     """MedPix's ``captions.csv`` table, its images (N, 64, 64) and (N,) colour spreads,
     decoded as ``caption`` reads files; and per image the MedNIST class it may be given (None:
     no class is possible)."""
@@ -147,16 +160,16 @@ def read_medpix(folder: Path):
 
     table = pd.read_csv(folder / "captions.csv")
     files = [(folder / "images" / f).read_bytes() for f in table["image"]]
-    images, colour = decoded(files, list(table["image"]))
+    images, colour = decoded(files, list(table["image"]), spec)
     allowed = [
         POSSIBLE.get(pair) for pair in zip(table["modality"], table["location"], strict=True)
     ]
     return table, images, colour, allowed
 
 
-def medpix_rates(model, scope, classes, folder: Path) -> dict:
+def medpix_rates(model, scope, classes, folder: Path, spec=DEFAULT_IMAGE) -> dict:
     """Per MedPix split: the share in scope, in scope with an impossible or a possible class."""
-    table, images, colour, allowed = read_medpix(folder)
+    table, images, colour, allowed = read_medpix(folder, spec)
     return split_rates(table, allowed, classes, *judged(model, scope, images, colour))
 
 
@@ -196,31 +209,34 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import captioning.models.decoders  # noqa: F401  (a captioner's model needs them)
     from captioning.data.dataset import PreparedData
+    from captioning.data.image_spec import run_image_spec
     from captioning.models.classifier import load_model
     from captioning.scope import Scope
 
-    model, scope = load_model(Path(args.run) / "best_model.keras"), Scope.load(Path(args.run))
+    run_dir = Path(args.run)
+    model, scope = load_model(run_dir / "best_model.keras"), Scope.load(run_dir)
+    spec = run_image_spec(model, json.loads((run_dir / "run.json").read_text()), run_dir)
     data, rng = PreparedData(args.data), np.random.default_rng(0)
     kept, _ = judged(model, scope, data.split("test").images)
     result = {
         "run": args.run,
         "method": scope.method,
+        "image_fit": spec.fit,
         "mednist_test_flagged": round(1 - float(kept.mean()), 4),
     }
-    kept, given = judged(model, scope, *cxr_proxy(data, rng))
-    result["cxr_proxy_kept_as_cxr"] = round(
-        float((kept & (given == data.classes.index("CXR"))).mean()), 4
-    )
+    cxr = data.classes.index("CXR")
+    kept, given = judged(model, scope, *cxr_proxy(data, rng, spec=spec))
+    result["cxr_proxy_kept_as_cxr"] = round(float((kept & (given == cxr)).mean()), 4)
     for name, make in (("photographs", photographs), ("noise_and_patterns", noise_and_patterns)):
-        images, colour, kinds = make(rng)
+        images, colour, kinds = make(rng, spec=spec)
         result[name] = shares(judged(model, scope, images, colour)[0], kinds)
-    # not square (aspect 0.8): its own draws, so the sets above keep theirs
-    kept, given = judged(model, scope, *cxr_proxy(data, np.random.default_rng(1), aspect=0.8))
-    result["cxr_proxy_aspect_0.8_kept_as_cxr"] = round(
-        float((kept & (given == data.classes.index("CXR"))).mean()), 4
-    )
+    # not square (aspect 0.8): their own draws, so the sets above keep theirs
+    for key, seed, cut in (("aspect", 1, False), ("cut", 2, True)):
+        proxy = cxr_proxy(data, np.random.default_rng(seed), aspect=0.8, cut=cut, spec=spec)
+        kept, given = judged(model, scope, *proxy)
+        result[f"cxr_proxy_{key}_0.8_kept_as_cxr"] = round(float((kept & (given == cxr)).mean()), 4)
     if args.medpix:
-        result["medpix"] = medpix_rates(model, scope, data.classes, args.medpix)
+        result["medpix"] = medpix_rates(model, scope, data.classes, args.medpix, spec)
     print(result)
     record(
         args.name,

@@ -73,7 +73,7 @@ def _library_values() -> dict[tuple[str, str], tuple[object, object]]:
     from captioning.captions.text import PUNCTUATION, TextRules
     from captioning.commands.evaluate import evaluate_run
     from captioning.config import STRATEGIES
-    from captioning.data.image_spec import CHANNEL_NAMES, DEFAULT_IMAGE
+    from captioning.data.image_spec import CHANNEL_NAMES, DEFAULT_IMAGE, FITS
     from captioning.data.prepare import PrepareOptions
     from captioning.data.sources import FORMATS as SOURCE_FORMATS
     from captioning.export import export_run
@@ -90,6 +90,7 @@ def _library_values() -> dict[tuple[str, str], tuple[object, object]]:
         ("data prepare", "punctuation"): (PUNCTUATION, TextRules().punctuation),
         ("data prepare", "image_size"): (None, DEFAULT_IMAGE.size),
         ("data prepare", "channels"): (sorted(CHANNEL_NAMES), DEFAULT_IMAGE.channels),
+        ("data prepare", "fit"): (list(FITS), DEFAULT_IMAGE.fit),
         ("data captions", "templates"): (None, DEFAULT_TEMPLATE_SET),
         ("evaluate", "split"): (None, inspect.signature(evaluate_run).parameters["split"].default),
         ("serve", "host"): (None, serve_defaults["host"].default),

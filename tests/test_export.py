@@ -196,13 +196,22 @@ def test_unsupported_formats_refused_in_one_line(fmt, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "spec", [DEFAULT_IMAGE, ImageSpec(128, 1), ImageSpec(64, 3), ImageSpec(224, 3)], ids=str
+    "spec",
+    [
+        DEFAULT_IMAGE,
+        ImageSpec(128, 1),
+        ImageSpec(64, 3),
+        ImageSpec(224, 3),
+        ImageSpec(64, 1, "pad"),
+        ImageSpec(128, 3, "pad"),
+    ],
+    ids=str,
 )
 def test_tf_decoding_equals_pillow(tmp_path, spec):
     """PNG (grey, 1-bit, 16-bit, RGB, RGBA, grey+alpha, palette, with a transparent colour) and
     JPEG (grey, colour, large enough for Pillow's reduced-scale decoding), square or not, small
-    or large, decoded at the default 64x64 grey and at other sizes, grey and RGB; and the files
-    that become error rows."""
+    or large, decoded at the default 64x64 grey and at other sizes, grey and RGB, stretched or
+    padded; and the files that become error rows."""
     import tensorflow as tf
 
     from captioning.export.images import decode_images
@@ -223,6 +232,7 @@ def test_tf_decoding_equals_pillow(tmp_path, spec):
         encode(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), "JPEG"),
         encode(rng.integers(0, 256, (100, 70, 3), dtype=np.uint8), "PNG"),
         encode(rng.integers(0, 256, (30, 50), dtype=np.uint8), "PNG"),
+        encode(rng.integers(0, 256, (40, 150), dtype=np.uint8), "PNG"),  # one side enlarged
         encode(rng.integers(0, 256, (130, 130, 4), dtype=np.uint8), "PNG"),
         encode(rng.integers(0, 256, (77, 91, 2), dtype=np.uint8)[..., 0], "PNG"),
         encode(rng.integers(0, 60000, (90, 90), dtype=np.uint16), "PNG"),

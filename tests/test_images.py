@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from captioning.data.image_spec import DEFAULT_IMAGE
+from captioning.data.image_spec import DEFAULT_IMAGE, ImageSpec
 from captioning.data.images import MAX_PIXELS, ImageError, decode_image, load_image
 
 IMAGE_SIZE = DEFAULT_IMAGE.size
+PADDED = ImageSpec(fit="pad")  # a file that is not square padded to a square first
 
 
 def save(image: Image.Image, path, **kwargs):
@@ -133,14 +134,16 @@ def test_constant_16bit_png_is_black(tmp_path):
 
 def test_wide_image_is_padded_centred_then_kept(tmp_path):
     # 64 x 32 white: padding to 64 x 64 puts 16 black rows above and below, no resize
-    out = load_image(save(Image.new("L", (64, 32), 255), tmp_path / "wide.png"))
+    path = save(Image.new("L", (64, 32), 255), tmp_path / "wide.png")
+    out = load_image(path, spec=PADDED)
     assert out[:16].max() == 0 and out[48:].max() == 0
     assert out[16:48].min() == 255
+    assert load_image(path).min() == 255  # stretched (the default): no bars
 
 
 def test_tall_image_is_padded_centred_then_reduced(tmp_path):
     # 64 x 128 white: padded to 128 x 128 (32 black columns each side), reduced by 2
-    out, size, _ = decode_image(png_bytes(Image.new("L", (64, 128), 255)), "tall.png")
+    out, size, _ = decode_image(png_bytes(Image.new("L", (64, 128), 255)), "tall.png", PADDED)
     assert size == (64, 128)
     assert out[:, :16].max() == 0 and out[:, 48:].max() == 0
     assert out[:, 16:48].min() == 255

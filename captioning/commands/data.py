@@ -11,7 +11,7 @@ from pathlib import Path
 
 from captioning.captions.templates import DEFAULT_TEMPLATE_SET
 from captioning.captions.text import PUNCTUATION, TextRules
-from captioning.data.image_spec import CHANNEL_NAMES, DEFAULT_IMAGE, ImageSpec
+from captioning.data.image_spec import CHANNEL_NAMES, DEFAULT_IMAGE, FITS, ImageSpec
 from captioning.data.prepare import PrepareOptions
 from captioning.data.sources import FORMATS
 from captioning.errors import DataError
@@ -59,6 +59,22 @@ def add_parser(commands) -> None:
         help=f"split fractions (default {' '.join(map(str, fractions))})",
     )
     prep.add_argument("--force", action="store_true", help="rebuild an existing dataset")
+    add_image_options(prep)
+    add_caption_file_options(prep)
+    prep.set_defaults(func=run)
+    caps = data.add_parser("captions", help="templated captions with findings for every image")
+    caps.add_argument("--root", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
+    caps.add_argument(
+        "--templates",
+        default=DEFAULT_TEMPLATE_SET,
+        help="template set: a name (built in, or in a folder of $CAPTIONING_TEMPLATES), a .toml "
+        f"file, or a folder holding one set (default: {DEFAULT_TEMPLATE_SET})",
+    )
+    caps.set_defaults(func=run)
+
+
+def add_image_options(prep) -> None:
+    """``--image-size``, ``--channels`` and ``--fit``: the data's ``ImageSpec``."""
     prep.add_argument(
         "--image-size",
         type=int,
@@ -73,17 +89,13 @@ def add_parser(commands) -> None:
         default=DEFAULT_IMAGE.channels,
         help="1: grey (default), 3: RGB; models trained on the data read the same",
     )
-    add_caption_file_options(prep)
-    prep.set_defaults(func=run)
-    caps = data.add_parser("captions", help="templated captions with findings for every image")
-    caps.add_argument("--root", help="prepared dataset folder (default: $CAPTIONING_HOME/mednist)")
-    caps.add_argument(
-        "--templates",
-        default=DEFAULT_TEMPLATE_SET,
-        help="template set: a name (built in, or in a folder of $CAPTIONING_TEMPLATES), a .toml "
-        f"file, or a folder holding one set (default: {DEFAULT_TEMPLATE_SET})",
+    prep.add_argument(
+        "--fit",
+        choices=FITS,
+        default=DEFAULT_IMAGE.fit,
+        help="a file that is not square: stretch to SxS (default, as MedNIST was made) or pad "
+        "with black to a square first (keeps its proportions)",
     )
-    caps.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +121,7 @@ def prepare_mednist(args: argparse.Namespace) -> int:
         seed=args.seed,
         fractions=tuple(args.fractions),
         force=args.force,
-        image=ImageSpec(args.image_size, args.channels),
+        image=ImageSpec(args.image_size, args.channels, args.fit),
     )
     root = Path(args.root) if args.root else default_data_root()
     card = prepare(root, options, downloads=captioning_home() / "downloads")
@@ -152,7 +164,7 @@ def prepare_from_caption_file(args: argparse.Namespace) -> int:
         seed=args.seed,
         fractions=tuple(args.fractions),
         force=args.force,
-        image=ImageSpec(args.image_size, args.channels),
+        image=ImageSpec(args.image_size, args.channels, args.fit),
         images=args.images,
         format=fmt,
         rules=rules,

@@ -8,8 +8,9 @@ Conversions (the same for data preparation, evaluation and captioning):
 - Grey specs: RGB, palette, CMYK become ITU-R 601 luma (Pillow's ``convert("L")``).
 - RGB specs: Pillow's ``convert("RGB")`` (grey files repeat their level on the 3 channels).
 - RGBA / LA / palette with transparency: composited on black first (radiographs have black air).
-- Any size: padded with black to a centred square (keeps the aspect ratio), then resized to
-  SxS with Pillow's area-averaging ``reduce``/``BOX`` filter, or bilinear when enlarging.
+- Any size: resized to SxS (``fit`` ``stretch``), or first padded with black to a centred
+  square, keeping its proportions (``fit`` ``pad``; ``captioning.data.image_spec``), with
+  Pillow's area-averaging ``BOX`` filter, or bilinear when enlarging along either side.
 - More than ``MAX_PIXELS`` pixels: refused before decoding (decompression-bomb guard).
 - DICOM (recognised by its ``DICM`` marker, whatever the file name): through its own window
   first (``captioning.data.dicom``; needs the optional ``pydicom``), then the rules above.
@@ -191,14 +192,22 @@ def _to_square(image: Image.Image, spec: ImageSpec, colour: bool) -> tuple[np.nd
     if image.mode != spec.mode:
         image = image.convert(spec.mode)
     width, height = image.size
-    if width != height:
+    if width != height and spec.fit == "pad":
         side = max(width, height)
         square = Image.new(spec.mode, (side, side), 0)
         square.paste(image, ((side - width) // 2, (side - height) // 2))
         image = square
-    if image.size != (spec.size, spec.size):
-        enlarge = image.size[0] < spec.size
-        image = image.resize(
-            (spec.size, spec.size), Image.Resampling.BILINEAR if enlarge else Image.Resampling.BOX
-        )
-    return np.asarray(image, dtype=np.uint8), spread
+    return np.asarray(_resize(image, spec.size), dtype=np.uint8), spread
+
+
+def _resize(image: Image.Image, side: int) -> Image.Image:
+    """``image`` -> side x side: bilinear when a side is enlarged, else box; one pass across
+    the columns, then one down the rows. Two calls rather than one: Pillow picks the order of
+    its two passes by their cost in some versions, and the 8-bit rounding between them makes
+    the order show (the SavedModel's twin, ``captioning.export.images``, fixes the same)."""
+    if image.size == (side, side):
+        return image
+    enlarge = min(image.size) < side
+    resample = Image.Resampling.BILINEAR if enlarge else Image.Resampling.BOX
+    across = image.resize((side, image.size[1]), resample)
+    return across.resize((side, side), resample)

@@ -12,8 +12,9 @@ The serving signature takes encoded files and must turn them into the same uint8
   numpy does); alpha composited on black with Pillow's fixed-point ``alpha_composite`` first;
   then, for grey, colour through ITU-R 601 luma in Pillow's fixed point, and for RGB, grey
   repeated on the three channels.
-- Pad to a centred black square, then Pillow's two-pass fixed-point resampling (``BOX`` when
-  shrinking, ``BILINEAR`` when enlarging), each channel alike: its coefficients, 22-bit
+- With ``fit`` ``pad``, a centred black square first; then Pillow's two-pass fixed-point
+  resampling to SxS (``BOX`` when shrinking, ``BILINEAR`` when a side is enlarged), each
+  channel alike: its coefficients, 22-bit
   integer weights and 8-bit rounding between the passes are computed here the way
   ``Resample.c`` does.
 
@@ -152,30 +153,35 @@ def _clip8(acc):
     return tf.cast(tf.clip_by_value(shifted, 0.0, 255.0), tf.int32)
 
 
-def _resample(square, filter_name: str, out_size: int):
-    """(N, N, C) int32 -> (S, S, C) int32: horizontal pass, 8-bit rounding, vertical pass,
-    each channel alike (S = ``out_size``)."""
-    w = _weights(tf.shape(square)[0], filter_name, out_size)  # (S, N) both axes (square)
+def _resample(pixels, filter_name: str, out_size: int):
+    """(H, W, C) int32 -> (S, S, C) int32: horizontal pass, 8-bit rounding, vertical pass,
+    each channel alike (S = ``out_size``; a side already S passes through unchanged), as
+    ``images._resize`` orders them."""
+    columns = _weights(tf.shape(pixels)[1], filter_name, out_size)  # (S, W)
+    rows = _weights(tf.shape(pixels)[0], filter_name, out_size)  # (S, H)
     half = float(1 << (PRECISION_BITS - 1))
     # integer products and sums stay below 2**53: exact in float64 whatever the order
-    x = tf.cast(square, tf.float64)  # (N, N, C): rows, columns, channels
-    rows = _clip8(tf.einsum("hwc,ow->hoc", x, w) + half)  # (N, S, C)
-    return _clip8(tf.einsum("oh,hwc->owc", w, tf.cast(rows, tf.float64)) + half)  # (S, S, C)
+    x = tf.cast(pixels, tf.float64)  # (H, W, C): rows, columns, channels
+    across = _clip8(tf.einsum("hwc,ow->hoc", x, columns) + half)  # (H, S, C)
+    return _clip8(tf.einsum("oh,hwc->owc", rows, tf.cast(across, tf.float64)) + half)  # (S, S, C)
 
 
 def square_and_resize(pixels, spec: ImageSpec = DEFAULT_IMAGE):
-    """(H, W, C) int32 -> ``spec.cache_shape`` uint8: centred black square, then Pillow's
-    resize to S x S."""
-    height, width = tf.shape(pixels)[0], tf.shape(pixels)[1]
-    side = tf.maximum(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    square = tf.pad(pixels, [[top, side - height - top], [left, side - width - left], [0, 0]])
+    """(H, W, C) int32 -> ``spec.cache_shape`` uint8: with ``fit`` ``pad`` a centred black
+    square first, then Pillow's resize to S x S (bilinear when a side is enlarged, else box)."""
+    if spec.fit == "pad":
+        height, width = tf.shape(pixels)[0], tf.shape(pixels)[1]
+        side = tf.maximum(height, width)
+        top, left = (side - height) // 2, (side - width) // 2
+        pads = [[top, side - height - top], [left, side - width - left], [0, 0]]
+        pixels = tf.pad(pixels, pads)
+    height, width, S = tf.shape(pixels)[0], tf.shape(pixels)[1], spec.size
     out = tf.case(
         [
-            (tf.equal(side, spec.size), lambda: square),
-            (side < spec.size, lambda: _resample(square, "bilinear", spec.size)),
+            (tf.equal(height, S) & tf.equal(width, S), lambda: pixels),
+            (tf.minimum(height, width) < spec.size, lambda: _resample(pixels, "bilinear", S)),
         ],
-        default=lambda: _resample(square, "box", spec.size),
+        default=lambda: _resample(pixels, "box", S),
     )
     return tf.cast(tf.reshape(out, spec.cache_shape), tf.uint8)
 
