@@ -13,11 +13,14 @@
 #         `data prepare --image-size/--channels`. At another setting than 64 grey the results
 #         go to experiments/results/medpix_SIZE/ with names like labels-encoder-128rgb-seed0,
 #         and only the label encoder is trained: the bundled MedNIST encoder reads 64x64 grey.
+#         MEDPIX_FIT (default pad) sets `data prepare --fit`: the committed results were
+#         prepared before that setting existed, with files that are not square padded to a
+#         square; MEDPIX_FIT=stretch decodes as `data prepare` now does by default.
 set -euo pipefail
 medpix=$(cd "$1" && pwd); work=$2; shift 2
 seeds=("${@:-0 1 2}"); seeds=(${seeds[*]})
 smoke=(); [ "${MEDPIX_SMOKE:-0}" = 1 ] && smoke=(--smoke)
-size=${MEDPIX_IMAGE_SIZE:-64}; channels=${MEDPIX_CHANNELS:-1}
+size=${MEDPIX_IMAGE_SIZE:-64}; channels=${MEDPIX_CHANNELS:-1}; fit=${MEDPIX_FIT:-pad}
 group=medpix; tag=""  # 64 grey: the committed results and names
 if [ "$size/$channels" != 64/1 ]; then
     group=medpix_$size; tag=-$size$([ "$channels" = 3 ] && echo rgb || echo grey)
@@ -31,7 +34,7 @@ python "$here/medpix_split.py" "$medpix/captions.csv" "$work/captions.csv"
 #    metrics
 captioning data prepare --captions "$work/captions.csv" --images "$medpix/images" \
     --root "$work/data$tag" --label-columns modality,plane,location --force \
-    --image-size "$size" --channels "$channels"
+    --image-size "$size" --channels "$channels" --fit "$fit"
 
 train_and_record() {  # $1 name, $2 seed, then the encoder option (or nothing: the bundled one)
     local name=$1$tag seed=$2; shift 2
