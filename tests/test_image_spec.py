@@ -177,3 +177,16 @@ def test_rgb_findings_and_pixel_statistics_read_the_grey_levels():
         pixel_statistics(tf.constant(grey[..., None].astype(np.float32))).numpy(),
         atol=1e-9,
     )
+
+
+def test_a_run_decodes_with_the_fit_its_run_json_records():
+    import keras
+
+    from captioning.data.image_spec import run_image_spec
+
+    model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten()])
+    assert run_image_spec(model, {}, "run").fit == "pad"  # a run from before the setting
+    recorded = ImageSpec(32, 1, "stretch").card_fields()
+    assert run_image_spec(model, recorded, "run") == ImageSpec(32, 1, "stretch")
+    with pytest.raises(DataError, match="inconsistent"):
+        run_image_spec(model, ImageSpec(64, 1).card_fields(), "run")

@@ -8,8 +8,8 @@ shape and its ``run.json``) by ``caption``, ``serve`` and ``export``. MedNIST's 
 the default: a card or run from before the setting existed reads as that.
 
 ``fit``: ``stretch`` (the default) resizes a file straight to SxS, as MedNIST's own images were
-made (its hand radiographs, taller than wide in the source collection, fill the square with no
-black bars) and as captioning toolkits resize; ``pad`` first pads it with black to a centred
+made (its radiographs fill the square, with no black bars at their sides) and as captioning
+toolkits resize; ``pad`` first pads it with black to a centred
 square, keeping its proportions. A card or run from before the setting was ``pad``: it reads as
 that and decodes as before. On the bundled model, ``stretch`` keeps more chest radiographs that
 are not square in scope as CXR, and fewer real CT and MR images with a class they cannot be

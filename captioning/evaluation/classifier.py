@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix
 
 from captioning.data.evaluation import load_labelled, run_split
-from captioning.data.image_spec import ImageSpec, with_channel_axis
+from captioning.data.image_spec import run_image_spec, with_channel_axis
 from captioning.errors import DataError
 from captioning.models.classifier import load_model
 from captioning.utils.runs import write_json
@@ -186,7 +186,7 @@ def evaluate_classifier_run(
     with tempfile.TemporaryDirectory(prefix="captioning-eval-") as tmp:
         if data:
             source = Path(data).expanduser().resolve()
-            spec = ImageSpec.from_model(model)
+            spec = run_image_spec(model, run, run_dir)  # the run's size, channels and fit
             images, labels, paths, skipped = load_labelled(source, classes, Path(tmp), spec)
             evaluated = {"data": str(source), "split": None, "skipped": skipped}
             tag = source.name.split(".")[0] or "data"

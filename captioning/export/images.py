@@ -14,9 +14,8 @@ The serving signature takes encoded files and must turn them into the same uint8
   repeated on the three channels.
 - With ``fit`` ``pad``, a centred black square first; then Pillow's two-pass fixed-point
   resampling to SxS (``BOX`` when shrinking, ``BILINEAR`` when a side is enlarged), each
-  channel alike: its coefficients, 22-bit
-  integer weights and 8-bit rounding between the passes are computed here the way
-  ``Resample.c`` does.
+  channel alike: its coefficients, 22-bit integer weights and 8-bit rounding between the
+  passes are computed here the way ``Resample.c`` does, across the columns first.
 
 Each file's ``colour_spread`` is measured on the same pixels as Pillow's: a PNG's after alpha
 compositing, a colour JPEG's RGB decode at the draft scale (for a grey spec, a second decode).
@@ -175,13 +174,13 @@ def square_and_resize(pixels, spec: ImageSpec = DEFAULT_IMAGE):
         top, left = (side - height) // 2, (side - width) // 2
         pads = [[top, side - height - top], [left, side - width - left], [0, 0]]
         pixels = tf.pad(pixels, pads)
-    height, width, S = tf.shape(pixels)[0], tf.shape(pixels)[1], spec.size
+    height, width, side = tf.shape(pixels)[0], tf.shape(pixels)[1], spec.size
     out = tf.case(
         [
-            (tf.equal(height, S) & tf.equal(width, S), lambda: pixels),
-            (tf.minimum(height, width) < spec.size, lambda: _resample(pixels, "bilinear", S)),
+            (tf.equal(height, side) & tf.equal(width, side), lambda: pixels),
+            (tf.minimum(height, width) < side, lambda: _resample(pixels, "bilinear", side)),
         ],
-        default=lambda: _resample(pixels, "box", S),
+        default=lambda: _resample(pixels, "box", side),
     )
     return tf.cast(tf.reshape(out, spec.cache_shape), tf.uint8)
 
