@@ -190,3 +190,12 @@ def test_a_run_decodes_with_the_fit_its_run_json_records():
     assert run_image_spec(model, recorded, "run") == ImageSpec(32, 1, "stretch")
     with pytest.raises(DataError, match="inconsistent"):
         run_image_spec(model, ImageSpec(64, 1).card_fields(), "run")
+
+
+def test_an_encoder_run_takes_data_of_its_size_and_channels_whatever_their_fit():
+    from captioning.data.image_spec import check_same_images
+
+    # a MedNIST copy prepared before the setting (read as padded) and a stretched encoder run
+    check_same_images(ImageSpec(64, 1, "pad"), "data", ImageSpec(64, 1, "stretch"), "run")
+    with pytest.raises(DataError, match="images are 128x128 grey, but the run run"):
+        check_same_images(ImageSpec(128, 1), "data", ImageSpec(64, 1, "stretch"), "run")

@@ -104,8 +104,11 @@ def with_channel_axis(pixels):
 
 def check_same_images(have: ImageSpec, where, want: ImageSpec, run) -> None:
     """Refuse images (``have``, of the data or file ``where``) that differ in size or channels
-    from what the run ``run`` was trained on (``want``), with one line naming both."""
-    if have != want:
+    from what the run ``run`` was trained on (``want``), with one line naming both. The ``fit``
+    may differ: it says how files that are not square were brought to the square, not what the
+    model reads (a MedNIST copy prepared before the setting reads as ``pad``, and its images are
+    square either way)."""
+    if (have.size, have.channels) != (want.size, want.channels):
         raise DataError(
             f"{where}: images are {have.describe()}, but the run {run} was trained on "
             f"{want.describe()}; prepare the data at that setting"
