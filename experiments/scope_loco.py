@@ -22,7 +22,7 @@ from scope_common import detection, record
 from captioning.commands.train_classifier import train_classifier
 from captioning.data.dataset import PreparedData
 from captioning.models.classifier import load_model
-from captioning.scope import METHODS, encoder_outputs, fit_scope
+from captioning.scope import METHODS, RULES, encoder_outputs, fit_scope
 
 
 def one_class(data: PreparedData, held: str, work: Path, epochs: int, extra: list) -> dict:
@@ -41,7 +41,10 @@ def one_class(data: PreparedData, held: str, work: Path, epochs: int, extra: lis
     test = data.split("test")
     evidence = encoder_outputs(model, test.images)
     scope = fit_scope(
-        encoder_outputs(model, train.images), train.labels, encoder_outputs(model, val.images)
+        encoder_outputs(model, train.images),
+        train.labels,
+        encoder_outputs(model, val.images),
+        rules=tuple(RULES),  # every method's score, to compare them
     )
     test_logits = evidence["logits"]
     out = test.labels == data.classes.index(held)

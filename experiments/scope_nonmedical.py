@@ -21,7 +21,7 @@ import numpy as np
 from scope_common import detection, record, run_scope, to_64
 
 from captioning.captions.findings import FOREGROUND_STEP
-from captioning.scope import METHODS, encoder_outputs
+from captioning.scope import encoder_outputs
 
 
 def photo_crops(n: int, rng) -> np.ndarray:
@@ -119,7 +119,7 @@ def main() -> None:
     test_evidence = encoder_outputs(model, test.images)
     outputs = {kind: encoder_outputs(model, x) for kind, x in images.items()}
     result = {"run_dir": str(run_dir), "run_method": scope.method, "methods": {}}
-    for method in METHODS:
+    for method in scope.methods:
         threshold = scope.thresholds[method]
         inside = scope.scores(test_evidence, method)
         scores = {k: scope.scores(outputs[k], method) for k in images}

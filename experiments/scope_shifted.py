@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from scope_common import record, run_scope, to_64
 
-from captioning.scope import METHODS, encoder_outputs
+from captioning.scope import encoder_outputs
 
 KEYS = ("in_scope_right", "in_scope_wrong", "flagged")
 
@@ -89,13 +89,13 @@ def main() -> None:
     images, labels = test.images[pick], test.labels[pick]
     result = {"run_dir": str(run_dir), "run_method": scope.method, "n_per_shift": len(pick)}
     per_shift: dict = {}
-    totals = {m: np.zeros(3) for m in METHODS}  # right in scope, wrong in scope, flagged
+    totals = {m: np.zeros(3) for m in scope.methods}  # right in scope, wrong in scope, flagged
     for name, shift in shifts(rng).items():
         shifted = np.stack([shift(x) for x in images])
         evidence = encoder_outputs(model, shifted)
         right = evidence["logits"].argmax(1) == labels
         per_shift[name] = {"class_accuracy": round(float(right.mean()), 6)}
-        for method in METHODS:
+        for method in scope.methods:
             inside = scope.scores(evidence, method) <= scope.thresholds[method]
             counts = np.array([(inside & right).sum(), (inside & ~right).sum(), (~inside).sum()])
             totals[method] += counts

@@ -8,13 +8,15 @@ import pytest
 
 from captioning.captions.templates import load_template_set
 from captioning.confidence import locate_fields
+from captioning.errors import RunError
 from captioning.metrics.calibration import (
     class_groups,
     expected_calibration_error,
     fit_temperature,
     group_probs,
 )
-from captioning.scope import fit_scope, mahalanobis_score, msp_score
+from captioning.scope import METHODS, fit_scope, mahalanobis_score, msp_score
+from captioning.scope import neighbours as scope_neighbours
 
 
 def test_ece_on_hand_made_probabilities():
@@ -73,11 +75,11 @@ def test_threshold_keeps_the_share_of_validation_images_and_ignores_everything_e
     # and a different validation split does
     again = fit_scope(*train, val[0], keep=0.99)
     assert again.thresholds == scope.thresholds
-    np.testing.assert_array_equal(again.arrays["limits"], scope.arrays["limits"])
+    np.testing.assert_array_equal(again.arrays["near_limits"], scope.arrays["near_limits"])
     other = features(rng, 1000, shift=0.5)
     moved = fit_scope(*train, other[0], keep=0.99)
     assert moved.thresholds["mahalanobis"] != scope.thresholds["mahalanobis"]
-    assert not np.array_equal(moved.arrays["limits"], scope.arrays["limits"])
+    assert not np.array_equal(moved.arrays["near_limits"], scope.arrays["near_limits"])
 
 
 def test_mahalanobis_flags_far_points_and_msp_flags_uncertain_ones(tmp_path):
@@ -164,3 +166,42 @@ def test_neighbours_refuse_the_gap_inside_a_class_that_its_gaussian_covers():
     assert by["gaussian"].in_scope(by["gaussian"].scores(gap)).all()
     assert not by["neighbours"].in_scope(by["neighbours"].scores(gap)).any()
     assert by["neighbours"].in_scope(by["neighbours"].scores(val)).mean() >= 0.99
+
+
+def test_a_scope_holds_only_its_own_rules_arrays_and_says_so_when_asked_for_another(tmp_path):
+    rng = np.random.default_rng(5)
+    train, val = features(rng, 400), features(rng, 200)
+    scope = fit_scope(*train, val[0])  # auto: neighbours
+    assert scope.methods == ("msp", "energy", "mahalanobis", "neighbours")
+    assert set(scope.thresholds) == set(scope.methods)
+    assert not any(key.endswith(("_means", "_roots")) for key in scope.arrays)
+    with pytest.raises(RunError, match=r"no arrays of the 'gaussian' rule.*'neighbours'"):
+        scope.scores(val[0], "gaussian")
+    with pytest.raises(RunError, match="unknown out-of-scope method 'knn'"):
+        scope.scores(val[0], "knn")
+    scope.save(tmp_path)
+    assert set(np.load(tmp_path / "scope.npz").files) == {"means", "precision", *scope.arrays}
+    both = fit_scope(*train, val[0], rules=("gaussian",))  # experiments comparing rules
+    assert both.methods == METHODS
+    np.testing.assert_array_equal(both.scores(val[0]), scope.scores(val[0]))
+
+
+def test_the_neighbour_bank_is_int8_and_its_distances_within_a_rounding_step():
+    rng = np.random.default_rng(6)
+    train, val = features(rng, 2000), features(rng, 300)
+    arrays = scope_neighbours.fit(*train, val[0], 0.99, 2)
+    exact = scope_neighbours.project(
+        train[0]["features"], *(arrays[f"near_features_{part}"] for part in ("centre", "basis"))
+    )
+    bank, scale = arrays["near_features_bank"], arrays["near_features_scale"]
+    assert bank.dtype == np.int8 and np.abs(bank).max() == 127
+    assert np.all(np.abs(bank * scale - exact) <= scale / 2 + 1e-12)  # (M, m) vs (m,)
+    # a query's nearest distance moves by at most the rounding of the bank
+    z = scope_neighbours.project(
+        val[0]["features"], *(arrays[f"near_features_{part}"] for part in ("centre", "basis"))
+    )
+    classes = val[0]["logits"].argmax(1)
+    stored = scope_neighbours.nearest_distances(z, bank, train[1], classes, scale)
+    unrounded = scope_neighbours.nearest_distances(z, exact, train[1], classes)
+    step = np.sqrt((scale**2).sum()) / 2  # the longest rounding of one bank image
+    assert np.all(np.abs(np.sqrt(stored) - np.sqrt(unrounded)) <= step + 1e-12)

@@ -37,15 +37,17 @@ def _nearest_fn(stats: dict, view: str, store):
     ``neighbours.nearest_distances`` in TensorFlow ops."""
     centre = store(stats[f"near_{view}_centre"].astype(np.float64))  # (D,)
     basis = store(stats[f"near_{view}_basis"].astype(np.float64))  # (D, m)
-    bank = stats[f"near_{view}_bank"]  # (M, m) float16: kept so (a smaller model)
-    norms = store((bank.astype(np.float64) ** 2).sum(1))  # (M,)
+    bank = stats[f"near_{view}_bank"]  # (M, m) int8 (float16 before): kept so (a smaller model)
+    scale = np.asarray(stats.get(f"near_{view}_scale", 1.0), np.float64)  # (m,) or 1
+    norms = store(((bank.astype(np.float64) * scale) ** 2).sum(1))  # (M,)
     bank, labels = store(bank), store(stats["near_labels"].astype(np.int64))
+    scale = tf.constant(scale)
 
     def distances(x, given):
         x = tf.cast(x, tf.float64)
         length = tf.norm(x, axis=1, keepdims=True)
         z = (x / tf.where(length > 0, length, 1.0) - centre) @ basis  # (B, m)
-        cross = z @ tf.transpose(tf.cast(bank, tf.float64))  # (B, M)
+        cross = (z * scale) @ tf.transpose(tf.cast(bank, tf.float64))  # (B, M): z . (bank*scale)
         d2 = tf.reduce_sum(z**2, 1, keepdims=True) - 2 * cross + norms[None]
         d2 = tf.where(given[:, None] == labels[None], d2, tf.constant(np.inf, tf.float64))
         return tf.maximum(tf.reduce_min(d2, 1), 0.0)  # the nearest image of the given class

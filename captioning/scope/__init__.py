@@ -24,9 +24,10 @@ the validation images' scores, so that share of in-distribution images stays in 
 99.7% rather than 99.5%: at the 99.5% quantile the test split's out-of-scope rate is 0.5% only on
 average (0.53-0.66% in three seeds), above the 0.5% it should stay under half the time;
 experiments/scope.md. A run stores its scope in ``scope.json`` (method, thresholds of every
-method, what was fitted on what) and ``scope.npz`` (class means and precision matrix; the
-``gaussian`` rule's means, whitening roots and limits; the ``neighbours`` rule's projections,
-banks and limits).
+method it can score, what was fitted on what) and ``scope.npz`` (class means and precision
+matrix, and the arrays of its own per-class rule: the ``gaussian`` rule's means, whitening
+roots and limits, or the ``neighbours`` rule's projections, banks and limits; runs saved before
+``fit_scope``'s ``rules`` hold both).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from captioning.scope import neighbours as scope_neighbours
 from captioning.utils.atomic import atomic_path
 
 METHODS = ("msp", "energy", "mahalanobis", "gaussian", "neighbours")
-# the per-class rules: a module with ``ratios(evidence, arrays)`` (N, 3), its ``VIEWS`` and the
-# key of its ``LIMITS`` among the arrays
+# the per-class rules: a module with ``fit(train, labels, val, keep, k)`` -> its arrays,
+# ``ratios(evidence, arrays)`` (N, 3), its ``VIEWS`` and the key of its ``LIMITS`` among the arrays
 RULES = {"gaussian": scope_gaussian, "neighbours": scope_neighbours}
 AUTO = "auto"  # neighbours where the data supports it, else mahalanobis (``choose_method``)
 METHOD_CHOICES = (AUTO, *METHODS)
@@ -132,9 +133,20 @@ class Scope:
             return energy_score(evidence["logits"])
         if method == "mahalanobis":
             return mahalanobis_score(evidence["pooled"], self.means, self.precision)
-        if method in RULES and self.has_rule(method):
-            return RULES[method].ratios(evidence, self.arrays).max(1)
-        raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
+        if method not in METHODS:
+            raise RunError(f"unknown out-of-scope method '{method}' (known: {', '.join(METHODS)})")
+        if not self.has_rule(method):
+            raise RunError(
+                f"this scope holds no arrays of the '{method}' rule (a run keeps only its own "
+                f"rule's, here '{self.method}'; scorable: {', '.join(self.methods)})"
+            )
+        return RULES[method].ratios(evidence, self.arrays).max(1)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods this scope can score: the logit and Mahalanobis ones, and each per-class
+        rule whose arrays it holds."""
+        return tuple(m for m in METHODS if m not in RULES or self.has_rule(m))
 
     def has_rule(self, method: str) -> bool:
         """Whether this scope holds the arrays of the per-class rule ``method`` (a run saved
@@ -218,12 +230,15 @@ def fit_scope(
     val: dict,
     method: str = DEFAULT_METHOD,
     keep: float = DEFAULT_KEEP,
+    rules: tuple[str, ...] = (),
 ) -> Scope:
     """Statistics from the training images' evidence (``encoder_outputs``), then each method's
     threshold from the validation images': the ``keep`` quantile of its scores (so ``keep`` of
     them stay in scope); ``gaussian`` and ``neighbours`` keep ``keep`` with their per-class
     limits, threshold 1.
-    ``method`` ``auto``: ``choose_method``."""
+    ``method`` ``auto``: ``choose_method``. Of the per-class rules (``RULES``) only the chosen
+    method's arrays are fitted, and those in ``rules`` (experiments comparing methods): a run
+    carries no arrays it does not read (2.9 MB of Gaussians beside MedNIST's neighbours)."""
     if method not in METHOD_CHOICES:
         known = ", ".join(METHOD_CHOICES)
         raise RunError(f"unknown out-of-scope method '{method}' (known: {known})")
@@ -234,10 +249,12 @@ def fit_scope(
     method = choose_method(train, labels) if method == AUTO else method
     means, precision = class_statistics(train["pooled"], labels)
     k = np.asarray(val["logits"]).shape[1]
-    arrays = scope_gaussian.fit_gaussians(train, labels, val, keep, k)
-    arrays |= scope_neighbours.fit_neighbours(train, labels, val, keep, k)
+    arrays = {}
+    for name in RULES:
+        if name == method or name in rules:
+            arrays |= RULES[name].fit(train, labels, val, keep, k)
     scope = Scope(method, {}, keep, means, precision, arrays=arrays)
-    for name in METHODS:
+    for name in scope.methods:
         if name in RULES:
             scope.thresholds[name] = 1.0
             continue

@@ -104,7 +104,7 @@ def over_limits(distances: np.ndarray, limits: np.ndarray, logits) -> np.ndarray
     return np.where(np.isnan(out), np.inf, out)
 
 
-def fit_gaussians(train: dict, train_labels, val: dict, keep: float, k: int) -> dict:
+def fit(train: dict, train_labels, val: dict, keep: float, k: int) -> dict:
     """The rule's statistics: per view ``<view>_means``/``<view>_roots`` from ``train``, and
     ``limits`` (K, 3) from ``val`` (see the module doc)."""
     labels = np.asarray(train_labels)

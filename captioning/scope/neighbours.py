@@ -11,9 +11,11 @@ class does not (deep nearest neighbours, Sun et al., 2022; experiments/scope.md,
 
 Each view is unit-normalised, centred and projected on its first ``COMPONENTS`` principal
 components of the training images (a smaller bank, and the directions that carry the spread);
-the bank holds EVERY training image so projected, in float16 (a bank of a random 1,000 per class
-lost most of the gain in the probe). A view's distance is the squared Euclidean distance to the
-nearest bank image of the predicted class.
+the bank holds EVERY training image so projected (a bank of a random 1,000 per class lost most of
+the gain in the probe), as int8 with one scale per component (``quantise``: a quarter of float64,
+so the bundled model fits its size budget; runs saved before it hold float16 banks, read as
+they are). A view's distance is the squared Euclidean distance to the nearest bank image of the
+predicted class.
 
 The limits come from the VALIDATION split only, as for the Gaussian rule
 (``gaussian.common_limits``): per view and class one common quantile, keeping ``keep`` of the
@@ -56,16 +58,30 @@ def project(x: np.ndarray, centre: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return (unit_rows(x) - centre) @ np.asarray(basis, np.float64)
 
 
-def nearest_distances(z: np.ndarray, bank: np.ndarray, bank_labels, classes) -> np.ndarray:
-    """(N,) squared distance of each row of ``z`` (N, m) to its nearest ``bank`` (M, m) row of
-    its class in ``classes`` (N,); inf for a class the bank has no image of."""
+def quantise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M, m) float -> ((M, m) int8, (m,) float64 scale) with x ~ int8 * scale: each component
+    scaled by its largest magnitude over 127 (symmetric, rounded to nearest; an all-zero
+    component gets scale 1). The rounding moves a bank image by at most half a step per
+    component; the limits are fitted on the quantised bank, so they measure what is stored."""
+    x = np.asarray(x, np.float64)
+    top = np.abs(x).max(0)
+    scale = np.where(top > 0, top / 127.0, 1.0)
+    return np.clip(np.rint(x / scale), -127, 127).astype(np.int8), scale
+
+
+def nearest_distances(
+    z: np.ndarray, bank: np.ndarray, bank_labels, classes, scale=1.0
+) -> np.ndarray:
+    """(N,) squared distance of each row of ``z`` (N, m) to its nearest row of ``bank`` (M, m)
+    times ``scale`` ((m,) or 1: ``quantise``) of its class in ``classes`` (N,); inf for a class
+    the bank has no image of."""
     out = np.full(len(z), np.inf)
     for c in np.unique(classes):
         rows, members = np.flatnonzero(classes == c), bank_labels == c
         if not members.any():
             continue
         # only the class's rows in float64 (a batch of one image reads one class of the bank)
-        block = np.asarray(bank[members], np.float64)  # (M_c, m)
+        block = np.asarray(bank[members], np.float64) * scale  # (M_c, m)
         block_norms = (block**2).sum(1)
         for start in range(0, len(rows), CHUNK):
             part = z[rows[start : start + CHUNK]]  # (n, m)
@@ -80,7 +96,8 @@ def view_distances(evidence: dict, stats: dict) -> np.ndarray:
     columns = []
     for v in NEAR_VIEWS:
         z = project(evidence[v], stats[f"near_{v}_centre"], stats[f"near_{v}_basis"])
-        columns.append(nearest_distances(z, stats[f"near_{v}_bank"], stats["near_labels"], classes))
+        bank, scale = stats[f"near_{v}_bank"], stats.get(f"near_{v}_scale", 1.0)
+        columns.append(nearest_distances(z, bank, stats["near_labels"], classes, scale))
     return np.stack(columns, 1)
 
 
@@ -89,15 +106,15 @@ def ratios(evidence: dict, stats: dict) -> np.ndarray:
     return gaussian.over_limits(view_distances(evidence, stats), stats[LIMITS], evidence["logits"])
 
 
-def fit_neighbours(train: dict, train_labels, val: dict, keep: float, k: int) -> dict:
-    """The rule's arrays: per view ``near_<view>_centre``/``_basis``/``_bank`` and
+def fit(train: dict, train_labels, val: dict, keep: float, k: int) -> dict:
+    """The rule's arrays: per view ``near_<view>_centre``/``_basis``/``_bank``/``_scale`` and
     ``near_labels`` from ``train``; ``near_limits`` (K, 3) from ``val``."""
     labels = np.asarray(train_labels)
     out = {}
     for v in NEAR_VIEWS:
         centre, basis = fit_projection(train[v])
         out[f"near_{v}_centre"], out[f"near_{v}_basis"] = centre, basis
-        out[f"near_{v}_bank"] = project(train[v], centre, basis).astype(np.float16)
+        out[f"near_{v}_bank"], out[f"near_{v}_scale"] = quantise(project(train[v], centre, basis))
     out["near_labels"] = labels.astype(np.int16)
     classes = np.asarray(val["logits"]).argmax(1)
     out[LIMITS] = gaussian.common_limits(view_distances(val, out), classes, keep, k)
