@@ -114,9 +114,11 @@ def only_number(text: str) -> str:
 def resolve(root: Path, source: str):
     """The value at ``FILE.json#/pointer`` (RFC 6901); ``git:COMMIT:FILE.json#/pointer`` reads
     the file as that commit holds it (an earlier run of a benchmark whose file was replaced);
-    ``bytes:FOLDER`` is the size of the folder's files."""
+    ``bytes:PATH`` is the size of a file, or of a folder's files."""
     if source.startswith("bytes:"):
-        return sum(p.stat().st_size for p in (root / source[6:]).rglob("*") if p.is_file())
+        path = root / source[6:]
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        return sum(p.stat().st_size for p in files)
     name, _, pointer = source.partition("#")
     node = json.loads(read_source(root, name))
     for part in pointer.split("/")[1:]:
