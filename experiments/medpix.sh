@@ -16,15 +16,21 @@
 #         MEDPIX_FIT (default pad) sets `data prepare --fit`: the committed results were
 #         prepared before that setting existed, with files that are not square padded to a
 #         square; MEDPIX_FIT=stretch decodes as `data prepare` now does by default.
+# Heads:  MEDPIX_DECODER_LABELS=1: on each seed's label encoder, a second captioner with
+#         `--set decoder.labels=true` (its state and every step read the label heads'
+#         probabilities), labels-encoder-heads, beside labels-encoder; both go to
+#         experiments/results/medpix_heads/ (the MedNIST-encoder row is skipped).
 set -euo pipefail
 medpix=$(cd "$1" && pwd); work=$2; shift 2
 seeds=("${@:-0 1 2}"); seeds=(${seeds[*]})
 smoke=(); [ "${MEDPIX_SMOKE:-0}" = 1 ] && smoke=(--smoke)
 size=${MEDPIX_IMAGE_SIZE:-64}; channels=${MEDPIX_CHANNELS:-1}; fit=${MEDPIX_FIT:-pad}
+heads=${MEDPIX_DECODER_LABELS:-0}
 group=medpix; tag=""  # 64 grey: the committed results and names
 if [ "$size/$channels" != 64/1 ]; then
     group=medpix_$size; tag=-$size$([ "$channels" = 3 ] && echo rgb || echo grey)
 fi
+[ "$heads" = 1 ] && group=medpix_heads
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 
@@ -47,14 +53,18 @@ train_and_record() {  # $1 name, $2 seed, then the encoder option (or nothing: t
 
 for seed in "${seeds[@]}"; do
     # 3. the mission's encoder: the MedNIST classifier bundled with the package (64x64 grey)
-    if [ -z "$tag" ]; then
+    if [ -z "$tag" ] && [ "$heads" != 1 ]; then
         train_and_record mednist-encoder "$seed"
     else
-        echo "medpix.sh: seed $seed: mednist-encoder skipped (the bundled encoder reads 64x64 grey, the data is ${size}x$size with $channels channel(s))"
+        echo "medpix.sh: seed $seed: mednist-encoder skipped (the bundled encoder reads 64x64 grey and has no label heads)"
     fi
     # 4. an encoder trained on MedPix's own labels (one head per column), then the captioner
     classifier=$work/labels-classifier$tag-seed$seed
     captioning train classifier --data "$work/data$tag" --run-dir "$classifier" \
         --set train.seed="$seed" "${smoke[@]}"
     train_and_record labels-encoder "$seed" --encoder "$classifier"
+    if [ "$heads" = 1 ]; then  # 5. the same encoder, the decoder reading its label heads
+        train_and_record labels-encoder-heads "$seed" --encoder "$classifier" \
+            --set decoder.labels=true
+    fi
 done

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from captioning import config as cfg
 from captioning.decoding import CaptionSearch
+from captioning.models.captioner import build_feature_model
 from captioning.models.decoders import (
     AttentionDecoder,
     CaptionDecoder,
@@ -86,12 +87,12 @@ def test_build_decoder_gives_each_decoder_only_its_settings():
 
 
 @pytest.mark.parametrize("kind", sorted(decoders()))
-@pytest.mark.parametrize("readout", [0, 3])
-def test_initial_state_then_steps_equals_teacher_forcing(kind, readout):
+@pytest.mark.parametrize("readout, label_sizes", [(0, ()), (3, ()), (0, (3, 2)), (3, (2,))])
+def test_initial_state_then_steps_equals_teacher_forcing(kind, readout, label_sizes):
     """The contract caption search relies on: ``initial_state`` and one ``step`` per word
     give the logits (and attention) that ``call`` gives for the whole sequence."""
     keras.utils.set_random_seed(0)
-    decoder = build_decoder(kind, VOCAB, readout=readout, **TINY)
+    decoder = build_decoder(kind, VOCAB, readout=readout, label_sizes=label_sizes, **TINY)
     assert isinstance(decoder, CaptionDecoder) and decoder.kind == kind
     feats = features()
     tokens = np.random.default_rng(1).integers(0, VOCAB, (BATCH, STEPS)).astype("int32")
@@ -107,3 +108,33 @@ def test_initial_state_then_steps_equals_teacher_forcing(kind, readout):
             np.testing.assert_allclose(attention, forced["attention"][:, t], atol=1e-5)
         else:
             assert attention is None and "attention" not in forced
+
+
+@pytest.mark.parametrize("kind", sorted(decoders()))
+def test_label_heads_are_copied_frozen_and_saved(kind, tmp_path):
+    """``label_sizes``: the decoder carries copies of an encoder run's label heads, which
+    gradient steps never change, which a saved decoder keeps, and which its captions read."""
+    keras.utils.set_random_seed(0)
+    decoder = build_decoder(kind, VOCAB, label_sizes=(3, 2), **TINY)
+    tokens = tf.constant(np.zeros((BATCH, STEPS), "int32"))
+    inputs = {**features(), "tokens": tokens}
+    decoder(inputs)
+    heads = [keras.layers.Dense(n) for n in (3, 2)]
+    for head in heads:
+        head.build((None, 6))
+    before = decoder(inputs)["logits"]
+    decoder.set_label_heads(heads)
+    for mine, theirs in zip(decoder.label_heads, heads, strict=True):
+        np.testing.assert_array_equal(mine.get_weights()[0], theirs.get_weights()[0])
+    assert not np.allclose(before, decoder(inputs)["logits"])  # the state reads them
+    copies = {id(w) for head in decoder.label_heads for w in head.weights}
+    assert copies and not copies & {id(w) for w in decoder.trainable_weights}
+    with pytest.raises(ValueError, match=r"sizes \(3,\), the decoder has \(3, 2\)"):
+        decoder.set_label_heads(heads[:1])
+    model = build_feature_model(decoder, features(), STEPS)
+    model.save(tmp_path / "decoder.keras")
+    loaded = keras.saving.load_model(tmp_path / "decoder.keras", compile=False)
+    assert loaded.get_layer("decoder").label_sizes == (3, 2)
+    np.testing.assert_allclose(
+        loaded(inputs)["caption_logits"], decoder(inputs)["logits"], atol=1e-6
+    )

@@ -19,6 +19,7 @@ from captioning.data.sources import caption_source
 from captioning.data.sources.prepare import CaptionFileOptions, prepare_caption_file
 from captioning.data.split import SPLITS
 from captioning.errors import DataError
+from captioning.models.classifier import load_model
 
 from helpers import cli as run_cli
 from helpers import cli_here
@@ -474,6 +475,24 @@ def test_a_classifier_of_label_columns_and_a_captioner_on_it(files, tmp_path):
     )  # fmt: skip
     captioner = json.loads((tmp_path / "cap" / "run.json").read_text())
     assert captioner["classes"] == ["CT", "MR"] and captioner["labelled"] is True
+    # decoder.labels: the decoder carries the three heads, unchanged by both stages, and
+    # captions through them
+    cli(
+        "train", "captioner", "--data", "ds", "--encoder", "clf", "--run-dir", "cap_labels",
+        "--smoke", "--set", "decoder.labels=true", *TINY, cwd=tmp_path,
+    )  # fmt: skip
+    classifier = load_model(tmp_path / "clf" / "best_model.keras")
+    decoder = load_model(tmp_path / "cap_labels" / "best_model.keras").get_layer("decoder")
+    heads = [classifier.get_layer(name) for name in run["head_layers"].values()]
+    assert decoder.label_sizes == tuple(h.units for h in heads)  # the run's column order
+    for copy, head in zip(decoder.label_heads, heads, strict=True):
+        for mine, theirs in zip(copy.get_weights(), head.get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    image = next(files["images"].rglob("*.png"))
+    result = run_cli("caption", str(image), "--run", "cap_labels", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    entry = json.loads(result.stdout.splitlines()[0])  # one JSON line per image
+    assert entry["path"] == str(image) and "error" not in entry and entry["class"] in ("CT", "MR")
 
 
 def test_a_single_label_classifier_records_no_heads(files, tmp_path):

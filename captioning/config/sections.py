@@ -129,6 +129,10 @@ class DecoderConfig:
     # image's intensity statistics, fitted by least squares on the training split
     # (decoders.lstm.LSTMDecoder); off: the LSTM reads the findings from the CNN features alone
     readout: bool = True
+    # the initial state and every step also read the encoder run's label heads' probabilities
+    # (one head per label column, or the class head), carried frozen in the decoder
+    # (decoders.lstm.LSTMDecoder); off: the LSTM reads what the image shows from its features
+    labels: bool = False
     # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
     attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))  # before the output layer

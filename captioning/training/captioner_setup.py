@@ -1,5 +1,5 @@
 """The captioner trainer's first steps: the encoder run, the caption data and its truth, the
-vocabulary, the run's files, and the model (encoder, head and a fresh decoder).
+vocabulary and the run's files (the model's parts: ``captioner_model``).
 
 Each step takes what the steps before it returned (``train_captioner`` calls them in order);
 ``load_caption_data`` alone decides the captions and their truth (``captioning.data.sources``).
@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from captioning.captions.findings import measured
 from captioning.captions.templates import TemplateSet, load_template_set
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
-from captioning.config import CaptionerConfig, DecoderConfig
+from captioning.config import CaptionerConfig
 from captioning.data.caption_data import caption_frame, reference_columns
 from captioning.data.dataset import PreparedData, Split
 from captioning.data.image_spec import ImageSpec, check_same_images
@@ -35,8 +34,6 @@ from captioning.decoding.rules import (
     length_bounds,
 )
 from captioning.errors import RunError
-from captioning.models.classifier import load_model
-from captioning.models.decoders import CaptionDecoder, build_decoder
 from captioning.training import sync
 from captioning.training.strategy import strategy_name
 from captioning.utils.paths import default_data_root
@@ -269,31 +266,3 @@ def write_run_files(
             "machine": machine(),
         },
     )
-
-
-@dataclass
-class CaptionerParts:
-    """The pretrained encoder and class head (from the encoder run) and the new decoder."""
-
-    encoder: object  # keras.Model: pixels -> feature map
-    head: object  # keras layer: pooled features -> class logits
-    decoder: CaptionDecoder
-
-
-def build_model(
-    run: TrainingRun, encoder: EncoderRun, vocab_size: int, template_set: TemplateSet | None
-) -> CaptionerParts:
-    """The encoder run's encoder and class head, and a new decoder of the config's kind (not
-    yet built; with a findings read-out of the set's fields when ``decoder.readout`` is on),
-    all created under the strategy (stage 2 trains the encoder: its variables are mirrored)."""
-    dec: DecoderConfig = run.config.decoder
-    # the read-out states the measured findings (those with a cut point), never drawn fields
-    readout = len(measured(template_set.fields)) if dec.readout and template_set else 0
-    with run.strategy.scope():
-        classifier = load_model(encoder.path / BEST_MODEL)
-        # every other ``[decoder]`` setting the decoder's constructor takes, by name
-        settings = {
-            k: v for k, v in dataclasses.asdict(dec).items() if k not in ("kind", "readout")
-        }
-        decoder = build_decoder(dec.kind, vocab_size, readout=readout, **settings)
-    return CaptionerParts(classifier.get_layer("encoder"), classifier.get_layer("logits"), decoder)

@@ -24,12 +24,8 @@ from captioning.models.captioner import build_captioner, build_feature_model, en
 from captioning.models.classifier import load_model
 from captioning.training import sync
 from captioning.training.caption_task import BleuValidator, CaptionTask, field_words, word_weights
-from captioning.training.captioner_setup import (
-    BEST_MODEL,
-    CaptionData,
-    CaptionerParts,
-    TrainingRun,
-)
+from captioning.training.captioner_model import CaptionerParts
+from captioning.training.captioner_setup import BEST_MODEL, CaptionData, TrainingRun
 from captioning.training.checkpoints import save_model_atomically, weights_digest
 from captioning.training.loop import FitResult, fit
 from captioning.training.optimizers import ScaledRateAdamW, learning_rate_schedule, make_optimizer
@@ -122,6 +118,8 @@ def train_stage1(
     readout_rmse = fit_findings_readout(
         parts.decoder, cached["train"], train.images, captions.data, captions.template_set
     )
+    if parts.label_heads:  # the decoder's frozen copies of the encoder run's label heads
+        parts.decoder.set_label_heads(parts.label_heads)
     first = fit(
         task=caption_task(run, captions, targets, lambda _m: cached["val"]),
         model=stage1,

@@ -28,6 +28,12 @@ class LSTMDecoder(CaptionDecoder):
     are shares of pixels past grey levels, which a linear map of the statistics recovers
     almost exactly, better than the caption loss teaches the LSTM to (see
     experiments/findings_accuracy.md).
+
+    With ``label_sizes`` (one count per label column), the decoder carries the encoder run's
+    label heads, frozen (``set_label_heads`` copies them): each reads the pooled vector, and
+    the columns' probabilities join the initial state and every step's gates as the read-out
+    does. The caption loss alone does not teach the LSTM which body system an image shows;
+    the heads were trained on the labels that say it (experiments/medpix.md).
     """
 
     def __init__(
@@ -37,6 +43,7 @@ class LSTMDecoder(CaptionDecoder):
         hidden: int = 128,
         dropout: float = 0.0,
         readout: int = 0,
+        label_sizes: tuple[int, ...] = (),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -52,6 +59,14 @@ class LSTMDecoder(CaptionDecoder):
         self.readout_gates = (  # (B, K) -> (B, 4H), the read-out's share of every step's gates
             layers.Dense(4 * hidden, use_bias=False, name="readout_gates") if readout else None
         )
+        self.label_sizes = tuple(int(n) for n in label_sizes)
+        self.label_heads = [  # (B, C) pooled -> (B, n) logits of one label column; copied
+            layers.Dense(n, trainable=False, name=f"label_head_{i}")
+            for i, n in enumerate(self.label_sizes)
+        ]
+        self.label_gates = (  # (B, L) probabilities -> (B, 4H), their share of every step's gates
+            layers.Dense(4 * hidden, use_bias=False, name="label_gates") if label_sizes else None
+        )
         self.embedding = layers.Embedding(vocab_size, embed_dim, name="embedding")
         self.init_h = layers.Dense(hidden, activation="tanh", name="init_h")
         self.init_c = layers.Dense(hidden, name="init_c")
@@ -65,6 +80,11 @@ class LSTMDecoder(CaptionDecoder):
             self.readout.build((None, input_shape["statistics"][-1]))
             self.readout_gates.build((None, self.readout_size))
             init_dim += self.readout_size
+        for head in self.label_heads:
+            head.build((None, input_shape["pooled"][-1]))
+        if self.label_heads:
+            self.label_gates.build((None, sum(self.label_sizes)))
+            init_dim += sum(self.label_sizes)
         self.embedding.build((None,))
         self.init_h.build((None, init_dim))
         self.init_c.build((None, init_dim))
@@ -74,18 +94,38 @@ class LSTMDecoder(CaptionDecoder):
 
     def _start(self, start, features):
         """The initial state (h, c), each (B, H), from the image vector ``start`` (B, D) and,
-        with a read-out, its K numbers; and the read-out's fixed share of every step's gates:
-        a tuple holding one (B, 4H) tensor, or empty without a read-out."""
-        if self.readout is None:
-            return (self.init_h(start), self.init_c(start)), ()
-        found = self.readout(features["statistics"])  # (B, K)
-        start = ops.concatenate([start, found], axis=-1)  # (B, D + K)
-        return (self.init_h(start), self.init_c(start)), (self.readout_gates(found),)
+        with a read-out, its K numbers, with label heads, their L probabilities; and their
+        fixed share of every step's gates: a tuple holding one (B, 4H) tensor, or empty
+        without either."""
+        parts, fixed = [start], None
+        if self.readout is not None:
+            found = self.readout(features["statistics"])  # (B, K)
+            parts.append(found)
+            fixed = self.readout_gates(found)
+        if self.label_heads:
+            probabilities = ops.concatenate(  # (B, L): each column's softmax, side by side
+                [ops.softmax(head(features["pooled"]), axis=-1) for head in self.label_heads], -1
+            )
+            parts.append(probabilities)
+            gates = self.label_gates(probabilities)
+            fixed = gates if fixed is None else fixed + gates
+        start = ops.concatenate(parts, axis=-1) if len(parts) > 1 else start  # (B, D + K + L)
+        return (self.init_h(start), self.init_c(start)), (() if fixed is None else (fixed,))
 
     @staticmethod
     def _fixed_gates(extra):
-        """The read-out's share of the gates (B, 4H) from ``_start``'s tuple, or 0.0."""
+        """The read-out's and label heads' share of the gates (B, 4H) from ``_start``'s tuple,
+        or 0.0."""
         return extra[0] if extra else 0.0
+
+    def set_label_heads(self, heads) -> None:
+        """Copy the encoder run's label heads (Keras ``Dense`` layers on the pooled vector, in
+        ``label_sizes`` order) into this built decoder's frozen ones."""
+        sizes = tuple(head.units for head in heads)
+        if sizes != self.label_sizes:
+            raise ValueError(f"label heads of sizes {sizes}, the decoder has {self.label_sizes}")
+        for mine, theirs in zip(self.label_heads, heads, strict=True):
+            mine.set_weights(theirs.get_weights())
 
     def fit_readout(
         self, statistics: np.ndarray, targets: np.ndarray, ridge: float = 1e-8, chunk: int = 4096
@@ -128,6 +168,7 @@ class LSTMDecoder(CaptionDecoder):
             "hidden": self.hidden,
             "dropout": self.dropout,
             "readout": self.readout_size,
+            "label_sizes": self.label_sizes,
         }
 
 
