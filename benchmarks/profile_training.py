@@ -102,9 +102,10 @@ def captioner_flops(model_path: Path, max_length: int, attention_penalty: float)
 
 def instrument(timing) -> None:
     """Time the captioner command's steps outside its fits (each a ``phase`` while recording):
-    the module attributes the command looks up when it calls them are wrapped."""
-    from captioning.commands import train_captioner
-    from captioning.training import captioner_stages
+    the module attributes the command looks up when it calls them are wrapped (it imports
+    them when it runs, so the modules that define them are patched)."""
+    from captioning import calibrate
+    from captioning.training import captioner_model, captioner_setup, captioner_stages
 
     def wrap(module, name):
         original = getattr(module, name)
@@ -115,11 +116,12 @@ def instrument(timing) -> None:
 
         setattr(module, name, timed)
 
-    for name in ("load_caption_data", "caption_targets", "build_model", "build_end_to_end"):
-        wrap(train_captioner, name)
-    wrap(train_captioner, "save_chosen")
-    wrap(train_captioner, "calibrate_run")
-    for name in ("encode_images", "fit_findings_readout", "load_model"):
+    wrap(captioner_setup, "load_caption_data")
+    wrap(captioner_model, "build_model")
+    wrap(calibrate, "calibrate_run")
+    for name in ("caption_targets", "build_end_to_end", "save_chosen", "encode_images"):
+        wrap(captioner_stages, name)
+    for name in ("fit_findings_readout", "load_model"):  # inside the stages
         wrap(captioner_stages, name)
 
 
