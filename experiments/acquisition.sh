@@ -5,13 +5,14 @@
 # Run:    bash experiments/acquisition.sh MEDNIST_PREPARED WORK_DIR [SEEDS...]
 #         (MEDNIST_PREPARED: a `captioning data prepare` root; its acquisition captions are
 #         written if missing; SEEDS default: 0 1 2)
-# Expect: per seed, on the whole test split (5,296 images of the development copy, its own
-#         draws), every finding right about 73% frozen and 75% end to end, orientation about
-#         79-81%, position about 94-95% (seed 0, experiments/acquisition.md); results in
+# Expect: on the whole test split (5,296 images of the development copy, its own draws),
+#         every finding right 71.0 +- 2.1% frozen and 73.9 +- 1.5% end to end over seeds 0-2,
+#         end to end ahead by 2-3.5 points in each seed, orientation about 77-79%, position
+#         93-94% (experiments/acquisition.md); results in
 #         experiments/results/acquisition/acquisition-{frozen,e2e}-map-1000pc-seedN.json.
 # Small:  ACQUISITION_SMOKE=1 adds --smoke to every training command (a few steps; checks the
 #         commands, not the numbers).
-# Time:   about 15 minutes per seed on a 2-core machine (both runs, training and evaluation).
+# Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
 seeds=("${@:-0 1 2}"); seeds=(${seeds[*]})

@@ -205,3 +205,10 @@ def medpix_128(artifacts: dict) -> str:
     head = "Mean ± sd over the seeds named (sd 0.0 with one seed); the same carved test split."
     lines = [head, "", *setting_table(compared), "", sources(base)]
     return "\n".join(lines) + "\n" + medpix(artifacts, "medpix_128")
+
+
+def medpix_heads(artifacts: dict) -> str:
+    """The label encoder's captioner without and with ``decoder.labels`` (its state and every
+    step reading the label heads' probabilities): ``results/medpix_heads``, both trained on
+    each seed's one label encoder, at one commit."""
+    return medpix(artifacts, "medpix_heads")

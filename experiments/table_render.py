@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout
+from table_acquisition import acquisition
 from table_common import pct, row, sources
-from table_medpix import medpix, medpix_128
+from table_medpix import medpix, medpix_128, medpix_heads
 from table_profile import renderers as profile_renderers
 from table_speed import speed, speed_rows
 
@@ -181,5 +182,7 @@ RENDERERS = {
     "speed": speed,
     "medpix": medpix,
     "medpix_128": medpix_128,
+    "medpix_heads": medpix_heads,
+    "acquisition": acquisition,
     **profile_renderers(),
 }

@@ -22,7 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling module when 
 from table_render import RENDERERS
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "experiments/README.md", "experiments/medpix.md", "experiments/speed.md")
+DOCUMENTS = (
+    "README.md",
+    "experiments/README.md",
+    "experiments/medpix.md",
+    "experiments/speed.md",
+    "experiments/acquisition.md",
+)
 BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 
 
