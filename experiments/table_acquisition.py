@@ -28,8 +28,8 @@ def recipes(results: list[dict]) -> dict[str, dict[int, dict]]:
 
 
 def describe(recipe: str) -> str:
-    """``acquisition-e2e-map-1000pc`` -> "end to end, state from the whole map"."""
-    text = "end to end (stage 2 chosen)" if "-e2e-" in recipe else "frozen encoder (stage 1)"
+    """``acquisition-e2e-map-1000pc`` -> "end to end (...), state from the whole map"."""
+    text = "end to end (stage chosen on validation)" if "-e2e-" in recipe else "frozen encoder"
     return text + (", state from the whole map" if "-map-" in recipe else "")
 
 
