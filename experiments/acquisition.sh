@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The acquisition caption set (orientation, position): frozen encoder against end to end, the
-# decoder's state read from the whole feature map, one run per seed.
+# decoder's state read from the whole feature map (experiments/captioner_acquisition.toml), one
+# run per seed. The committed seeds ran with the same settings given as --set
+# captions.templates=acquisition --set decoder.init_from_map=true (their recorded command).
 #
 # Run:    bash experiments/acquisition.sh MEDNIST_PREPARED WORK_DIR [SEEDS...]
 #         (MEDNIST_PREPARED: a `captioning data prepare` root; its acquisition captions are
@@ -27,9 +29,9 @@ fi
 
 train_and_record() {  # $1 name, $2 seed, $3 label, then extra options
     local name=$1-map-1000pc-seed$2 seed=$2 label=$3; shift 3
-    captioning train captioner --data "$data" --set captions.templates=acquisition \
-        --set data.per_class_limit=1000 --set train.seed="$seed" \
-        --set decoder.init_from_map=true "$@" --run-dir "$work/$name" "${smoke[@]}"
+    captioning train captioner --data "$data" --config "$here/captioner_acquisition.toml" \
+        --set data.per_class_limit=1000 --set train.seed="$seed" "$@" --run-dir "$work/$name" \
+        "${smoke[@]}"
     captioning evaluate --run "$work/$name" --out "$work/$name.json"
     python "$here/record.py" "$work/$name" --eval "$work/$name.json" \
         --group acquisition --name "$name" --label "$label"

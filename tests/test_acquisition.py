@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -195,10 +196,11 @@ def test_an_external_folder_is_acquired_by_the_same_draws(acquired, tmp_path):
 @pytest.mark.slow
 def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     # the encoder: the MedNIST classifier bundled with the package (no --encoder), whose
-    # classes the set's images have; training one here would add a minute and test nothing new
+    # classes the set's images have; training one here would add a minute and test nothing new.
+    # The set's recipe config (the set, the state read from the whole map), shrunk
+    recipe = Path(__file__).resolve().parents[1] / "experiments" / "captioner_acquisition.toml"
     tiny = [f"decoder.{k}=8" for k in ("hidden", "embed_dim", "attention_dim")]
     sets = [
-        "captions.templates=acquisition",
         "train.min_steps=0",
         "finetune.min_steps=0",
         "decoder.tune_search=false",
@@ -213,12 +215,15 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
         "--smoke",
         "--run-dir",
         "cap",
+        "--config",
+        str(recipe),
         *args,
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     run = json.loads((tmp_path / "cap" / "run.json").read_text())
     assert run["templates"] == "acquisition"
+    assert json.loads((tmp_path / "cap" / "config.json").read_text())["decoder"]["init_from_map"]
     assert (tmp_path / "cap" / "scope.json").is_file()  # fitted on the set's images
     # the set's own cut points (fitted on the transformed images) travel with the run
     kept = json.loads((tmp_path / "cap" / "cutpoints.json").read_text())
