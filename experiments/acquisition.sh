@@ -42,5 +42,5 @@ for seed in "${seeds[@]}"; do
     train_and_record acquisition-frozen "$seed" "frozen encoder, state from the whole map" \
         --set finetune.epochs=0
     # 3. end to end: the same stage 1, then encoder and decoder together
-    train_and_record acquisition-e2e "$seed" "end to end, state from the whole map (stage 2 chosen)"
+    train_and_record acquisition-e2e "$seed" "end to end, state from the whole map"
 done
