@@ -50,7 +50,8 @@ def distance_change(exact: dict, arrays: dict, labels, sample: int, seed: int) -
     picks = np.random.default_rng(seed).choice(len(labels), sample, replace=False)
     result = {}
     for v in VIEWS:
-        stored = arrays[f"near_{v}_bank"] * arrays[f"near_{v}_scale"]
+        bank, scale = neighbours.stored_bank(arrays, v)
+        stored = bank * scale
         before = leave_one_out(exact[v], exact[v], labels, picks)
         after = leave_one_out(stored, exact[v], labels, picks)
         keep = before > 0  # exact duplicates have no relative change to speak of

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 
-from table_common import DASH, row, sources
-from table_medpix import spread
+from table_common import DASH, row, sources, spread
 
 FIELDS = ("all", "orientation", "position", "extent", "density", "brightness")
 SEED = re.compile(r"-seed(\d+)$")

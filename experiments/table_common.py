@@ -3,6 +3,7 @@ machine and code the numbers came from (``null`` fields are said to be unrecorde
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -15,6 +16,17 @@ FLAGS = (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"), ("amx_tile", "
 def pct(value, digits: int = 3) -> str:
     """``0.99962`` -> ``99.962%``; a missing value -> the dash."""
     return DASH if value is None else f"{100 * value:.{digits}f}%"
+
+
+def spread(values: list, percent: bool = False, digits: int = 3) -> str:
+    """``0.042 ± 0.003`` (``percent``: ``88.7 ± 0.5%``): mean ± sd over seeds; the dash when
+    none is recorded."""
+    values = [100 * v if percent else v for v in values if v is not None]
+    if not values:
+        return DASH
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    digits = 1 if percent else digits
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}" + ("%" if percent else "")
 
 
 def row(cells) -> str:

@@ -6,9 +6,7 @@ comparison with the 64x64 grey label encoder."""
 
 from __future__ import annotations
 
-import statistics
-
-from table_common import DASH, row, sources
+from table_common import DASH, row, sources, spread
 
 SCORES = (("BLEU-4", "bleu4"), ("METEOR", "meteor"), ("ROUGE-L", "rouge_l"), ("CIDEr-D", "cider"))
 BASELINES = (
@@ -18,17 +16,6 @@ BASELINES = (
     ("label heads, then the consensus caption of those labels", "classify_then_template"),
 )
 CONTENT = ("modality", "plane", "location")
-
-
-def spread(values: list, percent: bool = False, digits: int = 3) -> str:
-    """``0.042 ± 0.003`` (``percent``: ``88.7 ± 0.5%``): mean ± sd over seeds; the dash when
-    none is recorded."""
-    values = [100 * v if percent else v for v in values if v is not None]
-    if not values:
-        return DASH
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    digits = 1 if percent else digits
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}" + ("%" if percent else "")
 
 
 def by_label(results: list[dict]) -> dict[str, list[dict]]:

@@ -16,7 +16,7 @@ import tensorflow as tf
 from captioning.scope import RULES
 from captioning.scope.evidence import VIEWS
 from captioning.scope.gaussian import REASONS
-from captioning.scope.neighbours import NEAR_VIEWS
+from captioning.scope.neighbours import NEAR_VIEWS, stored_bank
 
 
 def _class_gaussian_fn(means: np.ndarray, roots: np.ndarray, store):
@@ -37,8 +37,8 @@ def _nearest_fn(stats: dict, view: str, store):
     ``neighbours.nearest_distances`` in TensorFlow ops."""
     centre = store(stats[f"near_{view}_centre"].astype(np.float64))  # (D,)
     basis = store(stats[f"near_{view}_basis"].astype(np.float64))  # (D, m)
-    bank = stats[f"near_{view}_bank"]  # (M, m) int8 (float16 before): kept so (a smaller model)
-    scale = np.asarray(stats.get(f"near_{view}_scale", 1.0), np.float64)  # (m,) or 1
+    bank, scale = stored_bank(stats, view)  # (M, m) int8 (float16 before): kept so (smaller)
+    scale = np.asarray(scale, np.float64)  # (m,) or 1
     norms = store(((bank.astype(np.float64) * scale) ** 2).sum(1))  # (M,)
     bank, labels = store(bank), store(stats["near_labels"].astype(np.int64))
     scale = tf.constant(scale)

@@ -69,6 +69,12 @@ def quantise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(x / scale), -127, 127).astype(np.int8), scale
 
 
+def stored_bank(stats: dict, view: str) -> tuple[np.ndarray, np.ndarray | float]:
+    """The (M, m) bank of ``view`` (a ``NEAR_VIEWS`` name) as stored, and its scale: (m,)
+    for an int8 bank (``quantise``), 1.0 for the float16 banks of runs saved before it."""
+    return stats[f"near_{view}_bank"], stats.get(f"near_{view}_scale", 1.0)
+
+
 def nearest_distances(
     z: np.ndarray, bank: np.ndarray, bank_labels, classes, scale=1.0
 ) -> np.ndarray:
@@ -96,7 +102,7 @@ def view_distances(evidence: dict, stats: dict) -> np.ndarray:
     columns = []
     for v in NEAR_VIEWS:
         z = project(evidence[v], stats[f"near_{v}_centre"], stats[f"near_{v}_basis"])
-        bank, scale = stats[f"near_{v}_bank"], stats.get(f"near_{v}_scale", 1.0)
+        bank, scale = stored_bank(stats, v)
         columns.append(nearest_distances(z, bank, stats["near_labels"], classes, scale))
     return np.stack(columns, 1)
 
