@@ -105,7 +105,12 @@ def instrument(timing) -> None:
     the module attributes the command looks up when it calls them are wrapped (it imports
     them when it runs, so the modules that define them are patched)."""
     from captioning import calibrate
-    from captioning.training import captioner_model, captioner_setup, captioner_stages
+    from captioning.training import (
+        caption_targets,
+        captioner_model,
+        captioner_setup,
+        captioner_stages,
+    )
 
     def wrap(module, name):
         original = getattr(module, name)
@@ -118,8 +123,9 @@ def instrument(timing) -> None:
 
     wrap(captioner_setup, "load_caption_data")
     wrap(captioner_model, "build_model")
+    wrap(caption_targets, "caption_targets")
     wrap(calibrate, "calibrate_run")
-    for name in ("caption_targets", "build_end_to_end", "save_chosen", "encode_images"):
+    for name in ("build_end_to_end", "save_chosen", "encode_images"):
         wrap(captioner_stages, name)
     for name in ("fit_findings_readout", "load_model"):  # inside the stages
         wrap(captioner_stages, name)

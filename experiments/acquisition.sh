@@ -14,11 +14,18 @@
 #         experiments/results/acquisition/acquisition-{frozen,e2e}-map-1000pc-seedN.json.
 # Small:  ACQUISITION_SMOKE=1 adds --smoke to every training command (a few steps; checks the
 #         commands, not the numbers).
+# Heads:  ACQUISITION_FIELD_HEADS=1: the same runs with `--set decoder.field_heads=true` (a
+#         trained head per field, its own cross-entropy beside the caption loss, feeds the
+#         state and every step), named acquisition-{frozen,e2e}-map-heads-1000pc-seedN.
 # Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
 seeds=("${@:-0 1 2}"); seeds=(${seeds[*]})
 smoke=(); [ "${ACQUISITION_SMOKE:-0}" = 1 ] && smoke=(--smoke)
+variant=map; heads=(); with=""
+if [ "${ACQUISITION_FIELD_HEADS:-0}" = 1 ]; then
+    variant=map-heads; heads=(--set decoder.field_heads=true); with=", field heads"
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 
@@ -28,10 +35,10 @@ if [ ! -f "$data/captions/acquisition_images.npy" ]; then
 fi
 
 train_and_record() {  # $1 name, $2 seed, $3 label, then extra options
-    local name=$1-map-1000pc-seed$2 seed=$2 label=$3; shift 3
+    local name=$1-$variant-1000pc-seed$2 seed=$2 label=$3; shift 3
     captioning train captioner --data "$data" --config "$here/captioner_acquisition.toml" \
-        --set data.per_class_limit=1000 --set train.seed="$seed" "$@" --run-dir "$work/$name" \
-        "${smoke[@]}"
+        --set data.per_class_limit=1000 --set train.seed="$seed" "${heads[@]}" "$@" \
+        --run-dir "$work/$name" "${smoke[@]}"
     captioning evaluate --run "$work/$name" --out "$work/$name.json"
     python "$here/record.py" "$work/$name" --eval "$work/$name.json" \
         --group acquisition --name "$name" --label "$label"
@@ -39,8 +46,8 @@ train_and_record() {  # $1 name, $2 seed, $3 label, then extra options
 
 for seed in "${seeds[@]}"; do
     # 2. frozen: stage 1 only, the bundled classifier's encoder as it is
-    train_and_record acquisition-frozen "$seed" "frozen encoder, state from the whole map" \
+    train_and_record acquisition-frozen "$seed" "frozen encoder, state from the whole map$with" \
         --set finetune.epochs=0
     # 3. end to end: the same stage 1, then encoder and decoder together
-    train_and_record acquisition-e2e "$seed" "end to end, state from the whole map"
+    train_and_record acquisition-e2e "$seed" "end to end, state from the whole map$with"
 done

@@ -13,6 +13,7 @@ from captioning.config import CaptionerConfig
 from captioning.data.dataset import Split
 from captioning.data.sources import CaptionSource
 from captioning.errors import RunError
+from captioning.training.caption_targets import caption_targets
 from captioning.training.captioner_setup import (
     CaptionData,
     TrainingRun,
@@ -21,7 +22,6 @@ from captioning.training.captioner_setup import (
     resolve_lengths,
 )
 from captioning.training.captioner_stages import (
-    caption_targets,
     choose_stage,
     stage_summary,
     whole_run,
@@ -84,6 +84,21 @@ def test_targets_encode_both_splits_and_weigh_the_finding_words(tmp_path):
     weight = CaptionerConfig().decoder.field_word_weight
     assert targets.word_weights[vocab.index["small"]] == weight
     assert targets.word_weights[vocab.index["head"]] == 1.0
+    assert targets.fields == {}  # no field heads: no field targets
+
+
+def test_field_heads_learn_the_values_the_captions_state(tmp_path):
+    data = captions()
+    data.frame["extent"] = ["small", "large", ""]  # '' : a non-diagnostic image states none
+    for field in TSET.fields[1:]:
+        data.frame[field] = ["", "", ""]
+    vocab = build_vocabulary(data, tmp_path / "v.json", resuming=False)
+    config = run(tmp_path, batch_size=1, max_steps_per_epoch=None)
+    config.config.decoder.field_heads = True
+    targets = caption_targets(config, data, vocab)
+    assert TSET.fields[0] == "extent"
+    assert targets.fields["train"][:, 0].tolist() == [0, 1]  # FIELD_VALUES order
+    assert targets.fields["val"].tolist() == [[-1] * len(TSET.fields)]
 
 
 @pytest.mark.parametrize(

@@ -87,12 +87,16 @@ def test_build_decoder_gives_each_decoder_only_its_settings():
 
 
 @pytest.mark.parametrize("kind", sorted(decoders()))
-@pytest.mark.parametrize("readout, label_sizes", [(0, ()), (3, ()), (0, (3, 2)), (3, (2,))])
-def test_initial_state_then_steps_equals_teacher_forcing(kind, readout, label_sizes):
+@pytest.mark.parametrize(
+    "readout, label_sizes, field_sizes",
+    [(0, (), ()), (3, (), ()), (0, (3, 2), ()), (3, (2,), ()), (0, (), (4,)), (3, (2,), (4, 2))],
+)
+def test_initial_state_then_steps_equals_teacher_forcing(kind, readout, label_sizes, field_sizes):
     """The contract caption search relies on: ``initial_state`` and one ``step`` per word
     give the logits (and attention) that ``call`` gives for the whole sequence."""
     keras.utils.set_random_seed(0)
-    decoder = build_decoder(kind, VOCAB, readout=readout, label_sizes=label_sizes, **TINY)
+    heads = {"label_sizes": label_sizes, "field_sizes": field_sizes}
+    decoder = build_decoder(kind, VOCAB, readout=readout, **heads, **TINY)
     assert isinstance(decoder, CaptionDecoder) and decoder.kind == kind
     feats = features()
     tokens = np.random.default_rng(1).integers(0, VOCAB, (BATCH, STEPS)).astype("int32")
@@ -137,4 +141,37 @@ def test_label_heads_are_copied_frozen_and_saved(kind, tmp_path):
     assert loaded.get_layer("decoder").label_sizes == (3, 2)
     np.testing.assert_allclose(
         loaded(inputs)["caption_logits"], decoder(inputs)["logits"], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(decoders()))
+def test_field_heads_are_trained_by_their_own_loss_and_saved(kind, tmp_path):
+    """``field_sizes``: trained heads whose logits ``call`` returns; the task's field cross-
+    entropy reaches them and the encoder features (a value of -1 costs nothing); a saved
+    decoder rebuilds them and gives the same captions' logits."""
+    keras.utils.set_random_seed(0)
+    decoder = build_decoder(kind, VOCAB, field_sizes=(4, 2), **TINY)
+    feats = {k: tf.Variable(v) for k, v in features().items()}
+    model = build_feature_model(decoder, features(), STEPS)
+    tokens = tf.constant(np.ones((BATCH, STEPS + 1), "int32"))
+    fields = tf.constant([[0, 1], [-1, 0]], tf.int32)  # the second image states no first field
+    targets = {"tokens": tokens, "label": tf.zeros(BATCH, tf.int32), "fields": fields}
+    task = CaptionTask(field_sizes=(4, 2), field_weight=1.0)
+    with tf.GradientTape() as tape:
+        per_example, stats = task.loss_and_stats(model, (feats, targets), training=True)
+    assert model(feats | {"tokens": tokens[:, :-1]})["field_logits"].shape == (BATCH, 6)
+    heads = decoder.field_heads.trainable_weights
+    image = feats["feature_map" if decoder.has_attention else "pooled"]  # what the heads read
+    grads = tape.gradient(per_example, [*heads, image])
+    assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+    assert float(stats["field_stated"]) == 3.0 and 0 <= float(stats["field_right"]) <= 3
+    zero = tf.zeros((BATCH, 6))  # uniform: log 4 + log 2 for the first image, log 2 for the other
+    loss, _, _ = task._field_terms(zero, fields)
+    np.testing.assert_allclose(loss, [np.log(4) + np.log(2), np.log(2)], rtol=1e-6)
+    model.save(tmp_path / "decoder.keras")
+    loaded = keras.saving.load_model(tmp_path / "decoder.keras", compile=False)
+    assert loaded.get_layer("decoder").field_sizes == (4, 2)
+    inputs = features() | {"tokens": tokens[:, :-1]}
+    np.testing.assert_allclose(
+        loaded(inputs)["caption_logits"], model(inputs)["caption_logits"], atol=1e-6
     )

@@ -209,3 +209,13 @@ def cut_distances(measurements: pd.DataFrame, cutpoints: dict, fields) -> np.nda
         unit = 0.01 * max(float(values.std()), 1e-12)
         columns.append((values - cuts[field][0]) / unit)
     return np.stack(columns, axis=1) if columns else np.zeros((len(measurements), 0))
+
+
+def field_ids(values: pd.DataFrame, fields) -> np.ndarray:
+    """(N, F) int32: each image's value of each field as its index in ``FIELD_VALUES[field]``
+    (the field heads' targets), -1 where the image states none (a non-diagnostic image's '')."""
+    out = np.full((len(values), len(fields)), -1, np.int32)
+    for j, name in enumerate(fields):
+        index = {value: i for i, value in enumerate(FIELD_VALUES[name])}
+        out[:, j] = values[name].map(index).fillna(-1).to_numpy(np.int32)
+    return out

@@ -134,11 +134,12 @@ def train_stages(run, captions, vocab, encoder):
     saved as ``best_model.keras`` and ``metrics.json``; returns the whole run's ``FitResult``.
     The model and the training targets are freed when it returns."""
     from captioning.training import captioner_stages as stages
+    from captioning.training.caption_targets import caption_targets
     from captioning.training.captioner_model import build_model
     from captioning.training.captioner_setup import BEST_MODEL
     from captioning.training.search_choice import choose_search
 
-    targets = stages.caption_targets(run, captions, vocab)
+    targets = caption_targets(run, captions, vocab)
     # the encoder run's encoder and head, a new decoder
     parts = build_model(run, encoder, len(vocab), captions.template_set)
     first, readout_rmse = stages.train_stage1(run, captions, targets, parts)

@@ -133,6 +133,12 @@ class DecoderConfig:
     # (one head per label column, or the class head), carried frozen in the decoder
     # (decoders.lstm.LSTMDecoder); off: the LSTM reads what the image shows from its features
     labels: bool = False
+    # trained field heads: one linear head per finding of the template set reads it from the
+    # image vector the state starts from, learns it from the caption's field value (cross-
+    # entropy x ``field_head_weight`` beside the caption loss, both stages), and its
+    # probabilities join the initial state and every step (decoders.lstm.LSTMDecoder)
+    field_heads: bool = False
+    field_head_weight: float = field(default=1.0, metadata=_check(">=0"))
     # doubly-stochastic attention: weight of mean_p (words / P - sum_t alpha_tp)^2 (0: off)
     attention_penalty: float = field(default=1.0, metadata=_check(">=0"))
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))  # before the output layer

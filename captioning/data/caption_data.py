@@ -100,8 +100,9 @@ def caption_dataset_fn(
     *,
     training: bool,
     seed: int = 0,
+    fields: np.ndarray | None = None,
 ) -> DatasetFn:
-    """``(input_context, epoch) -> Dataset`` of ``(inputs, {"tokens", "label"})``.
+    """``(input_context, epoch) -> Dataset`` of ``(inputs, {"tokens", "label"[, "fields"]})``.
 
     ``inputs`` are arrays sliced per example: ``pixels`` (N, S, S[, 3]) uint8, or cached features
     (float16) such as ``feature_map`` (N, S, S, C) and ``pooled`` (N, C); each arrives as
@@ -109,19 +110,22 @@ def caption_dataset_fn(
     drawn per (seed, epoch, example) when training, reference 0 otherwise. The order is the
     loop's seeded per-epoch permutation (``epoch_order``), sharded by input pipeline;
     validation is split by ``eval_slices`` (every worker the same number of batches).
+    ``fields`` (N, F) int32, the field heads' targets (``findings.field_ids``), ride along.
     """
     n, n_refs = references.shape[:2]
+    extra = {} if fields is None else {"_fields": fields}
     # the arrays stay in numpy: a batch's rows are gathered on the host (no second copy)
-    rows_of = host_gather({**inputs, "_references": references, "_label": labels})
+    rows_of = host_gather({**inputs, "_references": references, "_label": labels, **extra})
 
     def gather(indices, choice):
         rows = rows_of(indices)
         refs, label = rows.pop("_references"), rows.pop("_label")  # (b, R, L + 1), (b,)
+        targets = {"fields": rows.pop("_fields")} if fields is not None else {}  # (b, F)
         x = {k: tf.cast(v, tf.float32) for k, v in rows.items()}
         if "pixels" in x:
             x["pixels"] = with_channel_axis(x["pixels"])  # (b, S, S, C)
         tokens = tf.gather(refs, choice, batch_dims=1)  # (b, L + 1)
-        return x, {"tokens": tokens, "label": label}
+        return x, {"tokens": tokens, "label": label, **targets}
 
     def dataset_fn(context: tf.distribute.InputContext, epoch: int = 0) -> tf.data.Dataset:
         batch = context.get_per_replica_batch_size(global_batch)

@@ -48,22 +48,28 @@ def build_feature_model(decoder, features: dict, max_length: int) -> keras.Model
     inputs = {k: keras.Input(v.shape[1:], name=k) for k, v in features.items()}
     inputs["tokens"] = keras.Input((max_length,), dtype="int32", name="tokens")
     out = decoder(inputs)
-    outputs = {"caption_logits": out["logits"]}
-    if "attention" in out:
-        outputs["attention"] = out["attention"]
+    outputs = {"caption_logits": out["logits"], **_optional_outputs(out)}
     return keras.Model(inputs, outputs, name="caption_decoder")
+
+
+def _optional_outputs(out: dict) -> dict:
+    """The decoder's outputs a model passes on when it has them: ``attention`` (B, T, P) and
+    the field heads' ``field_logits`` (B, F)."""
+    return {k: out[k] for k in ("attention", "field_logits") if k in out}
 
 
 def build_captioner(encoder, head, decoder, max_length: int) -> keras.Model:
     """End to end: pixels (B, S, S, C) (the encoder's input) + tokens (B, T) -> caption
     logits (B, T, V), class logits (B, classes) from the classifier's head, attention
-    (B, T, P) when the decoder has it. Sub-layers by name: ``encoder``, ``logits`` (head),
-    ``decoder``."""
+    (B, T, P) and field logits (B, F) when the decoder has them. Sub-layers by name:
+    ``encoder``, ``logits`` (head), ``decoder``."""
     pixels = pixel_input(ImageSpec.from_model(encoder))
     tokens = keras.Input((max_length,), dtype="int32", name="tokens")
     features = image_features(encoder, pixels)  # feature_map (B, S, S, C), pooled (B, C), ...
     out = decoder({**features, "tokens": tokens})  # logits (B, T, V)[, attention (B, T, P)]
-    outputs = {"caption_logits": out["logits"], "class_logits": head(features["pooled"])}
-    if "attention" in out:
-        outputs["attention"] = out["attention"]
+    outputs = {
+        "caption_logits": out["logits"],
+        "class_logits": head(features["pooled"]),
+        **_optional_outputs(out),
+    }
     return keras.Model({"pixels": pixels, "tokens": tokens}, outputs, name="captioner")

@@ -38,8 +38,8 @@ def field_words(template_set) -> set[str]:
 
 
 class CaptionTask:
-    """Masked caption cross-entropy (+ attention penalty, + weighted class cross-entropy);
-    the monitored validation metric (``monitor``) comes from ``validate_fn``.
+    """Masked caption cross-entropy (+ attention penalty, + weighted class and field
+    cross-entropies); the monitored validation metric (``monitor``) comes from ``validate_fn``.
 
     ``word_weights`` (V,): each target word's cross-entropy is scaled by its weight, and a
     caption's loss is the weighted mean over its words. Upweighting the finding words makes
@@ -47,7 +47,11 @@ class CaptionTask:
     another of the references' equivalent phrasings.
 
     ``labelled`` False: the images have no class label of the head's classes (a caption file
-    without them): no class loss and no accuracy."""
+    without them): no class loss and no accuracy.
+
+    ``field_sizes`` (the decoder's field heads): ``field_weight`` x the sum over fields of
+    each head's cross-entropy on the image's value (``targets["fields"]``, -1: none stated,
+    no loss) joins the loss; ``field_accuracy`` is the heads' share of right values."""
 
     def __init__(
         self,
@@ -58,8 +62,11 @@ class CaptionTask:
         monitor: str = "findings",  # the captioner config's default
         word_weights=None,
         labelled: bool = True,
+        field_sizes: tuple[int, ...] = (),
+        field_weight: float = 0.0,
     ):
         self.attention_penalty, self.class_weight = attention_penalty, class_weight
+        self.field_sizes, self.field_weight = tuple(field_sizes), field_weight
         self.labelled = labelled
         self.validate_fn, self.monitor = validate_fn, monitor
         self.word_weights = None if word_weights is None else tf.constant(word_weights)
@@ -100,6 +107,10 @@ class CaptionTask:
             "correct_words": tf.reduce_sum(correct_words * mask),
             "count": tf.cast(tf.shape(target)[0], tf.float32),
         }
+        if "field_logits" in out:
+            field_loss, right, stated = self._field_terms(out["field_logits"], targets["fields"])
+            per_example += self.field_weight * field_loss
+            stats.update(loss=tf.reduce_sum(per_example), field_right=right, field_stated=stated)
         if "class_logits" in out and self.labelled:
             labels = targets["label"]
             class_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, out["class_logits"])
@@ -109,6 +120,21 @@ class CaptionTask:
             predicted = tf.argmax(out["class_logits"], -1, output_type=labels.dtype)
             stats["correct"] = tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
         return per_example, stats
+
+    def _field_terms(self, logits, values):
+        """The field heads' summed cross-entropy per example (b,), and how many of the (b, F)
+        stated values they got right and how many there were. ``logits`` (b, sum(sizes)),
+        ``values`` (b, F) int32 with -1 where none is stated."""
+        groups = tf.split(logits, list(self.field_sizes), axis=-1)  # F x (b, n_f)
+        loss, right = 0.0, 0.0
+        stated = tf.cast(values >= 0, tf.float32)  # (b, F)
+        for j, group in enumerate(groups):
+            value = tf.maximum(values[:, j], 0)
+            cross = tf.nn.sparse_softmax_cross_entropy_with_logits(value, group)  # (b,)
+            loss += cross * stated[:, j]
+            hit = tf.equal(tf.argmax(group, -1, output_type=value.dtype), value)
+            right += tf.reduce_sum(tf.cast(hit, tf.float32) * stated[:, j])
+        return loss, right, tf.reduce_sum(stated)
 
     def summarize(self, sums):
         """Mean losses per caption, word accuracy, and class accuracy when labelled."""
@@ -120,6 +146,8 @@ class CaptionTask:
         }
         if "correct" in sums:
             metrics["accuracy"] = sums["correct"] / count
+        if "field_stated" in sums:
+            metrics["field_accuracy"] = sums["field_right"] / max(sums["field_stated"], 1.0)
         return metrics
 
     def validate(self, model) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from captioning.captions.findings import measured
+from captioning.captions.findings import FIELD_VALUES, measured
 from captioning.captions.templates import TemplateSet
 from captioning.config import ConfigError, DecoderConfig
 from captioning.models.classifier import load_model
@@ -29,8 +29,9 @@ def build_model(
     run: TrainingRun, encoder: EncoderRun, vocab_size: int, template_set: TemplateSet | None
 ) -> CaptionerParts:
     """The encoder run's encoder and class head, and a new decoder of the config's kind (not
-    yet built; with a findings read-out of the set's fields when ``decoder.readout`` is on, and
-    room for the encoder run's label heads when ``decoder.labels`` is), all created under the
+    yet built; with a findings read-out of the set's fields when ``decoder.readout`` is on,
+    room for the encoder run's label heads when ``decoder.labels`` is, and a trained head per
+    field when ``decoder.field_heads`` is), all created under the
     strategy (stage 2 trains the encoder: its variables are mirrored)."""
     dec: DecoderConfig = run.config.decoder
     # the read-out states the measured findings (those with a cut point), never drawn fields
@@ -46,15 +47,26 @@ def build_model(
         settings = {
             k: v
             for k, v in dataclasses.asdict(dec).items()
-            if k not in ("kind", "readout", "labels")
+            if k not in ("kind", "readout", "labels", "field_heads")
         }
         decoder = build_decoder(
             dec.kind,
             vocab_size,
             readout=readout,
             label_sizes=tuple(head.units for head in heads),
+            field_sizes=field_sizes(dec, template_set),
             **settings,
         )
     return CaptionerParts(
         classifier.get_layer("encoder"), classifier.get_layer("logits"), decoder, heads
     )
+
+
+def field_sizes(dec: DecoderConfig, template_set: TemplateSet | None) -> tuple[int, ...]:
+    """The value count of each field of the set, one field head each (``decoder.field_heads``),
+    or () without them; a caption source without fields (free text) has nothing to learn."""
+    if not dec.field_heads:
+        return ()
+    if template_set is None or not template_set.fields:
+        raise ConfigError("decoder.field_heads: these captions state no findings to learn")
+    return tuple(len(FIELD_VALUES[name]) for name in template_set.fields)

@@ -10,58 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from dataclasses import dataclass
-
-import numpy as np
 
 from captioning.captions.findings import cut_distances, measure, measured
-from captioning.captions.vocabulary import Vocabulary
-from captioning.data.caption_data import caption_dataset_fn, encode_references, reference_tokens
-from captioning.data.pipeline import steps_per_epoch
+from captioning.data.caption_data import caption_dataset_fn
 from captioning.data.template_captions import load_cutpoints
 from captioning.decoding import DecodingRules
 from captioning.models.captioner import build_captioner, build_feature_model, encode_images
 from captioning.models.classifier import load_model
 from captioning.training import sync
-from captioning.training.caption_task import BleuValidator, CaptionTask, field_words, word_weights
-from captioning.training.captioner_model import CaptionerParts
+from captioning.training.caption_targets import CaptionTargets
+from captioning.training.caption_task import BleuValidator, CaptionTask
+from captioning.training.captioner_model import CaptionerParts, field_sizes
 from captioning.training.captioner_setup import BEST_MODEL, CaptionData, TrainingRun
 from captioning.training.checkpoints import save_model_atomically, weights_digest
 from captioning.training.loop import FitResult, fit
 from captioning.training.optimizers import ScaledRateAdamW, learning_rate_schedule, make_optimizer
 from captioning.utils.atomic import atomic_path
 from captioning.utils.runs import peak_rss_mib, write_json
-
-
-@dataclass
-class CaptionTargets:
-    """What both stages train and validate on: the references as padded token ids
-    (``encoded``: split -> (N, R, L + 1) int32), the validation references as words, the
-    loss weight of each vocabulary word and the optimizer steps per epoch."""
-
-    vocab: Vocabulary
-    encoded: dict[str, np.ndarray]
-    val_references: list
-    word_weights: np.ndarray | None
-    steps: int
-
-
-def caption_targets(run: TrainingRun, captions: CaptionData, vocab: Vocabulary) -> CaptionTargets:
-    """Encode the train and validation references and weigh the finding words."""
-    config, frame = run.config, captions.frame
-    encoded = {
-        name: encode_references(frame.iloc[part.rows], vocab, config.decoder.max_length)
-        for name, part in (("train", captions.train), ("val", captions.val))
-    }
-    tset = captions.template_set  # None for free text: no finding words to weigh
-    weights = (
-        word_weights(vocab, field_words(tset), config.decoder.field_word_weight) if tset else None
-    )
-    steps = steps_per_epoch(
-        len(captions.train), config.train.batch_size, config.train.max_steps_per_epoch
-    )
-    val_references = reference_tokens(frame.iloc[captions.val.rows], vocab.tokenize)
-    return CaptionTargets(vocab, encoded, val_references, weights, steps)
 
 
 def caption_task(
@@ -87,6 +52,8 @@ def caption_task(
         monitor=run.config.monitor,
         word_weights=targets.word_weights,
         labelled=captions.labelled,
+        field_sizes=field_sizes(dec, captions.template_set),
+        field_weight=dec.field_head_weight,
     )
 
 
@@ -132,6 +99,7 @@ def train_stage1(
             config.train.batch_size,
             training=True,
             seed=config.train.seed,
+            fields=targets.fields.get("train"),
         ),
         val_fn=caption_dataset_fn(
             cached["val"],
@@ -139,6 +107,7 @@ def train_stage1(
             val.labels,
             config.train.batch_size,
             training=False,
+            fields=targets.fields.get("val"),
         ),
         steps=targets.steps,
         config=config.train,
@@ -202,6 +171,7 @@ def train_stage2(
             config.train.batch_size,
             training=True,
             seed=config.train.seed + 1,
+            fields=targets.fields.get("train"),
         ),
         val_fn=caption_dataset_fn(
             {"pixels": val.images},
@@ -209,6 +179,7 @@ def train_stage2(
             val.labels,
             config.train.batch_size,
             training=False,
+            fields=targets.fields.get("val"),
         ),
         steps=targets.steps,
         config=stage2_config,

@@ -49,14 +49,20 @@ class AttentionDecoder(LSTMDecoder):
         self.built = True
 
     def initial_state(self, features, training=False):
+        context, state, _ = self._begin(features)
+        return context, state
+
+    def _begin(self, features):
+        """``initial_state``'s context and state, and the field heads' logits (B, F) or None."""
         fmap = features["feature_map"]  # (B, S, S, C)
         flat = ops.reshape(fmap, (ops.shape(fmap)[0], -1, fmap.shape[-1]))  # (B, P, C)
         start = mean = ops.mean(flat, axis=1)  # (B, C)
         if self.init_from_map:
             whole = ops.reshape(flat, (ops.shape(flat)[0], -1))  # (B, P * C)
             start = ops.concatenate([mean, whole], axis=-1)  # (B, C + P * C)
-        state, extra = self._start(start, features)
-        return (flat, self.att_features(flat), *extra), state  # (B, P, C), (B, P, A)[, (B, 4H)]
+        state, extra, field_logits = self._start(start, features)
+        # (B, P, C), (B, P, A)[, (B, 4H)]
+        return (flat, self.att_features(flat), *extra), state, field_logits
 
     def _attend(self, state, context):
         """Soft attention from the previous hidden state: the attended context's share of the
@@ -77,7 +83,7 @@ class AttentionDecoder(LSTMDecoder):
 
     def call(self, inputs, training=None):
         tokens = inputs["tokens"]  # (B, T)
-        context, state = self.initial_state(inputs, training=training)
+        context, state, field_logits = self._begin(inputs)
         word_part = self.word_gates(self.embedding(tokens))  # (B, T, 4H)
         fixed = self._fixed_gates(context[2:])  # (B, 4H) or 0.0
         hs, alphas = [], []
@@ -87,10 +93,13 @@ class AttentionDecoder(LSTMDecoder):
             hs.append(state[0])
             alphas.append(alpha)
         h = ops.stack(hs, axis=1)  # (B, T, H)
-        return {
+        out = {
             "logits": self.out(self.drop(h, training=training)),  # (B, T, V)
             "attention": ops.stack(alphas, axis=1),  # (B, T, P)
         }
+        if field_logits is not None:
+            out["field_logits"] = field_logits  # (B, F)
+        return out
 
     def get_config(self):
         return {

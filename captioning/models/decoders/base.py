@@ -68,8 +68,9 @@ class CaptionDecoder(layers.Layer):
 
     def call(self, inputs: dict, training=None) -> dict:
         """Teacher forcing: ``inputs`` = features + ``"tokens"`` (B, T) int32 -> ``{"logits":
-        (B, T, V)}``, plus ``"attention"`` (B, T, P) with ``has_attention``. Must agree with
-        ``initial_state`` followed by T ``step`` calls."""
+        (B, T, V)}``, plus ``"attention"`` (B, T, P) with ``has_attention`` and
+        ``"field_logits"`` (B, F) with field heads (the trainer's auxiliary loss). Must agree
+        with ``initial_state`` followed by T ``step`` calls."""
         raise NotImplementedError
 
     def fit_readout(self, statistics: np.ndarray, targets: np.ndarray) -> float:

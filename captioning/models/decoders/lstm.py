@@ -34,6 +34,14 @@ class LSTMDecoder(CaptionDecoder):
     the columns' probabilities join the initial state and every step's gates as the read-out
     does. The caption loss alone does not teach the LSTM which body system an image shows;
     the heads were trained on the labels that say it (experiments/medpix.md).
+
+    With ``field_sizes`` (one count per finding of the template set), the decoder has trained
+    field heads: one linear layer reads each finding's logits from the image vector the state
+    starts from (the map's mean, or with the attention decoder's ``init_from_map`` also the
+    whole map), and their probabilities join the initial state and every step's gates as the
+    label heads' do. ``call`` returns the logits (``field_logits``) for an auxiliary
+    cross-entropy on the caption's field values: the encoder and the heads learn each finding
+    from its own label, and the LSTM only says it (experiments/acquisition.md).
     """
 
     def __init__(
@@ -44,6 +52,7 @@ class LSTMDecoder(CaptionDecoder):
         dropout: float = 0.0,
         readout: int = 0,
         label_sizes: tuple[int, ...] = (),
+        field_sizes: tuple[int, ...] = (),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -67,6 +76,14 @@ class LSTMDecoder(CaptionDecoder):
         self.label_gates = (  # (B, L) probabilities -> (B, 4H), their share of every step's gates
             layers.Dense(4 * hidden, use_bias=False, name="label_gates") if label_sizes else None
         )
+        self.field_sizes = tuple(int(n) for n in field_sizes)
+        # (B, D) image vector -> (B, F) every finding's logits side by side; trained
+        self.field_heads = (
+            layers.Dense(sum(self.field_sizes), name="field_heads") if field_sizes else None
+        )
+        self.field_gates = (  # (B, F) probabilities -> (B, 4H), their share of every step's gates
+            layers.Dense(4 * hidden, use_bias=False, name="field_gates") if field_sizes else None
+        )
         self.embedding = layers.Embedding(vocab_size, embed_dim, name="embedding")
         self.init_h = layers.Dense(hidden, activation="tanh", name="init_h")
         self.init_c = layers.Dense(hidden, name="init_c")
@@ -76,6 +93,10 @@ class LSTMDecoder(CaptionDecoder):
         self.out = layers.Dense(vocab_size, name="out")  # h -> next-word logits
 
     def _build_common(self, init_dim: int, input_shape) -> None:
+        if self.field_heads is not None:  # they read the image vector alone
+            self.field_heads.build((None, init_dim))
+            self.field_gates.build((None, sum(self.field_sizes)))
+            init_dim += sum(self.field_sizes)
         if self.readout is not None:
             self.readout.build((None, input_shape["statistics"][-1]))
             self.readout_gates.build((None, self.readout_size))
@@ -94,28 +115,41 @@ class LSTMDecoder(CaptionDecoder):
 
     def _start(self, start, features):
         """The initial state (h, c), each (B, H), from the image vector ``start`` (B, D) and,
-        with a read-out, its K numbers, with label heads, their L probabilities; and their
-        fixed share of every step's gates: a tuple holding one (B, 4H) tensor, or empty
-        without either."""
-        parts, fixed = [start], None
+        with field heads, their F probabilities, with a read-out, its K numbers, with label
+        heads, their L probabilities; their fixed share of every step's gates: a tuple holding
+        one (B, 4H) tensor, or empty without any; and the field heads' logits (B, F), or None.
+        """
+        parts, fixed, field_logits = [start], [], None
+        if self.field_heads is not None:
+            field_logits = self.field_heads(start)  # (B, F)
+            probabilities = self._field_probabilities(field_logits)
+            parts.append(probabilities)
+            fixed.append(self.field_gates(probabilities))
         if self.readout is not None:
             found = self.readout(features["statistics"])  # (B, K)
             parts.append(found)
-            fixed = self.readout_gates(found)
+            fixed.append(self.readout_gates(found))
         if self.label_heads:
             probabilities = ops.concatenate(  # (B, L): each column's softmax, side by side
                 [ops.softmax(head(features["pooled"]), axis=-1) for head in self.label_heads], -1
             )
             parts.append(probabilities)
-            gates = self.label_gates(probabilities)
-            fixed = gates if fixed is None else fixed + gates
-        start = ops.concatenate(parts, axis=-1) if len(parts) > 1 else start  # (B, D + K + L)
-        return (self.init_h(start), self.init_c(start)), (() if fixed is None else (fixed,))
+            fixed.append(self.label_gates(probabilities))
+        start = ops.concatenate(parts, axis=-1) if len(parts) > 1 else start  # (B, D + F + K + L)
+        state = (self.init_h(start), self.init_c(start))
+        return state, ((sum(fixed[1:], fixed[0]),) if fixed else ()), field_logits
+
+    def _field_probabilities(self, logits):
+        """(B, F) logits of every finding side by side -> each finding's softmax, side by side."""
+        if len(self.field_sizes) == 1:
+            return ops.softmax(logits, axis=-1)
+        groups = ops.split(logits, list(np.cumsum(self.field_sizes)[:-1]), axis=-1)
+        return ops.concatenate([ops.softmax(g, axis=-1) for g in groups], -1)
 
     @staticmethod
     def _fixed_gates(extra):
-        """The read-out's and label heads' share of the gates (B, 4H) from ``_start``'s tuple,
-        or 0.0."""
+        """The field heads', read-out's and label heads' share of the gates (B, 4H) from
+        ``_start``'s tuple, or 0.0."""
         return extra[0] if extra else 0.0
 
     def set_label_heads(self, heads) -> None:
@@ -169,6 +203,7 @@ class LSTMDecoder(CaptionDecoder):
             "dropout": self.dropout,
             "readout": self.readout_size,
             "label_sizes": self.label_sizes,
+            "field_sizes": self.field_sizes,
         }
 
 

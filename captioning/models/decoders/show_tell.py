@@ -20,7 +20,7 @@ class ShowTellDecoder(LSTMDecoder):
         self.built = True
 
     def initial_state(self, features, training=False):
-        state, extra = self._start(features["pooled"], features)  # (h, c) each (B, H)
+        state, extra, _ = self._start(features["pooled"], features)  # (h, c) each (B, H)
         return extra, state  # context: only the read-out's share of the gates, if any
 
     def step(self, tokens, state, context, training=False):
@@ -30,7 +30,7 @@ class ShowTellDecoder(LSTMDecoder):
 
     def call(self, inputs, training=None):
         tokens = inputs["tokens"]  # (B, T)
-        extra, state = self.initial_state(inputs, training=training)
+        state, extra, field_logits = self._start(inputs["pooled"], inputs)
         gates = self.word_gates(self.embedding(tokens))  # (B, T, 4H), all steps at once
         if extra:
             gates = gates + extra[0][:, None, :]
@@ -39,4 +39,7 @@ class ShowTellDecoder(LSTMDecoder):
             state = self._lstm(gates[:, t], state)
             hs.append(state[0])
         h = ops.stack(hs, axis=1)  # (B, T, H)
-        return {"logits": self.out(self.drop(h, training=training))}  # (B, T, V)
+        out = {"logits": self.out(self.drop(h, training=training))}  # (B, T, V)
+        if field_logits is not None:
+            out["field_logits"] = field_logits  # (B, F)
+        return out
