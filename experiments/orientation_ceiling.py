@@ -1,0 +1,122 @@
+"""How well can orientation be read at all: a CNN trained for orientation alone, and the test
+images that are ambiguous by nature (near-blank, or nearly the same turned).
+
+    python experiments/orientation_ceiling.py --data MEDNIST_PREPARED [--epochs 3] \
+        [--name acquisition/orientation_ceiling]
+
+The acquisition caption set turns each image by a multiple of 90 degrees (a seeded draw per
+image, ``captioning.captions.acquisition``). Its issue asks captions to state the turn right
+for >= 97% of images; where an image looks alike turned, no reader can. Here the project's
+encoder architecture (``ModelConfig`` defaults), from random weights, with one 4-way linear
+head, is trained on the orientation of the whole train split as the set acquires it (turned
+and shifted, the set's own draws) and scored on the whole test split (its own draws):
+balanced accuracy, per class, and on two kinds of ambiguous image, counted first:
+
+- near-blank: standard deviation below the quality flag's 2 grey levels (the captions call
+  them non-diagnostic);
+- nearly rotation-symmetric: the upright image differs from some turn of itself by less than
+  10% (or 20%) of its own mean absolute deviation (``symmetry``).
+
+Nothing here is fitted on the test split; one seed, a few epochs: a floor on the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+from acquisition_probe import acquired  # noqa: E402
+from scope_common import record  # noqa: E402
+
+SYMMETRY_LIMITS = (0.1, 0.2)
+
+
+def symmetry(images: np.ndarray) -> np.ndarray:
+    """(N,) how far each upright image (N, H, W) is from its nearest turn: min over the three
+    turns of mean |x - rot90(x, k)|, over mean |x - mean(x)| (0: it looks the same turned)."""
+    x = images.astype(np.float32)
+    spread = np.abs(x - x.mean(axis=(1, 2), keepdims=True)).mean(axis=(1, 2)) + 1e-6
+    turned = [np.abs(x - np.rot90(x, k, axes=(1, 2))).mean(axis=(1, 2)) for k in (1, 2, 3)]
+    return np.min(turned, axis=0) / spread
+
+
+def train_orientation_cnn(images, labels, epochs: int, seed: int):
+    """The project's encoder and a 4-way head, trained from random weights on ``labels``."""
+    import keras
+
+    from captioning.config import ModelConfig
+    from captioning.models.classifier import build_classifier
+
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(ModelConfig(), 4)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(images[..., None].astype("float32"), labels, batch_size=128, epochs=epochs)
+    return model
+
+
+def accuracy_on(right: np.ndarray, where: np.ndarray) -> dict:
+    """Count and share right among the images ``where`` marks."""
+    n = int(where.sum())
+    return {"n": n, "right": round(float(right[where].mean()), 4) if n else None}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="prepared MedNIST folder")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="acquisition/orientation_ceiling")
+    args = parser.parse_args(argv)
+    from sklearn.metrics import balanced_accuracy_score
+
+    from captioning.captions.acquisition import ORIENTATIONS
+    from captioning.captions.findings import QUALITY_MIN_STD, measure
+    from captioning.data.dataset import PreparedData
+
+    data = PreparedData(args.data)
+    train_images, train_draws = acquired(data, "train", None)
+    test_images, test_draws = acquired(data, "test", None)
+    code = {name: i for i, name in enumerate(ORIENTATIONS)}
+    train_y = train_draws["orientation"].map(code).to_numpy()
+    test_y = test_draws["orientation"].map(code).to_numpy()
+    start = time.perf_counter()
+    model = train_orientation_cnn(train_images, train_y, args.epochs, args.seed)
+    seconds = time.perf_counter() - start
+    logits = model.predict(test_images[..., None].astype("float32"), batch_size=512)
+    right = logits.argmax(1) == test_y
+    test = data.split("test")
+    upright = np.asarray(test.images)  # the same images before the set turned them
+    blank = measure(upright)["std"].to_numpy() < QUALITY_MIN_STD
+    apart = symmetry(upright)
+    result = {
+        "n_train": len(train_y),
+        "n_test": len(test_y),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "train_seconds": round(seconds, 1),
+        "balanced_accuracy": round(float(balanced_accuracy_score(test_y, logits.argmax(1))), 4),
+        "accuracy": round(float(right.mean()), 4),
+        "per_class": {
+            name: accuracy_on(right, test.labels == k) for k, name in enumerate(data.classes)
+        },
+        "near_blank": accuracy_on(right, blank),
+        "nearly_symmetric": {
+            str(limit): accuracy_on(right, (apart < limit) & ~blank) for limit in SYMMETRY_LIMITS
+        },
+        "the_rest": accuracy_on(right, (apart >= max(SYMMETRY_LIMITS)) & ~blank),
+    }
+    print(result, flush=True)
+    record(args.name, result, {"mednist": data.root.name, "manifest_sha256": data.manifest_sha256})
+
+
+if __name__ == "__main__":
+    main()
