@@ -2,7 +2,8 @@
 by experiments/acquisition.sh): each recipe's findings over its seeds, then end to end against
 frozen seed by seed. A recipe is an artifact's name without its ``-seedN``
 (``acquisition-e2e-map-1000pc``: end to end, the state read from the whole map, 1,000 training
-images per class); rows are ordered and described by the parts of that name."""
+images per class; ``-heads-``: with field heads); rows are ordered and described by the parts
+of that name."""
 
 from __future__ import annotations
 
@@ -16,20 +17,24 @@ SEED = re.compile(r"-seed(\d+)$")
 
 def recipes(results: list[dict]) -> dict[str, dict[int, dict]]:
     """recipe -> {seed: artifact}, for the captioner artifacts named ``...-seedN``; without the
-    map before with it, frozen before end to end."""
+    map before with it, without field heads before with them, frozen before end to end."""
     out: dict[str, dict[int, dict]] = {}
     for art in sorted(results, key=lambda a: a["_path"]):
         match = SEED.search(art.get("name") or "")
         if match and art.get("kind") == "captioner":
             out.setdefault(art["name"][: match.start()], {})[int(match.group(1))] = art
-    order = sorted(out, key=lambda name: ("-map-" in name, "-e2e-" in name, name))
+    order = sorted(
+        out, key=lambda name: ("-map-" in name, "-heads-" in name, "-e2e-" in name, name)
+    )
     return {name: dict(sorted(out[name].items())) for name in order}
 
 
 def describe(recipe: str) -> str:
-    """``acquisition-e2e-map-1000pc`` -> "end to end (...), state from the whole map"."""
+    """``acquisition-e2e-map-heads-1000pc`` -> "end to end (...), state from the whole map,
+    field heads"."""
     text = "end to end (stage chosen on validation)" if "-e2e-" in recipe else "frozen encoder"
-    return text + (", state from the whole map" if "-map-" in recipe else "")
+    text += ", state from the whole map" if "-map-" in recipe else ""
+    return text + (", field heads" if "-heads-" in recipe else "")
 
 
 def findings_table(groups: dict[str, dict[int, dict]]) -> list[str]:
