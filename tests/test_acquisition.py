@@ -197,13 +197,15 @@ def test_an_external_folder_is_acquired_by_the_same_draws(acquired, tmp_path):
 def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     # the encoder: the MedNIST classifier bundled with the package (no --encoder), whose
     # classes the set's images have; training one here would add a minute and test nothing new.
-    # The set's recipe config (the set, the state read from the whole map), shrunk
+    # The set's recipe config (the set, the state read from the whole map), shrunk, with a
+    # trained head per field (decoder.field_heads)
     recipe = Path(__file__).resolve().parents[1] / "experiments" / "captioner_acquisition.toml"
     tiny = [f"decoder.{k}=8" for k in ("hidden", "embed_dim", "attention_dim")]
     sets = [
         "train.min_steps=0",
         "finetune.min_steps=0",
         "decoder.tune_search=false",
+        "decoder.field_heads=true",
         *tiny,
     ]
     args = [a for s in sets for a in ("--set", s)]
@@ -223,7 +225,10 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     run = json.loads((tmp_path / "cap" / "run.json").read_text())
     assert run["templates"] == "acquisition"
-    assert json.loads((tmp_path / "cap" / "config.json").read_text())["decoder"]["init_from_map"]
+    decoder = json.loads((tmp_path / "cap" / "config.json").read_text())["decoder"]
+    assert decoder["init_from_map"] and decoder["field_heads"]
+    trained = json.loads((tmp_path / "cap" / "metrics.json").read_text())["stage1"]["best_val"]
+    assert 0 <= trained["field_accuracy"] <= 1  # the heads were scored on their own labels
     assert (tmp_path / "cap" / "scope.json").is_file()  # fitted on the set's images
     # the set's own cut points (fitted on the transformed images) travel with the run
     kept = json.loads((tmp_path / "cap" / "cutpoints.json").read_text())
