@@ -191,7 +191,10 @@ MedNIST ({data["copy"]} copy: {data["images"]:,} 64x64 grayscale images in 6 cla
 AbdomenCT, BreastMRI, CXR, ChestCT, Hand, HeadCT), manifest sha256
 `{data["manifest_sha256"][:12]}`; {data["split"]}: {sizes}.{fit_line(card)}
 Captions: the `findings` template set, whose findings (brightness, density, extent, quality)
-are measured from each image's pixels.
+are measured from each image's pixels. The decoder is told extent, density and brightness by
+a linear read-out of the image's intensity histogram fitted by least squares to those pixel
+measurements (not learned by the CNN: `experiments/findings_accuracy.md` in the source
+repository measures the learned alternative).
 
 ## How it was made
 
