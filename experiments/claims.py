@@ -40,6 +40,7 @@ SCANNED = (
     "docs/datasets.md",
     "docs/metrics.md",
     "experiments/README.md",
+    "experiments/acquisition.md",
     "experiments/findings_accuracy.md",
     "experiments/findings_v2.md",
     "experiments/medpix.md",
