@@ -197,15 +197,14 @@ def test_an_external_folder_is_acquired_by_the_same_draws(acquired, tmp_path):
 def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     # the encoder: the MedNIST classifier bundled with the package (no --encoder), whose
     # classes the set's images have; training one here would add a minute and test nothing new.
-    # The set's recipe config (the set, the state read from the whole map), shrunk, with a
-    # trained head per field (decoder.field_heads)
+    # The set's recipe config (the set, the state read from the whole map, a trained head per
+    # field), shrunk
     recipe = Path(__file__).resolve().parents[1] / "experiments" / "captioner_acquisition.toml"
     tiny = [f"decoder.{k}=8" for k in ("hidden", "embed_dim", "attention_dim")]
     sets = [
         "train.min_steps=0",
         "finetune.min_steps=0",
         "decoder.tune_search=false",
-        "decoder.field_heads=true",
         *tiny,
     ]
     args = [a for s in sets for a in ("--set", s)]

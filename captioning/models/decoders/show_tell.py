@@ -21,7 +21,7 @@ class ShowTellDecoder(LSTMDecoder):
 
     def initial_state(self, features, training=False):
         state, extra, _ = self._start(features["pooled"], features)  # (h, c) each (B, H)
-        return extra, state  # context: only the read-out's share of the gates, if any
+        return extra, state  # context: only the heads' and read-out's share of the gates, if any
 
     def step(self, tokens, state, context, training=False):
         gates = self.word_gates(self.embedding(tokens)) + self._fixed_gates(context)  # (B, 4H)
