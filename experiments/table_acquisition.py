@@ -79,3 +79,69 @@ def acquisition(artifacts: dict) -> str:
     head = "Mean ± sd over the seeds listed (± 0.0 with one seed); the whole test split."
     lines = [head, "", *findings_table(groups), "", *paired_table(groups), "", sources(arts)]
     return "\n".join(lines) + "\n"
+
+
+RATE = re.compile(r"^(frozen|e2e)-(?:966steps|stage2)-lr([0-9.e-]+)-seed(\d+)$")
+DEFAULT_E2E = re.compile(r"^acquisition-e2e-map-heads-1000pc-seed(\d+)$")  # stage 2 at 5e-4
+
+
+def rate_runs(artifacts: dict) -> dict[tuple[str, str], dict[int, dict]]:
+    """(kind, rate) -> {seed: artifact}: the frozen runs given end to end's 966 steps and the
+    end-to-end runs at each stage-2 rate (the recipe's own runs are the rate 5e-4)."""
+    out: dict[tuple[str, str], dict[int, dict]] = {}
+    for art in artifacts["results"].get("acquisition_lr", []):
+        if match := RATE.match(art.get("name") or ""):
+            out.setdefault((match[1], match[2]), {})[int(match[3])] = art
+    for art in artifacts["results"].get("acquisition", []):
+        if match := DEFAULT_E2E.match(art.get("name") or ""):
+            out.setdefault(("e2e", "5e-4"), {})[int(match[1])] = art
+    return out
+
+
+def chosen_rates(runs: dict) -> dict[str, str]:
+    """kind -> the rate whose seed-0 run scored best on validation (``findings``, the
+    monitor)."""
+    best: dict[str, tuple[float, str]] = {}
+    for (kind, rate), seeds in runs.items():
+        if 0 in seeds:
+            score = seeds[0]["training"]["best_val"]["findings"]
+            best[kind] = max(best.get(kind, (-1.0, "")), (score, rate))
+    return {kind: rate for kind, (_, rate) in best.items()}
+
+
+def acquisition_rates(artifacts: dict) -> str:
+    """Seed 0 at every rate (validation chooses), then every seed at the chosen rates:
+    frozen against end to end with the same optimiser steps."""
+    runs = rate_runs(artifacts)
+    if not runs:
+        return "No rate comparison is recorded yet.\n"
+    chosen = chosen_rates(runs)
+    lines = [
+        row(["stage trained", "rate", "validation: findings (monitor)", "validation: every "
+             "finding right", "test: every finding right", "orientation", "position"]),
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    order = sorted(runs, key=lambda key: (key[0] == "e2e", float(key[1])))
+    for kind, rate in (key for key in order if 0 in runs[key]):
+        art = runs[kind, rate][0]
+        val, test = art["training"]["best_val"], art["metrics"]["findings_accuracy"]
+        mark = " (chosen)" if chosen.get(kind) == rate else ""
+        name = "frozen (966 steps)" if kind == "frozen" else "end to end (644 + 322 steps)"
+        cells = [f"{100 * v:.2f}%" for v in (val["findings"], val["all_right"])]
+        cells.append(f"{100 * test['all']:.1f}%")
+        cells += [f"{100 * test[f]:.1f}%" for f in ("orientation", "position")]
+        lines.append(row([name, rate + mark, *cells]))
+    lines += [
+        "",
+        row(["seed", "frozen", "end to end", "end to end - frozen"]),
+        "|---:|---:|---:|---:|",
+    ]
+    frozen, e2e = (runs.get((k, chosen.get(k)), {}) for k in ("frozen", "e2e"))
+    for seed in sorted(set(frozen) & set(e2e)):
+        a, b = (g[seed]["metrics"]["findings_accuracy"]["all"] for g in (frozen, e2e))
+        lines.append(row([seed, f"{100 * a:.1f}%", f"{100 * b:.1f}%", f"{100 * (b - a):+.1f}"]))
+    paired = [g[seed] for seed in sorted(set(frozen) & set(e2e)) for g in (frozen, e2e)]
+    shown = [runs[key][0] for key in order if 0 in runs[key]]
+    used = list({id(a): a for a in shown + paired}.values())  # each artifact once
+    head = "Seed 0 at each rate; then each seed at the rates chosen on validation."
+    return "\n".join([head, "", *lines, "", sources(used)]) + "\n"

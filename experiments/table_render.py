@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout
-from table_acquisition import acquisition
+from table_acquisition import acquisition, acquisition_rates
 from table_common import pct, row, sources
 from table_medpix import medpix, medpix_128, medpix_heads
 from table_profile import renderers as profile_renderers
@@ -184,5 +184,6 @@ RENDERERS = {
     "medpix_128": medpix_128,
     "medpix_heads": medpix_heads,
     "acquisition": acquisition,
+    "acquisition_rates": acquisition_rates,
     **profile_renderers(),
 }
