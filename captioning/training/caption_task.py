@@ -137,7 +137,8 @@ class CaptionTask:
         return loss, right, tf.reduce_sum(stated)
 
     def summarize(self, sums):
-        """Mean losses per caption, word accuracy, and class accuracy when labelled."""
+        """Mean losses per caption, word accuracy, class accuracy when labelled, and the field
+        heads' accuracy when the model has them."""
         count = max(sums.get("count", 0.0), 1.0)
         metrics = {
             "loss": sums.get("loss", 0.0) / count,
