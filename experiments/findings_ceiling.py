@@ -12,7 +12,8 @@ its pooled vector, is trained on the three findings of the ``findings`` set (the
 own labels; near-blank images, which state none, are left out) over the whole train split,
 and scored on the test split's diagnostic images: each field right, all three right, and each
 field's errors against the distance of the image's measurement from its cut point (in shares
-of the measurement's 5-95% range), which is where a learned reading can blur.
+of the measurement's 5-95% range, as ``findings_accuracy.py`` measures it), which is where a
+learned reading can blur.
 
 Nothing here is fitted on the test split; one seed: what training for the findings alone
 reaches in these epochs, a floor on what the captioner's learned path could.
@@ -29,6 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
+from findings_accuracy import distances  # noqa: E402
 from scope_common import record  # noqa: E402
 
 FINDINGS = ("extent", "density", "brightness")
@@ -91,10 +93,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
-    from captioning.captions.findings import MEASURE_OF, measure
     from captioning.data.caption_data import caption_frame
     from captioning.data.dataset import PreparedData
-    from captioning.data.template_captions import load_cutpoints
 
     data = PreparedData(args.data)
     frame = caption_frame(data, "findings")
@@ -105,8 +105,9 @@ def main(argv=None) -> None:
     seconds = time.perf_counter() - start
     logits = model.predict(test_images[..., None].astype("float32"), batch_size=512)
     stated = (test_targets >= 0).all(1)  # diagnostic images state every finding
-    cuts = {name: load_cutpoints(data.root, "findings")["cuts"][name][0] for name in FINDINGS}
-    train_measured, test_measured = measure(train_images), measure(test_images)
+    # each test image's distance from each cut point, in shares of the field's 5-95% range
+    signed, _ = distances(args.data)
+    paths = frame.iloc[data.split("test").rows]["path"]
     result = {"n_train": len(train_images), "n_test_diagnostic": int(stated.sum()),
               "epochs": args.epochs, "init": args.init, "seed": args.seed,
               "train_seconds": round(seconds, 1)}  # fmt: skip
@@ -114,9 +115,7 @@ def main(argv=None) -> None:
     for j, name in enumerate(FINDINGS):
         right = logits[name].argmax(1) == test_targets[:, j]
         every &= right
-        values = train_measured[MEASURE_OF[name]]
-        width = float(values.quantile(0.95) - values.quantile(0.05))
-        distance = np.abs(test_measured[MEASURE_OF[name]].to_numpy() - cuts[name]) / width
+        distance = np.abs(paths.map(signed[name]).to_numpy())
         result[name] = {
             "right": _share(right[stated]),
             "by_distance": by_distance(right[stated], distance[stated]),

@@ -82,6 +82,7 @@ def acquisition(artifacts: dict) -> str:
 
 
 RATE = re.compile(r"^(frozen|e2e)-(?:966steps|stage2)-lr([0-9.e-]+)-seed(\d+)$")
+STAGE_NAMES = {"frozen": "frozen (966 steps)", "e2e": "end to end (644 + 322 steps)"}
 DEFAULT_E2E = re.compile(r"^acquisition-e2e-map-heads-1000pc-seed(\d+)$")  # stage 2 at 5e-4
 
 
@@ -126,11 +127,10 @@ def acquisition_rates(artifacts: dict) -> str:
         art = runs[kind, rate][0]
         val, test = art["training"]["best_val"], art["metrics"]["findings_accuracy"]
         mark = " (chosen)" if chosen.get(kind) == rate else ""
-        name = "frozen (966 steps)" if kind == "frozen" else "end to end (644 + 322 steps)"
         cells = [f"{100 * v:.2f}%" for v in (val["findings"], val["all_right"])]
         cells.append(f"{100 * test['all']:.1f}%")
         cells += [f"{100 * test[f]:.1f}%" for f in ("orientation", "position")]
-        lines.append(row([name, rate + mark, *cells]))
+        lines.append(row([STAGE_NAMES[kind], rate + mark, *cells]))
     seeds = sorted({seed for runs_of in runs.values() for seed in runs_of})
     lines += ["", row(["stage trained", "rate", *[f"seed {s}" for s in seeds], "mean"])]
     lines.append("|---|---:|" + "---:|" * (len(seeds) + 1))
@@ -140,8 +140,7 @@ def acquisition_rates(artifacts: dict) -> str:
         cells = [f"{100 * right[s]:.1f}%" if s in right else DASH for s in seeds]
         mean = f"{100 * sum(right.values()) / len(right):.1f}%"
         mark = " (chosen)" if chosen.get(kind) == rate else ""
-        name = "frozen (966 steps)" if kind == "frozen" else "end to end (644 + 322 steps)"
-        lines.append(row([name, rate + mark, *cells, mean]))
+        lines.append(row([STAGE_NAMES[kind], rate + mark, *cells, mean]))
     shown = [runs[key][0] for key in order if 0 in runs[key]]
     shown += [a for key in several for a in runs[key].values()]
     used = list({id(a): a for a in shown}.values())  # each artifact once
