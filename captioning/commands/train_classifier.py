@@ -46,6 +46,7 @@ def train_classifier(
     from captioning.config import ClassifierConfig, load_config, to_dict
     from captioning.training import classifier_task as steps
     from captioning.training.classifier_data import load_classifier_data
+    from captioning.training.encoder_init import check_init_run, resolve_init_run
     from captioning.training.schedule import resolve_train_schedule
     from captioning.training.strategy import is_chief, make_strategy
     from captioning.training.sync import agree, experiment_identity
@@ -53,6 +54,9 @@ def train_classifier(
 
     config = load_config(ClassifierConfig, config_path, overrides, smoke)
     found = load_classifier_data(config, data_root)
+    init_from = resolve_init_run(config.model.init_from)  # transfer: checked before any work
+    if init_from is not None:
+        check_init_run(init_from, config.model, found.data.image_spec)
     resolve_train_schedule(config.train, len(found.train))  # batch 0, min_steps: by data size
     run_dir = Path(run_dir or default_run_dir("classifier")).resolve()
     keras.utils.set_random_seed(config.train.seed)
@@ -67,9 +71,16 @@ def train_classifier(
         resuming = chief and check_resume(run_dir, resolved, frozen_sections=("data", "model"))
         if chief:
             steps.write_classifier_run(
-                run_dir, config, resolved, found, strategy, command=command, resumed=resuming
+                run_dir,
+                config,
+                resolved,
+                found,
+                strategy,
+                command=command,
+                resumed=resuming,
+                init_from=init_from,
             )
-        result, facts = steps.fit_classifier(config, found, strategy, run_dir)
+        result, facts = steps.fit_classifier(config, found, strategy, run_dir, init_from)
         if chief and found.heads:  # label columns: each head's accuracy on the test split
             facts["test"] = steps.score_heads_on_test(run_dir, found)
         if chief:

@@ -46,6 +46,9 @@ class ModelConfig:
     depth: int = field(default=1, metadata=_check(">0"))  # conv layers per stage
     feature_size: int = field(default=8, metadata=_check(">0"))  # side of the spatial map
     dropout: float = field(default=0.0, metadata=_check("[0,1)"))
+    # the encoder's starting weights: "" random; a classifier run folder, or "bundled" (the
+    # MedNIST classifier shipped with the package): its encoder (training/encoder_init.py)
+    init_from: str = ""
 
 
 @dataclass

@@ -34,6 +34,7 @@ from captioning.models.classifier import (
     load_model,
 )
 from captioning.training.classifier_data import ClassifierData
+from captioning.training.encoder_init import copy_encoder, init_record
 from captioning.training.loop import FitResult, fit, make_optimizer
 from captioning.training.strategy import strategy_name
 from captioning.utils.provenance import data_provenance, git_state, machine
@@ -140,8 +141,10 @@ def write_classifier_run(
     *,
     command: str,
     resumed: bool,
+    init_from: Path | None = None,
 ) -> None:
-    """``config.json`` (the resolved config) and ``run.json`` (what the run is and where from)."""
+    """``config.json`` (the resolved config) and ``run.json`` (what the run is and where from,
+    ``init_from``: the run whose encoder it started from)."""
     write_json(run_dir / "config.json", resolved)
     write_json(
         run_dir / "run.json",
@@ -154,6 +157,7 @@ def write_classifier_run(
             "classes": found.classes,
             **found.data.image_spec.card_fields(),  # what caption/serve/export decode to
             **_heads_record(found),
+            **init_record(init_from),
             "split_sizes": {"train": len(found.train), "val": len(found.val)},
             "strategy": strategy_name(strategy),
             "replicas": strategy.num_replicas_in_sync,
@@ -174,10 +178,15 @@ def _heads_record(found: ClassifierData) -> dict:
 
 
 def fit_classifier(
-    config: ClassifierConfig, found: ClassifierData, strategy, run_dir: Path
+    config: ClassifierConfig,
+    found: ClassifierData,
+    strategy,
+    run_dir: Path,
+    init_from: Path | None = None,
 ) -> tuple[FitResult, dict]:
-    """Build the classifier under ``strategy`` and train it with the project's loop; returns
-    the fit's result and the facts ``metrics.json`` records beside it."""
+    """Build the classifier under ``strategy`` (its encoder from the run ``init_from``, if
+    given) and train it with the project's loop; returns the fit's result and the facts
+    ``metrics.json`` records beside it."""
     train, val, batch = found.train, found.val, config.train.batch_size
     steps = steps_per_epoch(len(train), batch, config.train.max_steps_per_epoch)
     train_fn = make_dataset_fn(
@@ -195,6 +204,8 @@ def fit_classifier(
             model = build_multi_head_classifier(config.model, sizes, found.data.image_spec)
         else:
             model = build_classifier(config.model, len(found.data.classes), found.data.image_spec)
+        if init_from is not None:  # transfer: another run's encoder, fresh heads
+            copy_encoder(model, init_from)
         optimizer = make_optimizer(config.train, steps * config.train.epochs)
     if found.heads:
         task = MultiHeadClassificationTask(found.heads, config.train.label_smoothing)
