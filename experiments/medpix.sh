@@ -20,17 +20,25 @@
 #         `--set decoder.labels=true` (its state and every step read the label heads'
 #         probabilities), labels-encoder-heads, beside labels-encoder; both go to
 #         experiments/results/medpix_heads/ (the MedNIST-encoder row is skipped).
+# Encoders: MEDPIX_ENCODERS=1: the encoders compared frozen and end to end (medpix.md,
+#         "Encoders"): per seed, the bundled MedNIST encoder (mednist-encoder), the label
+#         classifier from random weights (labels-encoder) and the label classifier started
+#         from the MedNIST encoder (labels-from-mednist, `--set model.init_from=bundled`), each
+#         as the recipe (-e2e: stage 1 frozen, stage 2 end to end, the better stage kept) and
+#         frozen only (-frozen: `--set finetune.epochs=0`); to
+#         experiments/results/medpix_encoders/.
 set -euo pipefail
 medpix=$(cd "$1" && pwd); work=$2; shift 2
 seeds=("${@:-0 1 2}"); seeds=(${seeds[*]})
 smoke=(); [ "${MEDPIX_SMOKE:-0}" = 1 ] && smoke=(--smoke)
 size=${MEDPIX_IMAGE_SIZE:-64}; channels=${MEDPIX_CHANNELS:-1}; fit=${MEDPIX_FIT:-pad}
-heads=${MEDPIX_DECODER_LABELS:-0}
+heads=${MEDPIX_DECODER_LABELS:-0}; encoders=${MEDPIX_ENCODERS:-0}
 group=medpix; tag=""  # 64 grey: the committed results and names
 if [ "$size/$channels" != 64/1 ]; then
     group=medpix_$size; tag=-$size$([ "$channels" = 3 ] && echo rgb || echo grey)
 fi
 [ "$heads" = 1 ] && group=medpix_heads
+[ "$encoders" = 1 ] && group=medpix_encoders
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 
@@ -51,7 +59,31 @@ train_and_record() {  # $1 name, $2 seed, then the encoder option (or nothing: t
         --group "$group" --name "$name-seed$seed" --label "$name"
 }
 
+label_classifier() {  # $1 name, $2 seed, then options: trained, scored per head on test, recorded
+    local name=$1-seed$2 seed=$2; shift 2
+    captioning train classifier --data "$work/data" --run-dir "$work/$name" \
+        --set train.seed="$seed" "$@" "${smoke[@]}"
+    captioning evaluate --run "$work/$name" --split test --out "$work/$name.json"
+    python "$here/record.py" "$work/$name" --eval "$work/$name.json" --group "$group" \
+        --name "$name" --label "${name%-seed*}"
+}
+
+encoder_comparison() {  # $1 seed: three encoders, each frozen and end to end (64x64 grey)
+    local seed=$1 stage
+    label_classifier labels-classifier "$seed"
+    label_classifier mednist-labels-classifier "$seed" --set model.init_from=bundled
+    for stage in e2e frozen; do
+        local only=(); [ "$stage" = frozen ] && only=(--set finetune.epochs=0)
+        train_and_record "mednist-encoder-$stage" "$seed" "${only[@]}"
+        train_and_record "labels-encoder-$stage" "$seed" "${only[@]}" \
+            --encoder "$work/labels-classifier-seed$seed"
+        train_and_record "labels-from-mednist-$stage" "$seed" "${only[@]}" \
+            --encoder "$work/mednist-labels-classifier-seed$seed"
+    done
+}
+
 for seed in "${seeds[@]}"; do
+    if [ "$encoders" = 1 ]; then encoder_comparison "$seed"; continue; fi
     # 3. the mission's encoder: the MedNIST classifier bundled with the package (64x64 grey)
     if [ -z "$tag" ] && [ "$heads" != 1 ]; then
         train_and_record mednist-encoder "$seed"
