@@ -23,7 +23,9 @@
 # Encoders: MEDPIX_ENCODERS=1: the encoders compared frozen and end to end (medpix.md,
 #         "Encoders"): per seed, the bundled MedNIST encoder (mednist-encoder), the label
 #         classifier from random weights (labels-encoder) and the label classifier started
-#         from the MedNIST encoder (labels-from-mednist, `--set model.init_from=bundled`), each
+#         from the MedNIST encoder (labels-from-mednist, `--set model.init_from=bundled`) and
+#         an encoder of random weights (random-encoder: `train classifier --set
+#         train.epochs=0`, trained only by the captioner's stage 2), each
 #         as the recipe (-e2e: stage 1 frozen, stage 2 end to end, the better stage kept) and
 #         frozen only (-frozen: `--set finetune.epochs=0`); to
 #         experiments/results/medpix_encoders/.
@@ -72,6 +74,7 @@ encoder_comparison() {  # $1 seed: three encoders, each frozen and end to end (6
     local seed=$1 stage
     label_classifier labels-classifier "$seed"
     label_classifier mednist-labels-classifier "$seed" --set model.init_from=bundled
+    label_classifier untrained-classifier "$seed" --set train.epochs=0  # random weights
     for stage in e2e frozen; do
         local only=(); [ "$stage" = frozen ] && only=(--set finetune.epochs=0)
         train_and_record "mednist-encoder-$stage" "$seed" "${only[@]}"
@@ -79,6 +82,8 @@ encoder_comparison() {  # $1 seed: three encoders, each frozen and end to end (6
             --encoder "$work/labels-classifier-seed$seed"
         train_and_record "labels-from-mednist-$stage" "$seed" "${only[@]}" \
             --encoder "$work/mednist-labels-classifier-seed$seed"
+        train_and_record "random-encoder-$stage" "$seed" "${only[@]}" \
+            --encoder "$work/untrained-classifier-seed$seed"
     done
 }
 

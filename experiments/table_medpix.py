@@ -199,3 +199,61 @@ def medpix_heads(artifacts: dict) -> str:
     step reading the label heads' probabilities): ``results/medpix_heads``, both trained on
     each seed's one label encoder, at one commit."""
     return medpix(artifacts, "medpix_heads")
+
+
+def encoders_table(groups: dict[str, list[dict]]) -> list[str]:
+    """One row per encoder and stages (``<encoder>-frozen``, ``<encoder>-e2e``): how many
+    runs kept stage 2 (end to end; the recipe keeps the stage better on validation), the
+    scores, retrieval on that run's features (CIDEr-D), what the captions state right (and
+    how often they state it) per label column, distinct captions."""
+    lines = [
+        row(["encoder, stages", "stage 2 kept", *(n for n, _ in SCORES),
+             "CIDEr-D, retrieval on its features", *(f"{c}: right (stated)" for c in CONTENT),
+             "distinct"]),
+        "|---|" + "---:|" * (len(SCORES) + len(CONTENT) + 3),
+    ]  # fmt: skip
+    for label, arts in groups.items():
+        metrics = [a["metrics"] for a in arts]
+        content = [m.get("content") or {} for m in metrics]
+        retrieval = [((m.get("baselines") or {}).get("retrieval_features") or {}) for m in metrics]
+        kept = sum(a.get("training", {}).get("chosen_stage") == "stage2" for a in arts)
+        lines.append(
+            row(
+                [
+                    label,
+                    f"{kept} of {len(arts)}",
+                    *(spread([m.get(k) for m in metrics]) for _, k in SCORES),
+                    spread([r.get("cider") for r in retrieval]),
+                    *(
+                        f"{spread([b.get(c, {}).get('right_when_stated') for b in content], True)}"
+                        f" ({spread([b.get(c, {}).get('stated') for b in content], True)})"
+                        for c in CONTENT
+                    ),
+                    spread([m.get("distinct_share") for m in metrics], True),
+                ]
+            )
+        )
+    return lines
+
+
+def heads_table(groups: dict[str, list[dict]]) -> list[str]:
+    """One row per label classifier: each head's accuracy on the test split."""
+    lines = [row(["label classifier", *CONTENT]), "|---|" + "---:|" * len(CONTENT)]
+    for label, arts in groups.items():
+        cells = (spread([a["metrics"].get(f"accuracy_{c}") for a in arts], True) for c in CONTENT)
+        lines.append(row([label, *cells]))
+    return lines
+
+
+def medpix_encoders(artifacts: dict) -> str:
+    """``results/medpix_encoders``: the captioner on each encoder, frozen and end to end, then
+    the label classifiers' heads on the same test images."""
+    results = artifacts["results"].get("medpix_encoders", [])
+    if not results:
+        return "No encoder comparison is recorded yet (MEDPIX_ENCODERS=1 experiments/medpix.sh).\n"
+    captioners = by_label([a for a in results if a.get("kind") == "captioner"])
+    classifiers = by_label([a for a in results if a.get("kind") == "classifier"])
+    seeds = sorted({a.get("seed") for a in results}, key=str)
+    head = f"Mean ± sd over seeds {', '.join(map(str, seeds))}; test split carved from train."
+    lines = [head, "", *encoders_table(captioners), "", *heads_table(classifiers)]
+    return "\n".join([*lines, "", sources(results)]) + "\n"

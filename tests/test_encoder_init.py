@@ -82,3 +82,28 @@ def test_label_classifier_starts_from_the_bundled_encoder(medpix_labelled, tmp_p
         return sum(float(np.abs(a - b).sum()) for a, b in zip(weights, bundled, strict=True))
 
     assert distance(runs["transfer"]) < 0.25 * distance(runs["random"])
+
+
+def test_zero_epochs_keep_the_encoder_as_built(medpix_labelled, tmp_path):
+    """``train.epochs=0`` trains nothing: the saved encoder is the one it started from (here
+    the bundled one, exactly), its heads are scored all the same; a captioner refuses it."""
+    ds, _ = medpix_labelled
+    done = cli_here(
+        "train", "classifier", "--data", ds, "--smoke", "--run-dir", "untrained",
+        "--set", "train.epochs=0", "--set", "model.init_from=bundled", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for mine, theirs in zip(
+        encoder_weights(tmp_path / "untrained"),
+        encoder_weights(bundled_run("classifier")),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(mine, theirs)
+    metrics = json.loads((tmp_path / "untrained" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 0 and metrics["best_val"] == {}
+    refused = cli_here(
+        "train", "captioner", "--data", ds, "--encoder", "untrained", "--smoke",
+        "--set", "train.epochs=0", cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "train.epochs = 0: a captioner's stage 1" in refused.stderr.strip().splitlines()[-1]

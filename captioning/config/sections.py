@@ -67,7 +67,9 @@ class AugmentConfig:
 class TrainConfig:
     """Optimisation. ``batch_size`` is global: each replica gets batch_size / replicas."""
 
-    epochs: int = field(default=4, metadata=_check(">0"))
+    # 0: nothing is trained, the initial weights are saved (a classifier only: an untrained
+    # encoder, random or ``model.init_from``'s, for comparisons; a captioner refuses it)
+    epochs: int = field(default=4, metadata=_check(">=0"))
     # 0: from the training split's size (training.schedule: 128 on MedNIST, smaller on small
     # sets); any other value is kept
     batch_size: int = field(default=0, metadata=_check(">=0"))

@@ -155,7 +155,8 @@ class _Fit:
 
 def _run_epochs(job: _Fit) -> FitResult:
     """Agree on the loop, restore the chief's checkpoint, then train epoch after epoch until
-    ``config.epochs`` or early stopping."""
+    ``config.epochs`` or early stopping. ``config.epochs`` 0 trains nothing and saves the
+    model as built as the best one (a classifier's untrained encoder, for comparisons)."""
     _agree_on_loop(job)
     state = _restore(job)
     result = FitResult(resumed_from=state.epoch, best=state.best_metrics or {}, chief=job.chief)
@@ -174,6 +175,8 @@ def _run_epochs(job: _Fit) -> FitResult:
         _keep_if_best(job, state, result, val_metrics)
         _save_epoch(job, state, history, row)
         result.epochs_run += 1
+    if not job.config.epochs and job.chief:  # 0 epochs: the model as built is the result
+        save_model_atomically(job.model, job.run_dir / job.best_model_name)
     stop = f"{job.label}stopped after epoch {state.epoch} of {job.config.epochs}{stopped}"
     print(stop)  # on every worker
     result.seconds = time.perf_counter() - start

@@ -25,6 +25,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from captioning.config import ConfigError
 from captioning.data.pipeline import steps_per_epoch
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def resolve_train_schedule(train, n_train: int) -> Schedule:
     """A one-stage run (the classifier): the batch and rate, then ``train.epochs`` grown to
     ``train.min_steps``."""
     schedule = resolve_batch(train, n_train)
+    if not train.epochs:  # untrained on purpose: nothing to grow
+        return schedule
     grown = epochs_for(train.epochs, train.min_steps, schedule.steps_per_epoch)
     if grown != train.epochs:
         log.info(
@@ -83,6 +86,8 @@ def resolve_train_schedule(train, n_train: int) -> Schedule:
 def resolve_captioner_schedule(config, n_train: int) -> Schedule:
     """Both stages of a captioner run: stage 1 as ``resolve_train_schedule``; stage 2 shares
     the batch and grows ``finetune.epochs`` (when not 0: skipped) to ``finetune.min_steps``."""
+    if not config.train.epochs:
+        raise ConfigError("train.epochs = 0: a captioner's stage 1 trains at least one epoch")
     schedule = resolve_train_schedule(config.train, n_train)
     finetune = config.finetune
     if finetune.epochs:
