@@ -18,6 +18,9 @@
 # Heads:  ACQUISITION_FIELD_HEADS=0: the same runs with `--set decoder.field_heads=false`,
 #         named acquisition-{frozen,e2e}-map-1000pc-seedN (every finding right 71.0 +- 2.1%
 #         frozen and 73.9 +- 1.5% end to end).
+# Decoder: ACQUISITION_DECODER=show_tell: the same runs with Show-Tell (no attention: the
+#         state alone reads the image; `--set decoder.kind=show_tell`), named
+#         acquisition-{frozen,e2e}-showtell-map-heads-1000pc-seedN.
 # Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
@@ -26,6 +29,10 @@ smoke=(); [ "${ACQUISITION_SMOKE:-0}" = 1 ] && smoke=(--smoke)
 variant=map-heads; heads=(); with=", field heads"
 if [ "${ACQUISITION_FIELD_HEADS:-1}" = 0 ]; then
     variant=map; heads=(--set decoder.field_heads=false); with=""
+fi
+if [ "${ACQUISITION_DECODER:-attention}" != attention ]; then
+    heads+=(--set decoder.kind="$ACQUISITION_DECODER"); variant=${ACQUISITION_DECODER//_/}-$variant
+    with="$with, ${ACQUISITION_DECODER}"
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"

@@ -16,25 +16,26 @@ SEED = re.compile(r"-seed(\d+)$")
 
 
 def recipes(results: list[dict]) -> dict[str, dict[int, dict]]:
-    """recipe -> {seed: artifact}, for the captioner artifacts named ``...-seedN``; without the
-    map before with it, without field heads before with them, frozen before end to end."""
+    """recipe -> {seed: artifact}, for the captioner artifacts named ``...-seedN``; attention
+    before Show-Tell, without the map before with it, without field heads before with them,
+    frozen before end to end."""
     out: dict[str, dict[int, dict]] = {}
     for art in sorted(results, key=lambda a: a["_path"]):
         match = SEED.search(art.get("name") or "")
         if match and art.get("kind") == "captioner":
             out.setdefault(art["name"][: match.start()], {})[int(match.group(1))] = art
-    order = sorted(
-        out, key=lambda name: ("-map-" in name, "-heads-" in name, "-e2e-" in name, name)
-    )
+    parts = ("-showtell-", "-map-", "-heads-", "-e2e-")
+    order = sorted(out, key=lambda name: (*(part in name for part in parts), name))
     return {name: dict(sorted(out[name].items())) for name in order}
 
 
 def describe(recipe: str) -> str:
     """``acquisition-e2e-map-heads-1000pc`` -> "end to end (...), state from the whole map,
-    field heads"."""
+    field heads"; ``-showtell-``: the Show-Tell decoder (else attention)."""
     text = "end to end (stage chosen on validation)" if "-e2e-" in recipe else "frozen encoder"
     text += ", state from the whole map" if "-map-" in recipe else ""
-    return text + (", field heads" if "-heads-" in recipe else "")
+    text += ", field heads" if "-heads-" in recipe else ""
+    return text + (", Show-Tell (no attention)" if "-showtell-" in recipe else "")
 
 
 def findings_table(groups: dict[str, dict[int, dict]]) -> list[str]:
