@@ -18,21 +18,22 @@
 # Heads:  ACQUISITION_FIELD_HEADS=0: the same runs with `--set decoder.field_heads=false`,
 #         named acquisition-{frozen,e2e}-map-1000pc-seedN (every finding right 71.0 +- 2.1%
 #         frozen and 73.9 +- 1.5% end to end).
-# Decoder: ACQUISITION_DECODER=show_tell: the same runs with Show-Tell (no attention: the
-#         state alone reads the image; `--set decoder.kind=show_tell`), named
-#         acquisition-{frozen,e2e}-showtell-map-heads-1000pc-seedN.
+# Decoder: ACQUISITION_DECODER=show_tell: the same runs with Show-Tell (`--set
+#         decoder.kind=show_tell`: no attention, the state and field heads read the pooled
+#         vector alone, so `--set decoder.init_from_map=false`, an attention setting), named
+#         acquisition-{frozen,e2e}-showtell-heads-1000pc-seedN (-showtell- without heads).
 # Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
 seeds=("${@:-0 1 2}"); seeds=(${seeds[*]})
 smoke=(); [ "${ACQUISITION_SMOKE:-0}" = 1 ] && smoke=(--smoke)
-variant=map-heads; heads=(); with=", field heads"
+variant=map-heads; heads=(); state=", state from the whole map"; with=", field heads"
 if [ "${ACQUISITION_FIELD_HEADS:-1}" = 0 ]; then
     variant=map; heads=(--set decoder.field_heads=false); with=""
 fi
-if [ "${ACQUISITION_DECODER:-attention}" != attention ]; then
-    heads+=(--set decoder.kind="$ACQUISITION_DECODER"); variant=${ACQUISITION_DECODER//_/}-$variant
-    with="$with, ${ACQUISITION_DECODER}"
+if [ "${ACQUISITION_DECODER:-attention}" = show_tell ]; then  # the pooled vector, no map
+    heads+=(--set decoder.kind=show_tell --set decoder.init_from_map=false)
+    variant=showtell${variant#map}; state=""; with="${with}, Show-Tell"
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
@@ -54,8 +55,8 @@ train_and_record() {  # $1 name, $2 seed, $3 label, then extra options
 
 for seed in "${seeds[@]}"; do
     # 2. frozen: stage 1 only, the bundled classifier's encoder as it is
-    train_and_record acquisition-frozen "$seed" "frozen encoder, state from the whole map$with" \
+    train_and_record acquisition-frozen "$seed" "frozen encoder$state$with" \
         --set finetune.epochs=0
     # 3. end to end: the same stage 1, then encoder and decoder together
-    train_and_record acquisition-e2e "$seed" "end to end, state from the whole map$with"
+    train_and_record acquisition-e2e "$seed" "end to end$state$with"
 done
