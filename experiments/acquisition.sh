@@ -22,7 +22,7 @@
 #         decoder.kind=show_tell`: no attention, the state and field heads read the pooled
 #         vector alone, so `--set decoder.init_from_map=false`, an attention setting), named
 #         acquisition-{frozen,e2e}-showtell-heads-1000pc-seedN (-showtell- without heads);
-#         expect every finding right about 16% frozen and 19% end to end (seeds 0, 1).
+#         expect every finding right about 16.5% frozen and 19% end to end (seeds 0-2).
 # Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
