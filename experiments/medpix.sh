@@ -22,7 +22,7 @@
 #         experiments/results/medpix_heads/ (the MedNIST-encoder row is skipped).
 # Encoders: MEDPIX_ENCODERS=1: the encoders compared frozen and end to end (medpix.md,
 #         "Encoders"): per seed, the bundled MedNIST encoder (mednist-encoder), the label
-#         classifier from random weights (labels-encoder) and the label classifier started
+#         classifier from random weights (labels-encoder), the label classifier started
 #         from the MedNIST encoder (labels-from-mednist, `--set model.init_from=bundled`) and
 #         an encoder of random weights (random-encoder: `train classifier --set
 #         train.epochs=0`, trained only by the captioner's stage 2), each
@@ -70,7 +70,7 @@ label_classifier() {  # $1 name, $2 seed, then options: trained, scored per head
         --name "$name" --label "${name%-seed*}"
 }
 
-encoder_comparison() {  # $1 seed: three encoders, each frozen and end to end (64x64 grey)
+encoder_comparison() {  # $1 seed: four encoders, each frozen and end to end (64x64 grey)
     local seed=$1 stage
     label_classifier labels-classifier "$seed"
     label_classifier mednist-labels-classifier "$seed" --set model.init_from=bundled

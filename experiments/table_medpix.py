@@ -152,6 +152,13 @@ def setting(art: dict) -> str:
     return f"{size}x{size} {'RGB' if channels == 3 else 'grey'}"
 
 
+def right_stated(content: list[dict], column: str) -> str:
+    """``88.7 ± 0.5% (92.5 ± 4.4%)``: right when stated (stated) of one label column, over
+    the runs' ``content`` blocks."""
+    right = spread([b.get(column, {}).get("right_when_stated") for b in content], True)
+    return f"{right} ({spread([b.get(column, {}).get('stated') for b in content], True)})"
+
+
 def setting_table(arts_by_label: dict[str, list[dict]]) -> list[str]:
     """One row per encoder and image setting: seeds, BLEU-4, CIDEr-D, content right when
     stated (stated in brackets), distinct share of the test captions."""
@@ -163,11 +170,7 @@ def setting_table(arts_by_label: dict[str, list[dict]]) -> list[str]:
     for label, arts in arts_by_label.items():
         metrics = [a["metrics"] for a in arts]
         content = [m.get("content") or {} for m in metrics]
-        cells = [
-            f"{spread([b.get(c, {}).get('right_when_stated') for b in content], True)} "
-            f"({spread([b.get(c, {}).get('stated') for b in content], True)})"
-            for c in CONTENT
-        ]
+        cells = [right_stated(content, c) for c in CONTENT]
         seeds = ", ".join(str(a.get("seed")) for a in arts)
         score = [spread([m.get(k) for m in metrics]) for k in ("bleu4", "cider")]
         distinct = spread([m.get("distinct_share") for m in metrics], True)
@@ -224,11 +227,7 @@ def encoders_table(groups: dict[str, list[dict]]) -> list[str]:
                     f"{kept} of {len(arts)}",
                     *(spread([m.get(k) for m in metrics]) for _, k in SCORES),
                     spread([r.get("cider") for r in retrieval]),
-                    *(
-                        f"{spread([b.get(c, {}).get('right_when_stated') for b in content], True)}"
-                        f" ({spread([b.get(c, {}).get('stated') for b in content], True)})"
-                        for c in CONTENT
-                    ),
+                    *(right_stated(content, c) for c in CONTENT),
                     spread([m.get("distinct_share") for m in metrics], True),
                 ]
             )
