@@ -86,6 +86,28 @@ def test_build_decoder_gives_each_decoder_only_its_settings():
     assert show_tell.name == attention.name == "decoder"
 
 
+def test_settings_the_chosen_kind_does_not_read_are_named(caplog):
+    """A changed attention setting under Show-Tell is named (and warned of by ``train
+    captioner``); defaults, settings every kind reads and search settings are not."""
+    from dataclasses import asdict
+
+    from captioning.commands.train_captioner import warn_unread_settings
+    from captioning.models.decoders.registry import unread_settings
+
+    defaults = asdict(cfg.DecoderConfig())
+    changed = {**defaults, "init_from_map": True, "attention_dim": 8, "hidden": 8, "beam_width": 1}
+    assert unread_settings("show_tell", changed, defaults) == ["attention_dim", "init_from_map"]
+    assert unread_settings("attention", changed, defaults) == []
+    assert unread_settings("show_tell", defaults, defaults) == []
+    decoder = cfg.DecoderConfig(kind="show_tell", init_from_map=True)
+    with caplog.at_level("WARNING"):
+        warn_unread_settings(decoder)
+    assert caplog.messages == [
+        "config key 'decoder.init_from_map' = True is not read by decoder.kind = 'show_tell': "
+        "the run ignores it"
+    ]
+
+
 @pytest.mark.parametrize("kind", sorted(decoders()))
 @pytest.mark.parametrize(
     "readout, label_sizes, field_sizes",

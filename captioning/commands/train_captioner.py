@@ -102,6 +102,7 @@ def train_captioner(
     # captions and their truth
     config = load_config(CaptionerConfig, config_path, overrides, smoke)
     check_decoder_kind(config.decoder.kind)
+    warn_unread_settings(config.decoder)
     encoder = setup.load_encoder_run(encoder_dir)
     captions = setup.load_caption_data(config, encoder, data_root)
     setup.resolve_lengths(config, captions)  # caption lengths from the training captions
@@ -150,6 +151,21 @@ def train_stages(run, captions, vocab, encoder):
     choose_search(run, captions, targets, run.run_dir / BEST_MODEL)  # -> decoding.json
     stages.write_metrics(run, first, second, chosen, model, targets, readout_rmse, digest)
     return stages.whole_run(first, second, digest)
+
+
+def warn_unread_settings(decoder) -> None:
+    """One warning per ``[decoder]`` setting changed from its default that the chosen
+    ``decoder.kind`` does not read (another kind does), so the run's name cannot claim it."""
+    from dataclasses import asdict
+
+    from captioning.config import DecoderConfig
+    from captioning.models.decoders.registry import unread_settings
+
+    for key in unread_settings(decoder.kind, asdict(decoder), asdict(DecoderConfig())):
+        log.warning(
+            "config key 'decoder.%s' = %r is not read by decoder.kind = %r: the run ignores it",
+            key, getattr(decoder, key), decoder.kind,
+        )  # fmt: skip
 
 
 def check_baseline(run) -> None:

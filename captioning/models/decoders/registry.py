@@ -44,6 +44,16 @@ def check_decoder_kind(kind: str) -> None:
         )
 
 
+def unread_settings(kind: str, settings: dict, defaults: dict) -> list[str]:
+    """The keys of ``settings`` (the config's ``[decoder]`` table) changed from ``defaults``
+    that another decoder takes and ``kind`` does not: a choice the run would silently ignore,
+    such as ``init_from_map`` (attention's) with ``kind = "show_tell"``."""
+    known = decoders()
+    taken = set(decoder_settings(known[kind]))
+    elsewhere = set().union(*(decoder_settings(cls) for cls in known.values())) - taken
+    return [k for k in sorted(elsewhere & set(settings)) if settings[k] != defaults.get(k)]
+
+
 def decoder_settings(cls: type[CaptionDecoder]) -> dict[str, object]:
     """The keyword settings ``cls`` takes and their defaults: the keyword parameters of every
     ``__init__`` from ``cls`` up to ``CaptionDecoder`` (``vocab_size`` and ``**kwargs`` are
