@@ -11,16 +11,12 @@ import pandas as pd
 import pytest
 
 from captioning.captions.tokenize import tokenize
+from captioning.evaluation.consensus import build_pool, consensus_pick
+from captioning.evaluation.constants import best_constant_on_val, central_captions, constant_caption
 from captioning.evaluation.inputs import EvalSet
-from captioning.evaluation.retrieval import (
-    build_pool,
-    caption_baselines,
-    consensus_pick,
-    constant_caption,
-    nearest,
-    retrieve,
-)
+from captioning.evaluation.retrieval import caption_baselines, nearest, retrieve
 from captioning.metrics import score_captions
+from captioning.metrics.cider import CiderD
 from captioning.metrics.diversity import diversity, repeats
 from captioning.metrics.registry import metric, names
 
@@ -57,6 +53,23 @@ def test_consensus_picks_the_caption_closest_to_the_others():
     assert constant_caption(pool) == "the left lung is clear"
 
 
+def test_the_best_constant_on_val_is_the_central_caption_validation_scores_highest():
+    texts = ["replace this text", "a hand xray", "a hand xray of the left", "a head ct", "a hand"]
+    pool = build_pool([[t] for t in texts], tokenize)
+    ranked = [pool.texts[t] for t in central_captions(pool, 10)]
+    assert ranked[0] == constant_caption(pool) and sorted(ranked) == sorted(texts)
+    # a placeholder copied into three validation images, and four distinct hand reports
+    refs = ["replace this text"] * 3 + [f"a hand xray {w}" for w in ("left", "right", "now", "x")]
+    val = CiderD([[tokenize(r)] for r in refs])
+    per_image = {t: val.score([tokenize(t)] * 7) for t in texts}
+    assert max(per_image, key=per_image.get) == "replace this text"  # won on its copies alone
+    caption, score, scored = best_constant_on_val(pool, val, tokenize)
+    assert caption == "a hand xray" and scored == 5  # each distinct reference list counts once
+    hand = val.scores([tokenize(caption)] * 7)
+    assert score == pytest.approx((sum(hand[3:]) + hand[0]) / 5)
+    assert best_constant_on_val(pool, val, tokenize, n=1)[0] == constant_caption(pool)
+
+
 def test_nearest_is_cosine_chunked_and_ordered():
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 255, (50, 8, 8)).astype(np.uint8)
@@ -87,8 +100,9 @@ def test_retrieval_on_encoder_features_with_k1_returns_each_images_own_caption(t
     # the whole report entry, the train split evaluated as its own pool, against a model that
     # writes every reference word for word
     report = caption_baselines(captioner, train, train, train, meteor=False, generated=captions)
-    assert set(report) >= {"constant", "retrieval_features", "retrieval_pixels", "note"}
-    for name in ("constant", "retrieval_features", "retrieval_pixels"):
+    blocks = ("constant", "constant_best_val", "retrieval_features", "retrieval_pixels")
+    assert set(report) >= {*blocks, "note"}
+    for name in blocks:
         assert set(report[name]) >= METRIC_KEYS, name
         assert report[name]["pool"].startswith("train split")
     assert report["retrieval_features"]["pool"] == "train split (12 images)"
@@ -96,6 +110,8 @@ def test_retrieval_on_encoder_features_with_k1_returns_each_images_own_caption(t
     assert report["retrieval_features"]["space"].endswith("8-d, cosine")
     assert report["retrieval_pixels"]["space"].endswith("4096-d, cosine")
     assert report["constant"]["caption"] in captions
+    assert report["constant_best_val"]["caption"] in captions
+    assert report["constant_best_val"]["val_cider"] >= 0
     check_paired_bootstrap(report)
     constant = report["constant"]["paired_bootstrap"]  # one image in 12 has its caption
     assert all(constant[m]["difference"] > 0 for m in ("bleu4", "cider", "rouge_l"))

@@ -14,15 +14,15 @@ class labels, the head's ``accuracy``, a ``per_class`` breakdown, the scope chec
 probability and, for templated runs, of each finding's probability against the finding read
 back). The diversity of the generated captions (``distinct_share``, ``unk_share``,
 ``repeat_share``, ``vocabulary_used``: ``captioning.metrics.diversity``) and, for a run
-evaluated with its own dataset at hand, ``baselines``: a constant caption and nearest-neighbour
-retrieval from the train split, scored with the same metrics (``captioning.evaluation.retrieval``;
-``model_below`` names those whose CIDEr-D the model does not reach; each baseline's
-``paired_bootstrap``: the model minus the baseline, with 95% intervals over resampled test
-images, ``captioning.metrics.bootstrap``). Then decoding settings and
-throughput, what was evaluated, and ``captions`` (path, generated, references, the retrieval
-baselines' captions, class) for every image. Every caption metric counts every image: an
-out-of-scope image is scored with the caption it would have had, so abstaining never raises
-accuracy.
+evaluated with its own dataset at hand, ``baselines``: two constant captions and
+nearest-neighbour retrieval from the train split, scored with the same metrics
+(``captioning.evaluation.retrieval``; ``model_below`` names those whose CIDEr-D the model
+does not reach; each baseline's ``paired_bootstrap``: the model minus the baseline, with 95%
+intervals over resampled test images, ``captioning.metrics.bootstrap``). Then decoding
+settings and throughput, what was evaluated, and ``captions`` (path, generated, references,
+the retrieval baselines' captions, class) for every image. Every caption metric counts
+every image: an out-of-scope image is scored with the caption it would have had, so
+abstaining never raises accuracy.
 
 Beside the report: a Markdown table of sample captions, attention overlays, and a reliability
 diagram when the run is calibrated (``captioning.evaluation.artifacts``).

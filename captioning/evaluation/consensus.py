@@ -80,13 +80,18 @@ def build_pool(references: list[list[str]], tokenize) -> Pool:
 def consensus_pick(vectors: sparse.csr_matrix, candidates: np.ndarray) -> int:
     """The index (into ``candidates``, text ids, repeats allowed) of the candidate with the
     highest mean similarity to the other candidates; the first on ties."""
+    return int(np.argmax(consensus_scores(vectors, candidates)))
+
+
+def consensus_scores(vectors: sparse.csr_matrix, candidates: np.ndarray) -> np.ndarray:
+    """(m,) each candidate's mean similarity to the other candidates (``candidates``: text
+    ids, repeats allowed); a lone candidate scores 0."""
     if len(candidates) == 1:
-        return 0
+        return np.zeros(1)
     v = vectors[candidates]  # (m, G)
     total = np.asarray(v.sum(axis=0)).ravel()  # (G,)
     own = np.asarray(v.multiply(v).sum(axis=1)).ravel()  # (m,) each one's self-similarity
-    score = (v @ total - own) / (len(candidates) - 1)  # (m,)
-    return int(np.argmax(score))
+    return (v @ total - own) / (len(candidates) - 1)  # (m,)
 
 
 def consensus_picks(vectors: sparse.csr_matrix, ids: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ def predict_labels(encoder_dir: Path, heads: dict, images: np.ndarray) -> dict[s
 
 
 def group_captions(pool: Pool, labels: dict[str, np.ndarray], predicted: dict, pick) -> tuple:
-    """Per query, ``pick`` (a sub-``Pool`` -> its caption: ``retrieval.constant_caption``) of
+    """Per query, ``pick`` (a sub-``Pool`` -> its caption: ``constants.constant_caption``) of
     the train images (``pool``, true ``labels`` per column) that share its ``predicted``
     labels, backing off column by column from the last; and per query the number of columns
     matched (0: the whole pool's pick, the constant caption)."""
@@ -82,7 +82,7 @@ def classify_then_template(captioner, evalset, pool_set, pool: Pool, pick) -> tu
     """The baseline's caption of each image of ``evalset`` and its settings (without metrics),
     or the reason it does not apply. ``pool_set``: the run's train split (its label columns
     group the captions); ``pool``: its references (``build_pool``); ``pick``: a group's caption
-    (``retrieval.constant_caption``, passed in: retrieval imports this module)."""
+    (``constants.constant_caption``, passed in)."""
     found = label_heads(captioner, evalset)
     if isinstance(found, str):
         return found

@@ -1,9 +1,9 @@
 """Caption baselines without a decoder: what a captioner must beat on the same split, scored
 with the same metrics (``captioning evaluate`` reports them under ``baselines``).
 
-- ``constant``: one training caption for every image, the one closest to the others: the train
-  caption with the highest mean consensus similarity (below) to a seeded sample of
-  ``CONSTANT_SAMPLE`` training images' references. Chosen from the train split alone.
+- ``constant`` and ``constant_best_val``: one training caption for every image, the one
+  closest to the others, and the one of the most central that scores best on validation
+  (``captioning.evaluation.constants``).
 - ``retrieval_features`` / ``retrieval_pixels``: k-nearest-neighbour retrieval with consensus
   re-ranking (Devlin et al. 2015, "Exploring Nearest Neighbor Approaches for Image
   Captioning"): the k train images nearest by cosine (on the run's encoder pooled vectors, or on
@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from captioning.evaluation.consensus import Pool, build_pool, consensus_pick, consensus_picks
+from captioning.evaluation.consensus import Pool, build_pool, consensus_picks
+from captioning.evaluation.constants import CONSTANT_SAMPLE, best_constant_on_val, constant_caption
 from captioning.evaluation.label_baseline import NAME as LABEL_BASELINE
 from captioning.evaluation.label_baseline import classify_then_template
 from captioning.metrics.bootstrap import LEFT_OUT, PairedBootstrap
 from captioning.metrics.cider import CiderD
 
 K_GRID = (1, 5, 15, 30)
-CONSTANT_SAMPLE = 2000
 VAL_SAMPLE = 2000  # validation images k is chosen on (a seeded sample)
 PIXEL_POOL = 10000  # train images the pixel retrieval searches (a seeded sample)
 CONSENSUS = (
@@ -121,16 +121,6 @@ def choose_k(pool: Pool, neighbours: np.ndarray, references, tokenize, grid=K_GR
     return max(scores, key=lambda k: (scores[k], -k)), scores
 
 
-def constant_caption(pool: Pool, sample: int = CONSTANT_SAMPLE, seed: int = 0) -> str:
-    """The train caption closest to the others: the highest mean consensus similarity to the
-    references of a seeded sample of ``sample`` pool images."""
-    rng = np.random.default_rng(seed)
-    rows = rng.permutation(len(pool))[:sample]
-    ids = pool.refs[rows].ravel()
-    ids = ids[ids >= 0]
-    return pool.texts[ids[consensus_pick(pool.vectors, ids)]]
-
-
 def _metric_block(captions, evalset, meteor: bool, ref_tokens) -> dict:
     """``score_captions`` of ``captions`` against ``evalset``'s references, already tokenised
     (``ref_tokens``: once for every baseline, not once per block)."""
@@ -157,22 +147,28 @@ def caption_baselines(
     pool = build_pool(pool_set.references, evalset.tokenize)
     where = f"train split ({len(pool)} images)"
     refs = [[evalset.tokenize(r) for r in row] for row in evalset.references]
-    constant = constant_caption(pool)
-    per_image = {"constant": [constant] * len(evalset)}  # each baseline's caption of each image
-    out = {
-        "constant": {
-            **_metric_block([constant] * len(evalset), evalset, meteor, refs),
-            "caption": constant,
-            "how": f"the train caption with the highest mean consensus similarity ({CONSENSUS}) "
-            f"to the references of {min(CONSTANT_SAMPLE, len(pool))} train images "
-            "(seeded sample, seed 0)",
-            "pool": where,
-        }
-    }
     rng = np.random.default_rng(0)
     val_rows = np.sort(rng.permutation(len(val_set))[:VAL_SAMPLE])
     val_images = val_set.images[val_rows]
     val_refs = CiderD([[evalset.tokenize(r) for r in val_set.references[i]] for i in val_rows])
+    per_image, out = {}, {}  # each baseline's caption of each image; its report block
+    central = f"the train caption with the highest mean consensus similarity ({CONSENSUS}) to "
+    central += f"the references of {min(CONSTANT_SAMPLE, len(pool))} train images (seeded)"
+    best, val_cider, scored = best_constant_on_val(pool, val_refs, evalset.tokenize)
+    constants = {
+        "constant": (constant_caption(pool), {"how": central}),
+        "constant_best_val": (best, {
+            "how": f"of the {scored} train captions most central by that similarity, the one "
+            "with the highest CIDEr-D written for every validation image (each distinct "
+            "reference list counted once, those holding the caption word for word left out)",
+            "val_cider": val_cider,
+            "chosen_on": f"val ({len(val_rows)} images, seeded sample)",
+        }),
+    }  # fmt: skip
+    for name, (caption, info) in constants.items():
+        per_image[name] = [caption] * len(evalset)
+        block = _metric_block(per_image[name], evalset, meteor, refs)
+        out[name] = {**block, "caption": caption, **info, "pool": where}
     pixel_rows = np.sort(rng.permutation(len(pool))[:PIXEL_POOL])
     spaces = {
         "retrieval_features": (captioner.pooled_features, "the run's encoder pooled vector", None),
@@ -198,7 +194,7 @@ def caption_baselines(
     add_label_baseline(out, per_image, captioner, evalset, pool_set, pool, meteor, refs)
     if generated is not None:
         paired_bootstrap(out, per_image, generated, refs, evalset.tokenize)
-    out["per_image"] = {k: v for k, v in per_image.items() if k != "constant"}
+    out["per_image"] = {k: v for k, v in per_image.items() if k not in constants}
     split = evalset.evaluated.get("split")
     if split in ("train", "val"):
         used = "retrieve from" if split == "train" else "choose k on"
