@@ -60,3 +60,21 @@ def best_constant_on_val(pool: Pool, val_cider, tokenize, n: int = CANDIDATES):
         scores.append(float(per_list[other].mean()) if other.any() else 0.0)
     best = int(np.argmax(scores))
     return candidates[best], round(scores[best], 6), len(candidates)
+
+
+def constant_baselines(pool: Pool, val_cider, tokenize, similarity: str) -> dict:
+    """name -> (caption, how it was chosen) of ``constant`` and ``constant_best_val`` (the
+    report blocks' settings; ``similarity`` describes the consensus similarity)."""
+    best, val_score, scored = best_constant_on_val(pool, val_cider, tokenize)
+    central = f"the train caption with the highest mean consensus similarity ({similarity}) to "
+    central += f"the references of {min(CONSTANT_SAMPLE, len(pool))} train images (seeded)"
+    return {
+        "constant": (constant_caption(pool), {"how": central}),
+        "constant_best_val": (best, {
+            "how": f"of the {scored} train captions most central by that similarity, the one "
+            "with the highest CIDEr-D written for every validation image (each distinct "
+            "reference list counted once, those holding the caption word for word left out)",
+            "val_cider": val_score,
+            "chosen_on": f"val ({len(val_cider.ref_tokens)} images, seeded sample)",
+        }),
+    }  # fmt: skip

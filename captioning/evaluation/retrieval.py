@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from captioning.evaluation.consensus import Pool, build_pool, consensus_picks
-from captioning.evaluation.constants import CONSTANT_SAMPLE, best_constant_on_val, constant_caption
+from captioning.evaluation.constants import constant_baselines, constant_caption
 from captioning.evaluation.label_baseline import NAME as LABEL_BASELINE
 from captioning.evaluation.label_baseline import classify_then_template
 from captioning.metrics.bootstrap import LEFT_OUT, PairedBootstrap
@@ -152,19 +152,7 @@ def caption_baselines(
     val_images = val_set.images[val_rows]
     val_refs = CiderD([[evalset.tokenize(r) for r in val_set.references[i]] for i in val_rows])
     per_image, out = {}, {}  # each baseline's caption of each image; its report block
-    central = f"the train caption with the highest mean consensus similarity ({CONSENSUS}) to "
-    central += f"the references of {min(CONSTANT_SAMPLE, len(pool))} train images (seeded)"
-    best, val_cider, scored = best_constant_on_val(pool, val_refs, evalset.tokenize)
-    constants = {
-        "constant": (constant_caption(pool), {"how": central}),
-        "constant_best_val": (best, {
-            "how": f"of the {scored} train captions most central by that similarity, the one "
-            "with the highest CIDEr-D written for every validation image (each distinct "
-            "reference list counted once, those holding the caption word for word left out)",
-            "val_cider": val_cider,
-            "chosen_on": f"val ({len(val_rows)} images, seeded sample)",
-        }),
-    }  # fmt: skip
+    constants = constant_baselines(pool, val_refs, evalset.tokenize, CONSENSUS)
     for name, (caption, info) in constants.items():
         per_image[name] = [caption] * len(evalset)
         block = _metric_block(per_image[name], evalset, meteor, refs)
