@@ -2,13 +2,15 @@
 images that are ambiguous by nature (near-blank, or nearly the same turned).
 
     python experiments/orientation_ceiling.py --data MEDNIST_PREPARED [--epochs 3] \
+        [--model stem_stride=2 --model "widths=[32,64,128,128]" ...] \
         [--name acquisition/orientation_ceiling]
 
 The acquisition caption set turns each image by a multiple of 90 degrees (a seeded draw per
 image, ``captioning.captions.acquisition``). Its issue asks captions to state the turn right
 for >= 97% of images; where an image looks alike turned, no reader can. Here the project's
 encoder architecture (``ModelConfig`` defaults), from random weights, with one 4-way linear
-head, is trained on the orientation of the whole train split as the set acquires it (turned
+head (``--model KEY=VALUE``: another ``[model]`` setting, as ``--set model.KEY=VALUE``), is
+trained on the orientation of the whole train split as the set acquires it (turned
 and shifted, the set's own draws) and scored on the whole test split (its own draws):
 balanced accuracy, per class, and on two kinds of ambiguous image, counted first:
 
@@ -46,15 +48,16 @@ def symmetry(images: np.ndarray) -> np.ndarray:
     return np.min(turned, axis=0) / spread
 
 
-def train_orientation_cnn(images, labels, epochs: int, seed: int):
-    """The project's encoder and a 4-way head, trained from random weights on ``labels``."""
+def train_orientation_cnn(images, labels, epochs: int, seed: int, model_config=None):
+    """The project's encoder (``model_config``, default ``ModelConfig()``) and a 4-way head,
+    trained from random weights on ``labels``."""
     import keras
 
     from captioning.config import ModelConfig
     from captioning.models.classifier import build_classifier
 
     keras.utils.set_random_seed(seed)
-    model = build_classifier(ModelConfig(), 4)
+    model = build_classifier(model_config or ModelConfig(), 4)
     model.compile(
         optimizer=keras.optimizers.AdamW(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -74,12 +77,16 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True, help="prepared MedNIST folder")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--name", default="acquisition/orientation_ceiling")
     args = parser.parse_args(argv)
+    from dataclasses import asdict
+
     from sklearn.metrics import balanced_accuracy_score
 
     from captioning.captions.acquisition import ORIENTATIONS
     from captioning.captions.findings import QUALITY_MIN_STD, measure
+    from captioning.config import ClassifierConfig, load_config
     from captioning.data.dataset import PreparedData
 
     data = PreparedData(args.data)
@@ -88,8 +95,10 @@ def main(argv=None) -> None:
     code = {name: i for i, name in enumerate(ORIENTATIONS)}
     train_y = train_draws["orientation"].map(code).to_numpy()
     test_y = test_draws["orientation"].map(code).to_numpy()
+    overrides = [f"model.{setting}" for setting in args.model]
+    model_config = load_config(ClassifierConfig, overrides=overrides).model
     start = time.perf_counter()
-    model = train_orientation_cnn(train_images, train_y, args.epochs, args.seed)
+    model = train_orientation_cnn(train_images, train_y, args.epochs, args.seed, model_config)
     seconds = time.perf_counter() - start
     logits = model.predict(test_images[..., None].astype("float32"), batch_size=512)
     right = logits.argmax(1) == test_y
@@ -102,6 +111,8 @@ def main(argv=None) -> None:
         "n_test": len(test_y),
         "epochs": args.epochs,
         "seed": args.seed,
+        "model": asdict(model_config),
+        "parameters": int(model.count_params()),
         "train_seconds": round(seconds, 1),
         "balanced_accuracy": round(float(balanced_accuracy_score(test_y, logits.argmax(1))), 4),
         "accuracy": round(float(right.mean()), 4),
