@@ -11,6 +11,7 @@ from table_common import DASH, row, sources, spread
 SCORES = (("BLEU-4", "bleu4"), ("METEOR", "meteor"), ("ROUGE-L", "rouge_l"), ("CIDEr-D", "cider"))
 BASELINES = (
     ("the training caption most like the others (constant)", "constant"),
+    ("the training sentence best on val (constant_best_val)", "constant_best_val"),
     ("nearest training images on the encoder's features, consensus caption", "retrieval_features"),
     ("nearest training images on raw pixels, consensus caption", "retrieval_pixels"),
     ("label heads, then the consensus caption of those labels", "classify_then_template"),
@@ -242,6 +243,12 @@ def heads_table(groups: dict[str, list[dict]]) -> list[str]:
         cells = (spread([a["metrics"].get(f"accuracy_{c}") for a in arts], True) for c in CONTENT)
         lines.append(row([label, *cells]))
     return lines
+
+
+def medpix_constant(artifacts: dict) -> str:
+    """``results/medpix_constant``: the encoders' end-to-end runs evaluated again with the
+    strongest single sentence (``baselines.constant_best_val``) among the baselines."""
+    return medpix(artifacts, "medpix_constant")
 
 
 def medpix_encoders(artifacts: dict) -> str:

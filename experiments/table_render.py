@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout
 from table_acquisition import acquisition, acquisition_rates
 from table_common import pct, row, sources
-from table_medpix import medpix, medpix_128, medpix_encoders, medpix_heads
+from table_medpix import medpix, medpix_128, medpix_constant, medpix_encoders, medpix_heads
 from table_profile import renderers as profile_renderers
 from table_speed import speed, speed_rows
 
@@ -184,6 +184,7 @@ RENDERERS = {
     "medpix_128": medpix_128,
     "medpix_heads": medpix_heads,
     "medpix_encoders": medpix_encoders,
+    "medpix_constant": medpix_constant,
     "acquisition": acquisition,
     "acquisition_rates": acquisition_rates,
     **profile_renderers(),
