@@ -44,10 +44,10 @@ def best_constant_on_val(pool: Pool, val_cider, tokenize, n: int = CANDIDATES):
     """Among the ``n`` most central train captions, the one written for every validation image
     with the highest mean CIDEr-D against ``val_cider`` (a ``CiderD`` of validation
     references), counting each distinct reference list once and leaving out the lists that
-    hold the candidate word for word. An exact copy scores near 10 where any other caption
-    scores near 0.05: one verbatim copy among a hundred references (MedPix's "Replace this -
+    hold the candidate word for word. An exact copy scores up to 10 where other captions score
+    a few hundredths: one verbatim copy among a hundred references (MedPix's "Replace this -
     DESCRIPTION OF THE IMAGE OR FINDINGS." placeholder) would otherwise win on itself alone,
-    and score 0 on a test split without it. Returns (caption, that score, candidates scored);
+    and gain nothing on a test split without copies. Returns (caption, that score, candidates scored);
     ties: the more central."""
     candidates = [pool.texts[t] for t in central_captions(pool, n)]
     _, once = np.unique(val_cider.group, return_index=True)  # one image per reference list
@@ -67,7 +67,8 @@ def constant_baselines(pool: Pool, val_cider, tokenize, similarity: str) -> dict
     report blocks' settings; ``similarity`` describes the consensus similarity)."""
     best, val_score, scored = best_constant_on_val(pool, val_cider, tokenize)
     central = f"the train caption with the highest mean consensus similarity ({similarity}) to "
-    central += f"the references of {min(CONSTANT_SAMPLE, len(pool))} train images (seeded)"
+    central += f"the references of {min(CONSTANT_SAMPLE, len(pool))} train images "
+    central += "(seeded sample, seed 0)"
     return {
         "constant": (constant_caption(pool), {"how": central}),
         "constant_best_val": (best, {
