@@ -47,8 +47,8 @@ def best_constant_on_val(pool: Pool, val_cider, tokenize, n: int = CANDIDATES):
     hold the candidate word for word. An exact copy scores up to 10 where other captions score
     a few hundredths: one verbatim copy among a hundred references (MedPix's "Replace this -
     DESCRIPTION OF THE IMAGE OR FINDINGS." placeholder) would otherwise win on itself alone,
-    and gain nothing on a test split without copies. Returns (caption, that score, candidates scored);
-    ties: the more central."""
+    and gain nothing on a test split without copies. Returns (caption, that score, candidates
+    scored); ties: the more central."""
     candidates = [pool.texts[t] for t in central_captions(pool, n)]
     _, once = np.unique(val_cider.group, return_index=True)  # one image per reference list
     refs = [val_cider.ref_tokens[i] for i in once]
