@@ -17,7 +17,12 @@ balanced accuracy, per class, and on two kinds of ambiguous image, counted first
 - near-blank: standard deviation below the quality flag's 2 grey levels (the captions call
   them non-diagnostic);
 - nearly rotation-symmetric: the upright image differs from some turn of itself by less than
-  10% (or 20%) of its own mean absolute deviation (``symmetry``).
+  10% (or 20%) of its own mean absolute deviation (``symmetry``);
+- without a layout: its coarse layout (the means of 8x8 blocks of pixels) differs from that
+  of some turn of itself by less than 10% (or 20%) of the image's own mean absolute
+  deviation (``layout_symmetry``): a crop of lung texture, an oval skull top, whose pixels
+  change when turned but whose arrangement does not. The limits are the symmetry's, fixed
+  before any measurement.
 
 Nothing here is fitted on the test split; one seed, a few epochs: a floor on the ceiling.
 """
@@ -48,6 +53,20 @@ def symmetry(images: np.ndarray) -> np.ndarray:
     return np.min(turned, axis=0) / spread
 
 
+def layout_symmetry(images: np.ndarray, block: int = 8) -> np.ndarray:
+    """(N,) how far each upright image's coarse layout (the means of ``block`` x ``block``
+    blocks) is from that of its nearest turn, over the image's own mean absolute deviation
+    (pixels, not blocks: texture with no arrangement scores near 0)."""
+    x = images.astype(np.float32)
+    n, h, w = x.shape
+    coarse = x.reshape(n, h // block, block, w // block, block).mean(axis=(2, 4))
+    spread = np.abs(x - x.mean(axis=(1, 2), keepdims=True)).mean(axis=(1, 2)) + 1e-6
+    turned = [
+        np.abs(coarse - np.rot90(coarse, k, axes=(1, 2))).mean(axis=(1, 2)) for k in (1, 2, 3)
+    ]
+    return np.min(turned, axis=0) / spread
+
+
 def train_orientation_cnn(images, labels, epochs: int, seed: int, model_config=None):
     """The project's encoder (``model_config``, default ``ModelConfig()``) and a 4-way head,
     trained from random weights on ``labels``."""
@@ -64,6 +83,22 @@ def train_orientation_cnn(images, labels, epochs: int, seed: int, model_config=N
     )
     model.fit(images[..., None].astype("float32"), labels, batch_size=128, epochs=epochs)
     return model
+
+
+def by_decile(right: np.ndarray, measure: np.ndarray, where: np.ndarray) -> list[dict]:
+    """The images ``where`` marks in ten groups of ``measure`` (lowest first): each group's
+    count, share right and the measure's upper bound in it."""
+    order = np.argsort(measure[where], kind="stable")
+    groups = np.array_split(order, 10)
+    values, hits = measure[where], right[where]
+    return [
+        {
+            "n": len(g),
+            "right": round(float(hits[g].mean()), 4),
+            "upto": round(float(values[g].max()), 3),
+        }
+        for g in groups
+    ]
 
 
 def accuracy_on(right: np.ndarray, where: np.ndarray) -> dict:
@@ -105,7 +140,7 @@ def main(argv=None) -> None:
     test = data.split("test")
     upright = np.asarray(test.images)  # the same images before the set turned them
     blank = measure(upright)["std"].to_numpy() < QUALITY_MIN_STD
-    apart = symmetry(upright)
+    apart, layout = symmetry(upright), layout_symmetry(upright)
     result = {
         "n_train": len(train_y),
         "n_test": len(test_y),
@@ -124,6 +159,15 @@ def main(argv=None) -> None:
             str(limit): accuracy_on(right, (apart < limit) & ~blank) for limit in SYMMETRY_LIMITS
         },
         "the_rest": accuracy_on(right, (apart >= max(SYMMETRY_LIMITS)) & ~blank),
+        "without_layout": {
+            str(limit): accuracy_on(right, (layout < limit) & ~blank) for limit in SYMMETRY_LIMITS
+        },
+        "with_layout": accuracy_on(right, (layout >= max(SYMMETRY_LIMITS)) & ~blank),
+        "by_layout_decile": by_decile(right & ~blank, layout, ~blank),
+        "with_layout_per_class": {
+            name: accuracy_on(right, (layout >= max(SYMMETRY_LIMITS)) & ~blank & (test.labels == k))
+            for k, name in enumerate(data.classes)
+        },
     }
     print(result, flush=True)
     record(args.name, result, {"mednist": data.root.name, "manifest_sha256": data.manifest_sha256})
