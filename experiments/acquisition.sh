@@ -23,6 +23,10 @@
 #         vector alone, so `--set decoder.init_from_map=false`, an attention setting), named
 #         acquisition-{frozen,e2e}-showtell-heads-1000pc-seedN (-showtell- without heads);
 #         expect every finding right about 16.5% frozen and 19% end to end (seeds 0-2).
+# Encoder: ACQUISITION_ENCODER=RUN (a `train classifier` run folder) and ACQUISITION_ENCODER_NAME
+#         (a short tag): the same runs on that encoder (`--encoder RUN`) instead of the bundled
+#         classifier's, named acquisition-{frozen,e2e}-map-heads-enc-TAG-1000pc-seedN (TAG:
+#         letters and digits).
 # Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
@@ -36,6 +40,11 @@ if [ "${ACQUISITION_DECODER:-attention}" = show_tell ]; then  # the pooled vecto
     heads+=(--set decoder.kind=show_tell --set decoder.init_from_map=false)
     variant=showtell${variant#map}; state=""; with="${with}, Show-Tell"
 fi
+encoder=()
+if [ -n "${ACQUISITION_ENCODER:-}" ]; then
+    tag=${ACQUISITION_ENCODER_NAME:?name the encoder: ACQUISITION_ENCODER_NAME=TAG}
+    encoder=(--encoder "$ACQUISITION_ENCODER"); variant=$variant-enc-$tag; with="$with, encoder $tag"
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 
@@ -47,7 +56,7 @@ fi
 train_and_record() {  # $1 name, $2 seed, $3 label, then extra options
     local name=$1-$variant-1000pc-seed$2 seed=$2 label=$3; shift 3
     captioning train captioner --data "$data" --config "$here/captioner_acquisition.toml" \
-        --set data.per_class_limit=1000 --set train.seed="$seed" "${heads[@]}" "$@" \
+        --set data.per_class_limit=1000 --set train.seed="$seed" "${heads[@]}" "${encoder[@]}" "$@" \
         --run-dir "$work/$name" "${smoke[@]}"
     captioning evaluate --run "$work/$name" --out "$work/$name.json"
     python "$here/record.py" "$work/$name" --eval "$work/$name.json" \

@@ -13,29 +13,33 @@ from table_common import DASH, row, sources, spread
 
 FIELDS = ("all", "orientation", "position", "extent", "density", "brightness")
 SEED = re.compile(r"-seed(\d+)$")
+ENCODER = re.compile(r"-enc-([a-z0-9]+)-")  # acquisition.sh's ACQUISITION_ENCODER_NAME
 
 
 def recipes(results: list[dict]) -> dict[str, dict[int, dict]]:
     """recipe -> {seed: artifact}, for the captioner artifacts named ``...-seedN``; attention
     before Show-Tell, without the map before with it, without field heads before with them,
-    frozen before end to end."""
+    frozen before end to end; the bundled encoder before another (``-enc-TAG-``)."""
     out: dict[str, dict[int, dict]] = {}
     for art in sorted(results, key=lambda a: a["_path"]):
         match = SEED.search(art.get("name") or "")
         if match and art.get("kind") == "captioner":
             out.setdefault(art["name"][: match.start()], {})[int(match.group(1))] = art
-    parts = ("-showtell-", "-map-", "-heads-", "-e2e-")
+    parts = ("-enc-", "-showtell-", "-map-", "-heads-", "-e2e-")
     order = sorted(out, key=lambda name: (*(part in name for part in parts), name))
     return {name: dict(sorted(out[name].items())) for name in order}
 
 
 def describe(recipe: str) -> str:
     """``acquisition-e2e-map-heads-1000pc`` -> "end to end (...), state from the whole map,
-    field heads"; ``-showtell-``: the Show-Tell decoder (else attention)."""
+    field heads"; ``-showtell-``: the Show-Tell decoder (else attention); ``-enc-TAG-``: the
+    encoder of the classifier run acquisition.sh was given as TAG (else the bundled one)."""
     text = "end to end (stage chosen on validation)" if "-e2e-" in recipe else "frozen encoder"
     text += ", state from the whole map" if "-map-" in recipe else ""
     text += ", field heads" if "-heads-" in recipe else ""
-    return text + (", Show-Tell (no attention)" if "-showtell-" in recipe else "")
+    text += ", Show-Tell (no attention)" if "-showtell-" in recipe else ""
+    encoder = ENCODER.search(recipe)
+    return text + (f", encoder `{encoder.group(1)}`" if encoder else "")
 
 
 def findings_table(groups: dict[str, dict[int, dict]]) -> list[str]:
