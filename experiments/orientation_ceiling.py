@@ -163,7 +163,7 @@ def main(argv=None) -> None:
             str(limit): accuracy_on(right, (layout < limit) & ~blank) for limit in SYMMETRY_LIMITS
         },
         "with_layout": accuracy_on(right, (layout >= max(SYMMETRY_LIMITS)) & ~blank),
-        "by_layout_decile": by_decile(right & ~blank, layout, ~blank),
+        "by_layout_decile": by_decile(right, layout, ~blank),
         "with_layout_per_class": {
             name: accuracy_on(right, (layout >= max(SYMMETRY_LIMITS)) & ~blank & (test.labels == k))
             for k, name in enumerate(data.classes)
