@@ -141,6 +141,7 @@ def main(argv=None) -> None:
     upright = np.asarray(test.images)  # the same images before the set turned them
     blank = measure(upright)["std"].to_numpy() < QUALITY_MIN_STD
     apart, layout = symmetry(upright), layout_symmetry(upright)
+    laid_out = (layout >= max(SYMMETRY_LIMITS)) & ~blank  # a turn changes the layout
     result = {
         "n_train": len(train_y),
         "n_test": len(test_y),
@@ -162,10 +163,10 @@ def main(argv=None) -> None:
         "without_layout": {
             str(limit): accuracy_on(right, (layout < limit) & ~blank) for limit in SYMMETRY_LIMITS
         },
-        "with_layout": accuracy_on(right, (layout >= max(SYMMETRY_LIMITS)) & ~blank),
+        "with_layout": accuracy_on(right, laid_out),
         "by_layout_decile": by_decile(right, layout, ~blank),
         "with_layout_per_class": {
-            name: accuracy_on(right, (layout >= max(SYMMETRY_LIMITS)) & ~blank & (test.labels == k))
+            name: accuracy_on(right, laid_out & (test.labels == k))
             for k, name in enumerate(data.classes)
         },
     }

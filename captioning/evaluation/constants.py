@@ -51,12 +51,12 @@ def best_constant_on_val(pool: Pool, val_cider, tokenize, n: int = CANDIDATES):
     scored); ties: the more central."""
     candidates = [pool.texts[t] for t in central_captions(pool, n)]
     _, once = np.unique(val_cider.group, return_index=True)  # one image per reference list
-    refs = [val_cider.ref_tokens[i] for i in once]
+    lists = [{tuple(r) for r in val_cider.ref_tokens[i]} for i in once]  # built once
     scores = []
     for caption in candidates:
         words = tokenize(caption)
         per_list = np.asarray(val_cider.scores([words] * len(val_cider.ref_tokens)))[once]
-        other = np.array([words not in [list(r) for r in row] for row in refs])
+        other = np.array([tuple(words) not in refs for refs in lists])
         scores.append(float(per_list[other].mean()) if other.any() else 0.0)
     best = int(np.argmax(scores))
     return candidates[best], round(scores[best], 6), len(candidates)
