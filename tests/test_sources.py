@@ -13,7 +13,7 @@ import pytest
 from tiny_reports import make_reports
 
 from captioning.captions.text import TextRules
-from captioning.captions.text_card import text_stats
+from captioning.captions.text_card import text_stats, text_stats_markdown
 from captioning.captions.tokenize import tokenize
 from captioning.captions.vocabulary import Vocabulary
 from captioning.data.dataset import PreparedData
@@ -269,6 +269,27 @@ def test_text_stats_count_oov_on_val_and_test():
     assert stats["length"]["histogram"] == {"1": 1, "2": 2, "3": 2}
     assert stats["references_per_image"] == {"1": 3, "2": 1}
     assert stats["cut_share"] == 0
+
+
+def test_text_stats_list_texts_images_share_word_for_word():
+    references = [
+        ["Replace this.", "A b."],
+        ["replace THIS"],  # the same tokens under the default rules
+        ["Replace this."],
+        ["a c"],
+        ["a b", "a b!"],  # one image holding a text twice counts once
+        ["e"],
+    ]
+    splits = ["train", "train", "val", "val", "test", "test"]
+    repeated = text_stats(references, splits, TextRules())["repeated"]
+    assert repeated["top"] == [
+        {"text": "Replace this.", "images": 3, "splits": {"train": 2, "val": 1}},
+        {"text": "A b.", "images": 2, "splits": {"train": 1, "test": 1}},
+    ]
+    assert repeated["distinct_texts"] == 2 and repeated["images_share"] == round(4 / 6, 4)
+    assert repeated["copied_from_train"] == {"val": 0.5, "test": 0.5}
+    line = text_stats_markdown(text_stats(references, splits, TextRules()))[-1]
+    assert line.startswith("Repeated word for word: 66.7% of images") and "train 2, val 1" in line
 
 
 def test_fewer_references_fill_their_slots_in_turn():

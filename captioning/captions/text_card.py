@@ -1,11 +1,11 @@
 """What a free-text caption source holds, for its data card and caption card: reference
-lengths (a histogram), the vocabulary the training split gives under the source's rules, and
-the out-of-vocabulary rate that leaves on val and test (the share of their tokens that would
-be ``<unk>``)."""
+lengths (a histogram), the vocabulary the training split gives under the source's rules, the
+out-of-vocabulary rate that leaves on val and test (the share of their tokens that would be
+``<unk>``), and the texts several images hold word for word (boilerplate, placeholders)."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import replace
 
 import numpy as np
@@ -64,6 +64,44 @@ def text_stats(references: list[list[str]], splits: list[str], rules: TextRules)
         "vocabulary_size": len(vocabulary),
         "train_words_seen": len(counts),
         "oov_rate": oov,
+        "repeated": repeated_texts(references, splits, uncut),
+    }
+
+
+def repeated_texts(references: list[list[str]], splits: list[str], tokenize, top: int = 5) -> dict:
+    """The texts more than one image holds word for word (same tokens under ``tokenize``).
+
+    Real report files repeat themselves: normal-study boilerplate, and placeholders nobody
+    replaced (MedPix 2.0 holds "Replace this - DESCRIPTION OF THE IMAGE OR FINDINGS." for 21
+    images). A user should see them before training, and before reading a constant or retrieval
+    baseline: ``copied_from_train`` is the share of val and test images holding a text some
+    train image holds, which such baselines can copy word for word. ``top``: the most held
+    texts (the first spelling seen), with their images per split."""
+    holders: dict[tuple, Counter] = defaultdict(Counter)  # tokens -> split -> images
+    spelling: dict[tuple, str] = {}
+    keys = []  # per image, its distinct non-empty texts
+    for refs, split in zip(references, splits, strict=True):
+        mine = {tuple(tokenize(text)): text for text in refs}
+        mine.pop((), None)
+        keys.append(set(mine))
+        for key, text in mine.items():
+            holders[key][split] += 1
+            spelling.setdefault(key, text)
+    shared = {k for k, c in holders.items() if c.total() > 1}
+    in_train = {k for k, c in holders.items() if c["train"]}
+    copied = {}
+    for part in ("val", "test"):
+        mine = [k for k, split in zip(keys, splits, strict=True) if split == part]
+        copied[part] = round(sum(bool(k & in_train) for k in mine) / len(mine), 4) if mine else None
+    ranked = sorted(shared, key=lambda k: (-holders[k].total(), spelling[k]))[:top]
+    return {
+        "images_share": round(sum(bool(k & shared) for k in keys) / len(keys), 4),
+        "distinct_texts": len(shared),
+        "copied_from_train": copied,
+        "top": [
+            {"text": spelling[k], "images": holders[k].total(), "splits": dict(holders[k])}
+            for k in ranked
+        ],
     }
 
 
@@ -89,7 +127,32 @@ def text_stats_markdown(stats: dict) -> list[str]:
         f"Vocabulary: {stats['vocabulary_size']:,} words from train "
         f"({stats['train_words_seen']:,} seen); OOV rate val {_pct(oov['val'])}, "
         f"test {_pct(oov['test'])}.",
+        *_repeated_markdown(stats.get("repeated")),
     ]
+
+
+def _repeated_markdown(repeated: dict | None) -> list[str]:
+    """One line on the texts several images hold word for word (none for older cards)."""
+    if not repeated:
+        return []
+    if not repeated["top"]:
+        return ["Repeated word for word: no text is held by two images."]
+    copied = repeated["copied_from_train"]
+    most = "; ".join(
+        f'"{_shorten(t["text"])}" ({t["images"]:,}: '
+        + ", ".join(f"{s} {n:,}" for s, n in sorted(t["splits"].items()))
+        + ")"
+        for t in repeated["top"][:3]
+    )
+    return [
+        f"Repeated word for word: {repeated['images_share']:.1%} of images hold one of "
+        f"{repeated['distinct_texts']:,} texts another image holds; val {_pct(copied['val'])} and "
+        f"test {_pct(copied['test'])} hold one of train's. Most held: {most}."
+    ]
+
+
+def _shorten(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 def _pct(value) -> str:
