@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import http.server
 import io
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -184,6 +186,7 @@ class Server:
         self.ranges: list[str | None] = []
         self.honour_range = True
         self.cut_at: int | None = None  # send only this many bytes of the body, then hang up
+        self.delay = 0.0  # seconds to wait before sending the body
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -209,6 +212,7 @@ class Server:
                 if server.cut_at is not None:
                     body = body[: server.cut_at]
                     self.close_connection = True
+                time.sleep(server.delay)
                 self.wfile.write(body)
 
             def log_message(self, *args):
@@ -282,6 +286,17 @@ def test_wrong_md5_deletes_the_partial_file(tmp_path, server):
     assert not dest.exists() and not dest.with_name("MedNIST.tar.gz.part").exists()
     archive.download(server.url, dest, PAYLOAD_MD5)  # the next attempt starts clean
     assert dest.read_bytes() == PAYLOAD
+
+
+def test_downloads_of_one_file_at_once_take_turns(tmp_path, server):
+    # two fetches of one file overlap (two commands, two test workers): one transfer, and the
+    # second finds the finished file rather than appending to the first one's partial file
+    server.delay = 0.5
+    dest = tmp_path / "MedNIST.tar.gz"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda _: archive.download(server.url, dest, PAYLOAD_MD5), range(2)))
+    assert done == [dest, dest] and dest.read_bytes() == PAYLOAD
+    assert server.ranges == [None]
 
 
 @pytest.mark.parametrize("md5", [PAYLOAD_MD5, None])

@@ -8,6 +8,7 @@ half-written is ever left in place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -19,6 +20,11 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows: downloads are not locked
+    fcntl = None
 
 from captioning.data.images import IMAGE_SUFFIXES
 from captioning.errors import DataError
@@ -61,11 +67,33 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 60.0) -> Pa
 
     Bytes go to ``dest.part`` first; only a complete file with the right md5 is renamed to
     ``dest``. A transfer cut short (fewer bytes than announced) keeps the partial file for the
-    next attempt to resume; a wrong md5 deletes it so the next attempt starts clean.
+    next attempt to resume; a wrong md5 deletes it so the next attempt starts clean. Processes
+    fetching the same ``dest`` at once (two commands, parallel test workers) take turns on
+    ``dest.lock``: the second waits, then finds the file there, instead of both appending to
+    one partial file.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_file() and (md5 is None or md5_file(dest) == md5.lower()):
-        return dest
+    with _exclusive(dest.with_name(dest.name + ".lock")):
+        if dest.is_file() and (md5 is None or md5_file(dest) == md5.lower()):
+            return dest
+        return _transfer(url, dest, md5, timeout)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path):
+    """Hold an exclusive lock on the file ``lock`` (created if missing, kept after: removing
+    it would let a waiting process lock a file no newcomer sees). Where the platform has no
+    ``fcntl`` (Windows), nothing is locked."""
+    if fcntl is None:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _transfer(url: str, dest: Path, md5: str | None, timeout: float) -> Path:
+    """``download``'s transfer into ``dest.part``, resumed from its bytes, then checked."""
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
