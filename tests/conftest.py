@@ -3,7 +3,8 @@
 Real-data tests (marker ``mednist``, added to any test that uses a real-data fixture) read the
 archive named by ``$CAPTIONING_TEST_ARCHIVE``. Without it they fetch the archive that
 ``captioning data prepare`` would (``$CAPTIONING_MEDNIST_SOURCE``, else the official one, md5
-checked) into ``$CAPTIONING_HOME/downloads`` once, through the same code, and reuse it after.
+checked) into ``$CAPTIONING_HOME/downloads`` once, through the same code, and reuse it after
+(the test workers take turns on the download's lock, so one fetches and the other finds it).
 They never skip: no archive and no network is a failure that says how to name a local copy.
 
 Tests that need a program pip cannot install carry a ``needs_*`` marker (see
