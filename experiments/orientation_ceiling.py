@@ -4,6 +4,8 @@ images that are ambiguous by nature (near-blank, or nearly the same turned).
     python experiments/orientation_ceiling.py --data MEDNIST_PREPARED [--epochs 3] \
         [--model stem_stride=2 --model "widths=[32,64,128,128]" ...] \
         [--name acquisition/orientation_ceiling]
+    python experiments/orientation_ceiling.py --data MEDNIST_PREPARED --run CLASSIFIER_RUN \
+        --name acquisition/orientation_ceiling-NAME
 
 The acquisition caption set turns each image by a multiple of 90 degrees (a seeded draw per
 image, ``captioning.captions.acquisition``). Its issue asks captions to state the turn right
@@ -23,6 +25,10 @@ balanced accuracy, per class, and on two kinds of ambiguous image, counted first
   deviation (``layout_symmetry``): a crop of lung texture, an oval skull top, whose pixels
   change when turned but whose arrangement does not. The limits are the symmetry's, fixed
   before any measurement.
+
+``--run``: instead of training, the ``orientation`` head of a ``train classifier`` run of label
+columns (experiments/acquisition_labelled.py: class, orientation and position of the set's
+train and val images, with the classifier's own recipe), scored the same way.
 
 Nothing here is fitted on the test split; one seed, a few epochs: a floor on the ceiling.
 """
@@ -107,51 +113,62 @@ def accuracy_on(right: np.ndarray, where: np.ndarray) -> dict:
     return {"n": n, "right": round(float(right[where].mean()), 4) if n else None}
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="prepared MedNIST folder")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--name", default="acquisition/orientation_ceiling")
-    args = parser.parse_args(argv)
+def trained(data, test_images, args) -> tuple[np.ndarray, dict]:
+    """Predicted orientations (N,) of ``test_images`` by a CNN trained here on the train
+    split's turns (``--model``, ``--epochs``, ``--seed``), and how it was made."""
     from dataclasses import asdict
 
-    from sklearn.metrics import balanced_accuracy_score
-
     from captioning.captions.acquisition import ORIENTATIONS
-    from captioning.captions.findings import QUALITY_MIN_STD, measure
     from captioning.config import ClassifierConfig, load_config
-    from captioning.data.dataset import PreparedData
 
-    data = PreparedData(args.data)
     train_images, train_draws = acquired(data, "train", None)
-    test_images, test_draws = acquired(data, "test", None)
     code = {name: i for i, name in enumerate(ORIENTATIONS)}
     train_y = train_draws["orientation"].map(code).to_numpy()
-    test_y = test_draws["orientation"].map(code).to_numpy()
     overrides = [f"model.{setting}" for setting in args.model]
     model_config = load_config(ClassifierConfig, overrides=overrides).model
     start = time.perf_counter()
     model = train_orientation_cnn(train_images, train_y, args.epochs, args.seed, model_config)
     seconds = time.perf_counter() - start
     logits = model.predict(test_images[..., None].astype("float32"), batch_size=512)
-    right = logits.argmax(1) == test_y
-    test = data.split("test")
-    upright = np.asarray(test.images)  # the same images before the set turned them
-    blank = measure(upright)["std"].to_numpy() < QUALITY_MIN_STD
-    apart, layout = symmetry(upright), layout_symmetry(upright)
-    laid_out = (layout >= max(SYMMETRY_LIMITS)) & ~blank  # a turn changes the layout
-    result = {
+    made = {
         "n_train": len(train_y),
-        "n_test": len(test_y),
         "epochs": args.epochs,
         "seed": args.seed,
         "model": asdict(model_config),
         "parameters": int(model.count_params()),
         "train_seconds": round(seconds, 1),
-        "balanced_accuracy": round(float(balanced_accuracy_score(test_y, logits.argmax(1))), 4),
-        "accuracy": round(float(right.mean()), 4),
+    }
+    return logits.argmax(1), made
+
+
+def from_run(run_dir: Path, test_images) -> tuple[np.ndarray, dict]:
+    """Predicted orientations (N,) by the ``orientation`` head of a classifier run of label
+    columns (its values mapped to ``ORIENTATIONS``' order), and which run it was."""
+    import json
+
+    from captioning.captions.acquisition import ORIENTATIONS
+    from captioning.evaluation.classifier import predict_heads
+    from captioning.models.classifier import load_model
+
+    run = json.loads((run_dir / "run.json").read_text())
+    values = run["label_columns"]["orientation"]
+    model = load_model(run_dir / "best_model.keras")
+    probs = predict_heads(model, test_images)["orientation"]
+    order = np.array([ORIENTATIONS.index(v) for v in values])
+    made = {"run": str(run_dir), "parameters": int(model.count_params())}
+    return order[probs.argmax(1)], made
+
+
+def ambiguity(right: np.ndarray, data) -> dict:
+    """Accuracy on the kinds of ambiguous test image, per class and by layout decile."""
+    from captioning.captions.findings import QUALITY_MIN_STD, measure
+
+    test = data.split("test")
+    upright = np.asarray(test.images)  # the same images before the set turned them
+    blank = measure(upright)["std"].to_numpy() < QUALITY_MIN_STD
+    apart, layout = symmetry(upright), layout_symmetry(upright)
+    laid_out = (layout >= max(SYMMETRY_LIMITS)) & ~blank  # a turn changes the layout
+    return {
         "per_class": {
             name: accuracy_on(right, test.labels == k) for k, name in enumerate(data.classes)
         },
@@ -169,6 +186,38 @@ def main(argv=None) -> None:
             name: accuracy_on(right, laid_out & (test.labels == k))
             for k, name in enumerate(data.classes)
         },
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="prepared MedNIST folder")
+    parser.add_argument("--run", type=Path, help="score this classifier run's orientation head")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--name", default="acquisition/orientation_ceiling")
+    args = parser.parse_args(argv)
+    from sklearn.metrics import balanced_accuracy_score
+
+    from captioning.captions.acquisition import ORIENTATIONS
+    from captioning.data.dataset import PreparedData
+
+    data = PreparedData(args.data)
+    test_images, test_draws = acquired(data, "test", None)
+    code = {name: i for i, name in enumerate(ORIENTATIONS)}
+    test_y = test_draws["orientation"].map(code).to_numpy()
+    if args.run:
+        predicted, made = from_run(args.run, test_images)
+    else:
+        predicted, made = trained(data, test_images, args)
+    right = predicted == test_y
+    result = {
+        **made,
+        "n_test": len(test_y),
+        "balanced_accuracy": round(float(balanced_accuracy_score(test_y, predicted)), 4),
+        "accuracy": round(float(right.mean()), 4),
+        **ambiguity(right, data),
     }
     print(result, flush=True)
     record(args.name, result, {"mednist": data.root.name, "manifest_sha256": data.manifest_sha256})

@@ -118,6 +118,40 @@ def acquired(mednist_small, tmp_path_factory):
     return root
 
 
+def test_the_labelled_export_gives_back_the_sets_pixels_and_draws(acquired, tmp_path):
+    # experiments/acquisition_labelled.py: train and val as a labelled caption file, never test;
+    # `data prepare` of it reads back the set's pixels, and its label columns are the draws
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "acquisition_labelled.py"
+    spec = importlib.util.spec_from_file_location("acquisition_labelled", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, root = tmp_path / "labelled", tmp_path / "prepared"
+    module.main(["--data", str(acquired), "--out", str(out)])
+    done = cli_here(
+        "data", "prepare", "--captions", str(out / "labels.csv"), "--images", str(out / "images"),
+        "--root", str(root), "--label-columns", "class,orientation,position",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    view, frame = PreparedData(acquired, "acquisition"), read_captions(acquired, "acquisition")
+    columns = ["class", "orientation", "position"]
+    expected = {  # the set's train and val images: .png path -> (pixels, truth)
+        Path(row["path"]).with_suffix(".png").as_posix(): (
+            view.images[i],
+            [row[k] for k in columns],
+        )
+        for i, row in enumerate(frame.to_dict("records"))
+        if row["split"] != "test"
+    }
+    prepared = PreparedData(root)
+    assert sorted(prepared.manifest["path"]) == sorted(expected)  # each once, no test image
+    for i, row in enumerate(prepared.manifest.to_dict("records")):
+        pixels, truth = expected[row["path"]]
+        assert np.array_equal(prepared.images[i], pixels)
+        assert [row[f"label_{k}"] for k in columns] == truth
+
+
 def test_written_images_are_the_drawn_transforms(acquired):
     original = PreparedData(acquired)
     view = PreparedData(acquired, "acquisition")
