@@ -26,7 +26,10 @@
 # Encoder: ACQUISITION_ENCODER=RUN (a `train classifier` run folder) and ACQUISITION_ENCODER_NAME
 #         (a short tag): the same runs on that encoder (`--encoder RUN`) instead of the bundled
 #         classifier's, named acquisition-{frozen,e2e}-map-heads-enc-TAG-1000pc-seedN (TAG:
-#         letters and digits).
+#         letters and digits). The encoder pretrained on the set's own fields (TAG acq):
+#         experiments/acquisition_labelled.py, then `data prepare --label-columns
+#         class,orientation,position` and `train classifier --set train.seed=N` on its file
+#         (experiments/acquisition.md, "An encoder pretrained on the set's own fields").
 # Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
