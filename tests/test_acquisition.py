@@ -272,6 +272,8 @@ def test_train_and_evaluate_a_captioner_on_the_set(acquired, tmp_path):
     accuracy = report["findings_accuracy"]
     assert {"orientation", "position", "extent", "density", "brightness"} <= set(accuracy)
     assert all(0 <= accuracy[f] <= 1 for f in ("orientation", "position"))
+    balanced = report["findings_balanced_accuracy"]  # each value counted alike
+    assert set(balanced) == set(accuracy) - {"all", "quality"}
     assert report["templates"] == "acquisition"
     frame = pd.DataFrame(report["captions"])
     assert len(frame) == report["n"] > 0

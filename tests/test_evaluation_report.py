@@ -20,6 +20,7 @@ from captioning.evaluation.truth import (
     NoTruth,
     TemplateTruth,
     TruthScorer,
+    balanced_findings,
     mean_of,
     truth_scorers,
 )
@@ -91,6 +92,7 @@ def test_template_truth_reads_class_and_findings_back():
     report = build_report(captioner, evalset, measure(captioner, evalset, scorers, None))
     assert report["caption_class_accuracy"] == 0.75 and report["accuracy"] == 1.0
     assert report["findings_accuracy"]["all"] == 0.75
+    assert report["findings_balanced_accuracy"]["extent"] == 1.0  # one true value, all right
     assert report["per_class"]["Hand"]["caption_class_accuracy"] == 0.5
     assert list(report["per_class"]["Hand"]) == [
         "n",
@@ -103,6 +105,17 @@ def test_template_truth_reads_class_and_findings_back():
     assert report["template_share"]["0"] == 1.0
     assert report["captions"][0]["pred_class"] == "Hand" and "not_applicable" not in report
     assert report["bleu4"] is not None and report["n"] == 4
+
+
+def test_balanced_findings_weigh_each_true_value_alike():
+    # position: 6 centred (all right), 2 left (1 right); the last image is not scored
+    truth = pd.DataFrame({"position": ["centred"] * 6 + ["left", "left", "left"]})
+    right = np.array([True] * 6 + [True, False, True])
+    scored = np.array([True] * 8 + [False])
+    scores = {"position": (right, scored), "all": right, "extent": (right, scored)}
+    balanced = balanced_findings(scores, truth)
+    assert balanced == {"position": 0.75}  # (6/6 + 1/2) / 2; plain accuracy: 7/8
+    assert mean_of(right, scored) == 0.875
 
 
 def test_a_free_text_set_gets_null_truth_named_not_applicable():
@@ -118,6 +131,7 @@ def test_a_free_text_set_gets_null_truth_named_not_applicable():
     assert set(report["not_applicable"]) == {
         "caption_class_accuracy",
         "findings_accuracy",
+        "findings_balanced_accuracy",
         "template_share",
         "accuracy",
         "per_class",

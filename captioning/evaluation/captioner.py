@@ -53,8 +53,8 @@ from captioning.utils.runs import write_json
 # "*": the keys of added truth scorers
 ORDER = (
     "n", "caption_source", "caption_class_accuracy", "accuracy", "findings_accuracy",
-    "template_share", "content", "content_lexicon", "*", "distinct_share", "unk_share",
-    "repeat_share", "vocabulary_used",
+    "findings_balanced_accuracy", "template_share", "content", "content_lexicon", "*",
+    "distinct_share", "unk_share", "repeat_share", "vocabulary_used",
     "baselines", "ece", "out_of_scope", "out_of_scope_rate", "scope", "per_class",
     "not_applicable", "decoding", "templates", "data", "split", "skipped", "manifest_sha256",
     "run_dir", "model", "captions",

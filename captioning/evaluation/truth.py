@@ -5,8 +5,9 @@ check depends on what the caption source knows about each image. A truth scorer 
 generated captions and the set's truth columns into report entries:
 
 - ``TemplateTruth`` (templated captions): the class and each finding read back from the
-  captions with the template set's parser (``caption_class_accuracy``, ``findings_accuracy``),
-  the share of each template (``template_share``), and calibration curves for the findings;
+  captions with the template set's parser (``caption_class_accuracy``, ``findings_accuracy``;
+  ``findings_balanced_accuracy``: each field's mean over its true values), the share of each
+  template (``template_share``), and calibration curves for the findings;
 - ``NoTruth`` (free-text reports): the same keys, null, each named in ``not_applicable``;
 - ``LabelContentTruth`` (free text with label columns, such as MedPix's modality, plane and
   body system): what each caption states of each column, read with a lexicon
@@ -31,7 +32,9 @@ from captioning.errors import DataError
 from captioning.metrics.registry import METRICS, metric
 
 NO_TRUTH = "the caption source states no class or findings to read back"
-TEMPLATE_KEYS = ("caption_class_accuracy", "findings_accuracy", "template_share")
+TEMPLATE_KEYS = (
+    "caption_class_accuracy", "findings_accuracy", "findings_balanced_accuracy", "template_share"
+)  # fmt: skip
 
 
 class TruthScorer:
@@ -81,12 +84,28 @@ def summarize_findings(scores: dict, index=None) -> dict:
     return out
 
 
+def balanced_findings(scores: dict, truth) -> dict:
+    """Per field of ``truth`` (a frame of the true values), the mean over the field's true
+    values of the share read back right (scored images only): a rare value counts as much as
+    a common one (the acquisition set's shifts against its centred images)."""
+    out = {}
+    for name, value in scores.items():
+        if not isinstance(value, tuple) or name not in truth:
+            continue
+        right, scored = value
+        values = truth[name].to_numpy()
+        shares = [mean_of(right, scored & (values == v)) for v in np.unique(values[scored])]
+        out[name] = round(float(np.mean(shares)), 6) if shares else None
+    return out
+
+
 class TemplateScores(NamedTuple):
     """Per image: whether the class and each field read back right (``findings_scores``);
-    and the share of the captions written with each template of the set."""
+    the share of the captions written with each template of the set; the true values."""
 
     per_image: dict
     template_share: dict
+    truth: object = None  # the evaluated frame (class, quality and each field's value)
 
 
 class TemplateTruth(TruthScorer):
@@ -99,12 +118,14 @@ class TemplateTruth(TruthScorer):
         return TemplateScores(
             findings_scores(generated, evalset.frame, self.tset),
             template_share(words, self.tset),  # from the decoder's tokens, not the sentences
+            evalset.frame,
         )
 
     def summary(self, scores: TemplateScores) -> dict:
         return {
             "caption_class_accuracy": mean_of(scores.per_image["class"]),
             "findings_accuracy": summarize_findings(scores.per_image),
+            "findings_balanced_accuracy": balanced_findings(scores.per_image, scores.truth),
             "template_share": scores.template_share,
         }
 
