@@ -91,8 +91,8 @@ def repeated_texts(references: list[list[str]], splits: list[str], tokenize, top
     in_train = {k for k, c in holders.items() if c["train"]}
     copied = {}
     for part in ("val", "test"):
-        mine = [k for k, split in zip(keys, splits, strict=True) if split == part]
-        copied[part] = round(sum(bool(k & in_train) for k in mine) / len(mine), 4) if mine else None
+        held = [k for k, split in zip(keys, splits, strict=True) if split == part]
+        copied[part] = round(sum(bool(k & in_train) for k in held) / len(held), 4) if held else None
     ranked = sorted(shared, key=lambda k: (-holders[k].total(), spelling[k]))[:top]
     return {
         "images_share": round(sum(bool(k & shared) for k in keys) / len(keys), 4),
