@@ -68,28 +68,31 @@ def download(url: str, dest: Path, md5: str | None, timeout: float = 60.0) -> Pa
     Bytes go to ``dest.part`` first; only a complete file with the right md5 is renamed to
     ``dest``. A transfer cut short (fewer bytes than announced) keeps the partial file for the
     next attempt to resume; a wrong md5 deletes it so the next attempt starts clean. Processes
-    fetching the same ``dest`` at once (two commands, parallel test workers) take turns on
-    ``dest.lock``: the second waits, then finds the file there, instead of both appending to
+    fetching into one folder at once (two commands, parallel test workers) take turns on a lock
+    of the folder: the second waits, then finds the file there, instead of both appending to
     one partial file.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(dest.with_name(dest.name + ".lock")):
+    with _exclusive(dest.parent):
         if dest.is_file() and (md5 is None or md5_file(dest) == md5.lower()):
             return dest
         return _transfer(url, dest, md5, timeout)
 
 
 @contextlib.contextmanager
-def _exclusive(lock: Path):
-    """Hold an exclusive lock on the file ``lock`` (created if missing, kept after: removing
-    it would let a waiting process lock a file no newcomer sees). Where the platform has no
-    ``fcntl`` (Windows), nothing is locked."""
+def _exclusive(folder: Path):
+    """Hold an exclusive lock on ``folder`` itself (a descriptor of the folder: no lock file
+    is left beside the downloads). Where the platform has no ``fcntl`` (Windows), nothing is
+    locked."""
     if fcntl is None:
         yield
         return
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the descriptor closes
         yield
+    finally:
+        os.close(handle)
 
 
 def _transfer(url: str, dest: Path, md5: str | None, timeout: float) -> Path:
