@@ -105,7 +105,7 @@ class TemplateScores(NamedTuple):
 
     per_image: dict
     template_share: dict
-    truth: object = None  # the evaluated frame (class, quality and each field's value)
+    truth: object  # the evaluated frame (class, quality and each field's value)
 
 
 class TemplateTruth(TruthScorer):
