@@ -127,3 +127,17 @@ def test_cut_distances_are_signed_hundredths_of_the_spread():
     np.testing.assert_allclose(d[:, 0], (m["extent"] - 0.4) / (0.01 * spread))
     np.testing.assert_allclose(d[:, 1], d[:, 0])  # the same in any unit
     assert (np.sign(d[:, 0]) == [-1, -1, 1, 1]).all()
+
+
+def test_each_measurement_is_read_exactly_from_the_intensity_histogram(mednist_small):
+    # experiments/findings_learnability.py rests on this: a linear reader of the histogram
+    # exists for every finding (density: where the darkest pixel is at most 200 - 32)
+    from captioning.models.layers import IntensityHistogram
+
+    images = np.asarray(PreparedData(mednist_small).images)
+    shares = np.asarray(IntensityHistogram()(images[..., None].astype("float32")), np.float64)
+    m = measure(images)
+    assert images.reshape(len(images), -1).min(1).max() <= 168
+    np.testing.assert_allclose(m["extent"], shares[:, 255 + 31], atol=1e-6)  # above min + 32
+    np.testing.assert_allclose(m["density"], shares[:, 199], atol=1e-6)  # at or above 200
+    np.testing.assert_allclose(m["brightness"], shares[:, :255].sum(1), atol=1e-3)  # the mean
