@@ -30,6 +30,12 @@
 #         experiments/acquisition_labelled.py, then `data prepare --label-columns
 #         class,orientation,position` and `train classifier --set train.seed=N` on its file
 #         (experiments/acquisition.md, "An encoder pretrained on the set's own fields").
+# Pretrain: ACQUISITION_PRETRAIN=acq or acqwide: the script makes that encoder itself, per
+#         seed, before the two runs (the steps above, the set's train and val images only;
+#         acqwide: `--set "model.widths=[32,64,128,128]" --set model.depth=2`, about 5
+#         minutes more per seed), and names the runs as ACQUISITION_ENCODER_NAME would.
+#         Expect with acqwide (seeds 0-2): every finding right 97.2% frozen and 97.3% end to
+#         end, orientation 98.7%, position 99.7% balanced over values: the set's targets.
 # Time:   15-20 minutes per seed on a 2-core machine (both runs, training and evaluation).
 set -euo pipefail
 data=$(cd "$1" && pwd); work=$2; shift 2
@@ -43,8 +49,16 @@ if [ "${ACQUISITION_DECODER:-attention}" = show_tell ]; then  # the pooled vecto
     heads+=(--set decoder.kind=show_tell --set decoder.init_from_map=false)
     variant=showtell${variant#map}; state=""; with="${with}, Show-Tell"
 fi
-encoder=()
-if [ -n "${ACQUISITION_ENCODER:-}" ]; then
+encoder=(); pretrain=${ACQUISITION_PRETRAIN:-}; widen=()
+case "$pretrain" in
+    "") ;;
+    acq) ;;
+    acqwide) widen=(--set "model.widths=[32,64,128,128]" --set model.depth=2) ;;
+    *) echo "ACQUISITION_PRETRAIN=$pretrain: expected acq or acqwide" >&2; exit 2 ;;
+esac
+if [ -n "$pretrain" ]; then
+    variant=$variant-enc-$pretrain; with="$with, encoder $pretrain"
+elif [ -n "${ACQUISITION_ENCODER:-}" ]; then
     tag=${ACQUISITION_ENCODER_NAME:?name the encoder: ACQUISITION_ENCODER_NAME=TAG}
     encoder=(--encoder "$ACQUISITION_ENCODER"); variant=$variant-enc-$tag; with="$with, encoder $tag"
 fi
@@ -66,7 +80,21 @@ train_and_record() {  # $1 name, $2 seed, $3 label, then extra options
         --group acquisition --name "$name" --label "$label"
 }
 
+pretrain_encoder() {  # $1 seed: the encoder taught class, orientation and position
+    local run="$work/classifier-$pretrain-seed$1"
+    if [ ! -d "$work/acq-prepared" ]; then
+        python "$here/acquisition_labelled.py" --data "$data" --out "$work/acq-labelled"
+        captioning data prepare --captions "$work/acq-labelled/labels.csv" \
+            --images "$work/acq-labelled/images" --root "$work/acq-prepared" \
+            --label-columns class,orientation,position
+    fi
+    captioning train classifier --data "$work/acq-prepared" --run-dir "$run" \
+        --set train.seed="$1" "${widen[@]}" "${smoke[@]}"
+    encoder=(--encoder "$run")
+}
+
 for seed in "${seeds[@]}"; do
+    [ -n "$pretrain" ] && pretrain_encoder "$seed"
     # 2. frozen: stage 1 only, the bundled classifier's encoder as it is
     train_and_record acquisition-frozen "$seed" "frozen encoder$state$with" \
         --set finetune.epochs=0
