@@ -51,8 +51,7 @@ if [ "${ACQUISITION_DECODER:-attention}" = show_tell ]; then  # the pooled vecto
 fi
 encoder=(); pretrain=${ACQUISITION_PRETRAIN:-}; widen=()
 case "$pretrain" in
-    "") ;;
-    acq) ;;
+    "" | acq) ;;
     acqwide) widen=(--set "model.widths=[32,64,128,128]" --set model.depth=2) ;;
     *) echo "ACQUISITION_PRETRAIN=$pretrain: expected acq or acqwide" >&2; exit 2 ;;
 esac
