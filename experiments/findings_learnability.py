@@ -165,10 +165,10 @@ def diagnostic_split(data, frame, split: str):
     return images[stated], targets[stated], stated
 
 
-def cut_distances_of(args, data, frame, stated) -> np.ndarray:
+def cut_distances_of(data, frame, stated) -> np.ndarray:
     """(N, 3): each kept test image's |distance| from each cut point, in shares of the
     field's 5-95% training range."""
-    signed, _ = distances(args.data)
+    signed, _ = distances(data.root)
     paths = frame.iloc[data.split("test").rows]["path"][stated]
     return np.stack([np.abs(paths.map(signed[f]).to_numpy()) for f in FINDINGS], 1)
 
@@ -236,7 +236,7 @@ def main(argv=None) -> None:
     train = diagnostic_split(data, frame, "train")[:2]
     val = diagnostic_split(data, frame, "val")[:2]
     *test, stated = diagnostic_split(data, frame, "test")
-    distance = cut_distances_of(args, data, frame, stated)
+    distance = cut_distances_of(data, frame, stated)
     results = run_learners(args, train, val, test, distance)
     result = {"n_train": len(train[1]), "n_val": len(val[1]), "n_test_diagnostic": len(test[1]),
               "seed": args.seed, "learners": results}  # fmt: skip
